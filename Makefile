@@ -1,0 +1,38 @@
+# SimGap: two commands on a fresh machine.
+#   make demo   - the main job on the embedded Warp LiDAR backend (writes ./demo_out)
+#   make test   - the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+DEMO_OUT ?= demo_out
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned: the CPU wheel; an unpinned torch pulled in later would be a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check simgap_ext tests benchmarks scripts
+	$(BIN)/ruff format --check simgap_ext tests benchmarks scripts
+
+bench: install
+	$(BIN)/python benchmarks/bench_chamfer.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,177 @@
+"""The frame contract between scene sources and the gate (DESIGN.md, "Frame layout").
+
+A frame is a plain ``dict`` in the layout of Replicator's ``pointcloud`` annotator so that the Replicator path
+and the embedded Warp path share every line downstream::
+
+    {
+        "data": (N, 3) float32 points in metres,
+        "info": {
+            "pointSemantic": (N,) uint32 semantic id per point,
+            "pointInstance": (N,) uint32 instance id per point,
+            "idToLabels": {semantic_id: {"class": name}},   # keys may be int or str, as Replicator emits
+            # optional, as Replicator emits: "pointNormals" (N*4,), "pointRgb" (N*4,)
+        },
+        "intensity": (N,) float32 or absent,
+        "frame_id": int, "seed": int, "sensor": str, "focus_classes": list[str], "attempt": int,
+        "coordinate_frame": "sensor" | "world",
+    }
+
+:func:`make_frame` builds one; :func:`validate_frame` checks one and returns it normalised (numpy arrays of
+the documented dtypes, integer label ids), raising :class:`~simgap_ext.errors.SimGapInputError` naming the
+problem otherwise. :func:`class_names` and :func:`class_points` are the accessors the gate uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import SimGapInputError
+
+__all__ = [
+    "FRAME_METADATA_KEYS",
+    "make_frame",
+    "validate_frame",
+    "id_to_class",
+    "class_names",
+    "class_points",
+]
+
+FRAME_METADATA_KEYS = ("frame_id", "seed", "sensor", "focus_classes", "attempt")
+
+
+def make_frame(
+    points: np.ndarray,
+    semantic: np.ndarray,
+    instance: np.ndarray,
+    id_to_labels: Mapping[int, Mapping[str, str] | str],
+    *,
+    intensity: np.ndarray | None = None,
+    frame_id: int = 0,
+    seed: int = 0,
+    sensor: str = "unknown",
+    focus_classes: Sequence[str] = (),
+    attempt: int = 0,
+    coordinate_frame: str = "sensor",
+) -> dict[str, Any]:
+    """Build a validated frame dict.
+
+    Args:
+        points: (N, 3) float points in metres.
+        semantic: (N,) integer semantic id per point.
+        instance: (N,) integer instance id per point.
+        id_to_labels: semantic id -> ``{"class": name}`` (a bare name string is accepted too).
+        intensity: optional (N,) float intensity in [0, 1].
+        frame_id, seed, sensor, focus_classes, attempt: provenance metadata (DESIGN.md).
+        coordinate_frame: ``"sensor"`` or ``"world"``.
+
+    Returns:
+        The frame dict described in the module docstring.
+    """
+    labels = {int(k): ({"class": v} if isinstance(v, str) else dict(v)) for k, v in id_to_labels.items()}
+    frame: dict[str, Any] = {
+        "data": points,
+        "info": {"pointSemantic": semantic, "pointInstance": instance, "idToLabels": labels},
+        "frame_id": int(frame_id),
+        "seed": int(seed),
+        "sensor": str(sensor),
+        "focus_classes": list(focus_classes),
+        "attempt": int(attempt),
+        "coordinate_frame": coordinate_frame,
+    }
+    if intensity is not None:
+        frame["intensity"] = intensity
+    return validate_frame(frame)
+
+
+def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict[str, Any]:
+    """Check a frame against the contract and return a normalised copy.
+
+    Args:
+        frame: a frame dict (see module docstring).
+        name: how to call the frame in error messages (default: ``frame <frame_id>``).
+
+    Returns:
+        A new dict with ``data`` as (N, 3) float32, label arrays as (N,) uint32, ``intensity`` (if present) as
+        (N,) float32 and ``idToLabels`` keyed by ``int``.
+
+    Raises:
+        SimGapInputError: missing keys, wrong shapes, non-finite points, or semantic ids absent from
+            ``idToLabels``.
+    """
+    if not isinstance(frame, Mapping):
+        raise SimGapInputError(f"frame must be a mapping, got {type(frame).__name__}")
+    label = name or f"frame {frame.get('frame_id', '?')}"
+    if "data" not in frame or "info" not in frame:
+        raise SimGapInputError(f"{label}: missing 'data' or 'info' (Replicator pointcloud layout expected)")
+    pts = np.asarray(frame["data"])
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise SimGapInputError(f"{label}: 'data' must have shape (N, 3), got {pts.shape}")
+    pts = pts.astype(np.float32, copy=False)
+    if pts.size and not np.isfinite(pts).all():
+        bad = int((~np.isfinite(pts).all(axis=1)).sum())
+        raise SimGapInputError(f"{label}: 'data' contains {bad} non-finite (NaN/inf) points")
+    n = pts.shape[0]
+    info = frame["info"]
+    out_info: dict[str, Any] = dict(info)
+    for key in ("pointSemantic", "pointInstance"):
+        if key not in info:
+            raise SimGapInputError(f"{label}: info is missing {key!r}")
+        arr = np.asarray(info[key]).reshape(-1)
+        if arr.shape[0] != n:
+            raise SimGapInputError(f"{label}: info[{key!r}] has {arr.shape[0]} entries for {n} points")
+        if arr.size and (not np.issubdtype(arr.dtype, np.integer)) and not np.all(arr == np.round(arr)):
+            raise SimGapInputError(f"{label}: info[{key!r}] must hold integer ids")
+        if arr.size and arr.min() < 0:
+            raise SimGapInputError(f"{label}: info[{key!r}] holds negative ids")
+        out_info[key] = arr.astype(np.uint32, copy=False)
+    raw_labels = info.get("idToLabels", {}) or {}
+    labels: dict[int, dict[str, str]] = {}
+    for k, v in raw_labels.items():
+        try:
+            key = int(k)
+        except (TypeError, ValueError) as exc:
+            raise SimGapInputError(f"{label}: idToLabels key {k!r} is not an integer id") from exc
+        entry = {"class": v} if isinstance(v, str) else dict(v)
+        if "class" not in entry:
+            raise SimGapInputError(f"{label}: idToLabels[{k!r}] has no 'class' name")
+        labels[key] = entry
+    unknown = sorted(set(np.unique(out_info["pointSemantic"]).tolist()) - set(labels))
+    if unknown:
+        raise SimGapInputError(f"{label}: semantic ids {unknown} are not in idToLabels")
+    out_info["idToLabels"] = labels
+    out = dict(frame)
+    out["data"] = pts
+    out["info"] = out_info
+    if frame.get("intensity") is not None:
+        inten = np.asarray(frame["intensity"], dtype=np.float32).reshape(-1)
+        if inten.shape[0] != n:
+            raise SimGapInputError(f"{label}: 'intensity' has {inten.shape[0]} entries for {n} points")
+        out["intensity"] = inten
+    out.setdefault("frame_id", 0)
+    out.setdefault("seed", 0)
+    out.setdefault("sensor", "unknown")
+    out.setdefault("focus_classes", [])
+    out.setdefault("attempt", 0)
+    return out
+
+
+def id_to_class(frame: Mapping[str, Any]) -> dict[int, str]:
+    """Semantic id -> class name of a validated frame."""
+    return {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+
+
+def class_names(frame: Mapping[str, Any]) -> list[str]:
+    """Sorted names of the classes that have at least one point in a validated frame."""
+    names = id_to_class(frame)
+    present = np.unique(frame["info"]["pointSemantic"])
+    return sorted({names[int(i)] for i in present})
+
+
+def class_points(frame: Mapping[str, Any], class_name: str) -> np.ndarray:
+    """(K, 3) float32 points of one class in a validated frame (K may be 0)."""
+    ids = [i for i, n in id_to_class(frame).items() if n == class_name]
+    mask = np.isin(frame["info"]["pointSemantic"], np.asarray(ids, dtype=np.uint32))
+    return frame["data"][mask]
