@@ -1,0 +1,338 @@
+"""LiDAR sensor profiles: beam geometry, range limits, DoGSS-PCL ``d_max`` and sensor-effect presets.
+
+Profiles live in ``config/sensors/<name>.toml`` (see :func:`simgap_ext.config.config_dir`). Each gives the real
+vertical angle table of a spinning LiDAR, its horizontal resolution (columns per revolution), range limits, the
+``max_expected_distance`` used to normalise the geometric score, and two effect presets: ``ideal`` (what a naive
+synthetic pipeline produces) and ``realistic`` (what the real sensor shows). ``docs/backend.md`` documents every key.
+
+Example::
+
+    prof = load_sensor_profile("os1-128")
+    prof.max_expected_distance      # metres, Euclidean Chamfer convention
+    prof.preset("realistic").range_noise_sigma
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .config import config_dir, load_toml
+from .errors import SimGapInputError
+
+__all__ = [
+    "EFFECT_NAMES",
+    "EffectSettings",
+    "SensorProfile",
+    "load_sensor_profile",
+    "list_sensor_profiles",
+    "sensors_dir",
+]
+
+#: Switchable sensor effects, the names accepted by :meth:`EffectSettings.without`.
+EFFECT_NAMES = (
+    "range_noise",
+    "random_drop",
+    "range_drop",
+    "incidence_drop",
+    "mixed_pixels",
+    "intensity_falloff",
+    "intensity_noise",
+)
+
+_INTENSITY_MODELS = ("reflectivity", "physical")
+
+
+@dataclass(frozen=True)
+class EffectSettings:
+    """Sensor effects applied after the ray cast (all off = the ``ideal`` preset).
+
+    Attributes:
+        range_noise_sigma: Gaussian range noise along the ray, metres (1 sigma); 0 disables.
+        random_drop: range-independent probability that a return is lost.
+        range_drop_at_max: additional drop probability at ``max_range``, growing as ``(r / max_range) ** 2``.
+        incidence_drop: drop probability at grazing incidence, scaled by ``(1 - cos(theta)) ** 2``.
+        mixed_pixel_prob: probability that a ray on a depth edge returns a point between the two surfaces
+            (beam divergence footprint straddling the edge).
+        mixed_pixel_min_gap: range jump (metres) between neighbouring rays that counts as a depth edge.
+        intensity_model: ``"reflectivity"`` (intensity = surface reflectivity) or ``"physical"``
+            (reflectivity * cos(incidence) * range fall-off).
+        intensity_noise_sigma: additive Gaussian intensity noise (intensity is in [0, 1]).
+    """
+
+    range_noise_sigma: float = 0.0
+    random_drop: float = 0.0
+    range_drop_at_max: float = 0.0
+    incidence_drop: float = 0.0
+    mixed_pixel_prob: float = 0.0
+    mixed_pixel_min_gap: float = 0.5
+    intensity_model: str = "reflectivity"
+    intensity_noise_sigma: float = 0.0
+
+    def without(self, *effects: str) -> EffectSettings:
+        """Return a copy with the named effects switched off.
+
+        Args:
+            effects: names from :data:`EFFECT_NAMES`.
+
+        Raises:
+            SimGapInputError: an unknown effect name.
+        """
+        off: dict[str, Any] = {}
+        for name in effects:
+            if name == "range_noise":
+                off["range_noise_sigma"] = 0.0
+            elif name == "random_drop":
+                off["random_drop"] = 0.0
+            elif name == "range_drop":
+                off["range_drop_at_max"] = 0.0
+            elif name == "incidence_drop":
+                off["incidence_drop"] = 0.0
+            elif name == "mixed_pixels":
+                off["mixed_pixel_prob"] = 0.0
+            elif name == "intensity_falloff":
+                off["intensity_model"] = "reflectivity"
+            elif name == "intensity_noise":
+                off["intensity_noise_sigma"] = 0.0
+            else:
+                raise SimGapInputError(f"unknown sensor effect {name!r} (known: {', '.join(EFFECT_NAMES)})")
+        return replace(self, **off)
+
+    def active_effects(self) -> list[str]:
+        """Names of the effects this setting switches on, in :data:`EFFECT_NAMES` order."""
+        on = {
+            "range_noise": self.range_noise_sigma > 0,
+            "random_drop": self.random_drop > 0,
+            "range_drop": self.range_drop_at_max > 0,
+            "incidence_drop": self.incidence_drop > 0,
+            "mixed_pixels": self.mixed_pixel_prob > 0,
+            "intensity_falloff": self.intensity_model == "physical",
+            "intensity_noise": self.intensity_noise_sigma > 0,
+        }
+        return [n for n in EFFECT_NAMES if on[n]]
+
+
+@dataclass(frozen=True)
+class SensorProfile:
+    """A spinning LiDAR: beam table, sampling, range limits, DoGSS-PCL ``d_max`` and effect presets.
+
+    Attributes:
+        name: profile name (the TOML file stem), e.g. ``"os1-128"``.
+        channels: number of beams.
+        vertical_angles_deg: (channels,) elevation per beam, degrees, beam 0 at the top (strictly decreasing).
+        horizontal_resolution: columns (firings per beam) per revolution.
+        max_range: farthest return, metres.
+        min_range: nearest return, metres.
+        max_expected_distance: ``d_max`` of the geometric score, metres (Euclidean Chamfer convention).
+        rotation_rate_hz: spin rate (informational: the simulated sensor is motion-free).
+        mount_height: sensor height above the ground, metres (scenes place the sensor there).
+        beam_divergence_mrad: beam divergence, milliradians (informational).
+        range_accuracy_m: datasheet range accuracy, metres (informational).
+        description: human-readable model description.
+        presets: preset name -> :class:`EffectSettings`; always has ``"ideal"`` and ``"realistic"``.
+        source: the TOML file the profile came from (``""`` when built in code).
+    """
+
+    name: str
+    channels: int
+    vertical_angles_deg: tuple[float, ...]
+    horizontal_resolution: int
+    max_range: float
+    min_range: float
+    max_expected_distance: float
+    rotation_rate_hz: float = 10.0
+    mount_height: float = 1.73
+    beam_divergence_mrad: float = 3.0
+    range_accuracy_m: float = 0.03
+    description: str = ""
+    presets: Mapping[str, EffectSettings] = field(
+        default_factory=lambda: MappingProxyType({"ideal": EffectSettings(), "realistic": EffectSettings()})
+    )
+    source: str = ""
+
+    @property
+    def azimuth_step_deg(self) -> float:
+        """Horizontal angle between consecutive columns, degrees."""
+        return 360.0 / self.horizontal_resolution
+
+    @property
+    def n_rays(self) -> int:
+        """Rays per revolution (``channels * horizontal_resolution``)."""
+        return self.channels * self.horizontal_resolution
+
+    @property
+    def vertical_fov_deg(self) -> tuple[float, float]:
+        """(lowest, highest) beam elevation, degrees."""
+        return (min(self.vertical_angles_deg), max(self.vertical_angles_deg))
+
+    def vertical_angles_rad(self) -> np.ndarray:
+        """(channels,) float32 beam elevations in radians, beam 0 at the top."""
+        return np.radians(np.asarray(self.vertical_angles_deg, dtype=np.float64)).astype(np.float32)
+
+    def preset(self, name: str) -> EffectSettings:
+        """Effect settings of a preset.
+
+        Raises:
+            SimGapInputError: unknown preset (the message lists the known ones).
+        """
+        try:
+            return self.presets[name]
+        except KeyError:
+            raise SimGapInputError(
+                f"sensor {self.name!r}: unknown preset {name!r} (known: {', '.join(sorted(self.presets))})"
+            ) from None
+
+
+def sensors_dir() -> Path:
+    """The folder holding ``<name>.toml`` sensor profiles (``config_dir() / "sensors"``)."""
+    return config_dir() / "sensors"
+
+
+def list_sensor_profiles() -> list[str]:
+    """Sorted names of the sensor profiles in :func:`sensors_dir`."""
+    d = sensors_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.toml"))
+
+
+def load_sensor_profile(name_or_path: str | os.PathLike[str]) -> SensorProfile:
+    """Load and validate a sensor profile.
+
+    Args:
+        name_or_path: a profile name such as ``"vlp-16"`` (looked up in :func:`sensors_dir`) or a path to a
+            ``.toml`` file.
+
+    Returns:
+        The validated :class:`SensorProfile`.
+
+    Raises:
+        SimGapInputError: unknown name, unreadable file, or an invalid key (the message names file and key).
+    """
+    if isinstance(name_or_path, SensorProfile):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    cand = Path(text)
+    if cand.suffix == ".toml" or cand.is_file() or os.sep in text:
+        path = cand
+    else:
+        path = sensors_dir() / f"{text}.toml"
+        if not path.is_file():
+            known = ", ".join(list_sensor_profiles()) or "none"
+            raise SimGapInputError(f"unknown sensor profile {text!r} (known: {known}; looked in {sensors_dir()})")
+    return _profile_from_dict(load_toml(path), path)
+
+
+_REQUIRED = ("channels", "vertical_angles_deg", "horizontal_resolution", "max_range", "max_expected_distance")
+_TOP_KEYS = {f.name for f in fields(SensorProfile)} - {"source"}
+_PRESET_KEYS = {f.name for f in fields(EffectSettings)}
+_PROBABILITIES = ("random_drop", "range_drop_at_max", "incidence_drop", "mixed_pixel_prob")
+
+
+def _number(doc: Mapping[str, Any], key: str, where: str, *, default: float | None = None) -> float:
+    if key not in doc:
+        if default is None:
+            raise SimGapInputError(f"{where}: missing key {key!r}")
+        return float(default)
+    val = doc[key]
+    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
+        raise SimGapInputError(f"{where}: {key!r} must be a finite number, got {val!r}")
+    return float(val)
+
+
+def _preset_from_dict(doc: Any, where: str) -> EffectSettings:
+    if not isinstance(doc, Mapping):
+        raise SimGapInputError(f"{where}: must be a table")
+    unknown = sorted(set(doc) - _PRESET_KEYS)
+    if unknown:
+        raise SimGapInputError(f"{where}: unknown key(s) {unknown} (known: {sorted(_PRESET_KEYS)})")
+    kw: dict[str, Any] = {}
+    for f in fields(EffectSettings):
+        if f.name not in doc:
+            continue
+        if f.name == "intensity_model":
+            model = doc[f.name]
+            if model not in _INTENSITY_MODELS:
+                raise SimGapInputError(f"{where}: 'intensity_model' must be one of {list(_INTENSITY_MODELS)}")
+            kw[f.name] = model
+            continue
+        val = _number(doc, f.name, where)
+        if val < 0:
+            raise SimGapInputError(f"{where}: {f.name!r} must be >= 0, got {val}")
+        if f.name in _PROBABILITIES and val > 1:
+            raise SimGapInputError(f"{where}: {f.name!r} is a probability and must be in [0, 1], got {val}")
+        kw[f.name] = val
+    return EffectSettings(**kw)
+
+
+def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
+    where = str(path)
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise SimGapInputError(f"{where}: unknown key(s) {unknown}")
+    for key in _REQUIRED:
+        if key not in doc:
+            raise SimGapInputError(f"{where}: missing key {key!r}")
+    name = str(doc.get("name", path.stem))
+    channels = doc["channels"]
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise SimGapInputError(f"{where}: 'channels' must be a positive integer, got {channels!r}")
+    angles_raw = doc["vertical_angles_deg"]
+    if not isinstance(angles_raw, list) or not all(
+        isinstance(a, int | float) and not isinstance(a, bool) for a in angles_raw
+    ):
+        raise SimGapInputError(f"{where}: 'vertical_angles_deg' must be an array of numbers")
+    angles = tuple(float(a) for a in angles_raw)
+    if len(angles) != channels:
+        raise SimGapInputError(f"{where}: 'vertical_angles_deg' has {len(angles)} entries for channels = {channels}")
+    if any(not math.isfinite(a) or abs(a) >= 90.0 for a in angles):
+        raise SimGapInputError(f"{where}: 'vertical_angles_deg' must hold finite angles in (-90, 90) degrees")
+    if any(b >= a for a, b in zip(angles, angles[1:], strict=False)):
+        raise SimGapInputError(f"{where}: 'vertical_angles_deg' must be strictly decreasing (beam 0 at the top)")
+    cols = doc["horizontal_resolution"]
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise SimGapInputError(f"{where}: 'horizontal_resolution' must be a positive integer (columns), got {cols!r}")
+    max_range = _number(doc, "max_range", where)
+    min_range = _number(doc, "min_range", where, default=0.0)
+    if not 0.0 <= min_range < max_range:
+        raise SimGapInputError(f"{where}: need 0 <= 'min_range' < 'max_range', got {min_range} and {max_range}")
+    dmax = _number(doc, "max_expected_distance", where)
+    if dmax <= 0:
+        raise SimGapInputError(f"{where}: 'max_expected_distance' must be > 0, got {dmax}")
+    rate = _number(doc, "rotation_rate_hz", where, default=10.0)
+    height = _number(doc, "mount_height", where, default=1.73)
+    div = _number(doc, "beam_divergence_mrad", where, default=3.0)
+    acc = _number(doc, "range_accuracy_m", where, default=0.03)
+    for key, val in (("rotation_rate_hz", rate), ("beam_divergence_mrad", div), ("range_accuracy_m", acc)):
+        if val < 0:
+            raise SimGapInputError(f"{where}: {key!r} must be >= 0, got {val}")
+    presets_doc = doc.get("presets", {})
+    if not isinstance(presets_doc, Mapping):
+        raise SimGapInputError(f"{where}: 'presets' must be a table of tables")
+    presets = {k: _preset_from_dict(v, f"{where}: [presets.{k}]") for k, v in presets_doc.items()}
+    presets.setdefault("ideal", EffectSettings())
+    if "realistic" not in presets:
+        raise SimGapInputError(f"{where}: missing [presets.realistic]")
+    return SensorProfile(
+        name=name,
+        channels=channels,
+        vertical_angles_deg=angles,
+        horizontal_resolution=cols,
+        max_range=max_range,
+        min_range=min_range,
+        max_expected_distance=dmax,
+        rotation_rate_hz=rate,
+        mount_height=height,
+        beam_divergence_mrad=div,
+        range_accuracy_m=acc,
+        description=str(doc.get("description", "")),
+        presets=MappingProxyType(presets),
+        source=where,
+    )
