@@ -1,0 +1,89 @@
+"""Crash-safe file writes: a reader sees either the old file or the complete new one, never a torn one."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import ExportError
+
+__all__ = ["atomic_write_bytes"]
+
+_log = logging.getLogger(__name__)
+
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such directory",
+    errno.EIO: "I/O error",
+}
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *, make_dirs: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically.
+
+    The bytes go to a temporary file in the same directory (same file system, so the rename is atomic), which
+    is flushed, fsynced and ``os.replace``-d over ``path``; the directory is then fsynced so that the rename
+    survives a power cut.
+
+    Args:
+        path: destination file.
+        data: the complete new contents.
+        make_dirs: create missing parent directories.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ExportError: any OSError (full disk, permission denied, read-only file system...), with a message
+            naming the reason and ``path``. The temporary file is removed and an existing file at ``path`` is
+            left untouched.
+    """
+    p = Path(path)
+    tmp: str | None = None
+    try:
+        if make_dirs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        tmp = None
+        _fsync_dir(p.parent)
+    except OSError as exc:
+        if isinstance(exc, ExportError):
+            raise
+        raise ExportError(f"{_reason(exc)} writing {p}") from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    _log.debug("wrote %s (%d bytes)", p, len(data))
+    return p
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Directory fsync makes the rename durable; not every platform/file system allows opening a directory.
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
