@@ -1,0 +1,181 @@
+"""Frozen gate configuration loaded from ``config/gate.toml``.
+
+Every threshold and weight the gate uses lives in :class:`GateConfig` so that a run is reproducible from one
+file; the TOML file shipped in ``config/gate.toml`` documents each key and the evidence behind its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import config_dir
+from ..errors import SimGapInputError
+
+__all__ = ["GateConfig", "load_gate_config", "default_gate_config_path"]
+
+_UNKNOWN_POLICIES = ("reject", "ignore")
+_SEMANTIC_METHODS = ("sliced", "norm")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds and weights of :class:`~simgap_ext.gate.FrameGate` (see ``config/gate.toml``).
+
+    Attributes:
+        g_threshold: a class passes the geometric test when its G >= this (DESIGN.md default 0.75).
+        scene_threshold: the frame's scene-level G must be >= this.
+        min_points: instance crops with fewer points are counted but not scored.
+        k_exemplars: each crop is compared with this many real exemplars of its class closest in range.
+        calibration_quantile: the real-vs-real quantile of each object distance that is mapped exactly onto
+            ``g_threshold`` when the bank calibrates its per-class ``d_max``.
+        object_weights: weights of the object-level components (``chamfer``, ``count``, ``thickness``)
+            in a class's G.
+        scene_weights: weights of the scene-level components (``range``, ``elevation``, ``count``).
+        unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
+        require_same_sensor: reject frames whose ``sensor`` differs from the bank's sensor.
+        background_classes: classes never cropped into instances (scene statistics only).
+        max_duplicate_fraction: frames with a larger share of (near-)duplicated points are rejected as
+            accumulated / ghosted, not scored.
+        duplicate_tolerance: points closer than this (metres, per axis grid) count as duplicates.
+        js_threshold: semantic quarantine threshold on per-class JS (bits).
+        js_hysteresis: a quarantined class is released only when its JS <= ``js_threshold - js_hysteresis``.
+        quarantine_window: rolling window length, in frames that passed the geometric gate.
+        quarantine_min_samples: minimum instances in the window before a class can be quarantined.
+        semantic_method: ``"sliced"`` or ``"norm"`` (see :func:`simgap_ext.metrics.semantic_alignment`).
+        semantic_bins: histogram bins of the semantic JS.
+        max_exemplars_per_class: the bank keeps at most this many exemplars per class (stratified by range).
+        max_scene_samples: per-frame subsample of ranges/elevations kept in the bank.
+    """
+
+    g_threshold: float = 0.75
+    scene_threshold: float = 0.75
+    min_points: int = 8
+    k_exemplars: int = 5
+    calibration_quantile: float = 0.95
+    object_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"chamfer": 1.0, "count": 1.0, "thickness": 1.0}
+    )
+    scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "elevation": 1.0, "count": 1.0})
+    unknown_class: str = "reject"
+    require_same_sensor: bool = True
+    background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabelled")
+    max_duplicate_fraction: float = 0.05
+    duplicate_tolerance: float = 1e-4
+    js_threshold: float = 0.15
+    js_hysteresis: float = 0.02
+    quarantine_window: int = 20
+    quarantine_min_samples: int = 10
+    semantic_method: str = "sliced"
+    semantic_bins: int = 16
+    max_exemplars_per_class: int = 400
+    max_scene_samples: int = 4096
+
+    def __post_init__(self) -> None:
+        def _unit(name: str, value: float) -> None:
+            if not 0.0 <= float(value) <= 1.0:
+                raise SimGapInputError(f"gate config: {name} must lie in [0, 1], got {value}")
+
+        for name in ("g_threshold", "scene_threshold", "js_threshold", "max_duplicate_fraction"):
+            _unit(name, getattr(self, name))
+        if not 0.0 < self.calibration_quantile <= 1.0:
+            raise SimGapInputError(
+                f"gate config: calibration_quantile must lie in (0, 1], got {self.calibration_quantile}"
+            )
+        if not 0.0 <= self.js_hysteresis <= self.js_threshold:
+            raise SimGapInputError(
+                f"gate config: js_hysteresis must lie in [0, js_threshold={self.js_threshold}], "
+                f"got {self.js_hysteresis}"
+            )
+        for name in (
+            "min_points",
+            "k_exemplars",
+            "quarantine_window",
+            "quarantine_min_samples",
+            "semantic_bins",
+            "max_exemplars_per_class",
+            "max_scene_samples",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise SimGapInputError(f"gate config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.duplicate_tolerance <= 0:
+            raise SimGapInputError(f"gate config: duplicate_tolerance must be > 0, got {self.duplicate_tolerance}")
+        if self.unknown_class not in _UNKNOWN_POLICIES:
+            raise SimGapInputError(
+                f"gate config: unknown_class must be one of {_UNKNOWN_POLICIES}, got {self.unknown_class!r}"
+            )
+        if self.semantic_method not in _SEMANTIC_METHODS:
+            raise SimGapInputError(
+                f"gate config: semantic_method must be one of {_SEMANTIC_METHODS}, got {self.semantic_method!r}"
+            )
+        for table, allowed in (
+            ("object_weights", ("chamfer", "count", "thickness")),
+            ("scene_weights", ("range", "elevation", "count")),
+        ):
+            weights = dict(getattr(self, table))
+            extra = sorted(set(weights) - set(allowed))
+            if extra:
+                raise SimGapInputError(f"gate config: {table} has unknown keys {extra} (allowed: {list(allowed)})")
+            if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
+                raise SimGapInputError(f"gate config: {table} must be non-negative with a positive sum, got {weights}")
+            # Frozen dataclass: normalise the mapping in place of the user's (possibly mutable) one.
+            object.__setattr__(self, table, {k: float(weights.get(k, 0.0)) for k in allowed})
+        object.__setattr__(self, "background_classes", tuple(str(c) for c in self.background_classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every field."""
+        out = dataclasses.asdict(self)
+        out["object_weights"] = dict(self.object_weights)
+        out["scene_weights"] = dict(self.scene_weights)
+        out["background_classes"] = list(self.background_classes)
+        return out
+
+    def replace(self, **changes: Any) -> GateConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def default_gate_config_path() -> Path:
+    """``gate.toml`` in :func:`simgap_ext.config.config_dir` (``SIMGAP_CONFIG_DIR`` overrides ``config/``)."""
+    return config_dir() / "gate.toml"
+
+
+def load_gate_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> GateConfig:
+    """Load a :class:`GateConfig` from TOML.
+
+    Args:
+        path: a TOML file; ``None`` reads the repository's ``config/gate.toml`` and falls back to the built-in
+            defaults when that file does not exist.
+        **overrides: field values that win over the file (e.g. from CLI flags or carb settings).
+
+    Returns:
+        The validated, frozen configuration.
+
+    Raises:
+        SimGapInputError: the file is missing (when named explicitly), is not valid TOML, or holds unknown keys
+            or out-of-range values.
+    """
+    values: dict[str, Any] = {}
+    file = Path(path) if path is not None else default_gate_config_path()
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SimGapInputError(f"gate config {file}: not valid TOML ({exc})") from exc
+        # Keys may sit at top level or under a [gate] table.
+        values = dict(raw.get("gate", raw))
+    elif path is not None:
+        raise SimGapInputError(f"gate config {file}: file not found")
+    values.update(overrides)
+    known = {f.name for f in dataclasses.fields(GateConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SimGapInputError(f"gate config {file}: unknown keys {unknown}")
+    if "background_classes" in values:
+        values["background_classes"] = tuple(values["background_classes"])
+    return GateConfig(**values)
