@@ -1,9 +1,9 @@
 """Read any supported point-cloud file by its suffix (:func:`load_point_cloud`) and write by suffix.
 
 Class names, first match wins: the ``id_to_labels`` argument; names stored in the file itself (``.npz``
-``id_to_labels``, ``.ply`` ``comment simgap_labels`` header line); a ``label_map.yaml`` beside the file (for
-``.bin`` also one level up, beside ``velodyne/``); the format's default table (SemanticKITTI learning names for
-``.bin``, ASPRS classes for ``.las``/``.laz``); ``class_<id>``.
+``id_to_labels``, ``.ply``/``.pcd`` ``simgap_labels`` header comment, ``.las`` SimGap VLR); a
+``label_map.yaml`` beside the file (for ``.bin`` also one level up, beside ``velodyne/``); the format's default
+table (SemanticKITTI learning names for ``.bin``, ASPRS classes for ``.las``/``.laz``); ``class_<id>``.
 
 Semantic id 0 is always ``unlabeled`` unless a map names it.
 """
