@@ -92,7 +92,12 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "type": ["string", "null"],
             "minLength": 1,
         },
-        "label_path": {"type": ["string", "null"], "minLength": 1},
+        "label_path": {
+            "description": "label file relative to the manifest's directory; null when not exported, or for real "
+            "samples whose labels live in the scan file itself (.npz/.ply/.las) or that have none",
+            "type": ["string", "null"],
+            "minLength": 1,
+        },
         "index": {"description": "export index (NNNNNN of the file names)", "type": ["integer", "null"], "minimum": 0},
         "name": {"description": "sample name (scan stem for real data)", "type": "string"},
         "sensor": {"type": "string", "minLength": 1},
@@ -152,9 +157,9 @@ def validate_manifest_row(row: Mapping[str, Any], *, where: str = "manifest row"
         field = "/".join(str(p) for p in err.absolute_path) or "(row)"
         raise SimGapInputError(f"{where}: field {field}: {err.message}")
     exported = row["path"] is not None
-    if exported != (row["label_path"] is not None):
-        raise SimGapInputError(f"{where}: path and label_path must both be set or both be null")
     if row["domain"] == "synthetic":
+        if exported != (row["label_path"] is not None):
+            raise SimGapInputError(f"{where}: path and label_path must both be set or both be null")
         if exported != (row["decision"] == "accepted"):
             raise SimGapInputError(
                 f"{where}: a synthetic row has a path exactly when its decision is 'accepted' "

@@ -1,0 +1,185 @@
+"""``simgap report DIR``: one self-contained HTML page about a generation run.
+
+The page reads the run's manifest through :meth:`AcceptanceStats.from_manifest` (the same numbers the live table
+showed) and embeds matplotlib PNGs as base64 ``data:`` URIs, with no external scripts, styles or fonts, so it
+opens from disk or as an e-mail attachment:
+
+- acceptance per class (stacked bars: accepted / rejected / re-randomized / held back);
+- G distribution per class (box plots over every scored attempt);
+- JS per class over the run (attempt order) with quarantined attempts marked;
+- the per-class summary table and the run configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..data.atomic import atomic_write_bytes
+from ..errors import SimGapInputError
+from .runner import MANIFEST_NAME, RUN_CONFIG_NAME
+from .stats import AcceptanceStats
+
+__all__ = ["write_report", "render_report_html"]
+
+_log = logging.getLogger(__name__)
+
+_COLORS = {"accepted": "#2e7d32", "rejected": "#c62828", "rerandomized": "#f9a825", "held_back": "#6a1b9a"}
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plots(stats: AcceptanceStats) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = stats.rows()
+    names = [r.class_name for r in rows]
+    out: dict[str, str] = {}
+    width = max(6.0, 0.8 * len(names) + 2)
+
+    fig, ax = plt.subplots(figsize=(width, 4))
+    bottom = [0] * len(rows)
+    for key, label in (
+        ("accepted", "accepted"),
+        ("rejected", "rejected"),
+        ("rerandomized", "re-randomized"),
+        ("held_back", "held back"),
+    ):
+        vals = [getattr(r, key) for r in rows]
+        ax.bar(names, vals, bottom=bottom, label=label, color=_COLORS[key])
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_ylabel("attempts containing the class")
+    ax.set_title("Acceptance per class")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.tick_params(axis="x", rotation=30)
+    out["acceptance"] = _png(fig)
+
+    scored = [(n, stats.g_values(n)) for n in names if stats.g_values(n)]
+    fig, ax = plt.subplots(figsize=(width, 4))
+    if scored:
+        ax.boxplot([v for _, v in scored], tick_labels=[n for n, _ in scored])
+        ax.set_ylim(-0.02, 1.02)
+    else:
+        ax.text(0.5, 0.5, "no class was scored", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("G (geometric score)")
+    ax.set_title("G distribution per class")
+    ax.tick_params(axis="x", rotation=30)
+    out["g_distribution"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(max(width, 8.0), 4))
+    timeline = stats.timeline()
+    any_js = False
+    for n in names:
+        pts = [(t.step, t.js) for t in timeline if t.class_name == n and t.js is not None]
+        if pts:
+            any_js = True
+            ax.plot([s for s, _ in pts], [j for _, j in pts], marker=".", label=n)
+        q = [t.step for t in timeline if t.class_name == n and t.quarantined]
+        if q:
+            ax.scatter(q, [1.0] * len(q), marker="|", s=200, color="#6a1b9a")
+    if not any_js:
+        ax.text(0.5, 0.5, "no JS yet (quarantine window not filled)", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("attempt")
+    ax.set_ylabel("JS (bits)")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("Semantic JS per class (bars at the top: quarantined)")
+    if any_js:
+        ax.legend(loc="upper left", fontsize=8, ncol=2)
+    out["quarantine_timeline"] = _png(fig)
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[str, Any] | None = None) -> str:
+    """The report page for ``stats`` (see the module docstring)."""
+    plots = _plots(stats)
+    f = stats.frame_counts
+    e = html.escape
+    rows_html = "\n".join(
+        f"<tr><td>{e(r.class_name)}</td><td>{r.accepted}</td><td>{r.rejected}</td><td>{r.rerandomized}</td>"
+        f"<td>{r.held_back}</td><td>{100.0 * r.acceptance_rate:.1f}</td><td>{_fmt(r.mean_g)}</td>"
+        f"<td>{_fmt(r.js)}</td><td>{'yes' if r.quarantined else ''}</td></tr>"
+        for r in stats.rows()
+    )
+    imgs = "\n".join(
+        f'<figure><img alt="{e(k)}" id="{e(k)}" src="{v}"><figcaption>{e(k.replace("_", " "))}</figcaption></figure>'
+        for k, v in plots.items()
+    )
+    cfg = e(json.dumps(run_config or {}, indent=2, sort_keys=True))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+figure {{ display: inline-block; margin: 1em; }}
+img {{ max-width: 100%; }}
+pre {{ background: #f4f4f4; padding: 1em; }}
+</style></head><body>
+<h1>{e(title)}</h1>
+<p>Attempts: {f["attempts"]} &middot; accepted {f["accepted"]} &middot; rejected {f["rejected"]} &middot;
+re-randomized {f["rerandomized"]} &middot; held back {f["held_back"]}</p>
+<h2>Per-class summary</h2>
+<table id="per-class">
+<tr><th>class</th><th>accepted</th><th>rejected</th><th>re-randomized</th><th>held back</th><th>acceptance %</th>
+<th>mean G</th><th>JS</th><th>quarantined</th></tr>
+{rows_html}
+</table>
+<h2>Plots</h2>
+{imgs}
+<h2>Run configuration</h2>
+<pre>{cfg}</pre>
+</body></html>
+"""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``run_dir/report.html`` (or ``out``) for a generation run.
+
+    Args:
+        run_dir: a ``simgap generate`` output directory (holding ``manifest.jsonl``), or a manifest file.
+        out: the HTML file (default ``<run_dir>/report.html``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        SimGapInputError: no manifest.
+        ExportError: the page could not be written.
+    """
+    src = Path(run_dir)
+    manifest = src if src.is_file() else src / MANIFEST_NAME
+    if not manifest.is_file():
+        raise SimGapInputError(f"{manifest}: no manifest (is {src} a simgap generate output directory?)")
+    base = manifest.parent
+    stats = AcceptanceStats.from_manifest(manifest)
+    run_config = None
+    cfg_path = base / RUN_CONFIG_NAME
+    if cfg_path.is_file():
+        try:
+            run_config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            _log.warning("ignoring unreadable %s: %s", cfg_path, exc)
+    page = render_report_html(stats, title=f"SimGap generation report: {base.name}", run_config=run_config)
+    target = Path(out) if out is not None else base / "report.html"
+    atomic_write_bytes(target, page.encode("utf-8"))
+    return target

@@ -1,0 +1,469 @@
+"""Batch generation: randomize -> render -> gate -> export / re-randomize, crash-safe and resumable.
+
+Schedule. A run renders ``n_frames`` scheduled frames ``frame_id = 0 .. n_frames-1``. Attempt ``a`` of frame ``k``
+renders with seed :func:`derive_seed` ``(run_seed, k, a)`` and the focus classes the focus plan chose for ``k``
+(kept for every attempt of ``k``). A rejected attempt whose failing classes include a tail class is re-rendered
+(``a + 1``) until ``max_retries`` re-randomizations are spent; every attempt is one manifest row:
+``rerandomized`` for an attempt that was retried, ``accepted`` (exported), ``held_back`` (blocked only by
+semantic quarantine) or ``rejected`` for the last one.
+
+Crash safety. An accepted frame's files are written atomically first (scan index = number of accepted rows so
+far, so indices are contiguous), then its manifest row is appended and fsynced; the stats model is updated
+last. ``run.json`` holds the run configuration. On ``resume=True`` the runner cuts a torn last manifest line,
+checks ``run.json`` against the new configuration (a mismatch is an error), deletes orphan files (written but
+never recorded), rebuilds the stats from the manifest, replays the recorded attempts through the gate so that its
+state (the semantic quarantine's rolling window) is what it was, and continues the schedule at the first
+attempt without a row. A resumed run therefore ends with the same manifest rows and files as an uninterrupted
+one. ``n_frames`` is not part of the configuration: resuming with a larger ``n_frames`` extends a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..data.atomic import atomic_write_bytes
+from ..data.manifest import ManifestWriter, make_row, read_manifest
+from ..errors import ExportError, SimGapInputError
+from .exporter import Exporter
+from .live import LiveTable
+from .stats import AcceptanceStats, decision_label
+
+__all__ = [
+    "FocusPlan",
+    "TailFocusPlan",
+    "GenerationRunner",
+    "GenerationSummary",
+    "derive_seed",
+    "fingerprint_file",
+    "MANIFEST_NAME",
+    "RUN_CONFIG_NAME",
+]
+
+_log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+RUN_CONFIG_NAME = "run.json"
+_RUN_FORMAT = 1
+
+
+def derive_seed(run_seed: int, frame_id: int, attempt: int) -> int:
+    """The render seed of attempt ``attempt`` of frame ``frame_id``: a 32-bit value from NumPy's SeedSequence,
+    identical on every platform and independent of how many attempts other frames took."""
+    if run_seed < 0 or frame_id < 0 or attempt < 0:
+        raise SimGapInputError(f"seed, frame_id and attempt must be >= 0, got {run_seed}, {frame_id}, {attempt}")
+    return int(np.random.SeedSequence([int(run_seed), int(frame_id), int(attempt)]).generate_state(1, np.uint32)[0])
+
+
+class FocusPlan(Protocol):
+    """Chooses the classes the scene randomizer should feature in a scheduled frame."""
+
+    def focus_for(self, frame_id: int, stats: AcceptanceStats) -> list[str]:
+        """Focus classes for ``frame_id`` given what was accepted so far (must be deterministic)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe description stored in ``run.json`` (a resume with a different plan is refused)."""
+        ...
+
+
+class TailFocusPlan:
+    """Round-robin focus over the tail classes that still have a deficit.
+
+    Frame ``k`` focuses on ``candidates[k % len(candidates)]`` where ``candidates`` are the tail classes (rarest
+    first) whose accepted synthetic count is still below their target; with no targets every tail class stays a
+    candidate. Without candidates a frame has no focus (an ordinary randomized scene).
+
+    Args:
+        tail_classes: tail classes, rarest first (e.g. :func:`~simgap_ext.gate.identify_tail_classes`).
+        targets: class -> accepted synthetic samples wanted (e.g. the deficits of
+            :func:`~simgap_ext.gate.compute_synthetic_generation_budget`); ``None``: unbounded.
+    """
+
+    def __init__(self, tail_classes: Sequence[str], targets: Mapping[str, int] | None = None) -> None:
+        self.tail_classes = [str(c) for c in tail_classes]
+        self.targets = None if targets is None else {str(k): int(v) for k, v in targets.items()}
+
+    def focus_for(self, frame_id: int, stats: AcceptanceStats) -> list[str]:
+        """See the class docstring."""
+        accepted = stats.accepted_counts()
+        cands = [c for c in self.tail_classes if self.targets is None or accepted.get(c, 0) < self.targets.get(c, 0)]
+        return [cands[frame_id % len(cands)]] if cands else []
+
+    def describe(self) -> dict[str, Any]:
+        """See :class:`FocusPlan`."""
+        return {"kind": "tail-round-robin", "tail_classes": self.tail_classes, "targets": self.targets}
+
+
+@dataclass
+class GenerationSummary:
+    """What a :meth:`GenerationRunner.run` call did.
+
+    Attributes:
+        out_dir: the run directory.
+        manifest_path: its manifest.
+        n_frames: frames scheduled in total.
+        resumed_at: (frame_id, attempt) the run continued from; ``None`` for a fresh run.
+        frames_done: scheduled frames finished by this call.
+        attempts: attempts (manifest rows) written by this call.
+        exported: scans in the export after the call.
+        orphans_removed: orphan files deleted on resume.
+        counts: attempts per decision over the whole run (``accepted``, ``rejected``, ``rerandomized``,
+            ``held_back``, ``attempts``).
+        stats: the run's :class:`AcceptanceStats`.
+    """
+
+    out_dir: Path
+    manifest_path: Path
+    n_frames: int
+    resumed_at: tuple[int, int] | None
+    frames_done: int
+    attempts: int
+    exported: int
+    orphans_removed: int
+    counts: dict[str, int]
+    stats: AcceptanceStats = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (stats as :meth:`AcceptanceStats.to_dict`)."""
+        return {
+            "out_dir": str(self.out_dir),
+            "manifest_path": str(self.manifest_path),
+            "n_frames": self.n_frames,
+            "resumed_at": list(self.resumed_at) if self.resumed_at else None,
+            "frames_done": self.frames_done,
+            "attempts": self.attempts,
+            "exported": self.exported,
+            "orphans_removed": self.orphans_removed,
+            "counts": dict(self.counts),
+            "stats": self.stats.to_dict(),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _class_counts(decision: Any) -> tuple[dict[str, int], dict[str, int]]:
+    points = {n: int(c.n_points) for n, c in decision.per_class.items()}
+    instances = {n: int(c.n_instances) for n, c in decision.per_class.items()}
+    return points, instances
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+class GenerationRunner:
+    """Drive a scene source through the gate into a SemanticKITTI export with a manifest.
+
+    Args:
+        source: a :class:`~simgap_ext.backends.SceneSource` (``sensor_name``, ``class_names``, ``render(...)``).
+        gate: a :class:`~simgap_ext.gate.FrameGate` (``evaluate(frame) -> GateDecision``).
+        out_dir: run directory (``manifest.jsonl``, ``run.json``, ``velodyne/``, ``labels/``, ``label_map.yaml``).
+        stats: the model to record into (a fresh :class:`AcceptanceStats` by default); must be empty.
+        tail_classes: classes whose failure triggers re-randomization (rarest first). Classes the source cannot
+            render are still retried on failure but never used as focus.
+        max_retries: re-randomizations per scheduled frame (>= 0).
+        focus_plan: a :class:`FocusPlan` (default :class:`TailFocusPlan` over the renderable tail classes).
+        seed: run seed (>= 0); every render seed derives from it.
+        run_config: extra settings stored in ``run.json`` and compared on resume (sensor, backend, preset, bank
+            fingerprint, gate config...).
+        replay_on_resume: re-render and re-gate the recorded attempts on resume so that the gate's state matches
+            an uninterrupted run (disable only for a stateless gate).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        gate: Any,
+        out_dir: str | Path,
+        *,
+        stats: AcceptanceStats | None = None,
+        tail_classes: Sequence[str] = (),
+        max_retries: int = 3,
+        focus_plan: FocusPlan | None = None,
+        seed: int = 0,
+        run_config: Mapping[str, Any] | None = None,
+        replay_on_resume: bool = True,
+    ) -> None:
+        if int(max_retries) != max_retries or max_retries < 0:
+            raise SimGapInputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if int(seed) != seed or seed < 0:
+            raise SimGapInputError(f"seed must be an integer >= 0, got {seed!r}")
+        self.source = source
+        self.gate = gate
+        self.out_dir = Path(out_dir)
+        self.stats = stats if stats is not None else AcceptanceStats()
+        self.tail_classes = [str(c) for c in tail_classes]
+        self.max_retries = int(max_retries)
+        self.seed = int(seed)
+        renderable = set(getattr(source, "class_names", ()) or ())
+        focusable = [c for c in self.tail_classes if not renderable or c in renderable]
+        dropped = sorted(set(self.tail_classes) - set(focusable))
+        if dropped:
+            _log.warning(
+                "tail classes %s cannot be rendered by the scene source; they are never used as focus", dropped
+            )
+        self.focus_plan: FocusPlan = focus_plan if focus_plan is not None else TailFocusPlan(focusable)
+        self.run_config = dict(run_config or {})
+        self.replay_on_resume = replay_on_resume
+        self.manifest_path = self.out_dir / MANIFEST_NAME
+        self.run_config_path = self.out_dir / RUN_CONFIG_NAME
+        self.exporter = Exporter(self.out_dir)
+
+    # ------------------------------------------------------------------ configuration
+    def config(self) -> dict[str, Any]:
+        """The configuration stored in ``run.json`` (everything that changes the schedule or the decisions)."""
+        return _jsonable(
+            {
+                "format": _RUN_FORMAT,
+                "seed": self.seed,
+                "sensor": str(getattr(self.source, "sensor_name", "unknown")),
+                "max_retries": self.max_retries,
+                "tail_classes": self.tail_classes,
+                "focus_plan": self.focus_plan.describe()
+                if hasattr(self.focus_plan, "describe")
+                else repr(self.focus_plan),
+                **self.run_config,
+            }
+        )
+
+    def _check_or_write_config(self, resume: bool, has_rows: bool) -> None:
+        cfg = self.config()
+        exists = self.run_config_path.exists()
+        if (exists or has_rows) and not resume:
+            raise SimGapInputError(
+                f"{self.out_dir} already holds a generation run ({RUN_CONFIG_NAME}/{MANIFEST_NAME}); "
+                "pass --resume to continue it or choose an empty output directory"
+            )
+        if exists:
+            try:
+                saved = json.loads(self.run_config_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise SimGapInputError(f"{self.run_config_path}: unreadable run configuration ({exc})") from exc
+            if saved != cfg:
+                keys = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
+                detail = ", ".join(f"{k}: {saved.get(k)!r} -> {cfg.get(k)!r}" for k in keys[:3])
+                raise SimGapInputError(
+                    f"cannot resume {self.out_dir}: configuration differs from {RUN_CONFIG_NAME} in {', '.join(keys)} "
+                    f"({detail})"
+                )
+        else:
+            if has_rows:
+                raise SimGapInputError(
+                    f"cannot resume {self.out_dir}: {MANIFEST_NAME} exists but {RUN_CONFIG_NAME} is missing"
+                )
+            atomic_write_bytes(self.run_config_path, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+
+    # ------------------------------------------------------------------ resume
+    def _restore(self, rows: list[dict[str, Any]]) -> tuple[int, int, list[str] | None, int]:
+        """Check recorded rows, clean orphans, rebuild stats and gate state.
+
+        Returns:
+            (next frame_id, next attempt, focus of a frame in progress or None, orphans removed).
+        """
+        exported: list[int] = []
+        prev: dict[str, Any] | None = None
+        for i, row in enumerate(rows, start=1):
+            where = f"{self.manifest_path}:{i}"
+            if row["domain"] != "synthetic" or row["frame_id"] is None:
+                raise SimGapInputError(f"{where}: not a synthetic generation row")
+            fid, att = int(row["frame_id"]), int(row["attempt"])
+            if prev is None:
+                expected = [(0, 0)]
+            elif prev["decision"] == "rerandomized":
+                expected = [(int(prev["frame_id"]), int(prev["attempt"]) + 1)]
+            else:
+                expected = [(int(prev["frame_id"]) + 1, 0)]
+            if (fid, att) not in expected:
+                raise SimGapInputError(
+                    f"{where}: frame {fid} attempt {att} breaks the schedule (expected frame {expected[0][0]} "
+                    f"attempt {expected[0][1]}); the manifest was edited or belongs to another run"
+                )
+            if row["seed"] != derive_seed(self.seed, fid, att):
+                raise SimGapInputError(
+                    f"{where}: seed {row['seed']} is not this run's seed for frame {fid} attempt {att}"
+                )
+            if row["decision"] == "accepted":
+                if row.get("index") != len(exported):
+                    raise SimGapInputError(f"{where}: export index {row.get('index')} breaks the contiguous numbering")
+                exported.append(len(exported))
+                for key in ("path", "label_path"):
+                    p = self.out_dir / row[key]
+                    if not p.is_file():
+                        raise SimGapInputError(f"{where}: recorded file {p} is missing")
+            prev = row
+        removed = self.exporter.remove_orphans(exported)
+        for row in rows:
+            self.stats.record_row(row)
+        if self.replay_on_resume and rows:
+            _log.info("replaying %d recorded attempts through the gate to restore its state", len(rows))
+            for row in rows:
+                frame = self.source.render(
+                    seed=int(row["seed"]),
+                    focus_classes=list(row["focus_classes"]),
+                    frame_id=int(row["frame_id"]),
+                    attempt=int(row["attempt"]),
+                )
+                decision = self.gate.evaluate(frame)
+                if decision_label(decision, rerandomized=row["decision"] == "rerandomized") != row["decision"]:
+                    _log.warning(
+                        "replay of frame %s attempt %s gave %s, the manifest says %s (non-deterministic source?)",
+                        row["frame_id"],
+                        row["attempt"],
+                        decision_label(decision),
+                        row["decision"],
+                    )
+        if not rows:
+            return 0, 0, None, len(removed)
+        last = rows[-1]
+        if last["decision"] == "rerandomized":
+            return int(last["frame_id"]), int(last["attempt"]) + 1, list(last["focus_classes"]), len(removed)
+        return int(last["frame_id"]) + 1, 0, None, len(removed)
+
+    # ------------------------------------------------------------------ run
+    def run(self, n_frames: int, *, resume: bool = False, progress: bool = True) -> GenerationSummary:
+        """Render, gate and export ``n_frames`` scheduled frames (continuing a previous run on ``resume``).
+
+        Args:
+            n_frames: total scheduled frames of the run (>= 0), including those done before a resume.
+            resume: continue the run recorded in ``out_dir``; without it ``out_dir`` must not hold a run.
+            progress: show the live progress bar and per-class table on stderr.
+
+        Returns:
+            A :class:`GenerationSummary`.
+
+        Raises:
+            SimGapInputError: bad arguments, an existing run without ``resume``, a configuration mismatch on
+                resume, or an inconsistent manifest.
+            ExportError: a write failed (full disk, unwritable directory); the manifest holds only complete rows
+                and the run can be resumed once the cause is fixed.
+        """
+        if int(n_frames) != n_frames or n_frames < 0:
+            raise SimGapInputError(f"n_frames must be an integer >= 0, got {n_frames!r}")
+        if self.stats.frame_counts["attempts"]:
+            raise SimGapInputError("GenerationRunner needs an empty AcceptanceStats (it rebuilds it from the manifest)")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot create output directory {self.out_dir}: {exc.strerror or exc}") from exc
+        rows = (
+            read_manifest(self.manifest_path, repair=resume, missing_ok=True)
+            if resume or self.manifest_path.exists()
+            else []
+        )
+        self._check_or_write_config(resume, bool(rows) or self.manifest_path.exists())
+        if not rows and not resume and self.exporter.existing_indices():
+            raise SimGapInputError(
+                f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
+            )
+        next_frame, next_attempt, pending_focus, orphans = self._restore(rows)
+        resumed_at = (next_frame, next_attempt) if resume and rows else None
+        if resumed_at:
+            _log.info("resuming %s at frame %d attempt %d", self.out_dir, next_frame, next_attempt)
+        exported = sum(1 for r in rows if r["decision"] == "accepted")
+        attempts = 0
+        frames_done = 0
+        view = LiveTable(self.stats, n_frames, completed=min(next_frame, n_frames)) if progress else None
+        with ManifestWriter(self.manifest_path) as manifest:
+            if view is not None:
+                view.__enter__()
+            try:
+                for frame_id in range(next_frame, n_frames):
+                    start = next_attempt if frame_id == next_frame else 0
+                    focus = pending_focus if (frame_id == next_frame and pending_focus is not None) else None
+                    if focus is None:
+                        focus = list(self.focus_plan.focus_for(frame_id, self.stats))
+                    for attempt in range(start, self.max_retries + 1):
+                        accepted_now, retry = self._attempt(manifest, frame_id, attempt, focus, exported)
+                        attempts += 1
+                        exported += int(accepted_now)
+                        if not retry:
+                            break
+                    frames_done += 1
+                    if view is not None:
+                        view.advance()
+            finally:
+                if view is not None:
+                    view.__exit__(None, None, None)
+        return GenerationSummary(
+            out_dir=self.out_dir,
+            manifest_path=self.manifest_path,
+            n_frames=int(n_frames),
+            resumed_at=resumed_at,
+            frames_done=frames_done,
+            attempts=attempts,
+            exported=exported,
+            orphans_removed=orphans,
+            counts=self.stats.frame_counts,
+            stats=self.stats,
+        )
+
+    def _attempt(
+        self, manifest: ManifestWriter, frame_id: int, attempt: int, focus: list[str], next_index: int
+    ) -> tuple[bool, bool]:
+        """Render, gate and record one attempt. Returns (accepted, retry)."""
+        seed = derive_seed(self.seed, frame_id, attempt)
+        frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
+        decision = self.gate.evaluate(frame)
+        failing_tail = sorted(set(decision.failing_classes) & set(self.tail_classes))
+        retry = (not decision.accepted) and bool(failing_tail) and attempt < self.max_retries
+        label = decision_label(decision, rerandomized=retry)
+        reasons = list(decision.reasons)
+        if retry:
+            reasons.append(
+                f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
+                f"(re-randomization {attempt + 1} of {self.max_retries})"
+            )
+        elif not decision.accepted and failing_tail:
+            reasons.append(f"retry budget spent ({self.max_retries} re-randomizations)")
+        path = label_path = index = None
+        if decision.accepted:
+            bin_path, lab_path = self.exporter.export(frame, next_index)
+            path, label_path, index = self.exporter.relative(bin_path), self.exporter.relative(lab_path), next_index
+        points, instances = _class_counts(decision)
+        row = make_row(
+            domain="synthetic",
+            sensor=str(frame.get("sensor") or getattr(self.source, "sensor_name", "unknown")),
+            decision=label,
+            path=path,
+            label_path=label_path,
+            index=index,
+            seed=seed,
+            attempt=attempt,
+            frame_id=frame_id,
+            focus_classes=focus,
+            class_points=points,
+            class_instances=instances,
+            g={n: c.g for n, c in decision.per_class.items()},
+            js={n: c.js for n, c in decision.per_class.items()},
+            scene_g=_finite_or_none(decision.scene_g),
+            failing_classes=decision.failing_classes,
+            quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
+            reasons=reasons,
+        )
+        manifest.append(row)
+        # From the row, not the decision: a resumed run rebuilds the stats from these very rows.
+        self.stats.record_row(row)
+        return decision.accepted, retry
+
+
+def fingerprint_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file (identifies a reference bank in ``run.json``)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

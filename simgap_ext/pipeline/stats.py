@@ -1,0 +1,268 @@
+"""The one observable per-class acceptance model (what the CLI table, the HTML report and the Kit panel read).
+
+Every generation attempt is recorded once, either live from the gate's decision (:meth:`AcceptanceStats.record`)
+or from its manifest row (:meth:`AcceptanceStats.record_row`, :meth:`AcceptanceStats.from_manifest`); both paths
+go through the same update so that a resumed run, ``simgap report`` and the live table show the same numbers.
+
+Per class (counted once per attempt whose frame contains the class):
+
+- ``rerandomized``: the attempt was rejected and sent back for another one;
+- ``held_back``: the class was in semantic quarantine in a final attempt that was not accepted;
+- ``accepted`` / ``rejected``: the final attempt's frame decision otherwise;
+- ``acceptance_rate`` = accepted / all attempts containing the class (re-randomized ones included, so it
+  measures how much rendering an accepted sample of the class costs);
+- ``mean_g``: mean of the class's G over every attempt that scored it; ``js``/``quarantined``: latest values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.manifest import DECISIONS, read_manifest
+
+__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """A snapshot of one class's counters (see the module docstring for their meaning)."""
+
+    class_name: str
+    accepted: int
+    rejected: int
+    rerandomized: int
+    held_back: int
+    acceptance_rate: float
+    mean_g: float | None
+    js: float | None
+    quarantined: bool
+    n_g: int
+
+    @property
+    def attempts(self) -> int:
+        """Attempts whose frame contained the class."""
+        return self.accepted + self.rejected + self.rerandomized + self.held_back
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One class observation in attempt order (drives the report's JS/quarantine timeline).
+
+    Attributes:
+        step: 0-based attempt number within the run (manifest row order).
+        frame_id: the scheduled frame the attempt belongs to.
+        class_name: the class.
+        js: the class's JS at that attempt (None before the gate's window filled).
+        quarantined: the class was in quarantine at that attempt.
+    """
+
+    step: int
+    frame_id: int | None
+    class_name: str
+    js: float | None
+    quarantined: bool
+
+
+@dataclass
+class _Counter:
+    accepted: int = 0
+    rejected: int = 0
+    rerandomized: int = 0
+    held_back: int = 0
+    g_sum: float = 0.0
+    g_values: list[float] = field(default_factory=list)
+    js: float | None = None
+    quarantined: bool = False
+
+
+def _finite(value: Any) -> float | None:
+    # Manifest rows store NaN scores as null; the live path must count them the same way.
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def decision_label(decision: Any, *, rerandomized: bool = False) -> str:
+    """The manifest decision of one gate verdict.
+
+    Args:
+        decision: a :class:`~simgap_ext.gate.GateDecision` (``accepted``, ``decision`` or ``quarantined_classes``).
+        rerandomized: the attempt is being sent back for another one.
+
+    Returns:
+        One of :data:`~simgap_ext.data.manifest.DECISIONS`.
+    """
+    if decision.accepted:
+        return "accepted"
+    if rerandomized:
+        return "rerandomized"
+    verdict = getattr(decision, "decision", None)
+    if verdict == "quarantined":
+        return "held_back"
+    return "rejected"
+
+
+class AcceptanceStats:
+    """Thread-safe, observable per-class acceptance counters.
+
+    Subscribers (``callback(stats)``) are called after every recorded attempt, outside the lock, from the
+    recording thread; a UI must marshal to its own thread. A failing callback is logged, never propagated.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._classes: dict[str, _Counter] = {}
+        self._frames = dict.fromkeys(DECISIONS, 0)
+        self._timeline: list[TimelinePoint] = []
+        self._steps = 0
+        self._subscribers: list[Callable[[AcceptanceStats], None]] = []
+
+    # ------------------------------------------------------------------ recording
+    def record(self, decision: Any, *, rerandomized: bool = False, frame_id: int | None = None) -> str:
+        """Record one attempt from the gate's :class:`~simgap_ext.gate.GateDecision`.
+
+        Args:
+            decision: the gate's verdict (``per_class`` with ``g``, ``js``, ``quarantined`` per class).
+            rerandomized: the attempt was rejected and is being retried.
+            frame_id: the scheduled frame (default: ``decision.frame_id``).
+
+        Returns:
+            The decision label recorded (``accepted``/``rejected``/``rerandomized``/``held_back``).
+        """
+        label = decision_label(decision, rerandomized=rerandomized)
+        per_class = {
+            name: (_finite(cd.g), _finite(cd.js), bool(cd.quarantined))
+            for name, cd in sorted(getattr(decision, "per_class", {}).items())
+        }
+        fid = frame_id if frame_id is not None else getattr(decision, "frame_id", None)
+        self._apply(label, per_class, fid)
+        return label
+
+    def record_row(self, row: Mapping[str, Any]) -> str:
+        """Record one attempt from its manifest row (same numbers as :meth:`record` of the same decision)."""
+        label = str(row["decision"])
+        if label not in DECISIONS:
+            raise ValueError(f"manifest row decision {label!r} is not one of {DECISIONS}")
+        quarantined = set(row.get("quarantined") or ())
+        g = row.get("g") or {}
+        js = row.get("js") or {}
+        names = sorted(set(row.get("class_points") or {}) | set(g) | set(js))
+        per_class = {n: (g.get(n), js.get(n), n in quarantined) for n in names}
+        self._apply(label, per_class, row.get("frame_id"))
+        return label
+
+    @classmethod
+    def from_manifest(cls, path: str | Path, *, domain: str | None = "synthetic") -> AcceptanceStats:
+        """Rebuild the counters from a manifest (rows of other domains are skipped)."""
+        stats = cls()
+        for row in read_manifest(path):
+            if domain is None or row["domain"] == domain:
+                stats.record_row(row)
+        return stats
+
+    def _apply(self, label: str, per_class: Mapping[str, tuple[Any, Any, bool]], frame_id: int | None) -> None:
+        with self._lock:
+            step = self._steps
+            self._steps += 1
+            self._frames[label] += 1
+            for name, (g, js, quarantined) in per_class.items():
+                c = self._classes.setdefault(name, _Counter())
+                if label == "rerandomized":
+                    c.rerandomized += 1
+                elif quarantined and label != "accepted":
+                    c.held_back += 1
+                elif label == "accepted":
+                    c.accepted += 1
+                else:
+                    c.rejected += 1
+                if g is not None:
+                    c.g_sum += float(g)
+                    c.g_values.append(float(g))
+                c.js = None if js is None else float(js)
+                c.quarantined = bool(quarantined)
+                self._timeline.append(TimelinePoint(step, frame_id, name, c.js, c.quarantined))
+            subscribers = list(self._subscribers)
+        for cb in subscribers:
+            try:
+                cb(self)
+            except Exception:  # a broken view must not stop generation
+                _log.exception("AcceptanceStats subscriber %r failed", cb)
+
+    # ------------------------------------------------------------------ observing
+    def subscribe(self, callback: Callable[[AcceptanceStats], None]) -> Callable[[], None]:
+        """Call ``callback(self)`` after every recorded attempt; returns a callable that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------------ reading
+    def rows(self) -> list[ClassRow]:
+        """One :class:`ClassRow` per class seen, sorted by class name."""
+        with self._lock:
+            out = []
+            for name in sorted(self._classes):
+                c = self._classes[name]
+                attempts = c.accepted + c.rejected + c.rerandomized + c.held_back
+                n_g = len(c.g_values)
+                out.append(
+                    ClassRow(
+                        class_name=name,
+                        accepted=c.accepted,
+                        rejected=c.rejected,
+                        rerandomized=c.rerandomized,
+                        held_back=c.held_back,
+                        acceptance_rate=c.accepted / attempts if attempts else 0.0,
+                        mean_g=c.g_sum / n_g if n_g else None,
+                        js=c.js,
+                        quarantined=c.quarantined,
+                        n_g=n_g,
+                    )
+                )
+            return out
+
+    def row(self, class_name: str) -> ClassRow | None:
+        """The row of one class, or None when it was never seen."""
+        return next((r for r in self.rows() if r.class_name == class_name), None)
+
+    def accepted_counts(self) -> dict[str, int]:
+        """Class name -> accepted samples so far (what a generation budget's deficit is measured against)."""
+        with self._lock:
+            return {n: c.accepted for n, c in sorted(self._classes.items())}
+
+    def g_values(self, class_name: str) -> list[float]:
+        """Every G recorded for a class, in attempt order."""
+        with self._lock:
+            c = self._classes.get(class_name)
+            return list(c.g_values) if c else []
+
+    def timeline(self) -> list[TimelinePoint]:
+        """Every (attempt, class) observation in order."""
+        with self._lock:
+            return list(self._timeline)
+
+    @property
+    def frame_counts(self) -> dict[str, int]:
+        """Attempts per decision label (frame level), plus ``attempts``."""
+        with self._lock:
+            out = dict(self._frames)
+            out["attempts"] = self._steps
+            return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe snapshot: ``frames`` (per decision) and ``classes`` (one dict per :class:`ClassRow`)."""
+        return {"frames": self.frame_counts, "classes": [asdict(r) for r in self.rows()]}
