@@ -192,3 +192,22 @@ def test_pointcloud_frame_round_trip() -> None:
     np.testing.assert_array_equal(g["data"], f["data"])
     np.testing.assert_array_equal(g["info"]["pointSemantic"], f["info"]["pointSemantic"])
     assert g["info"]["idToLabels"] == f["info"]["idToLabels"] and g["frame_id"] == 4
+
+
+def test_sibling_label_file_and_ragged_label_file(tmp_path: Path) -> None:
+    rows = np.arange(8, dtype="<f4").reshape(2, 4)
+    rows.tofile(tmp_path / "a.bin")
+    np.array([10 | 7 << 16, 40], dtype="<u4").tofile(tmp_path / "a.label")
+    c = load_point_cloud(tmp_path / "a.bin")
+    assert c.semantic.tolist() == [10, 40] and c.instance.tolist() == [7, 0]
+    assert c.id_to_labels == {10: "car", 40: "road"}
+    (tmp_path / "a.label").write_bytes(b"\0" * 7)
+    with pytest.raises(SimGapInputError, match=r"a\.label: size 7 bytes is not a multiple of 4"):
+        load_point_cloud(tmp_path / "a.bin")
+
+
+def test_public_names_import() -> None:
+    import simgap_ext.data as data
+
+    for name in data.__all__:
+        assert callable(getattr(data, name)) or isinstance(getattr(data, name), (dict, tuple, str)), name
