@@ -211,3 +211,10 @@ def test_public_names_import() -> None:
 
     for name in data.__all__:
         assert callable(getattr(data, name)) or isinstance(getattr(data, name), (dict, tuple, str)), name
+
+
+def test_write_refuses_ids_beyond_16_bits_naming_the_file(tmp_path: Path) -> None:
+    f = make_frame(np.ones((1, 3)), [70_000], [0], {70_000: "big"})
+    with pytest.raises(SimGapInputError, match=r"000005\.label: semantic ids must lie in \[0, 65535\]"):
+        write_semantickitti_scan(tmp_path, 5, f)
+    assert not (tmp_path / "velodyne").exists()

@@ -123,10 +123,10 @@ def _short(p: Path) -> str:
 
 
 def find_label_file(bin_path: str | Path) -> Path | None:
-    """The ``.label`` file of a scan: ``../labels/<stem>.label`` (SemanticKITTI layout) or a sibling
-    ``<stem>.label``; ``None`` when neither exists."""
+    """The ``.label`` file of a scan: a sibling ``<stem>.label``, else ``../labels/<stem>.label`` (SemanticKITTI
+    layout); ``None`` when neither exists."""
     p = Path(bin_path)
-    for cand in (p.parent.parent / "labels" / f"{p.stem}.label", p.with_suffix(".label")):
+    for cand in (p.with_suffix(".label"), p.parent.parent / "labels" / f"{p.stem}.label"):
         if cand.is_file():
             return cand
     return None
@@ -193,7 +193,10 @@ def write_semantickitti_scan(root: str | Path, index: int, frame: Mapping[str, A
     stem = f"{int(index):06d}"
     bin_path = r / "velodyne" / f"{stem}.bin"
     label_path = r / "labels" / f"{stem}.label"
-    labels = pack_labels(f["info"]["pointSemantic"], f["info"]["pointInstance"])
+    try:
+        labels = pack_labels(f["info"]["pointSemantic"], f["info"]["pointInstance"])
+    except SimGapInputError as exc:
+        raise SimGapInputError(f"{label_path}: {exc}") from exc
     atomic_write_bytes(label_path, labels.astype("<u4").tobytes())
     write_bin(bin_path, f["data"], f.get("intensity"))
     return bin_path, label_path
