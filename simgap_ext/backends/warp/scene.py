@@ -1,0 +1,386 @@
+"""Procedural scene randomizer: ground, static clutter and class objects, deterministic from a seed.
+
+:meth:`SceneRandomizer.sample` returns a :class:`Scene`: one triangle soup (everything concatenated, ready for a
+single ``wp.Mesh``) with a per-triangle semantic and instance id, plus a record of every placed object.
+
+Layout (all in a world frame with z up; the sensor stands at x = y = 0, ``sensor_height`` above the ground):
+
+- ground: a square height field (``extent`` half-size) with a random slope up to ``max_slope_deg``, gentle
+  long-wavelength undulation and per-vertex roughness;
+- background clutter: buildings (25-70 m), poles and vegetation (trees, bushes) around the sensor;
+- class objects (pedestrian, vehicle, cyclist, wheelchair_user, cargo_pallet) at ``object_range`` (5-40 m by
+  default) with random dimensions, articulation and heading; vehicles mostly follow a random road direction.
+  Objects never intersect each other (footprint discs), so occlusion arises only from line of sight.
+
+Focus and rare configurations (tail-class generation):
+
+- ``focus_classes``: each named class gets ``focus_extra`` (2-4) extra instances on top of the base counts;
+- ``rare="occluded"``: each targeted object gets an occluder (a vehicle or a bush) placed between it and the
+  sensor, covering part of it;
+- ``rare="far"``: targeted objects are placed at ``far_range`` (40-70 m, capped below the sensor's max range);
+- ``rare="adverse_pose"``: targeted objects are lying or strongly tilted (a fallen cyclist, a person lying on
+  the ground, a tipped pallet, a vehicle on its side), resting on the ground.
+
+Targeted objects are the instances of the focus classes, or every class object when no focus is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from ...errors import SimGapInputError
+from .labels import CLASS_IDS, OBJECT_CLASSES
+from .meshes import CLASS_BUILDERS, TriMesh, make_vegetation, make_vehicle, rotation_matrix
+
+__all__ = ["RARE_MODES", "RandomizerConfig", "SceneObject", "Scene", "SceneRandomizer"]
+
+#: Accepted values of ``rare``.
+RARE_MODES: tuple[str | None, ...] = (None, "occluded", "far", "adverse_pose")
+
+
+@dataclass(frozen=True)
+class RandomizerConfig:
+    """Knobs of :class:`SceneRandomizer` (defaults give a suburban street scene).
+
+    Attributes:
+        extent: half-size of the square ground patch, metres.
+        ground_cell: ground grid spacing, metres.
+        max_slope_deg: largest ground slope.
+        roughness: per-vertex ground height noise (1 sigma), metres.
+        undulation: amplitude of long-wavelength ground undulation, metres.
+        object_range: (min, max) horizontal distance of class objects, metres.
+        far_range: (min, max) distance for ``rare="far"``, metres.
+        base_counts: class -> (min, max) instances per scene (inclusive) before focus extras.
+        focus_extra: (min, max) extra instances per focus class.
+        buildings, poles, vegetation: (min, max) counts of background clutter.
+    """
+
+    extent: float = 80.0
+    ground_cell: float = 2.5
+    max_slope_deg: float = 3.0
+    roughness: float = 0.02
+    undulation: float = 0.25
+    object_range: tuple[float, float] = (5.0, 40.0)
+    far_range: tuple[float, float] = (40.0, 70.0)
+    base_counts: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "pedestrian": (1, 3),
+                "vehicle": (2, 4),
+                "cyclist": (0, 1),
+                "wheelchair_user": (0, 1),
+                "cargo_pallet": (0, 2),
+            }
+        )
+    )
+    focus_extra: tuple[int, int] = (2, 4)
+    buildings: tuple[int, int] = (2, 6)
+    poles: tuple[int, int] = (3, 10)
+    vegetation: tuple[int, int] = (4, 12)
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One placed object.
+
+    Attributes:
+        instance_id: per-frame instance id (0 for background classes).
+        class_name: class name (see :mod:`.labels`).
+        semantic_id: semantic id of the class.
+        position: (3,) float64 world position of the object's ground contact point, metres.
+        yaw: heading, radians.
+        distance: horizontal distance from the sensor, metres.
+        tags: rare-configuration tags applied (``"occluded"``, ``"occluder"``, ``"far"``, ``"adverse_pose"``,
+            ``"focus"``).
+    """
+
+    instance_id: int
+    class_name: str
+    semantic_id: int
+    position: tuple[float, float, float]
+    yaw: float
+    distance: float
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Scene:
+    """A randomized scene as one labelled triangle soup.
+
+    Attributes:
+        vertices: (V, 3) float32 world positions, metres.
+        faces: (F, 3) int32 vertex indices.
+        face_semantic: (F,) uint32 semantic id per triangle.
+        face_instance: (F,) uint32 instance id per triangle (0 for background).
+        objects: placed objects (background included), in placement order.
+        sensor_origin: (3,) float32 world position of the sensor.
+        seed: the seed the scene was sampled with (an int, or the SeedSequence entropy).
+        focus_classes: the classes the randomizer was asked to emphasise.
+        rare: the rare configuration applied, or ``None``.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_semantic: np.ndarray
+    face_instance: np.ndarray
+    objects: list[SceneObject]
+    sensor_origin: np.ndarray
+    seed: object = 0
+    focus_classes: tuple[str, ...] = ()
+    rare: str | None = None
+
+    def instances_of(self, class_name: str) -> list[SceneObject]:
+        """The placed objects of one class."""
+        return [o for o in self.objects if o.class_name == class_name]
+
+
+class _Ground:
+    """Smooth ground height z(x, y) plus a triangulated, roughened grid of it."""
+
+    def __init__(self, rng: np.random.Generator, cfg: RandomizerConfig) -> None:
+        slope = math.tan(math.radians(rng.uniform(0.0, cfg.max_slope_deg)))
+        direction = rng.uniform(0.0, 2.0 * np.pi)
+        self.gx, self.gy = slope * math.cos(direction), slope * math.sin(direction)
+        n_waves = 3
+        self.k = rng.uniform(2 * np.pi / 60.0, 2 * np.pi / 15.0, size=n_waves)
+        self.dirs = rng.uniform(0.0, 2.0 * np.pi, size=n_waves)
+        self.phase = rng.uniform(0.0, 2.0 * np.pi, size=n_waves)
+        self.amp = cfg.undulation * rng.uniform(0.2, 1.0, size=n_waves) / n_waves
+        n = max(2, int(round(2 * cfg.extent / cfg.ground_cell)) + 1)
+        xs = np.linspace(-cfg.extent, cfg.extent, n)
+        gx, gy = np.meshgrid(xs, xs, indexing="ij")
+        gz = self.height(gx, gy) + rng.normal(0.0, cfg.roughness, size=gx.shape)
+        verts = np.stack([gx, gy, gz], axis=-1).reshape(-1, 3)
+        idx = np.arange(n * n).reshape(n, n)
+        a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+        faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+        self.mesh = TriMesh(verts, faces.astype(np.int64))
+
+    def height(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """Smooth ground height at (x, y) (no per-vertex roughness)."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        z = self.gx * x + self.gy * y
+        for k, d, p, a in zip(self.k, self.dirs, self.phase, self.amp, strict=True):
+            z = z + a * np.sin(k * (math.cos(d) * x + math.sin(d) * y) + p)
+        return z
+
+
+class SceneRandomizer:
+    """Samples :class:`Scene` objects deterministically from a seed.
+
+    Args:
+        config: randomizer knobs (default :class:`RandomizerConfig`).
+        sensor_height: sensor height above the ground at the origin, metres.
+        max_range: the sensor's max range; ``far`` placements stay below 90 % of it.
+    """
+
+    def __init__(
+        self, config: RandomizerConfig | None = None, *, sensor_height: float = 1.73, max_range: float = 120.0
+    ) -> None:
+        self.config = config or RandomizerConfig()
+        self.sensor_height = float(sensor_height)
+        self.max_range = float(max_range)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The object classes this randomizer places."""
+        return list(OBJECT_CLASSES)
+
+    def sample(
+        self,
+        seed: int | np.random.SeedSequence,
+        focus_classes: Sequence[str] = (),
+        rare: str | None = None,
+    ) -> Scene:
+        """Sample one scene.
+
+        Args:
+            seed: an int or a ``np.random.SeedSequence``; the same seed gives the same scene.
+            focus_classes: object classes that get 2-4 extra instances (tail-class generation).
+            rare: ``None``, ``"occluded"``, ``"far"`` or ``"adverse_pose"`` (see the module docstring).
+
+        Returns:
+            The scene.
+
+        Raises:
+            SimGapInputError: an unknown focus class or rare mode.
+        """
+        focus = tuple(dict.fromkeys(focus_classes))
+        unknown = [c for c in focus if c not in OBJECT_CLASSES]
+        if unknown:
+            raise SimGapInputError(f"unknown focus class(es) {unknown} (known: {', '.join(OBJECT_CLASSES)})")
+        if rare not in RARE_MODES:
+            raise SimGapInputError(f"unknown rare configuration {rare!r} (known: {RARE_MODES})")
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        ground = _Ground(rng, cfg)
+        builder = _SceneBuilder(ground)
+        builder.add_stuff(ground.mesh, "ground")
+        origin = np.array([0.0, 0.0, float(ground.height(0.0, 0.0)) + self.sensor_height], dtype=np.float32)
+
+        # Background first: it claims space the objects must avoid.
+        for _ in range(int(rng.integers(cfg.buildings[0], cfg.buildings[1] + 1))):
+            builder.place(rng, "building", (25.0, min(70.0, cfg.extent - 10.0)), instance=False)
+        for _ in range(int(rng.integers(cfg.poles[0], cfg.poles[1] + 1))):
+            builder.place(rng, "pole", (4.0, 50.0), instance=False)
+        for _ in range(int(rng.integers(cfg.vegetation[0], cfg.vegetation[1] + 1))):
+            builder.place(rng, "vegetation", (8.0, 60.0), instance=False)
+
+        road_yaw = rng.uniform(0.0, np.pi)
+        far_lo = min(cfg.far_range[0], 0.6 * self.max_range)
+        far_hi = min(cfg.far_range[1], 0.9 * self.max_range, cfg.extent - 5.0)
+        for cls in OBJECT_CLASSES:
+            lo, hi = cfg.base_counts.get(cls, (0, 0))
+            n = int(rng.integers(lo, hi + 1))
+            extra = int(rng.integers(cfg.focus_extra[0], cfg.focus_extra[1] + 1)) if cls in focus else 0
+            for i in range(n + extra):
+                targeted = rare is not None and (cls in focus if focus else True)
+                tags = ["focus"] if (cls in focus and i >= n) else []
+                rng_range = (far_lo, far_hi) if (targeted and rare == "far") else cfg.object_range
+                pose = "adverse" if (targeted and rare == "adverse_pose") else "normal"
+                if targeted:
+                    tags.append(rare)
+                placed = builder.place(rng, cls, rng_range, instance=True, road_yaw=road_yaw, pose=pose, tags=tags)
+                if placed is not None and targeted and rare == "occluded":
+                    builder.place_occluder(rng, placed)
+        mesh_v, mesh_f, sem, inst = builder.arrays()
+        return Scene(
+            vertices=mesh_v,
+            faces=mesh_f,
+            face_semantic=sem,
+            face_instance=inst,
+            objects=builder.objects,
+            sensor_origin=origin,
+            seed=seed if isinstance(seed, int) else getattr(seed, "entropy", seed),
+            focus_classes=focus,
+            rare=rare,
+        )
+
+
+class _SceneBuilder:
+    """Accumulates labelled meshes and footprint discs for collision-free placement."""
+
+    def __init__(self, ground: _Ground) -> None:
+        self.ground = ground
+        self.parts: list[TriMesh] = []
+        self.sem: list[np.ndarray] = []
+        self.inst: list[np.ndarray] = []
+        self.discs: list[tuple[float, float, float]] = [(0.0, 0.0, 2.5)]  # keep the sensor's surroundings free
+        self.objects: list[SceneObject] = []
+        self.next_instance = 1
+
+    def add_stuff(self, mesh: TriMesh, cls: str) -> None:
+        self._add(mesh, cls, 0)
+
+    def _add(self, mesh: TriMesh, cls: str, instance_id: int) -> None:
+        self.parts.append(mesh)
+        self.sem.append(np.full(mesh.n_faces, CLASS_IDS[cls], dtype=np.uint32))
+        self.inst.append(np.full(mesh.n_faces, instance_id, dtype=np.uint32))
+
+    def _free(self, x: float, y: float, r: float) -> bool:
+        return all((x - cx) ** 2 + (y - cy) ** 2 >= (r + cr) ** 2 for cx, cy, cr in self.discs)
+
+    def place(
+        self,
+        rng: np.random.Generator,
+        cls: str,
+        dist_range: tuple[float, float],
+        *,
+        instance: bool,
+        road_yaw: float = 0.0,
+        pose: str = "normal",
+        tags: Sequence[str] = (),
+        at: tuple[float, float] | None = None,
+        mesh: TriMesh | None = None,
+        yaw: float | None = None,
+    ) -> SceneObject | None:
+        """Build and place one object; returns ``None`` when no free spot was found."""
+        local = mesh if mesh is not None else CLASS_BUILDERS[cls](rng)
+        if yaw is None:
+            if cls == "vehicle" and rng.random() < 0.8:
+                yaw = road_yaw + (np.pi if rng.random() < 0.5 else 0.0) + rng.normal(0.0, 0.05)
+            else:
+                yaw = rng.uniform(0.0, 2.0 * np.pi)
+        pitch = roll = 0.0
+        if pose == "adverse":
+            if rng.random() < 0.7:  # lying on a side / fallen over
+                roll = (np.pi / 2) * (1 if rng.random() < 0.5 else -1)
+            else:  # strongly tilted
+                pitch = math.radians(rng.uniform(20.0, 45.0)) * (1 if rng.random() < 0.5 else -1)
+                roll = math.radians(rng.uniform(-20.0, 20.0))
+        rot = rotation_matrix(yaw=float(yaw), pitch=pitch, roll=roll)
+        v = local.vertices @ rot.T
+        v[:, 2] -= v[:, 2].min()  # rest on the ground after any tilt
+        radius = float(np.max(np.linalg.norm(v[:, :2], axis=1))) + 0.1
+        for _ in range(40):
+            if at is not None:
+                x, y = at
+            else:
+                d = rng.uniform(*dist_range)
+                az = rng.uniform(0.0, 2.0 * np.pi)
+                x, y = d * math.cos(az), d * math.sin(az)
+            if self._free(x, y, radius):
+                break
+            if at is not None:
+                return None
+        else:
+            return None
+        z = float(self.ground.height(x, y)) - 0.03  # sink slightly so roughness never shows a gap underneath
+        placed = TriMesh(v + np.array([x, y, z]), local.faces)
+        inst_id = 0
+        if instance:
+            inst_id = self.next_instance
+            self.next_instance += 1
+        self._add(placed, cls, inst_id)
+        self.discs.append((x, y, radius))
+        obj = SceneObject(
+            instance_id=inst_id,
+            class_name=cls,
+            semantic_id=CLASS_IDS[cls],
+            position=(float(x), float(y), z),
+            yaw=float(yaw) % (2.0 * np.pi),
+            distance=float(math.hypot(x, y)),
+            tags=tuple(tags),
+        )
+        self.objects.append(obj)
+        return obj
+
+    def place_occluder(self, rng: np.random.Generator, target: SceneObject) -> SceneObject | None:
+        """Put a vehicle or bush between the sensor and ``target`` so that it covers part of it."""
+        tx, ty = target.position[0], target.position[1]
+        for attempt in range(30):
+            frac = rng.uniform(0.4, 0.8)
+            lateral = rng.uniform(-0.8, 0.8)
+            # Shift sideways (perpendicular to the line of sight) so the occluder hides only part of the target.
+            px, py = -ty / target.distance, tx / target.distance
+            x, y = frac * tx + lateral * px, frac * ty + lateral * py
+            if math.hypot(x, y) < 3.0:
+                continue
+            # A parked vehicle is the common occluder; near targets leave room only for a bush.
+            if attempt < 15 and rng.random() < 0.6:
+                cls, mesh, inst = "vehicle", make_vehicle(rng), True
+            else:
+                cls, mesh, inst = "vegetation", make_vegetation(rng), False
+            obj = self.place(rng, cls, (0, 0), instance=inst, at=(x, y), mesh=mesh, tags=("occluder",))
+            if obj is not None:
+                return obj
+        return None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(V, 3) float32 vertices, (F, 3) int32 faces, (F,) uint32 semantic, (F,) uint32 instance."""
+        verts, faces, base = [], [], 0
+        for p in self.parts:
+            verts.append(p.vertices)
+            faces.append(p.faces + base)
+            base += p.vertices.shape[0]
+        return (
+            np.concatenate(verts).astype(np.float32),
+            np.concatenate(faces).astype(np.int32),
+            np.concatenate(self.sem),
+            np.concatenate(self.inst),
+        )
