@@ -11,12 +11,16 @@ Public API (see ``docs/gate.md``):
 
 from __future__ import annotations
 
+from .bank import ReferenceBank
 from .config import GateConfig, default_gate_config_path, load_gate_config
 from .decision import ClassDecision, GateDecision
+from .gate import FrameGate
 from .quarantine import QuarantineState, SemanticQuarantine
 from .tail import BudgetRow, compute_synthetic_generation_budget, identify_tail_classes
 
 __all__ = [
+    "FrameGate",
+    "ReferenceBank",
     "GateConfig",
     "load_gate_config",
     "default_gate_config_path",

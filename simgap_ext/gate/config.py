@@ -34,9 +34,9 @@ class GateConfig:
         k_exemplars: each crop is compared with this many real exemplars of its class closest in range.
         calibration_quantile: the real-vs-real quantile of each object distance that is mapped exactly onto
             ``g_threshold`` when the bank calibrates its per-class ``d_max``.
-        object_weights: weights of the object-level components (``chamfer``, ``count``, ``thickness``)
+        object_weights: weights of the object-level components (``chamfer``, ``count``, ``roughness``)
             in a class's G.
-        scene_weights: weights of the scene-level components (``range``, ``elevation``, ``count``).
+        scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``).
         unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
         require_same_sensor: reject frames whose ``sensor`` differs from the bank's sensor.
         background_classes: classes never cropped into instances (scene statistics only).
@@ -59,12 +59,12 @@ class GateConfig:
     k_exemplars: int = 5
     calibration_quantile: float = 0.95
     object_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"chamfer": 1.0, "count": 1.0, "thickness": 1.0}
+        default_factory=lambda: {"chamfer": 1.0, "count": 1.0, "roughness": 1.0}
     )
-    scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "elevation": 1.0, "count": 1.0})
+    scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0})
     unknown_class: str = "reject"
     require_same_sensor: bool = True
-    background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabelled")
+    background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabeled", "unlabelled")
     max_duplicate_fraction: float = 0.05
     duplicate_tolerance: float = 1e-4
     js_threshold: float = 0.15
@@ -114,8 +114,8 @@ class GateConfig:
                 f"gate config: semantic_method must be one of {_SEMANTIC_METHODS}, got {self.semantic_method!r}"
             )
         for table, allowed in (
-            ("object_weights", ("chamfer", "count", "thickness")),
-            ("scene_weights", ("range", "elevation", "count")),
+            ("object_weights", ("chamfer", "count", "roughness")),
+            ("scene_weights", ("range", "beams", "roughness")),
         ):
             weights = dict(getattr(self, table))
             extra = sorted(set(weights) - set(allowed))

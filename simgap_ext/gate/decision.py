@@ -39,7 +39,7 @@ class ClassDecision:
         passed: the class passed every test it was given.
         quarantined: the class is in semantic quarantine, so the frame is held back.
         reasons: human-readable reasons for a failure or for skipping a test.
-        components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``thickness``).
+        components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``roughness``).
         n_scored: instance crops actually scored (>= ``min_points``).
     """
 
@@ -97,7 +97,7 @@ class GateDecision:
         failing_classes: classes whose own tests failed (geometry, missing reference, quarantine), sorted.
         reasons: human-readable reasons for the decision (empty when accepted).
         quarantined_classes: classes of this frame held back by the semantic quarantine.
-        scene_components: per-component scene scores in [0, 1] (``range``, ``elevation``, ``count``).
+        scene_components: per-component scene scores in [0, 1] (``range``, ``beams``, ``roughness``).
         sane: False when the frame failed the sanity checks (empty, missing instance ids, duplicates) and
             was therefore not scored at all.
         frame_id, seed, attempt, sensor: provenance copied from the frame.

@@ -1,0 +1,569 @@
+"""The real reference bank: what the gate compares synthetic frames with.
+
+Built once from real scans (``simgap reference build --real DIR --out bank.npz``), it stores
+
+- per class: instance *exemplars* in canonical pose (:func:`~simgap_ext.gate.stats.canonical_crop`) with
+  their range, point count and frame of origin, stratified by range to at most ``max_exemplars_per_class``;
+- per class: range-roughness samples (:mod:`simgap_ext.gate.stats`) and instance embeddings of the frozen
+  backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
+- scene statistics: range samples, range-roughness samples and per-beam return ratios of every frame;
+- ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
+- the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
+  (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
+  quantile scores exactly the acceptance threshold.
+
+The file is a plain ``.npz`` (no pickles) with a JSON metadata entry; it loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ReferenceDataError, SimGapInputError
+from ..frame import validate_frame
+from .config import GateConfig
+from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_match, log_count_ratio
+from .stats import FrameStats, frame_stats
+
+__all__ = ["ReferenceBank", "BANK_FORMAT_VERSION", "OBJECT_COMPONENTS", "SCENE_COMPONENTS", "sensor_geometry"]
+
+log = logging.getLogger(__name__)
+
+BANK_FORMAT_VERSION = 1
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness")
+SCENE_COMPONENTS = ("range", "beams", "roughness")
+
+# Per (class, frame) cap on stored roughness samples, and per frame cap on scene samples: enough for a stable
+# 1-D Wasserstein distance, small enough for a bank that loads in well under a second.
+_MAX_ROUGH_PER_CLASS_FRAME = 1024
+# Real-vs-real calibration queries per class (each costs k Chamfer evaluations).
+_CALIBRATION_QUERIES = 48
+# Fewer roughness samples than this make a W1 too noisy to judge; the component is then skipped.
+_EPS = 1e-9
+
+
+def sensor_geometry(sensor: str | None) -> tuple[tuple[float, ...] | None, int | None]:
+    """(beam elevations in degrees, columns per revolution) of a sensor profile, or (None, None) if unknown."""
+    if not sensor or sensor == "unknown":
+        return None, None
+    try:
+        from ..sensors import load_sensor_profile
+
+        prof = load_sensor_profile(sensor)
+    except (ImportError, SimGapInputError) as exc:
+        log.info("no sensor profile for %r (%s): rings from quantised elevations, no beam ratios", sensor, exc)
+        return None, None
+    return tuple(float(a) for a in prof.vertical_angles_deg), int(prof.horizontal_resolution)
+
+
+def _subsample(values: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    if values.shape[0] <= cap:
+        return values
+    return values[np.sort(rng.choice(values.shape[0], cap, replace=False))]
+
+
+def _w1(u: np.ndarray, v: np.ndarray) -> float:
+    from ..metrics import wasserstein_1d
+
+    return float(wasserstein_1d(np.asarray(u, np.float64), np.asarray(v, np.float64)))
+
+
+@dataclass
+class ReferenceBank:
+    """Real reference data for :class:`~simgap_ext.gate.FrameGate` (build with :meth:`build`).
+
+    Attributes:
+        sensor: sensor profile name of the real scans (``None`` when unknown).
+        frame_count: real frames the bank was built from.
+        class_counts: class name -> real instances (instance id != 0) over all frames, every size.
+        class_points: class name -> real points over all frames.
+        class_names: every class seen in the real frames (object and background), sorted.
+        ex_points: (P, 3) float32 canonical exemplar points, concatenated.
+        ex_offsets: (E + 1,) int64 exemplar e is ``ex_points[ex_offsets[e]:ex_offsets[e + 1]]``.
+        ex_class: (E,) int32 index into ``class_names``.
+        ex_range: (E,) float32 horizontal range of the exemplar's centroid, metres.
+        ex_frame: (E,) int32 real frame index of the exemplar.
+        rough_vals: (R,) float32 |range roughness| samples of object classes; ``rough_class``/``rough_frame``
+            (R,) int32 give their class index and frame.
+        feat: (F, D) float32 instance embeddings; ``feat_class`` (F,) int32 their class index.
+        scene_ranges: (S,) float32 point ranges; ``scene_range_frame`` (S,) int32 their frame.
+        scene_rough: (T,) float32 |range roughness| samples; ``scene_rough_frame`` (T,) int32 their frame.
+        beam_ratio: (frame_count, B) float32 per-beam return ratios (B = 0 without a beam table).
+        calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
+        d_max_table: component -> key -> d_max (``quantile / (1 - g_threshold)``).
+        meta: build settings (config snapshot, format version).
+    """
+
+    sensor: str | None
+    frame_count: int
+    class_counts: dict[str, int]
+    class_points: dict[str, int]
+    class_names: list[str]
+    ex_points: np.ndarray
+    ex_offsets: np.ndarray
+    ex_class: np.ndarray
+    ex_range: np.ndarray
+    ex_frame: np.ndarray
+    rough_vals: np.ndarray
+    rough_class: np.ndarray
+    rough_frame: np.ndarray
+    feat: np.ndarray
+    feat_class: np.ndarray
+    scene_ranges: np.ndarray
+    scene_range_frame: np.ndarray
+    scene_rough: np.ndarray
+    scene_rough_frame: np.ndarray
+    beam_ratio: np.ndarray
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    # ------------------------------------------------------------------------------------------- accessors
+    @property
+    def d_max(self) -> float:
+        """Object-level Chamfer ``d_max`` in metres, pooled over classes (the sensor's calibrated value)."""
+        return float(self.d_max_table.get("chamfer", {}).get("*", math.nan))
+
+    def class_d_max(self, class_name: str, component: str = "chamfer") -> float:
+        """``d_max`` of one object component for one class (pooled value when the class had too few pairs)."""
+        table = self.d_max_table.get(component, {})
+        return float(table.get(class_name, table.get("*", math.nan)))
+
+    def scene_d_max(self, component: str) -> float:
+        """``d_max`` of one scene component (``range``, ``beams``, ``roughness``), NaN if not calibrated."""
+        return float(self.d_max_table.get(f"scene_{component}", {}).get("scene", math.nan))
+
+    @property
+    def object_classes(self) -> list[str]:
+        """Classes with at least one exemplar, sorted."""
+        return sorted({self.class_names[i] for i in np.unique(self.ex_class)})
+
+    @property
+    def n_exemplars(self) -> int:
+        """Number of stored exemplars."""
+        return int(self.ex_class.shape[0])
+
+    def exemplar(self, e: int) -> np.ndarray:
+        """(K, 3) float32 canonical points of exemplar ``e``."""
+        return self.ex_points[self.ex_offsets[e] : self.ex_offsets[e + 1]]
+
+    def exemplar_counts(self) -> np.ndarray:
+        """(E,) int64 points per exemplar."""
+        return np.diff(self.ex_offsets)
+
+    def class_index(self, class_name: str) -> int:
+        """Index of a class in ``class_names`` (-1 when absent)."""
+        try:
+            return self.class_names.index(class_name)
+        except ValueError:
+            return -1
+
+    def exemplars_near(
+        self, class_name: str, range_m: float, k: int, *, exclude_frame: int | None = None
+    ) -> np.ndarray:
+        """Indices of the ``k`` exemplars of a class closest in range (optionally from other frames).
+
+        Returns:
+            (<= k,) int64 exemplar indices, closest range first.
+        """
+        ci = self.class_index(class_name)
+        cand = np.flatnonzero(self.ex_class == ci)
+        if exclude_frame is not None:
+            cand = cand[self.ex_frame[cand] != exclude_frame]
+        if cand.size == 0:
+            return cand.astype(np.int64)
+        gap = np.abs(self.ex_range[cand] - float(range_m))
+        take = np.argsort(gap, kind="stable")[: int(k)]
+        return cand[take].astype(np.int64)
+
+    def class_roughness(self, class_name: str, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(R,) float32 pooled |range roughness| of a class (optionally without one frame)."""
+        sel = self.rough_class == self.class_index(class_name)
+        if exclude_frame is not None:
+            sel &= self.rough_frame != exclude_frame
+        return self.rough_vals[sel]
+
+    def class_features(self) -> dict[str, np.ndarray]:
+        """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
+        out: dict[str, np.ndarray] = {}
+        for ci in np.unique(self.feat_class):
+            out[self.class_names[int(ci)]] = self.feat[self.feat_class == ci]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe overview (what ``simgap reference show`` prints)."""
+        counts = self.exemplar_counts()
+        per_class = {}
+        for name in self.class_names:
+            ci = self.class_index(name)
+            sel = self.ex_class == ci
+            per_class[name] = {
+                "instances": int(self.class_counts.get(name, 0)),
+                "points": int(self.class_points.get(name, 0)),
+                "exemplars": int(sel.sum()),
+                "range_min": float(self.ex_range[sel].min()) if sel.any() else None,
+                "range_max": float(self.ex_range[sel].max()) if sel.any() else None,
+                "mean_exemplar_points": float(counts[sel].mean()) if sel.any() else None,
+                "embeddings": int((self.feat_class == ci).sum()),
+                "d_max_chamfer": self.d_max_table.get("chamfer", {}).get(name),
+            }
+        return {
+            "source": self.source,
+            "sensor": self.sensor,
+            "frame_count": self.frame_count,
+            "exemplars": self.n_exemplars,
+            "d_max": self.d_max,
+            "classes": per_class,
+            "calibration": self.calibration,
+            "d_max_table": self.d_max_table,
+            "meta": self.meta,
+        }
+
+    # ------------------------------------------------------------------------------------------- build
+    @classmethod
+    def build(
+        cls,
+        frames: Iterable[Mapping[str, Any] | tuple[str, Mapping[str, Any]]],
+        *,
+        sensor: str | None = None,
+        config: GateConfig | None = None,
+        backbone: Any = None,
+        device: str | None = None,
+        seed: int = 0,
+    ) -> ReferenceBank:
+        """Build a bank from real frames.
+
+        Args:
+            frames: frames (or ``(name, frame)`` pairs as :func:`simgap_ext.data.iter_scans` yields) in the
+                sensor frame.
+            sensor: sensor profile name; default: the frames' common ``sensor`` key.
+            config: gate configuration (exemplar caps, calibration quantile, ``g_threshold``).
+            backbone: frozen backbone for embeddings (default :class:`simgap_ext.metrics.FrozenBackbone`).
+            device: Warp device for Chamfer distances.
+            seed: subsampling seed (the bank is deterministic for a given seed).
+
+        Returns:
+            The calibrated bank.
+
+        Raises:
+            ReferenceDataError: no frames, or no frame with any point.
+        """
+        from ..metrics import instance_features
+
+        cfg = config or GateConfig()
+        rng = np.random.default_rng(seed)
+        frame_list: list[dict[str, Any]] = []
+        for i, item in enumerate(frames):
+            name, frame = item if isinstance(item, tuple) else (f"real frame {i}", item)
+            frame_list.append(validate_frame(frame, name=str(name)))
+        if not frame_list:
+            raise ReferenceDataError("reference bank: no real frames given")
+        if sensor is None:
+            sensors = {str(f.get("sensor", "unknown")) for f in frame_list} - {"unknown", ""}
+            sensor = sensors.pop() if len(sensors) == 1 else None
+            if len(sensors) > 0:
+                raise ReferenceDataError("reference bank: real frames come from several sensors; pass sensor=")
+        beams, columns = sensor_geometry(sensor)
+
+        class_counts: dict[str, int] = {}
+        class_points: dict[str, int] = {}
+        names: set[str] = set()
+        all_stats: list[FrameStats] = []
+        feats: dict[str, list[np.ndarray]] = {}
+        for fi, frame in enumerate(frame_list):
+            st = frame_stats(
+                frame,
+                vertical_angles_deg=beams,
+                horizontal_resolution=columns,
+                background_classes=cfg.background_classes,
+                duplicate_tolerance=cfg.duplicate_tolerance,
+            )
+            all_stats.append(st)
+            names.update(st.class_points)
+            for c, n in st.class_points.items():
+                class_points[c] = class_points.get(c, 0) + n
+            for c, n in st.class_instances.items():
+                if c not in cfg.background_classes:
+                    class_counts[c] = class_counts.get(c, 0) + n
+            if st.n_points and st.crops:
+                for c, f in instance_features(frame, backbone, min_points=cfg.min_points).items():
+                    arr = np.asarray(f, dtype=np.float32)
+                    if arr.ndim == 2 and arr.shape[0]:
+                        feats.setdefault(c, []).append(arr)
+            log.debug("reference frame %d: %d points, %d crops", fi, st.n_points, len(st.crops))
+        if not any(st.n_points for st in all_stats):
+            raise ReferenceDataError("reference bank: every real frame is empty")
+        class_names = sorted(names)
+        cidx = {c: i for i, c in enumerate(class_names)}
+
+        # Exemplars: every scorable crop, then a range-stratified subset per class.
+        crops = [(fi, cr) for fi, st in enumerate(all_stats) for cr in st.crops if cr.n_points >= cfg.min_points]
+        keep: list[tuple[int, Any]] = []
+        for c in class_names:
+            mine = sorted((x for x in crops if x[1].class_name == c), key=lambda x: x[1].range)
+            if len(mine) > cfg.max_exemplars_per_class:
+                pick = np.unique(np.linspace(0, len(mine) - 1, cfg.max_exemplars_per_class).round().astype(int))
+                mine = [mine[i] for i in pick]
+            keep.extend(mine)
+        counts = np.array([cr.n_points for _, cr in keep], dtype=np.int64)
+        ex_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        ex_points = (
+            np.concatenate([cr.points for _, cr in keep]).astype(np.float32) if keep else np.zeros((0, 3), np.float32)
+        )
+
+        rough_vals, rough_class, rough_frame = [], [], []
+        scene_r, scene_rf, scene_g, scene_gf, beam_rows = [], [], [], [], []
+        for fi, st in enumerate(all_stats):
+            for c in st.class_points:
+                if c in cfg.background_classes:
+                    continue
+                v = _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)
+                rough_vals.append(v)
+                rough_class.append(np.full(v.shape[0], cidx[c], np.int32))
+                rough_frame.append(np.full(v.shape[0], fi, np.int32))
+            r = _subsample(st.ranges, cfg.max_scene_samples, rng)
+            scene_r.append(r)
+            scene_rf.append(np.full(r.shape[0], fi, np.int32))
+            g = _subsample(st.scene_roughness(), cfg.max_scene_samples, rng)
+            scene_g.append(g)
+            scene_gf.append(np.full(g.shape[0], fi, np.int32))
+            beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+        feat_parts = [(c, a) for c in sorted(feats) for a in feats[c]]
+        dim = feat_parts[0][1].shape[1] if feat_parts else 0
+        bank = cls(
+            sensor=sensor,
+            frame_count=len(frame_list),
+            class_counts=dict(sorted(class_counts.items())),
+            class_points=dict(sorted(class_points.items())),
+            class_names=class_names,
+            ex_points=ex_points,
+            ex_offsets=ex_offsets,
+            ex_class=np.array([cidx[cr.class_name] for _, cr in keep], dtype=np.int32),
+            ex_range=np.array([cr.range for _, cr in keep], dtype=np.float32),
+            ex_frame=np.array([fi for fi, _ in keep], dtype=np.int32),
+            rough_vals=cat(rough_vals, np.float32),
+            rough_class=cat(rough_class, np.int32),
+            rough_frame=cat(rough_frame, np.int32),
+            feat=np.concatenate([a for _, a in feat_parts]).astype(np.float32)
+            if feat_parts
+            else np.zeros((0, dim), np.float32),
+            feat_class=np.concatenate([np.full(a.shape[0], cidx[c], np.int32) for c, a in feat_parts])
+            if feat_parts
+            else np.zeros(0, np.int32),
+            scene_ranges=cat(scene_r, np.float32),
+            scene_range_frame=cat(scene_rf, np.int32),
+            scene_rough=cat(scene_g, np.float32),
+            scene_rough_frame=cat(scene_gf, np.int32),
+            beam_ratio=np.stack(beam_rows).astype(np.float32)
+            if beam_rows and all(b.shape == beam_rows[0].shape for b in beam_rows)
+            else np.zeros((len(frame_list), 0), np.float32),
+            meta={
+                "format_version": BANK_FORMAT_VERSION,
+                "config": cfg.to_dict(),
+                "seed": int(seed),
+            },
+        )
+        bank._calibrate(cfg, device=device, rng=rng)
+        return bank
+
+    # ------------------------------------------------------------------------------------------- calibration
+    def _calibrate(self, cfg: GateConfig, *, device: str | None, rng: np.random.Generator) -> None:
+        """Leave-one-frame-out real-vs-real distances per component -> quantile and d_max."""
+        q = cfg.calibration_quantile
+        scale = 1.0 / max(1.0 - cfg.g_threshold, 1e-6)
+        dists: dict[str, dict[str, list[float]]] = {c: {} for c in OBJECT_COMPONENTS}
+        counts = self.exemplar_counts()
+        for name in self.object_classes:
+            ci = self.class_index(name)
+            idx = np.flatnonzero(self.ex_class == ci)
+            if idx.size > _CALIBRATION_QUERIES:
+                idx = np.sort(rng.choice(idx, _CALIBRATION_QUERIES, replace=False))
+            for e in idx:
+                near = self.exemplars_near(
+                    name, float(self.ex_range[e]), cfg.k_exemplars, exclude_frame=int(self.ex_frame[e])
+                )
+                if near.size == 0:
+                    continue
+                best, _ = best_exemplar_match(self.exemplar(int(e)), self, near, device=device)
+                dists["chamfer"].setdefault(name, []).append(best)
+                dists["count"].setdefault(name, []).append(abs(log_count_ratio(int(counts[e]), counts[near])))
+            for fi in np.unique(self.rough_frame[self.rough_class == ci]):
+                mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
+                rest = self.class_roughness(name, exclude_frame=int(fi))
+                if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
+                    dists["roughness"].setdefault(name, []).append(_w1(mine, rest))
+        calibration: dict[str, dict[str, float]] = {}
+        for comp, per_class in dists.items():
+            table: dict[str, float] = {}
+            pooled = [d for v in per_class.values() for d in v]
+            if pooled:
+                table["*"] = float(np.quantile(pooled, q))
+            for name, v in per_class.items():
+                # A handful of pairs gives an unstable quantile: fall back to the pooled value then.
+                table[name] = float(np.quantile(v, q)) if len(v) >= 8 else table["*"]
+            calibration[comp] = table
+
+        scene: dict[str, list[float]] = {"scene_range": [], "scene_roughness": [], "scene_beams": []}
+        for fi in range(self.frame_count):
+            mine = self.scene_ranges[self.scene_range_frame == fi]
+            rest = self.scene_ranges[self.scene_range_frame != fi]
+            if mine.size and rest.size:
+                scene["scene_range"].append(_w1(mine, rest))
+            mine = self.scene_rough[self.scene_rough_frame == fi]
+            rest = self.scene_rough[self.scene_rough_frame != fi]
+            if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
+                scene["scene_roughness"].append(_w1(mine, rest))
+            if self.beam_ratio.shape[1] and self.frame_count > 1:
+                others = np.delete(self.beam_ratio, fi, axis=0).mean(axis=0)
+                scene["scene_beams"].append(float(np.abs(self.beam_ratio[fi] - others).mean()))
+        for comp, v in scene.items():
+            if v:
+                calibration[comp] = {"scene": float(np.quantile(v, q))}
+        self.calibration = calibration
+        # A zero quantile (identical real frames) would make any difference fail: keep d_max strictly positive.
+        self.d_max_table = {
+            comp: {k: max(v, _EPS) * scale for k, v in table.items()} for comp, table in calibration.items()
+        }
+        self.meta["calibration_quantile"] = q
+        self.meta["calibration_g_threshold"] = cfg.g_threshold
+
+    # ------------------------------------------------------------------------------------------- persistence
+    _ARRAYS = (
+        "ex_points",
+        "ex_offsets",
+        "ex_class",
+        "ex_range",
+        "ex_frame",
+        "rough_vals",
+        "rough_class",
+        "rough_frame",
+        "feat",
+        "feat_class",
+        "scene_ranges",
+        "scene_range_frame",
+        "scene_rough",
+        "scene_rough_frame",
+        "beam_ratio",
+    )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the bank atomically as ``.npz`` (no pickles); returns the path written."""
+        from ..data import atomic_write_bytes
+
+        header = {
+            "format_version": BANK_FORMAT_VERSION,
+            "sensor": self.sensor,
+            "frame_count": self.frame_count,
+            "class_counts": self.class_counts,
+            "class_points": self.class_points,
+            "class_names": self.class_names,
+            "calibration": self.calibration,
+            "d_max_table": self.d_max_table,
+            "meta": self.meta,
+        }
+        buf = io.BytesIO()
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        meta = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+        np.savez_compressed(buf, __meta__=meta, **arrays)
+        return Path(atomic_write_bytes(path, buf.getvalue()))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ReferenceBank:
+        """Read a bank written by :meth:`save`.
+
+        Raises:
+            ReferenceDataError: the file is missing, not a bank, corrupt, or of another format version (the
+                message names the file).
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ReferenceDataError(f"reference bank {p}: file not found (build one with `simgap reference build`)")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "__meta__" not in z.files:
+                    raise ReferenceDataError(f"reference bank {p}: not a SimGap reference bank (no metadata)")
+                header = json.loads(bytes(z["__meta__"]).decode("utf-8"))
+                arrays = {name: z[name] for name in cls._ARRAYS}
+        except ReferenceDataError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+            raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({exc})") from exc
+        version = header.get("format_version")
+        if version != BANK_FORMAT_VERSION:
+            raise ReferenceDataError(
+                f"reference bank {p}: format version {version}, this SimGap reads {BANK_FORMAT_VERSION}; rebuild it"
+            )
+        try:
+            bank = cls(
+                sensor=header.get("sensor"),
+                frame_count=int(header["frame_count"]),
+                class_counts={str(k): int(v) for k, v in header["class_counts"].items()},
+                class_points={str(k): int(v) for k, v in header["class_points"].items()},
+                class_names=[str(c) for c in header["class_names"]],
+                calibration=header.get("calibration", {}),
+                d_max_table=header.get("d_max_table", {}),
+                meta=header.get("meta", {}),
+                source=str(p),
+                **arrays,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReferenceDataError(f"reference bank {p}: inconsistent metadata ({exc})") from exc
+        bank._check(str(p))
+        return bank
+
+    def _check(self, where: str) -> None:
+        e = self.ex_class.shape[0]
+        if self.ex_offsets.shape != (e + 1,) or (e and self.ex_offsets[-1] != self.ex_points.shape[0]):
+            raise ReferenceDataError(f"reference bank {where}: exemplar offsets do not match the exemplar points")
+        for name in ("ex_range", "ex_frame"):
+            if getattr(self, name).shape != (e,):
+                raise ReferenceDataError(f"reference bank {where}: {name} has the wrong length")
+        if e and (self.ex_class.max() >= len(self.class_names) or self.ex_class.min() < 0):
+            raise ReferenceDataError(f"reference bank {where}: exemplar class index out of range")
+        if self.frame_count < 1:
+            raise ReferenceDataError(f"reference bank {where}: built from no frames")
+
+    # Frozen-ish equality is by content, which dataclass eq on arrays cannot do.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReferenceBank):
+            return NotImplemented
+        same_arrays = all(np.array_equal(getattr(self, a), getattr(other, a)) for a in self._ARRAYS)
+        return bool(
+            same_arrays
+            and self.sensor == other.sensor
+            and self.frame_count == other.frame_count
+            and self.class_counts == other.class_counts
+            and self.class_names == other.class_names
+            and self.d_max_table == other.d_max_table
+        )
+
+    def with_features(self, features: Mapping[str, np.ndarray]) -> ReferenceBank:
+        """A copy whose embeddings are replaced (e.g. after switching to a TorchScript backbone)."""
+        import dataclasses
+
+        names = list(self.class_names)
+        for c in features:
+            if c not in names:
+                raise SimGapInputError(f"features for class {c!r}, which the bank does not know")
+        parts = [(names.index(c), np.asarray(f, np.float32)) for c, f in sorted(features.items())]
+        feat = np.concatenate([f for _, f in parts]) if parts else np.zeros((0, 0), np.float32)
+        cls_ = np.concatenate([np.full(f.shape[0], i, np.int32) for i, f in parts]) if parts else np.zeros(0, np.int32)
+        return dataclasses.replace(self, feat=feat, feat_class=cls_)

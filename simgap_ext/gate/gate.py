@@ -1,0 +1,260 @@
+"""FrameGate: the per-frame DoGSS-PCL decision (sanity -> geometry per class and scene -> semantic quarantine).
+
+Order of checks, each with reasons a person can read:
+
+1. sanity (frame not scored when it fails; ``status="invalid"``): empty frame, object classes whose instance
+   ids are all 0 (Isaac Sim LiDAR object ids missing), accumulated/duplicated points, wrong sensor;
+2. classes without a real reference: rejected or ignored (``unknown_class``);
+3. geometry: each object class's G (:mod:`simgap_ext.gate.geometric`) >= ``g_threshold`` and the scene G
+   >= ``scene_threshold``;
+4. semantics: a frame that passed 1-3 feeds its instance embeddings into the :class:`SemanticQuarantine`;
+   if any of its classes is (now) quarantined the frame is held back (``status="quarantined"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import SimGapInputError
+from ..frame import validate_frame
+from .bank import ReferenceBank, sensor_geometry
+from .config import GateConfig, load_gate_config
+from .decision import ClassDecision, GateDecision
+from .geometric import object_components, scene_components, weighted_g
+from .quarantine import SemanticQuarantine
+from .stats import FrameStats, frame_stats
+
+__all__ = ["FrameGate"]
+
+log = logging.getLogger(__name__)
+
+
+class FrameGate:
+    """Scores frames against a real :class:`ReferenceBank` and decides accept / reject / hold back.
+
+    Args:
+        bank: the real reference bank.
+        config: thresholds and weights (default: :func:`load_gate_config` of ``config/gate.toml``).
+        device: Warp device for the Chamfer distances (``None``: CUDA when available, else CPU).
+        quarantine: the semantic quarantine to use (default: one built from ``config`` and the bank's
+            embeddings); pass ``False`` to switch the semantic component off.
+        backbone: frozen backbone for instance embeddings (default :class:`simgap_ext.metrics.FrozenBackbone`).
+            Must be the one the bank was built with.
+
+    Not thread-safe for concurrent :meth:`evaluate` calls (the quarantine window is sequential state).
+    """
+
+    def __init__(
+        self,
+        bank: ReferenceBank,
+        config: GateConfig | None = None,
+        *,
+        device: str | None = None,
+        quarantine: SemanticQuarantine | bool | None = None,
+        backbone: Any = None,
+    ) -> None:
+        if not isinstance(bank, ReferenceBank):
+            raise SimGapInputError(f"FrameGate needs a ReferenceBank, got {type(bank).__name__}")
+        self.bank = bank
+        self.config = config if config is not None else load_gate_config()
+        from .._warp import resolve_device
+
+        self.device = resolve_device(device)
+        self.backbone = backbone
+        if quarantine is False:
+            self.quarantine: SemanticQuarantine | None = None
+        elif isinstance(quarantine, SemanticQuarantine):
+            self.quarantine = quarantine
+        else:
+            cfg = self.config
+            self.quarantine = SemanticQuarantine(
+                cfg.quarantine_window,
+                cfg.js_threshold,
+                cfg.quarantine_min_samples,
+                hysteresis=cfg.js_hysteresis,
+                n_bins=cfg.semantic_bins,
+                method=cfg.semantic_method,
+            )
+        if self.quarantine is not None:
+            feats = bank.class_features()
+            if feats:
+                self.quarantine.set_reference(feats)
+        self._beams, self._columns = sensor_geometry(bank.sensor)
+
+    # ------------------------------------------------------------------------------------------------ public
+    def stats(self, frame: Mapping[str, Any]) -> FrameStats:
+        """The :class:`FrameStats` the gate computes for a (validated) frame."""
+        return frame_stats(
+            frame,
+            vertical_angles_deg=self._beams,
+            horizontal_resolution=self._columns,
+            background_classes=self.config.background_classes,
+            duplicate_tolerance=self.config.duplicate_tolerance,
+        )
+
+    def evaluate(self, frame: Mapping[str, Any], *, update_quarantine: bool = True) -> GateDecision:
+        """Decide on one frame.
+
+        Args:
+            frame: a frame in the DESIGN.md layout (validated here).
+            update_quarantine: feed a geometrically passing frame's embeddings into the quarantine window
+                (set False to score without changing state, e.g. for reports).
+
+        Returns:
+            The :class:`GateDecision`.
+
+        Raises:
+            SimGapInputError: the frame breaks the frame contract (wrong shapes, NaN points, unknown ids).
+        """
+        frame = validate_frame(frame)
+        cfg = self.config
+        prov = {
+            "frame_id": int(frame.get("frame_id", 0)),
+            "seed": int(frame.get("seed", 0)),
+            "attempt": int(frame.get("attempt", 0)),
+            "sensor": str(frame.get("sensor", "unknown")),
+        }
+        stats = self.stats(frame)
+        per_class = {
+            c: ClassDecision(c, n, stats.class_instances.get(c, 0)) for c, n in sorted(stats.class_points.items())
+        }
+
+        # 1. sanity: such frames are artefacts of the capture, scoring them would only produce noise.
+        sanity: list[str] = []
+        if stats.n_points == 0:
+            sanity.append("frame is empty (0 points): nothing was captured")
+        sensor = prov["sensor"]
+        if cfg.require_same_sensor and self.bank.sensor and sensor not in ("unknown", self.bank.sensor):
+            sanity.append(f"frame sensor {sensor!r} differs from the reference bank's sensor {self.bank.sensor!r}")
+        for c in stats.zero_instance_classes:
+            if self.bank.class_counts.get(c, 0) > 0 or c in self.bank.object_classes:
+                per_class[c].passed = False
+                per_class[c].reasons.append(f"class {c}: all {stats.class_points[c]} points have instance id 0")
+                sanity.append(f"class {c}: all instance ids are 0 (object ids missing from the capture)")
+        if stats.duplicate_fraction > cfg.max_duplicate_fraction:
+            sanity.append(
+                f"{stats.duplicate_fraction:.1%} of points are duplicated (> {cfg.max_duplicate_fraction:.1%}): "
+                "accumulated or ghosted capture"
+            )
+        if sanity:
+            return GateDecision(
+                accepted=False,
+                per_class=per_class,
+                scene_g=0.0,
+                failing_classes=sorted(c for c, d in per_class.items() if not d.passed),
+                reasons=sanity,
+                sane=False,
+                status="invalid",
+                **prov,
+            )
+
+        reasons: list[str] = []
+        # 2. classes the real reference has never seen.
+        known = set(self.bank.class_names)
+        for c, dec in per_class.items():
+            if c not in known:
+                msg = f"class {c} has no real reference"
+                if cfg.unknown_class == "reject":
+                    dec.passed = False
+                    dec.reasons.append(msg)
+                    reasons.append(msg)
+                else:
+                    dec.reasons.append(msg + " (ignored)")
+
+        # 3. geometry, per object class, then the scene.
+        by_class: dict[str, list] = {}
+        for crop in stats.crops:
+            by_class.setdefault(crop.class_name, []).append(crop)
+        for c, crops in sorted(by_class.items()):
+            dec = per_class[c]
+            if c not in known:
+                continue
+            scored = [cr for cr in crops if cr.n_points >= cfg.min_points]
+            dec.n_scored = len(scored)
+            comps = object_components(c, scored, stats, self.bank, k=cfg.k_exemplars, device=self.device)
+            dec.components = {name: comp.score for name, comp in comps.items()}
+            dec.g = weighted_g(comps, cfg.object_weights)
+            if dec.g is None:
+                dec.reasons.append(f"class {c}: not scored ({len(crops)} crops, none with >= {cfg.min_points} points)")
+                continue
+            if dec.g < cfg.g_threshold:
+                dec.passed = False
+                worst = min(
+                    (n for n in comps if cfg.object_weights.get(n, 0) > 0), key=lambda n: comps[n].score, default=None
+                )
+                detail = (
+                    f"; worst: {worst} {comps[worst].distance:.4g} vs d_max {comps[worst].d_max:.4g}" if worst else ""
+                )
+                msg = f"class {c}: G={dec.g:.2f} < {cfg.g_threshold:.2f}{detail}"
+                dec.reasons.append(msg)
+                reasons.append(msg)
+
+        scene = scene_components(stats, self.bank)
+        scene_g = weighted_g(scene, cfg.scene_weights)
+        scene_scores = {n: s.score for n, s in scene.items()}
+        if scene_g is None:
+            scene_g = 1.0
+            log.debug("frame %s: no scene component could be scored", prov["frame_id"])
+        elif scene_g < cfg.scene_threshold:
+            worst = min((n for n in scene if cfg.scene_weights.get(n, 0) > 0), key=lambda n: scene[n].score)
+            reasons.append(
+                f"scene: G={scene_g:.2f} < {cfg.scene_threshold:.2f}; worst: {worst} "
+                f"{scene[worst].distance:.4g} vs d_max {scene[worst].d_max:.4g}"
+            )
+
+        failing = sorted(c for c, d in per_class.items() if not d.passed)
+        geometric_ok = not reasons
+
+        # 4. semantic quarantine.
+        quarantined: list[str] = []
+        if self.quarantine is not None:
+            if geometric_ok and update_quarantine:
+                from ..metrics import instance_features
+
+                feats = instance_features(frame, self.backbone, min_points=cfg.min_points)
+                present = {c: feats.get(c, np.zeros((0, 0), np.float32)) for c in by_class if c in known}
+                self.quarantine.update(present)
+            for c, dec in per_class.items():
+                state = self.quarantine.state(c)
+                dec.js = state.js
+                if state.quarantined:
+                    dec.quarantined = True
+                    dec.passed = False
+                    quarantined.append(c)
+                    js = f"{state.js:.2f}" if state.js is not None else "n/a"
+                    msg = f"class {c} quarantined (JS={js} > {cfg.js_threshold:.2f})"
+                    dec.reasons.append(msg)
+                    reasons.append(msg)
+            if quarantined and update_quarantine:
+                self.quarantine.record_held_back(quarantined)
+
+        accepted = not reasons
+        if accepted:
+            status = "accepted"
+        elif geometric_ok and quarantined:
+            status = "quarantined"
+        else:
+            status = "rejected"
+        return GateDecision(
+            accepted=accepted,
+            per_class=per_class,
+            scene_g=float(scene_g),
+            failing_classes=sorted(set(failing) | set(quarantined)),
+            reasons=reasons,
+            quarantined_classes=sorted(quarantined),
+            scene_components=scene_scores,
+            sane=True,
+            status=status,
+            **prov,
+        )
+
+    @classmethod
+    def from_bank_file(
+        cls, path: str, config: GateConfig | None = None, *, device: str | None = None, **kwargs: Any
+    ) -> FrameGate:
+        """Load a bank file and build a gate on it."""
+        return cls(ReferenceBank.load(path), config, device=device, **kwargs)
