@@ -24,7 +24,7 @@ _log = logging.getLogger(__name__)
 
 _SCAN_RE = re.compile(r"^(\d{6})\.(bin|label)$")
 # atomic_write_bytes' temporaries: ".<name>.<random>.tmp"
-_TMP_RE = re.compile(r"^\.\d{6}\.(bin|label)\..*\.tmp$|^\.label_map\.yaml\..*\.tmp$")
+_TMP_RE = re.compile(r"^\.(\d{6}\.(bin|label)|label_map\.yaml|run\.json|bank\.npz|report\.html)\..*\.tmp$")
 
 
 class Exporter:

@@ -79,12 +79,12 @@ class TailFocusPlan:
     """Round-robin focus over the tail classes that still have a deficit.
 
     Frame ``k`` focuses on ``candidates[k % len(candidates)]`` where ``candidates`` are the tail classes (rarest
-    first) whose accepted synthetic count is still below their target; with no targets every tail class stays a
-    candidate. Without candidates a frame has no focus (an ordinary randomized scene).
+    first) whose accepted synthetic instance count is still below their target; with no targets every tail class
+    stays a candidate. Without candidates a frame has no focus (an ordinary randomized scene).
 
     Args:
         tail_classes: tail classes, rarest first (e.g. :func:`~simgap_ext.gate.identify_tail_classes`).
-        targets: class -> accepted synthetic samples wanted (e.g. the deficits of
+        targets: class -> accepted synthetic instances wanted (e.g. the ``deficit`` of
             :func:`~simgap_ext.gate.compute_synthetic_generation_budget`); ``None``: unbounded.
     """
 
@@ -94,7 +94,7 @@ class TailFocusPlan:
 
     def focus_for(self, frame_id: int, stats: AcceptanceStats) -> list[str]:
         """See the class docstring."""
-        accepted = stats.accepted_counts()
+        accepted = stats.accepted_instance_counts()
         cands = [c for c in self.tail_classes if self.targets is None or accepted.get(c, 0) < self.targets.get(c, 0)]
         return [cands[frame_id % len(cands)]] if cands else []
 

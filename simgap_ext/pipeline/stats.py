@@ -77,6 +77,7 @@ class _Counter:
     rejected: int = 0
     rerandomized: int = 0
     held_back: int = 0
+    accepted_instances: int = 0
     g_sum: float = 0.0
     g_values: list[float] = field(default_factory=list)
     js: float | None = None
@@ -140,7 +141,7 @@ class AcceptanceStats:
         """
         label = decision_label(decision, rerandomized=rerandomized)
         per_class = {
-            name: (_finite(cd.g), _finite(cd.js), bool(cd.quarantined))
+            name: (_finite(cd.g), _finite(cd.js), bool(cd.quarantined), int(cd.n_instances))
             for name, cd in sorted(getattr(decision, "per_class", {}).items())
         }
         fid = frame_id if frame_id is not None else getattr(decision, "frame_id", None)
@@ -155,8 +156,9 @@ class AcceptanceStats:
         quarantined = set(row.get("quarantined") or ())
         g = row.get("g") or {}
         js = row.get("js") or {}
+        instances = row.get("class_instances") or {}
         names = sorted(set(row.get("class_points") or {}) | set(g) | set(js))
-        per_class = {n: (g.get(n), js.get(n), n in quarantined) for n in names}
+        per_class = {n: (g.get(n), js.get(n), n in quarantined, int(instances.get(n, 0))) for n in names}
         self._apply(label, per_class, row.get("frame_id"))
         return label
 
@@ -169,12 +171,12 @@ class AcceptanceStats:
                 stats.record_row(row)
         return stats
 
-    def _apply(self, label: str, per_class: Mapping[str, tuple[Any, Any, bool]], frame_id: int | None) -> None:
+    def _apply(self, label: str, per_class: Mapping[str, tuple[Any, Any, bool, int]], frame_id: int | None) -> None:
         with self._lock:
             step = self._steps
             self._steps += 1
             self._frames[label] += 1
-            for name, (g, js, quarantined) in per_class.items():
+            for name, (g, js, quarantined, n_instances) in per_class.items():
                 c = self._classes.setdefault(name, _Counter())
                 if label == "rerandomized":
                     c.rerandomized += 1
@@ -182,6 +184,7 @@ class AcceptanceStats:
                     c.held_back += 1
                 elif label == "accepted":
                     c.accepted += 1
+                    c.accepted_instances += n_instances
                 else:
                     c.rejected += 1
                 if g is not None:
@@ -243,6 +246,11 @@ class AcceptanceStats:
         """Class name -> accepted samples so far (what a generation budget's deficit is measured against)."""
         with self._lock:
             return {n: c.accepted for n, c in sorted(self._classes.items())}
+
+    def accepted_instance_counts(self) -> dict[str, int]:
+        """Class name -> instances in accepted samples so far (generation budgets count instances)."""
+        with self._lock:
+            return {n: c.accepted_instances for n, c in sorted(self._classes.items())}
 
     def g_values(self, class_name: str) -> list[float]:
         """Every G recorded for a class, in attempt order."""

@@ -1,0 +1,169 @@
+"""``simgap generate``: render synthetic frames, gate them, export the accepted ones with a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import SimGapInputError
+
+__all__ = ["register", "run"]
+
+_log = logging.getLogger(__name__)
+
+BANK_CACHE_NAME = "bank.npz"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``generate`` sub-command."""
+    p = subparsers.add_parser(
+        "generate",
+        help="generate gated synthetic LiDAR frames (SemanticKITTI export + manifest)",
+        description=(
+            "Render synthetic frames with a scene backend, score every frame with the DoGSS-PCL gate against a "
+            "real reference bank, re-randomize rejected tail-class scenes, and export accepted frames in "
+            "SemanticKITTI layout with a JSON Lines manifest. Interrupted runs continue with --resume."
+        ),
+    )
+    p.add_argument("--sensor", required=True, help="sensor profile name or TOML path (e.g. vlp-16)")
+    p.add_argument("--frames", type=int, required=True, help="scheduled frames in the run (each up to 1+retries)")
+    ref = p.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--real", type=Path, help="real scans (SemanticKITTI dir); the bank is cached in OUT/bank.npz")
+    ref.add_argument("--bank", type=Path, help="a reference bank .npz built earlier")
+    p.add_argument("--out", type=Path, required=True, help="output directory (export, manifest.jsonl, run.json)")
+    p.add_argument("--backend", choices=("warp", "replicator"), default="warp", help="scene source (default warp)")
+    p.add_argument("--preset", choices=("realistic", "ideal"), default="realistic", help="sensor effects preset")
+    p.add_argument("--seed", type=int, default=0, help="run seed (>= 0); render seeds derive from it")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--max-retries", type=int, default=3, help="re-randomizations of a failed tail-class frame")
+    p.add_argument("--tail-percentile", type=float, default=20.0, help="tail = classes at/below this percentile")
+    p.add_argument(
+        "--target-per-class",
+        type=int,
+        default=None,
+        help="stop focusing a tail class once its real + accepted synthetic instances reach this",
+    )
+    p.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
+    p.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress table on stderr")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _check_backend(name: str) -> None:
+    if name == "replicator" and importlib.util.find_spec("omni") is None:
+        raise SimGapInputError(
+            "--backend replicator needs Isaac Sim (omni.replicator.core is not importable in this Python); "
+            "run inside Isaac Sim or use --backend warp"
+        )
+
+
+def _load_bank(args: argparse.Namespace, config: Any, device: str | None) -> tuple[Any, dict[str, Any]]:
+    from ..data import iter_scans
+    from ..gate import ReferenceBank
+    from ..pipeline import fingerprint_file
+
+    if args.bank is not None:
+        bank_path = args.bank
+        ident = {"bank": str(args.bank.resolve())}
+    else:
+        if not args.real.exists():
+            raise SimGapInputError(f"--real {args.real}: no such directory")
+        bank_path = args.out / BANK_CACHE_NAME
+        ident = {"real": str(args.real.resolve())}
+        if not bank_path.is_file():
+            # Built once per run and cached: a resumed run must gate against the very same bank.
+            _log.info("building the reference bank from %s", args.real)
+            frames = iter_scans(args.real, sensor=args.sensor)
+            bank = ReferenceBank.build(frames, sensor=args.sensor, config=config, device=device)
+            bank.save(bank_path)
+    bank = ReferenceBank.load(bank_path)
+    ident["bank_sha256"] = fingerprint_file(bank_path)
+    return bank, ident
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``simgap generate``."""
+    if args.frames < 0:
+        raise SimGapInputError(f"--frames must be >= 0, got {args.frames}")
+    if args.max_retries < 0:
+        raise SimGapInputError(f"--max-retries must be >= 0, got {args.max_retries}")
+    if args.seed < 0:
+        raise SimGapInputError(f"--seed must be >= 0, got {args.seed}")
+    if args.target_per_class is not None and args.target_per_class < 0:
+        raise SimGapInputError(f"--target-per-class must be >= 0, got {args.target_per_class}")
+    _check_backend(args.backend)
+    if not args.resume and (args.out / "run.json").exists():
+        raise SimGapInputError(
+            f"{args.out} already holds a generation run (run.json); pass --resume to continue it or choose "
+            "an empty output directory"
+        )
+
+    from .._warp import resolve_device
+    from ..backends import get_scene_source
+    from ..gate import FrameGate, compute_synthetic_generation_budget, identify_tail_classes, load_gate_config
+    from ..pipeline import GenerationRunner, TailFocusPlan
+
+    device = resolve_device(args.device)
+    config = load_gate_config(args.gate_config)
+    bank, bank_ident = _load_bank(args, config, device)
+    tails = identify_tail_classes(bank.class_counts, args.tail_percentile) if bank.class_counts else []
+    source = get_scene_source(args.backend, sensor=args.sensor, preset=args.preset, device=device)
+    renderable = set(getattr(source, "class_names", ()) or ())
+    focusable = [c for c in tails if not renderable or c in renderable]
+    targets = None
+    if args.target_per_class is not None and focusable:
+        budget = compute_synthetic_generation_budget(bank.class_counts, args.target_per_class, tail_classes=focusable)
+        targets = {name: row.deficit for name, row in budget.items()}
+    gate = FrameGate(bank, config, device=device)
+    run_config = {
+        "backend": args.backend,
+        "preset": args.preset,
+        "sensor_profile": args.sensor,
+        "tail_percentile": args.tail_percentile,
+        "target_per_class": args.target_per_class,
+        "gate_config": config.to_dict(),
+        **bank_ident,
+    }
+    runner = GenerationRunner(
+        source,
+        gate,
+        args.out,
+        tail_classes=tails,
+        max_retries=args.max_retries,
+        focus_plan=TailFocusPlan(focusable, targets),
+        seed=args.seed,
+        run_config=run_config,
+    )
+    summary = runner.run(args.frames, resume=args.resume, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        _print_summary(summary, tails)
+    return 0
+
+
+def _print_summary(summary: Any, tails: list[str]) -> None:
+    from rich.console import Console
+
+    from ..pipeline.live import render_class_table
+
+    console = Console(file=sys.stdout, soft_wrap=True)
+    console.print(render_class_table(summary.stats, title="per-class acceptance (whole run)"))
+    c = summary.counts
+    resumed = (
+        f" (resumed at frame {summary.resumed_at[0]} attempt {summary.resumed_at[1]})" if summary.resumed_at else ""
+    )
+    console.print(
+        f"frames {summary.n_frames}{resumed}: {c['attempts']} attempts, {c['accepted']} accepted, "
+        f"{c['rejected']} rejected, {c['rerandomized']} re-randomized, {c['held_back']} held back; "
+        f"{summary.exported} scans exported to {summary.out_dir}",
+        highlight=False,
+    )
+    console.print(f"tail classes: {', '.join(tails) if tails else '(none)'}", highlight=False)
+    console.print(f"manifest: {summary.manifest_path}", highlight=False)
