@@ -70,7 +70,7 @@ def _get_kernels() -> dict[str, Any]:
         bd = best_d2[qi]
         bi = best_i[qi]
         it = wp.hash_grid_query(grid, p, radius)
-        j = 0
+        j = int(0)  # noqa: UP018 - int() makes a mutable Warp variable; a bare literal is a constant
         while wp.hash_grid_query_next(it, j):
             d = wp.length_sq(ref[j] - p)
             if d < bd:

@@ -1,0 +1,199 @@
+"""Exact nearest neighbours / Chamfer / DCD on Warp against float64 brute-force NumPy references."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from simgap_ext._warp import available_devices
+from simgap_ext.errors import SimGapInputError
+from simgap_ext.metrics import (
+    chamfer_distance,
+    density_aware_chamfer,
+    directional_distances,
+    nearest_neighbor_distances,
+    nearest_neighbor_spacing,
+    nearest_neighbors,
+)
+
+DEVICES = available_devices()
+
+
+def brute_nn(q: np.ndarray, r: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """float64 brute force, chunked so memory stays chunk x M."""
+    q = np.asarray(q, np.float64)
+    r = np.asarray(r, np.float64)
+    d = np.empty(len(q))
+    i = np.empty(len(q), np.int64)
+    for s in range(0, len(q), chunk):
+        dd = np.linalg.norm(q[s : s + chunk, None, :] - r[None], axis=-1)
+        i[s : s + chunk] = dd.argmin(axis=1)
+        d[s : s + chunk] = dd.min(axis=1)
+    return d, i
+
+
+def brute_chamfer(a, b, squared=False):
+    dab, _ = brute_nn(a, b)
+    dba, _ = brute_nn(b, a)
+    if squared:
+        dab, dba = dab**2, dba**2
+    return 0.5 * (dab.mean() + dba.mean())
+
+
+def _mixture(rng, n):
+    """Clustered + sparse mixture: a dense blob, a flat 'ground' and far outliers."""
+    k = n // 3
+    blob = rng.normal(0, 0.05, (k, 3)) + [2, 0, 0]
+    ground = np.c_[rng.uniform(-20, 20, (k, 2)), rng.normal(0, 0.01, k)]
+    sparse = rng.uniform(-200, 200, (n - 2 * k, 3))
+    return np.vstack([blob, ground, sparse])
+
+
+CASES = {
+    "uniform_small": lambda rng: (rng.random((37, 3)), rng.random((53, 3))),
+    "uniform_mid": lambda rng: (rng.random((1500, 3)) * 10, rng.random((900, 3)) * 10),
+    "single_points": lambda rng: (rng.random((1, 3)), rng.random((1, 3)) + 100.0),
+    "single_vs_many": lambda rng: (rng.random((1, 3)), rng.random((400, 3))),
+    "duplicates": lambda rng: (np.repeat(rng.random((20, 3)), 7, axis=0), np.repeat(rng.random((15, 3)), 5, axis=0)),
+    "far_apart": lambda rng: (rng.random((300, 3)), rng.random((250, 3)) + [1e3, -5e2, 2e2]),
+    "mixture": lambda rng: (_mixture(rng, 1200), _mixture(rng, 800)),
+    "utm_offset": lambda rng: (
+        rng.random((500, 3)) * 5 + [4.6e5, 5.3e6, 500],
+        rng.random((400, 3)) * 5 + [4.6e5, 5.3e6, 500],
+    ),
+    "flat_plane": lambda rng: (np.c_[rng.random((600, 2)), np.zeros(600)], np.c_[rng.random((500, 2)), np.zeros(500)]),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nn_matches_brute_force(case, device):
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    a, b = CASES[case](rng)
+    d, idx = nearest_neighbors(a, b, device=device)
+    ref_d, _ = brute_nn(a, b)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-5, atol=1e-9)
+    # the returned index must realise the returned distance
+    np.testing.assert_allclose(np.linalg.norm(a - b[idx], axis=1), d, rtol=1e-12)
+    assert nearest_neighbor_distances(a, b, device=device).dtype == np.float32
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", ["uniform_mid", "far_apart", "mixture", "duplicates", "single_points"])
+@pytest.mark.parametrize("squared", [False, True])
+def test_chamfer_matches_brute_force(case, squared, device):
+    rng = np.random.default_rng(7)
+    a, b = CASES[case](rng)
+    got = chamfer_distance(a, b, squared=squared, device=device)
+    assert got == pytest.approx(brute_chamfer(a, b, squared), rel=1e-5)
+    assert isinstance(got, float)
+
+
+def test_chamfer_hand_computed():
+    a = np.array([[0.0, 0, 0], [1, 0, 0]])
+    b = np.array([[0.0, 0, 2]])
+    # a->b: 2, sqrt(5); b->a: 2  => 0.5 * ((2 + sqrt5)/2 + 2)
+    assert chamfer_distance(a, b, device="cpu") == pytest.approx(0.5 * ((2 + 5**0.5) / 2 + 2))
+    assert chamfer_distance(a, b, squared=True, device="cpu") == pytest.approx(0.5 * ((4 + 5) / 2 + 4))
+    assert chamfer_distance(a, b, reduction="sum", device="cpu") == pytest.approx(2 + 5**0.5 + 2)
+    assert chamfer_distance(a, a, device="cpu") == 0.0
+
+
+def test_chamfer_symmetric_and_shift_sensitive():
+    rng = np.random.default_rng(3)
+    a = rng.random((300, 3))
+    b = rng.random((200, 3))
+    assert chamfer_distance(a, b, device="cpu") == pytest.approx(chamfer_distance(b, a, device="cpu"), rel=1e-12)
+    # a rigid shift far larger than the cloud: CD tends to the shift
+    assert chamfer_distance(a, a + [50.0, 0, 0], device="cpu") == pytest.approx(50.0, rel=0.02)
+
+
+def test_directional_distances_shapes_and_values():
+    rng = np.random.default_rng(4)
+    a, b = rng.random((70, 3)), rng.random((40, 3))
+    dab, dba = directional_distances(a, b, device="cpu")
+    assert dab.shape == (70,) and dba.shape == (40,)
+    np.testing.assert_allclose(dab, brute_nn(a, b)[0], rtol=1e-6)
+    np.testing.assert_allclose(dba, brute_nn(b, a)[0], rtol=1e-6)
+    sab, _ = directional_distances(a, b, squared=True, device="cpu")
+    np.testing.assert_allclose(sab, dab**2)
+
+
+def test_density_normalized_against_reference():
+    rng = np.random.default_rng(5)
+    a = np.vstack([rng.random((200, 3)) * 0.5, rng.random((50, 3)) * 20 + 5])  # dense + sparse real
+    a = np.vstack([a, a[:10]])  # duplicates: spacing must skip the coincident copy
+    b = a[:150] + rng.normal(0, 0.01, (150, 3))
+    # reference: spacing = distance to nearest distinct point of a
+    dd = np.linalg.norm(a[:, None] - a[None], axis=-1)
+    dd[dd == 0] = np.inf
+    spacing = dd.min(axis=1)
+    np.testing.assert_allclose(nearest_neighbor_spacing(a, device="cpu"), spacing, rtol=1e-6)
+    dab, _ = brute_nn(a, b)
+    dba, iba = brute_nn(b, a)
+    want = 0.5 * ((dab / spacing).mean() + (dba / spacing[iba]).mean())
+    got = chamfer_distance(a, b, density_normalized=True, device="cpu")
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_density_normalized_needs_two_distinct_points():
+    with pytest.raises(SimGapInputError, match="two distinct points"):
+        chamfer_distance(np.zeros((5, 3)), np.ones((3, 3)), density_normalized=True, device="cpu")
+
+
+def test_dcd_matches_reference_formula():
+    rng = np.random.default_rng(6)
+    a, b = rng.random((120, 3)), rng.random((90, 3))
+    alpha = 10.0
+    dab, iab = brute_nn(a, b)
+    dba, iba = brute_nn(b, a)
+    nb = np.bincount(iab, minlength=len(b))
+    na = np.bincount(iba, minlength=len(a))
+    want = 0.5 * ((1 - np.exp(-alpha * dab**2) / nb[iab]).mean() + (1 - np.exp(-alpha * dba**2) / na[iba]).mean())
+    assert density_aware_chamfer(a, b, alpha=alpha, device="cpu") == pytest.approx(want, rel=1e-6)
+
+
+def test_dcd_bounds():
+    rng = np.random.default_rng(8)
+    a = rng.random((100, 3))
+    assert density_aware_chamfer(a, a, device="cpu") == pytest.approx(0.0, abs=1e-12)
+    far = density_aware_chamfer(a, a + 100.0, device="cpu")
+    assert 0.99 < far <= 1.0
+    # DCD sees a density change that Chamfer ignores: b covers a's region with a quarter of the points
+    # all matched many-to-one
+    dense = np.repeat(a, 4, axis=0)
+    assert chamfer_distance(a, dense, device="cpu") == 0.0
+    assert density_aware_chamfer(a, dense, device="cpu") > 0.3
+
+
+def test_torch_input():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    a, b = rng.random((64, 3)), rng.random((48, 3))
+    got = chamfer_distance(torch.from_numpy(a).float(), torch.from_numpy(b).float().requires_grad_(True), device="cpu")
+    assert got == pytest.approx(brute_chamfer(a.astype(np.float32), b.astype(np.float32)), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "a, match",
+    [
+        (np.zeros((0, 3)), "empty point cloud"),
+        (np.array([[0.0, np.nan, 0.0]]), "non-finite"),
+        (np.array([[0.0, np.inf, 0.0], [1, 1, 1]]), "1 of 2 points are non-finite"),
+        (np.zeros((4, 2)), r"expected shape \(N, 3\)"),
+        (np.zeros(3), r"expected shape \(N, 3\)"),
+        (np.array([["a", "b", "c"]]), "numeric"),
+    ],
+)
+def test_bad_input_raises(a, match):
+    with pytest.raises(SimGapInputError, match=match):
+        chamfer_distance(a, np.zeros((2, 3)), device="cpu")
+    with pytest.raises(ValueError, match=match):
+        nearest_neighbor_distances(np.zeros((2, 3)), a, device="cpu")
+
+
+def test_bad_reduction():
+    with pytest.raises(SimGapInputError, match="reduction"):
+        chamfer_distance(np.zeros((2, 3)), np.zeros((2, 3)), reduction="max", device="cpu")
