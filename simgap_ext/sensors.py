@@ -57,8 +57,16 @@ class EffectSettings:
     Attributes:
         range_noise_sigma: Gaussian range noise along the ray, metres (1 sigma); 0 disables.
         random_drop: range-independent probability that a return is lost.
-        range_drop_at_max: additional drop probability at ``max_range``, growing as ``(r / max_range) ** 2``.
-        incidence_drop: drop probability at grazing incidence, scaled by ``(1 - cos(theta)) ** 2``.
+        detection_range: range (metres) at which a 10 %-reflective target at normal incidence is detected with
+            probability 1/2 (the datasheet's "range at 10 % reflectivity"); 0 disables energy-based drop. The
+            return energy relative to that threshold is ``(reflectivity / 0.1) * cos(theta) ** incidence_exponent
+            * (detection_range / r) ** 2`` and a return survives with probability
+            ``sigmoid(ln(energy) / detection_softness)``.
+        detection_softness: width of the detection threshold in ln(energy) units (small = sharp threshold).
+        range_drop: include the ``1 / r^2`` fall-off in the return energy (range-dependent drop).
+        incidence_drop: include the ``cos(theta) ** incidence_exponent`` term (incidence-angle drop).
+        incidence_exponent: 1 for a Lambertian surface; below 1 for rough surfaces that still return at grazing
+            incidence.
         mixed_pixel_prob: probability that a ray on a depth edge returns a point between the two surfaces
             (beam divergence footprint straddling the edge).
         mixed_pixel_min_gap: range jump (metres) between neighbouring rays that counts as a depth edge.
@@ -69,8 +77,11 @@ class EffectSettings:
 
     range_noise_sigma: float = 0.0
     random_drop: float = 0.0
-    range_drop_at_max: float = 0.0
-    incidence_drop: float = 0.0
+    detection_range: float = 0.0
+    detection_softness: float = 0.3
+    range_drop: bool = True
+    incidence_drop: bool = True
+    incidence_exponent: float = 1.0
     mixed_pixel_prob: float = 0.0
     mixed_pixel_min_gap: float = 0.5
     intensity_model: str = "reflectivity"
@@ -92,9 +103,9 @@ class EffectSettings:
             elif name == "random_drop":
                 off["random_drop"] = 0.0
             elif name == "range_drop":
-                off["range_drop_at_max"] = 0.0
+                off["range_drop"] = False
             elif name == "incidence_drop":
-                off["incidence_drop"] = 0.0
+                off["incidence_drop"] = False
             elif name == "mixed_pixels":
                 off["mixed_pixel_prob"] = 0.0
             elif name == "intensity_falloff":
@@ -110,8 +121,8 @@ class EffectSettings:
         on = {
             "range_noise": self.range_noise_sigma > 0,
             "random_drop": self.random_drop > 0,
-            "range_drop": self.range_drop_at_max > 0,
-            "incidence_drop": self.incidence_drop > 0,
+            "range_drop": self.detection_range > 0 and self.range_drop,
+            "incidence_drop": self.detection_range > 0 and self.incidence_drop,
             "mixed_pixels": self.mixed_pixel_prob > 0,
             "intensity_falloff": self.intensity_model == "physical",
             "intensity_noise": self.intensity_noise_sigma > 0,
@@ -233,7 +244,8 @@ def load_sensor_profile(name_or_path: str | os.PathLike[str]) -> SensorProfile:
 _REQUIRED = ("channels", "vertical_angles_deg", "horizontal_resolution", "max_range", "max_expected_distance")
 _TOP_KEYS = {f.name for f in fields(SensorProfile)} - {"source"}
 _PRESET_KEYS = {f.name for f in fields(EffectSettings)}
-_PROBABILITIES = ("random_drop", "range_drop_at_max", "incidence_drop", "mixed_pixel_prob")
+_PROBABILITIES = ("random_drop", "mixed_pixel_prob")
+_BOOLEANS = ("range_drop", "incidence_drop")
 
 
 def _number(doc: Mapping[str, Any], key: str, where: str, *, default: float | None = None) -> float:
@@ -262,6 +274,11 @@ def _preset_from_dict(doc: Any, where: str) -> EffectSettings:
             if model not in _INTENSITY_MODELS:
                 raise SimGapInputError(f"{where}: 'intensity_model' must be one of {list(_INTENSITY_MODELS)}")
             kw[f.name] = model
+            continue
+        if f.name in _BOOLEANS:
+            if not isinstance(doc[f.name], bool):
+                raise SimGapInputError(f"{where}: {f.name!r} must be true or false, got {doc[f.name]!r}")
+            kw[f.name] = doc[f.name]
             continue
         val = _number(doc, f.name, where)
         if val < 0:

@@ -7,9 +7,12 @@ Each effect is switchable through :class:`~simgap_ext.sensors.EffectSettings` (a
   ``mixed_pixel_prob`` it returns a range between the two surfaces (uniform fraction), the "veiling" points that
   real scans show behind object silhouettes. Computed on the clean ranges, before noise;
 - range noise: Gaussian along the ray, ``range_noise_sigma`` metres;
-- ray drop: a return is lost with probability
-  ``1 - (1 - random_drop) (1 - range_drop_at_max (r / max_range)^2) (1 - incidence_drop (1 - cos(theta))^2)``
-  (range-independent loss, weak far returns, grazing incidence);
+- ray drop: a range-independent loss ``random_drop`` times a detection threshold on the return energy
+  ``E = (reflectivity / 0.1) cos(theta)^incidence_exponent (detection_range / r)^2`` (``E = 1``: a 10 %-reflective
+  target at normal incidence at ``detection_range``), kept with probability ``sigmoid(ln(E) / detection_softness)``.
+  ``range_drop`` / ``incidence_drop`` switch the range and incidence terms. Because the threshold depends on the
+  geometry, two scans of one scene lose mostly the same weak returns (far ground, grazing walls, dark
+  surfaces), as a real sensor does, and unlike an independent coin flip per ray;
 - intensity: ``reflectivity`` model returns the surface reflectivity; ``physical`` returns
   ``reflectivity * cos(theta) / (1 + (r / 40 m)^2)`` plus Gaussian noise ``intensity_noise_sigma``, clipped to
   [0, 1].
@@ -102,10 +105,15 @@ def apply_effects(
     if settings.range_noise_sigma > 0:
         r[hit] += settings.range_noise_sigma * noise[hit]
     p_keep = np.full(shape, 1.0 - settings.random_drop, dtype=np.float32)
-    if settings.range_drop_at_max > 0:
-        p_keep *= 1.0 - settings.range_drop_at_max * np.clip(r / max_range, 0.0, 1.0) ** 2
-    if settings.incidence_drop > 0:
-        p_keep *= 1.0 - settings.incidence_drop * (1.0 - np.clip(cos, 0.0, 1.0)) ** 2
+    if settings.detection_range > 0 and (settings.range_drop or settings.incidence_drop):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_e = np.log(np.maximum(refl, 1e-6) / 0.1)
+            if settings.incidence_drop:
+                log_e += settings.incidence_exponent * np.log(np.clip(cos, 1e-6, 1.0))
+            if settings.range_drop:
+                log_e += 2.0 * np.log(settings.detection_range / np.maximum(r, 1e-3))
+        z = np.clip(log_e / max(settings.detection_softness, 1e-6), -60.0, 60.0)
+        p_keep *= (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
     keep = hit & (u_drop < p_keep) & (r > min_range) & (r < max_range)
 
     if settings.intensity_model == "physical":
