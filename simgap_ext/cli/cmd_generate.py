@@ -153,7 +153,8 @@ def _print_summary(summary: Any, tails: list[str]) -> None:
 
     from ..pipeline.live import render_class_table
 
-    console = Console(file=sys.stdout, soft_wrap=True)
+    # Piped output (logs, tests) gets a wide table rather than rich's 80-column default with truncated names.
+    console = Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     console.print(render_class_table(summary.stats, title="per-class acceptance (whole run)"))
     c = summary.counts
     resumed = (

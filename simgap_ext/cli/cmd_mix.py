@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         tail_percentile=args.tail_percentile,
         head_percentile=args.head_percentile,
     )
-    console = Console(file=sys.stdout, soft_wrap=True)
+    # Piped output (logs, tests) gets a wide table rather than rich's 80-column default with truncated names.
+    console = Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     bt = Table(title=f"per bucket (synthetic share {result.ratio})", title_justify="left")
     for col in ("bucket", "real avail.", "synth. avail.", "train real", "train synth.", "val real", "val synth."):
         bt.add_column(col, justify="left" if col == "bucket" else "right")

@@ -6,7 +6,8 @@ Definitions (written down because the seed leaves them open):
   a class seen only in synthetic data has frequency 0.
 - *buckets*: ``tail`` = classes at or below the ``tail_percentile``-th percentile of the real frequencies
   (:func:`~simgap_ext.gate.identify_tail_classes`, the gate's definition); ``head`` = the remaining classes at or
-  above the ``head_percentile``-th percentile; ``body`` = the rest. A class with frequency 0 is ``tail``.
+  above the ``head_percentile``-th percentile; ``body`` = the rest. Percentiles are taken over the classes of the
+  real data only; a class seen only in synthetic data is ``tail``.
 - a *sample's bucket* is the bucket of its rarest class (lowest real frequency, ties by name), ignoring
   ``ignore_classes`` (default ``unlabeled``); a sample with no other class is ``head``.
 - *ratio* is the synthetic share of each bucket. With ``ratio = p/q`` in lowest terms (a fraction with
@@ -93,22 +94,22 @@ def frequency_buckets(
     extra_classes: Iterable[str] = (),
 ) -> dict[str, str]:
     """Class -> ``head``/``body``/``tail`` (see the module docstring); ``extra_classes`` absent from
-    ``frequencies`` get frequency 0."""
+    ``frequencies`` (seen only in synthetic data) are ``tail``."""
     if not 0.0 <= tail_percentile <= head_percentile <= 100.0:
         raise SimGapInputError(
             f"need 0 <= tail_percentile <= head_percentile <= 100, got {tail_percentile}, {head_percentile}"
         )
     freq = {str(k): int(v) for k, v in frequencies.items()}
+    out: dict[str, str] = {}
+    if freq:
+        tail = set(identify_tail_classes(freq, tail_percentile))
+        head_cut = float(np.percentile(np.fromiter(freq.values(), dtype=np.float64), head_percentile))
+        for c, f in freq.items():
+            out[c] = "tail" if c in tail else ("head" if f >= head_cut else "body")
+    # Classes real data never shows are as rare as it gets; they do not move the real percentiles.
     for c in extra_classes:
-        freq.setdefault(str(c), 0)
-    if not freq:
-        return {}
-    tail = set(identify_tail_classes(freq, tail_percentile))
-    head_cut = float(np.percentile(np.fromiter(freq.values(), dtype=np.float64), head_percentile))
-    out = {}
-    for c, f in sorted(freq.items()):
-        out[c] = "tail" if c in tail else ("head" if f >= head_cut else "body")
-    return out
+        out.setdefault(str(c), "tail")
+    return dict(sorted(out.items()))
 
 
 def sample_bucket(
