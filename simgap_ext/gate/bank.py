@@ -10,7 +10,7 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
 - the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
   (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
-  quantile scores exactly the acceptance threshold.
+  quantile scores exactly the acceptance threshold (times ``calibration_margin``).
 
 The file is a plain ``.npz`` (no pickles) with a JSON metadata entry; it loads in milliseconds.
 """
@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
-from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_match, log_count_ratio
+from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_match, log_count_ratio
 from .stats import FrameStats, frame_stats
 
 __all__ = ["ReferenceBank", "BANK_FORMAT_VERSION", "OBJECT_COMPONENTS", "SCENE_COMPONENTS", "sensor_geometry"]
@@ -41,7 +41,7 @@ __all__ = ["ReferenceBank", "BANK_FORMAT_VERSION", "OBJECT_COMPONENTS", "SCENE_C
 log = logging.getLogger(__name__)
 
 BANK_FORMAT_VERSION = 1
-OBJECT_COMPONENTS = ("chamfer", "count", "roughness")
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density")
 SCENE_COMPONENTS = ("range", "beams", "roughness")
 
 # Per (class, frame) cap on stored roughness samples, and per frame cap on scene samples: enough for a stable
@@ -94,14 +94,17 @@ class ReferenceBank:
         ex_class: (E,) int32 index into ``class_names``.
         ex_range: (E,) float32 horizontal range of the exemplar's centroid, metres.
         ex_frame: (E,) int32 real frame index of the exemplar.
+        ex_total: (E,) int32 all points of the exemplar's instance (the stored points are its surface core).
         rough_vals: (R,) float32 |range roughness| samples of object classes; ``rough_class``/``rough_frame``
             (R,) int32 give their class index and frame.
+        dens_vals: (Q,) float32 per (class, frame) share of points with an adjacent-column ring neighbour;
+            ``dens_class``/``dens_frame`` (Q,) int32 their class index and frame.
         feat: (F, D) float32 instance embeddings; ``feat_class`` (F,) int32 their class index.
         scene_ranges: (S,) float32 point ranges; ``scene_range_frame`` (S,) int32 their frame.
         scene_rough: (T,) float32 |range roughness| samples; ``scene_rough_frame`` (T,) int32 their frame.
         beam_ratio: (frame_count, B) float32 per-beam return ratios (B = 0 without a beam table).
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
-        d_max_table: component -> key -> d_max (``quantile / (1 - g_threshold)``).
+        d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
     """
 
@@ -115,9 +118,13 @@ class ReferenceBank:
     ex_class: np.ndarray
     ex_range: np.ndarray
     ex_frame: np.ndarray
+    ex_total: np.ndarray
     rough_vals: np.ndarray
     rough_class: np.ndarray
     rough_frame: np.ndarray
+    dens_vals: np.ndarray
+    dens_class: np.ndarray
+    dens_frame: np.ndarray
     feat: np.ndarray
     feat_class: np.ndarray
     scene_ranges: np.ndarray
@@ -194,6 +201,13 @@ class ReferenceBank:
         if exclude_frame is not None:
             sel &= self.rough_frame != exclude_frame
         return self.rough_vals[sel]
+
+    def class_density(self, class_name: str, *, exclude_frame: int | None = None) -> float | None:
+        """Mean over real frames of a class's adjacent-neighbour share (None when no frame has the class)."""
+        sel = self.dens_class == self.class_index(class_name)
+        if exclude_frame is not None:
+            sel &= self.dens_frame != exclude_frame
+        return float(self.dens_vals[sel].mean()) if sel.any() else None
 
     def class_features(self) -> dict[str, np.ndarray]:
         """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
@@ -324,11 +338,15 @@ class ReferenceBank:
         )
 
         rough_vals, rough_class, rough_frame = [], [], []
+        dens = []
         scene_r, scene_rf, scene_g, scene_gf, beam_rows = [], [], [], [], []
         for fi, st in enumerate(all_stats):
             for c in st.class_points:
                 if c in cfg.background_classes:
                     continue
+                d = st.class_density(c)
+                if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
+                    dens.append((d, cidx[c], fi))
                 v = _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)
                 rough_vals.append(v)
                 rough_class.append(np.full(v.shape[0], cidx[c], np.int32))
@@ -357,9 +375,13 @@ class ReferenceBank:
             ex_class=np.array([cidx[cr.class_name] for _, cr in keep], dtype=np.int32),
             ex_range=np.array([cr.range for _, cr in keep], dtype=np.float32),
             ex_frame=np.array([fi for fi, _ in keep], dtype=np.int32),
+            ex_total=np.array([cr.total_points for _, cr in keep], dtype=np.int32),
             rough_vals=cat(rough_vals, np.float32),
             rough_class=cat(rough_class, np.int32),
             rough_frame=cat(rough_frame, np.int32),
+            dens_vals=np.array([d for d, _, _ in dens], dtype=np.float32),
+            dens_class=np.array([c for _, c, _ in dens], dtype=np.int32),
+            dens_frame=np.array([f for _, _, f in dens], dtype=np.int32),
             feat=np.concatenate([a for _, a in feat_parts]).astype(np.float32)
             if feat_parts
             else np.zeros((0, dim), np.float32),
@@ -386,9 +408,8 @@ class ReferenceBank:
     def _calibrate(self, cfg: GateConfig, *, device: str | None, rng: np.random.Generator) -> None:
         """Leave-one-frame-out real-vs-real distances per component -> quantile and d_max."""
         q = cfg.calibration_quantile
-        scale = 1.0 / max(1.0 - cfg.g_threshold, 1e-6)
+        scale = cfg.calibration_margin / max(1.0 - cfg.g_threshold, 1e-6)
         dists: dict[str, dict[str, list[float]]] = {c: {} for c in OBJECT_COMPONENTS}
-        counts = self.exemplar_counts()
         for name in self.object_classes:
             ci = self.class_index(name)
             idx = np.flatnonzero(self.ex_class == ci)
@@ -402,12 +423,18 @@ class ReferenceBank:
                     continue
                 best, _ = best_exemplar_match(self.exemplar(int(e)), self, near, device=device)
                 dists["chamfer"].setdefault(name, []).append(best)
-                dists["count"].setdefault(name, []).append(abs(log_count_ratio(int(counts[e]), counts[near])))
+                dists["count"].setdefault(name, []).append(
+                    abs(log_count_ratio(int(self.ex_total[e]), self.ex_total[near]))
+                )
             for fi in np.unique(self.rough_frame[self.rough_class == ci]):
                 mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
                 rest = self.class_roughness(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                     dists["roughness"].setdefault(name, []).append(_w1(mine, rest))
+            for j in np.flatnonzero(self.dens_class == ci):
+                rest_d = self.class_density(name, exclude_frame=int(self.dens_frame[j]))
+                if rest_d is not None:
+                    dists["density"].setdefault(name, []).append(abs(float(self.dens_vals[j]) - rest_d))
         calibration: dict[str, dict[str, float]] = {}
         for comp, per_class in dists.items():
             table: dict[str, float] = {}
@@ -442,6 +469,7 @@ class ReferenceBank:
         }
         self.meta["calibration_quantile"] = q
         self.meta["calibration_g_threshold"] = cfg.g_threshold
+        self.meta["calibration_margin"] = cfg.calibration_margin
 
     # ------------------------------------------------------------------------------------------- persistence
     _ARRAYS = (
@@ -450,9 +478,13 @@ class ReferenceBank:
         "ex_class",
         "ex_range",
         "ex_frame",
+        "ex_total",
         "rough_vals",
         "rough_class",
         "rough_frame",
+        "dens_vals",
+        "dens_class",
+        "dens_frame",
         "feat",
         "feat_class",
         "scene_ranges",
@@ -531,7 +563,7 @@ class ReferenceBank:
         e = self.ex_class.shape[0]
         if self.ex_offsets.shape != (e + 1,) or (e and self.ex_offsets[-1] != self.ex_points.shape[0]):
             raise ReferenceDataError(f"reference bank {where}: exemplar offsets do not match the exemplar points")
-        for name in ("ex_range", "ex_frame"):
+        for name in ("ex_range", "ex_frame", "ex_total"):
             if getattr(self, name).shape != (e,):
                 raise ReferenceDataError(f"reference bank {where}: {name} has the wrong length")
         if e and (self.ex_class.max() >= len(self.class_names) or self.ex_class.min() < 0):

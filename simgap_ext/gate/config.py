@@ -33,8 +33,10 @@ class GateConfig:
         min_points: instance crops with fewer points are counted but not scored.
         k_exemplars: each crop is compared with this many real exemplars of its class closest in range.
         calibration_quantile: the real-vs-real quantile of each object distance that is mapped exactly onto
-            ``g_threshold`` when the bank calibrates its per-class ``d_max``.
-        object_weights: weights of the object-level components (``chamfer``, ``count``, ``roughness``)
+            ``g_threshold`` (times ``calibration_margin``) when the bank calibrates its ``d_max`` values.
+        calibration_margin: ``d_max = margin * quantile / (1 - g_threshold)``: > 1 leaves room for the
+            sampling noise of a small reference (a quantile over a few frames is close to their maximum).
+        object_weights: weights of the object-level components (``chamfer``, ``count``, ``roughness``, ``density``)
             in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``).
         unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
@@ -58,8 +60,9 @@ class GateConfig:
     min_points: int = 8
     k_exemplars: int = 5
     calibration_quantile: float = 0.95
+    calibration_margin: float = 1.5
     object_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"chamfer": 1.0, "count": 1.0, "roughness": 1.0}
+        default_factory=lambda: {"chamfer": 1.0, "count": 0.5, "roughness": 1.0, "density": 1.0}
     )
     scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0})
     unknown_class: str = "reject"
@@ -87,6 +90,8 @@ class GateConfig:
             raise SimGapInputError(
                 f"gate config: calibration_quantile must lie in (0, 1], got {self.calibration_quantile}"
             )
+        if not self.calibration_margin > 0:
+            raise SimGapInputError(f"gate config: calibration_margin must be > 0, got {self.calibration_margin}")
         if not 0.0 <= self.js_hysteresis <= self.js_threshold:
             raise SimGapInputError(
                 f"gate config: js_hysteresis must lie in [0, js_threshold={self.js_threshold}], "
@@ -114,7 +119,7 @@ class GateConfig:
                 f"gate config: semantic_method must be one of {_SEMANTIC_METHODS}, got {self.semantic_method!r}"
             )
         for table, allowed in (
-            ("object_weights", ("chamfer", "count", "roughness")),
+            ("object_weights", ("chamfer", "count", "roughness", "density")),
             ("scene_weights", ("range", "beams", "roughness")),
         ):
             weights = dict(getattr(self, table))

@@ -39,7 +39,7 @@ class ClassDecision:
         passed: the class passed every test it was given.
         quarantined: the class is in semantic quarantine, so the frame is held back.
         reasons: human-readable reasons for a failure or for skipping a test.
-        components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``roughness``).
+        components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``roughness``, ``density``).
         n_scored: instance crops actually scored (>= ``min_points``).
     """
 

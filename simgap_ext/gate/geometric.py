@@ -6,9 +6,12 @@ the scene G are weighted means of their components (weights from :class:`~simgap
 
 Object components (per class, over the frame's crops with >= ``min_points`` points):
 
-- ``chamfer``: mean over crops of the best Chamfer distance to the ``k`` real exemplars closest in range;
-- ``count``: mean over crops of |log(points / median points of those exemplars)| (ray drop, subsampling);
-- ``roughness``: 1-D Wasserstein distance between the class's |range roughness| and the bank's (range noise).
+- ``chamfer``: mean over crops of the best (trimmed) Chamfer distance to the ``k`` real exemplars closest in range;
+- ``count``: mean over crops of |log(points / median points of those exemplars)| (all points of the instance);
+- ``roughness``: 1-D Wasserstein distance between the class's clipped |range roughness| and the bank's (range
+  noise);
+- ``density``: |share of the class's points with an adjacent-column ring neighbour - the bank's mean share|
+  (ray drop makes gaps on a ring, subsampling makes many).
 
 Scene components: ``range`` (W1 of point ranges), ``beams`` (mean |per-beam return ratio - bank mean|) and
 ``roughness`` (W1 of all |range roughness| samples).
@@ -33,7 +36,12 @@ __all__ = [
     "weighted_g",
 ]
 
-MIN_ROUGHNESS_SAMPLES = 16
+# Per-point samples a class needs in a frame before its roughness / density is compared: fewer make the
+# statistic too noisy to judge (small, distant or occluded objects).
+MIN_ROUGHNESS_SAMPLES = 50
+MIN_DENSITY_POINTS = 50
+# Share of nearest-neighbour distances kept in the trimmed Chamfer distance (see best_exemplar_match).
+TRIM_KEEP = 0.9
 
 
 @dataclass
@@ -53,7 +61,12 @@ class ComponentScore:
 def best_exemplar_match(
     crop: np.ndarray, bank, candidates: np.ndarray, *, device: str | None = None
 ) -> tuple[float, int]:
-    """Best (smallest) Chamfer distance of a canonical crop to some bank exemplars.
+    """Best (smallest) trimmed Chamfer distance of a canonical crop to some bank exemplars.
+
+    The Chamfer distance is ``1/2 (mean_a min_b d + mean_b min_a d)`` with each mean taken over the nearest
+    ``TRIM_KEEP`` share of the per-point distances (:func:`simgap_ext.metrics.directional_distances`): mixed
+    pixels trail "veil" points metres behind silhouettes, and a handful of them would otherwise decide which
+    exemplar is nearest.
 
     Args:
         crop: (K, 3) float32 canonical crop.
@@ -64,14 +77,21 @@ def best_exemplar_match(
     Returns:
         (best Chamfer distance in metres, index of the best exemplar).
     """
-    from ..metrics import chamfer_distance
+    from ..metrics import directional_distances
 
     best, arg = math.inf, -1
     for e in candidates:
-        d = float(chamfer_distance(crop, bank.exemplar(int(e)), device=device))
+        d_ab, d_ba = directional_distances(crop, bank.exemplar(int(e)), device=device)
+        d = 0.5 * (_trimmed_mean(d_ab) + _trimmed_mean(d_ba))
         if d < best:
             best, arg = d, int(e)
     return best, arg
+
+
+def _trimmed_mean(d: np.ndarray, keep: float = TRIM_KEEP) -> float:
+    """Mean of the smallest ``keep`` share of the distances (at least one)."""
+    d = np.sort(np.asarray(d, dtype=np.float64))
+    return float(d[: max(1, int(math.ceil(keep * d.size)))].mean())
 
 
 def log_count_ratio(n_points: int, reference_counts: np.ndarray) -> float:
@@ -106,7 +126,7 @@ def object_components(
     from ..metrics import wasserstein_1d
 
     out: dict[str, ComponentScore] = {}
-    counts = bank.exemplar_counts()
+    totals = bank.ex_total
     cd, cnt = [], []
     for crop in crops:
         near = bank.exemplars_near(class_name, crop.range, k)
@@ -114,7 +134,7 @@ def object_components(
             continue
         best, _ = best_exemplar_match(crop.points, bank, near, device=device)
         cd.append(best)
-        cnt.append(abs(log_count_ratio(crop.n_points, counts[near])))
+        cnt.append(abs(log_count_ratio(crop.total_points, totals[near])))
     if cd:
         out["chamfer"] = ComponentScore(float(np.mean(cd)), bank.class_d_max(class_name, "chamfer"))
         out["count"] = ComponentScore(float(np.mean(cnt)), bank.class_d_max(class_name, "count"))
@@ -123,6 +143,11 @@ def object_components(
     d_max = bank.class_d_max(class_name, "roughness")
     if mine.size >= MIN_ROUGHNESS_SAMPLES and ref.size >= MIN_ROUGHNESS_SAMPLES and math.isfinite(d_max):
         out["roughness"] = ComponentScore(float(wasserstein_1d(mine, ref)), d_max)
+    dens, ref_dens = stats.class_density(class_name), bank.class_density(class_name)
+    d_max = bank.class_d_max(class_name, "density")
+    enough = stats.class_points.get(class_name, 0) >= MIN_DENSITY_POINTS
+    if enough and dens is not None and ref_dens is not None and math.isfinite(d_max):
+        out["density"] = ComponentScore(abs(dens - ref_dens), d_max)
     return out
 
 

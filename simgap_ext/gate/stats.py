@@ -3,12 +3,13 @@
 One pass over a validated frame gives everything the reference bank stores and the gate scores:
 
 - instance *crops* of every object class in a canonical pose: translated so that the crop's ground contact
-  point (x-y centroid, lowest z) is the origin and rotated about z so that the sensor looks along +x; the
+  point (x-y median, lowest z) is the origin and rotated about z so that the sensor looks along +x; the
   same object seen at the same range then lands on the same points wherever it stands in the scene;
 - the *range roughness* of each point: on its scan ring, the range minus the mean range of its two azimuth
   neighbours (same ring, adjacent columns, same instance). On any smooth surface this second difference is
   ~0 for an ideal sensor and ~N(0, 1.5 sigma^2) with range noise sigma, whatever the scene, so it separates
   ideal from realistic scans where Chamfer distances cannot (noise is small next to the ring spacing);
+- *ring continuity* per class: the share of points with an adjacent-column neighbour on their ring;
 - per-beam *return ratios* (returns per ring / columns per revolution): ray drop and incidence drop lower
   them, an ideal sensor returns every ray that hits something;
 - the frame's range distribution.
@@ -28,10 +29,16 @@ import numpy as np
 
 from ..frame import id_to_class
 
-__all__ = ["Crop", "FrameStats", "frame_stats", "canonical_crop", "ring_ids", "range_roughness"]
+__all__ = ["Crop", "FrameStats", "frame_stats", "canonical_crop", "ring_ids", "range_roughness", "ROUGHNESS_CLIP"]
 
 log = logging.getLogger(__name__)
 
+# Roughness beyond this (metres) is a depth edge or a mixed pixel, not surface noise: clipping keeps those rare
+# large values from dominating the Wasserstein distance, which should measure the noise floor.
+ROUGHNESS_CLIP = 0.1
+# Ring neighbours whose ranges differ by more than this (metres) lie on different surfaces: the pair straddles
+# a depth edge or involves a mixed pixel. Range noise (centimetres) stays far below it.
+SURFACE_GAP = 0.3
 # Without a beam table, elevations closer than this (degrees) are one ring; real beam spacings are >= 0.1 deg.
 _RING_QUANTUM_DEG = 0.05
 
@@ -43,9 +50,11 @@ class Crop:
     Attributes:
         class_name: semantic class.
         instance: instance id in the frame.
-        points: (K, 3) float32 canonical-pose points.
-        range: horizontal distance of the crop's centroid from the sensor, metres.
-        roughness: (R,) float32 |range second difference| of the crop's points where defined (R <= K).
+        points: (K, 3) float32 canonical-pose *surface* points (those with a surface neighbour on their ring;
+            K may be 0): mixed-pixel veils trail metres behind silhouettes and would dominate any shape distance.
+        range: horizontal distance of the surface points' x-y median from the sensor, metres.
+        total_points: every point of the instance, veils included.
+        roughness: (R,) float32 min(|range second difference|, ROUGHNESS_CLIP) where defined (R <= K).
     """
 
     class_name: str
@@ -53,10 +62,11 @@ class Crop:
     points: np.ndarray
     range: float
     roughness: np.ndarray
+    total_points: int = 0
 
     @property
     def n_points(self) -> int:
-        """Number of points in the crop."""
+        """Number of (surface) points in the crop."""
         return int(self.points.shape[0])
 
 
@@ -72,6 +82,10 @@ class FrameStats:
         crops: instance crops of object classes (every size; the gate filters by ``min_points``).
         ranges: (N,) float32 distance of every point from the sensor, metres.
         roughness: (N,) float32 signed range second difference, NaN where undefined.
+        adjacent: (N,) bool the point is a *surface* point: it has an adjacent-column neighbour on its ring in
+            the same segment within ``SURFACE_GAP`` metres of range (mixed pixels and lone returns have none).
+        continuous: (N,) bool the point has an adjacent-column neighbour on its ring in the same segment, at
+            any range (ray drop breaks rings a little, subsampling or displaced points break them a lot).
         class_of_point: (N,) int32 index into ``class_list``.
         class_list: class names indexed by ``class_of_point``.
         beam_ratio: (B,) float32 return ratio per beam, or ``None`` without a beam table.
@@ -85,24 +99,33 @@ class FrameStats:
     crops: list[Crop]
     ranges: np.ndarray
     roughness: np.ndarray
+    adjacent: np.ndarray
+    continuous: np.ndarray
     class_of_point: np.ndarray
     class_list: list[str]
     beam_ratio: np.ndarray | None
     duplicate_fraction: float
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def class_roughness(self, class_name: str) -> np.ndarray:
-        """(R,) float32 |roughness| of one class's points where defined."""
+    def class_roughness(self, class_name: str, clip: float = ROUGHNESS_CLIP) -> np.ndarray:
+        """(R,) float32 min(|roughness|, clip) of one class's points where defined."""
         if class_name not in self.class_list:
             return np.zeros(0, np.float32)
         sel = self.class_of_point == self.class_list.index(class_name)
         r = self.roughness[sel]
-        return np.abs(r[np.isfinite(r)]).astype(np.float32)
+        return np.minimum(np.abs(r[np.isfinite(r)]), clip).astype(np.float32)
 
-    def scene_roughness(self) -> np.ndarray:
-        """(R,) float32 |roughness| of all points where defined."""
+    def scene_roughness(self, clip: float = ROUGHNESS_CLIP) -> np.ndarray:
+        """(R,) float32 min(|roughness|, clip) of all points where defined."""
         r = self.roughness
-        return np.abs(r[np.isfinite(r)]).astype(np.float32)
+        return np.minimum(np.abs(r[np.isfinite(r)]), clip).astype(np.float32)
+
+    def class_density(self, class_name: str) -> float | None:
+        """Ring continuity of a class: share of its points with a continuous ring neighbour (None if absent)."""
+        if class_name not in self.class_list:
+            return None
+        sel = self.class_of_point == self.class_list.index(class_name)
+        return float(self.continuous[sel].mean()) if sel.any() else None
 
 
 def canonical_crop(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -112,10 +135,11 @@ def canonical_crop(points: np.ndarray) -> tuple[np.ndarray, float]:
         points: (K, 3) float32 points in the sensor frame, K >= 1.
 
     Returns:
-        ((K, 3) float32 canonical points, horizontal range of the centroid in metres).
+        ((K, 3) float32 canonical points, horizontal range of the x-y median in metres).
     """
     pts = np.asarray(points, dtype=np.float64)
-    cx, cy = pts[:, 0].mean(), pts[:, 1].mean()
+    # Median, not mean: mixed-pixel "veil" points trail far behind silhouettes and would drag a mean.
+    cx, cy = float(np.median(pts[:, 0])), float(np.median(pts[:, 1]))
     rng = float(np.hypot(cx, cy))
     yaw = float(np.arctan2(cy, cx))
     c, s = np.cos(-yaw), np.sin(-yaw)
@@ -159,25 +183,32 @@ def range_roughness(
     labels: np.ndarray,
     *,
     azimuth_step: float | None = None,
-) -> np.ndarray:
-    """Signed range second difference along each scan ring.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ring-neighbour analysis: range second difference, surface points, ring continuity.
+
+    Two ring neighbours are *continuous* when they lie on the same ring in adjacent columns (azimuth gap <= 1.5
+    steps: float jitter counts, a dropped ray in between does not) and carry the same segment label; they are
+    on one *surface* when, in addition, their ranges differ by at most ``SURFACE_GAP``.
 
     Args:
         points: (N, 3) float32 sensor-frame points.
         rings: (N,) int64 ring id per point.
-        labels: (N,) int64 segment label per point (e.g. semantic << 32 | instance): triples that straddle
-            two segments are depth edges, not surface noise, and are skipped.
-        azimuth_step: column spacing in radians; ``None`` estimates it as the median gap per ring.
+        labels: (N,) int64 segment label per point (e.g. class << 32 | instance): neighbours from two segments
+            straddle a depth edge.
+        azimuth_step: column spacing in radians; ``None`` estimates it as the median gap on the rings.
 
     Returns:
-        (N,) float32: ``r_i - (r_{i-1} + r_{i+1}) / 2`` where point i has an adjacent-column neighbour on
-        both sides on its ring within the same segment, NaN elsewhere.
+        ((N,) float32 ``r_i - (r_{i-1} + r_{i+1}) / 2`` where point i has a surface neighbour on both sides,
+        NaN elsewhere; (N,) bool point i has a surface neighbour on at least one side; (N,) bool point i has a
+        continuous neighbour on at least one side).
     """
     pts = np.asarray(points, dtype=np.float64)
     n = pts.shape[0]
-    out = np.full(n, np.nan, dtype=np.float32)
-    if n < 3:
-        return out
+    residual = np.full(n, np.nan, dtype=np.float32)
+    surface = np.zeros(n, dtype=bool)
+    continuous = np.zeros(n, dtype=bool)
+    if n < 2:
+        return residual, surface, continuous
     r = np.linalg.norm(pts, axis=1)
     az = np.arctan2(pts[:, 1], pts[:, 0])
     order = np.lexsort((az, rings))
@@ -187,16 +218,22 @@ def range_roughness(
     if azimuth_step is None:
         g = gap[same_ring & (gap > 0)]
         if g.size == 0:
-            return out
+            return residual, surface, continuous
         azimuth_step = float(np.median(g))
-    # 1.5 steps: adjacent columns with float jitter count, a dropped ray in between does not.
-    ok_pair = same_ring & (gap > 0) & (gap <= 1.5 * azimuth_step) & (lbs[1:] == lbs[:-1])
-    mid = ok_pair[:-1] & ok_pair[1:]
-    res = rs[1:-1] - 0.5 * (rs[:-2] + rs[2:])
-    vals = np.full(n, np.nan)
-    vals[1:-1] = np.where(mid, res, np.nan)
-    out[order] = vals.astype(np.float32)
-    return out
+    cont_pair = same_ring & (gap > 0) & (gap <= 1.5 * azimuth_step) & (lbs[1:] == lbs[:-1])
+    surf_pair = cont_pair & (np.abs(np.diff(rs)) <= SURFACE_GAP)
+    for pair, out in ((cont_pair, continuous), (surf_pair, surface)):
+        flag = np.zeros(n, dtype=bool)
+        flag[1:] |= pair
+        flag[:-1] |= pair
+        out[order] = flag
+    if n >= 3:
+        mid = surf_pair[:-1] & surf_pair[1:]
+        res = rs[1:-1] - 0.5 * (rs[:-2] + rs[2:])
+        vals = np.full(n, np.nan)
+        vals[1:-1] = np.where(mid, res, np.nan)
+        residual[order] = vals.astype(np.float32)
+    return residual, surface, continuous
 
 
 def frame_stats(
@@ -242,7 +279,9 @@ def frame_stats(
 
     rings = ring_ids(pts, vertical_angles_deg) if n else np.zeros(0, np.int64)
     step = 2 * np.pi / horizontal_resolution if horizontal_resolution else None
-    rough = range_roughness(pts, rings, class_of_point.astype(np.int64) << 32 | inst, azimuth_step=step)
+    rough, adjacent, continuous = range_roughness(
+        pts, rings, class_of_point.astype(np.int64) << 32 | inst, azimuth_step=step
+    )
 
     for ci, cname in enumerate(class_list):
         sel = class_of_point == ci
@@ -260,9 +299,16 @@ def frame_stats(
             continue
         for iid in nonzero:
             m = sel & (inst == iid)
-            canon, rng = canonical_crop(pts[m])
+            core = m & adjacent
+            total = int(m.sum())
+            if not core.any():
+                # Lone returns / veils only: nothing to compare a shape with; still counted as an instance.
+                crops.append(Crop(cname, int(iid), np.zeros((0, 3), np.float32), 0.0, np.zeros(0, np.float32), total))
+                continue
+            canon, rng = canonical_crop(pts[core])
             rr = rough[m]
-            crops.append(Crop(cname, int(iid), canon, rng, np.abs(rr[np.isfinite(rr)]).astype(np.float32)))
+            rr = np.minimum(np.abs(rr[np.isfinite(rr)]), ROUGHNESS_CLIP).astype(np.float32)
+            crops.append(Crop(cname, int(iid), canon, rng, rr, total))
 
     ranges = np.linalg.norm(pts, axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
     beam_ratio = None
@@ -282,6 +328,8 @@ def frame_stats(
         crops=crops,
         ranges=ranges,
         roughness=rough,
+        adjacent=adjacent,
+        continuous=continuous,
         class_of_point=class_of_point,
         class_list=class_list,
         beam_ratio=beam_ratio,
