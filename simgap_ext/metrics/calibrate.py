@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from .chamfer import chamfer_distance
 
-__all__ = ["calibrate", "calibration_distances"]
+__all__ = ["calibrate", "calibration_distances", "d_max_from_distances"]
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,24 @@ def _points_of(item: Any, i: int) -> np.ndarray:
 
 
 def calibration_distances(
-    real_frames: Iterable[Any], *, max_pairs: int = 64, squared: bool = False, device: str | None = None
+    real_frames: Iterable[Any],
+    *,
+    max_pairs: int = 64,
+    squared: bool = False,
+    device: str | None = None,
+    n_frames: int | None = None,
 ) -> np.ndarray:
-    """Chamfer distances of consecutive real-frame pairs (see module docstring).
+    """Chamfer distances of consecutive real-frame pairs (see module docstring), streaming.
+
+    Only the previous frame is kept in memory, so a long sequence can be read lazily (``iter_scans``).
 
     Args:
         real_frames: frames (dicts with ``data`` (N, 3)), ``(name, frame)`` tuples or (N, 3) arrays.
-        max_pairs: at most this many pairs, spread evenly.
+        max_pairs: at most this many pairs, spread evenly over the sequence.
         squared: squared Chamfer (metres^2).
         device: Warp device.
+        n_frames: number of frames when ``real_frames`` is a lazy iterator (needed to spread the pairs);
+            taken from ``len()`` for sequences, else every pair up to ``max_pairs`` from the start is used.
 
     Returns:
         (P,) float64 Chamfer distances.
@@ -55,17 +64,59 @@ def calibration_distances(
     Raises:
         ReferenceDataError: fewer than two frames.
     """
-    clouds = [_points_of(f, i) for i, f in enumerate(real_frames)]
-    if len(clouds) < 2:
-        raise ReferenceDataError(f"calibration needs at least 2 real frames, got {len(clouds)}")
-    n_pairs = len(clouds) - 1
-    starts = np.unique(np.linspace(0, n_pairs - 1, num=min(n_pairs, max(int(max_pairs), 1))).round().astype(int))
-    out = np.array(
-        [chamfer_distance(clouds[i], clouds[i + 1], squared=squared, device=device) for i in starts.tolist()],
-        dtype=np.float64,
-    )
-    log.debug("calibration: %d pairs, CD median %.4g max %.4g", out.size, np.median(out), out.max())
-    return out
+    if n_frames is None and hasattr(real_frames, "__len__"):
+        n_frames = len(real_frames)  # type: ignore[arg-type]
+    wanted: set[int] | None = None
+    if n_frames is not None and n_frames >= 2:
+        n_pairs = n_frames - 1
+        k = min(n_pairs, max(int(max_pairs), 1))
+        wanted = set(np.unique(np.linspace(0, n_pairs - 1, num=k).round().astype(int)).tolist())
+    out: list[float] = []
+    prev: np.ndarray | None = None
+    count = 0
+    for i, item in enumerate(real_frames):
+        cur = _points_of(item, i)
+        count += 1
+        if prev is not None and (wanted is None and len(out) < max_pairs or wanted is not None and i - 1 in wanted):
+            out.append(chamfer_distance(prev, cur, squared=squared, device=device, a_name=f"real frame {i - 1}",
+                                        b_name=f"real frame {i}"))  # fmt: skip
+        prev = cur
+    if count < 2:
+        raise ReferenceDataError(f"calibration needs at least 2 real frames, got {count}")
+    cds = np.asarray(out, dtype=np.float64)
+    log.debug("calibration: %d pairs, CD median %.4g max %.4g", cds.size, np.median(cds), cds.max())
+    return cds
+
+
+def d_max_from_distances(
+    cds: np.ndarray, *, quantile: float = 0.95, target_g: float = 0.75, squared: bool = False
+) -> float:
+    """Apply the calibration rule to real-vs-real Chamfer distances.
+
+    Args:
+        cds: (P,) float Chamfer distances (metres, or metres^2 when ``squared``).
+        quantile: quantile of the distances that must still reach ``target_g``.
+        target_g: the G acceptance threshold real data should pass.
+        squared: the distances are squared Chamfer.
+
+    Returns:
+        ``d_max`` in metres.
+
+    Raises:
+        ReferenceDataError: no distances, or all zero (identical frames).
+        SimGapInputError: ``quantile`` or ``target_g`` out of range.
+    """
+    if not (0.0 < quantile <= 1.0):
+        raise SimGapInputError(f"quantile must be in (0, 1], got {quantile}")
+    if not (0.0 <= target_g < 1.0):
+        raise SimGapInputError(f"target_g must be in [0, 1), got {target_g}")
+    if len(cds) == 0:
+        raise ReferenceDataError("no real-vs-real pairs to calibrate from")
+    q = float(np.quantile(cds, quantile))
+    if q <= 0:
+        raise ReferenceDataError("real frames are identical (Chamfer 0): cannot calibrate d_max from them")
+    d = q / (1.0 - target_g)
+    return math.sqrt(d) if squared else d
 
 
 def calibrate(
@@ -93,15 +144,8 @@ def calibrate(
 
     Raises:
         ReferenceDataError: fewer than two frames, or all pairs identical (CD = 0).
-        SimGapInputError: ``quantile`` or ``target_g`` outside (0, 1).
+        SimGapInputError: ``quantile`` or ``target_g`` outside their ranges.
     """
-    if not (0.0 < quantile <= 1.0):
-        raise SimGapInputError(f"quantile must be in (0, 1], got {quantile}")
-    if not (0.0 <= target_g < 1.0):
-        raise SimGapInputError(f"target_g must be in [0, 1), got {target_g}")
+    d_max_from_distances(np.ones(1), quantile=quantile, target_g=target_g)  # validate before the expensive part
     cds = calibration_distances(real_frames, max_pairs=max_pairs, squared=squared, device=device)
-    q = float(np.quantile(cds, quantile))
-    if q <= 0:
-        raise ReferenceDataError("real frames are identical (Chamfer 0): cannot calibrate d_max from them")
-    d = q / (1.0 - target_g)
-    return math.sqrt(d) if squared else d
+    return d_max_from_distances(cds, quantile=quantile, target_g=target_g, squared=squared)

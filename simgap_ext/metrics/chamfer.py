@@ -122,6 +122,8 @@ def chamfer_distance(
     reduction: str = "mean",
     density_normalized: bool = False,
     device: str | None = None,
+    a_name: str = "a",
+    b_name: str = "b",
 ) -> float:
     """Exact symmetric Chamfer distance.
 
@@ -134,6 +136,7 @@ def chamfer_distance(
         density_normalized: divide each distance by the local spacing of ``a`` at the pair's ``a`` point
             (dimensionless result; see module docstring).
         device: Warp device (``None``: CUDA when available, else CPU).
+        a_name, b_name: names used in error messages.
 
     Returns:
         The distance as a Python float.
@@ -144,7 +147,7 @@ def chamfer_distance(
     """
     if reduction not in REDUCTIONS:
         raise SimGapInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    nn = pair_nearest_neighbors(a, b, device=device)
+    nn = pair_nearest_neighbors(a, b, device=device, a_name=a_name, b_name=b_name)
     return chamfer_from_pair(
         nn, squared=squared, reduction=reduction, density_normalized=density_normalized, device=device
     )

@@ -8,6 +8,11 @@ histogrammed over a range shared by both sides (``n_bins`` bins) and compared wi
   random unit vectors of the embedding space (fixed ``seed``), which also sees changes in direction that
   leave the norm alone.
 
+Small samples: 50 bins over a handful of instances make the JS of two samples of the *same* distribution close
+to 1 (every instance lands in its own bin). With ``adaptive_bins=True`` (default) the bin count is capped at
+``ceil(sqrt(min(K_real, K_synth)))`` (the square-root rule), so 6 vs 6 instances use 3 bins; from 2,500
+instances per side on, the configured ``n_bins`` applies unchanged. ``adaptive_bins=False`` is the seed method.
+
 A class present in the real features but absent (or with zero rows) in the synthetic ones scores 1.0. A class
 fails when its JS exceeds ``threshold`` (0.15 by default, DESIGN.md). Synthetic-only classes cannot be scored
 and are listed in ``synthetic_only``. Raising on failure is the caller's choice.
@@ -15,6 +20,7 @@ and are listed in ``synthetic_only``. Raising on failure is the caller's choice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -97,6 +103,7 @@ def semantic_alignment(
     method: str = "sliced",
     n_projections: int = 16,
     seed: int = 0,
+    adaptive_bins: bool = True,
 ) -> SemanticAlignment:
     """Per-class JS divergence between real and synthetic embedding distributions.
 
@@ -108,6 +115,7 @@ def semantic_alignment(
         method: ``"sliced"`` (norm + random projections) or ``"norm"`` (norm only).
         n_projections: random projections for ``"sliced"``.
         seed: seed of the projection directions.
+        adaptive_bins: cap the bins at ``ceil(sqrt(min(K_r, K_s)))`` for small samples (module docstring).
 
     Returns:
         A :class:`SemanticAlignment`.
@@ -143,9 +151,10 @@ def semantic_alignment(
             rng = np.random.default_rng(seed)
             dirs = rng.normal(size=(int(n_projections), r.shape[1]))
             dirs /= np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-12)
-        js = [
-            _shared_hist_js(u, v, int(n_bins)) for u, v in zip(_statistics(r, dirs), _statistics(s, dirs), strict=True)
-        ]
+        bins = int(n_bins)
+        if adaptive_bins:
+            bins = max(1, min(bins, math.ceil(math.sqrt(min(r.shape[0], s.shape[0])))))
+        js = [_shared_hist_js(u, v, bins) for u, v in zip(_statistics(r, dirs), _statistics(s, dirs), strict=True)]
         per_class[cls] = float(np.mean(js))
     failed = sorted(c for c, v in per_class.items() if v > threshold)
     synth_only = sorted(c for c, v in synth.items() if v.shape[0] and (c not in real or real[c].shape[0] == 0))

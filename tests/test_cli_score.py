@@ -1,0 +1,163 @@
+"""``simgap score`` and ``simgap calibrate`` end to end on small SemanticKITTI-layout folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from simgap_ext.cli import main
+
+LABELS = {0: "unlabeled", 40: "ground", 30: "pedestrian", 10: "vehicle"}
+
+
+def _scene(rng: np.random.Generator, *, with_vehicle: bool = True):
+    """A ground patch, two pedestrians and (optionally) one vehicle: (N,3) points, semantic, instance."""
+    parts = [(np.c_[rng.uniform(-10, 10, (400, 2)), np.zeros(400)], 40, 0)]
+    parts.append((rng.normal(0, 0.15, (60, 3)) * [1, 1, 4] + [3, 2, 0.9], 30, 1))
+    parts.append((rng.normal(0, 0.15, (50, 3)) * [1, 1, 4] + [-4, 1, 0.9], 30, 2))
+    if with_vehicle:
+        parts.append((rng.uniform(-1, 1, (120, 3)) * [2.2, 0.9, 0.7] + [0, -5, 0.8], 10, 3))
+    pts = np.vstack([p for p, _, _ in parts]).astype(np.float32)
+    sem = np.concatenate([np.full(len(p), s) for p, s, _ in parts]).astype(np.uint32)
+    inst = np.concatenate([np.full(len(p), i) for p, _, i in parts]).astype(np.uint32)
+    return pts, sem, inst
+
+
+def _write_seq(root: Path, scans: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Path:
+    (root / "velodyne").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for name, (pts, sem, inst) in scans.items():
+        np.c_[pts, np.full(len(pts), 0.5, np.float32)].astype(np.float32).tofile(root / "velodyne" / f"{name}.bin")
+        (sem | (inst << 16)).astype(np.uint32).tofile(root / "labels" / f"{name}.label")
+    (root / "label_map.yaml").write_text(yaml.safe_dump({"labels": LABELS}))
+    return root
+
+
+def _brute_chamfer(a, b):
+    d = np.linalg.norm(a[:, None].astype(np.float64) - b[None].astype(np.float64), axis=-1)
+    return 0.5 * (d.min(1).mean() + d.min(0).mean())
+
+
+@pytest.fixture
+def real_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    return _write_seq(tmp_path / "real", {f"{i:06d}": _scene(rng) for i in range(3)})
+
+
+def _read_real(real_dir: Path, name: str):
+    pts = np.fromfile(real_dir / "velodyne" / f"{name}.bin", np.float32).reshape(-1, 4)[:, :3]
+    lab = np.fromfile(real_dir / "labels" / f"{name}.label", np.uint32)
+    return pts, lab & 0xFFFF, lab >> 16
+
+
+def test_identical_sets_score_perfectly(real_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--max-expected-distance", "0.5",
+               "--json", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["pairing"] == "name" and len(rep["frames"]) == 3
+    assert all(f["g"] == 1.0 and f["chamfer"] == 0.0 for f in rep["frames"])
+    assert rep["passed"] and rep["failed_classes"] == []
+    assert set(rep["classes"]) == {"ground", "pedestrian", "vehicle"}  # unlabeled is not scored
+    assert rep["classes"]["pedestrian"]["js"] == 0.0 and rep["classes"]["pedestrian"]["n_real_instances"] == 6
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_perturbed_and_missing_class(real_dir, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    scans = {}
+    for i in range(3):
+        pts, sem, inst = _read_real(real_dir, f"{i:06d}")
+        keep = sem != 10  # the synthetic set never renders the vehicle
+        noisy = pts[keep] + rng.normal(0, 0.05, (int(keep.sum()), 3)).astype(np.float32)
+        scans[f"{i:06d}"] = (noisy, sem[keep], inst[keep])
+    synth = _write_seq(tmp_path / "synth", scans)
+    out = tmp_path / "r.json"
+    rc = main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "0.5",
+               "--json", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    for i, f in enumerate(rep["frames"]):
+        r_pts, r_sem, _ = _read_real(real_dir, f"{i:06d}")
+        s_pts = scans[f"{i:06d}"][0]
+        assert f["g"] == pytest.approx(1 - _brute_chamfer(r_pts, s_pts) / 0.5, rel=1e-5)
+        ped = f["per_class"]["pedestrian"]
+        want = 1 - _brute_chamfer(r_pts[r_sem == 30], s_pts[scans[f"{i:06d}"][1] == 30]) / 0.5
+        assert ped["g"] == pytest.approx(want, rel=1e-5)
+        assert f["per_class"]["vehicle"]["g"] is None and f["per_class"]["vehicle"]["note"] == "absent in synthetic"
+    veh = rep["classes"]["vehicle"]
+    assert veh["js"] == 1.0 and not veh["passed"] and "no synthetic instances" in veh["reasons"][0]
+    assert "vehicle" in rep["failed_classes"] and not rep["passed"]
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_names_differ_fall_back_to_order(real_dir, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    synth = _write_seq(tmp_path / "synth", {f"sim_{i}": _scene(rng) for i in range(2)})
+    out = tmp_path / "r.json"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "1",
+                 "--json", str(out), "--no-progress"]) == 0  # fmt: skip
+    rep = json.loads(out.read_text())
+    assert rep["pairing"] == "order"
+    assert [(f["real"], f["synthetic"]) for f in rep["frames"]] == [("000000", "sim_0"), ("000001", "sim_1")]
+    assert "do not match" in capsys.readouterr().err
+
+
+def test_sensor_profile_gives_d_max(real_dir, tmp_path):
+    from simgap_ext.sensors import load_sensor_profile
+
+    out = tmp_path / "r.json"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--sensor", "vlp-16",
+                 "--json", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert json.loads(out.read_text())["d_max"] == load_sensor_profile("vlp-16").max_expected_distance
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ([], "--sensor PROFILE or --max-expected-distance"),
+        (["--max-expected-distance", "-1"], "must be > 0"),
+        (["--sensor", "no-such-lidar"], "unknown sensor profile"),
+    ],
+)
+def test_bad_arguments_exit_2(real_dir, extra, match, capsys):
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simgap: error:") and match in err and err.count("\n") == 1
+
+
+def test_missing_path_exit_2(real_dir, tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(missing), "--max-expected-distance", "1"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_nan_scan_exit_2(real_dir, tmp_path, capsys):
+    pts, sem, inst = _read_real(real_dir, "000000")
+    pts = pts.copy()
+    pts[3] = np.nan
+    synth = _write_seq(tmp_path / "synth", {"000000": (pts, sem, inst)})
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "1",
+                 "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "synth/velodyne/000000.bin" in err and "NaN/inf" in err
+
+
+def test_calibrate(real_dir, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["calibrate", "--real", str(real_dir), "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    cds = [
+        _brute_chamfer(_read_real(real_dir, f"{i:06d}")[0], _read_real(real_dir, f"{i + 1:06d}")[0]) for i in range(2)
+    ]
+    np.testing.assert_allclose(rep["chamfer_pairs"], cds, rtol=1e-5)
+    assert rep["d_max"] == pytest.approx(np.quantile(cds, 0.95) / 0.25, rel=1e-5)
+    assert f"{rep['d_max']:.6g}" in capsys.readouterr().out
+    one = _write_seq(tmp_path / "one", {"000000": _read_real(real_dir, "000000")})
+    assert main(["calibrate", "--real", str(one)]) == 2
+    assert "at least 2 real frames" in capsys.readouterr().err
