@@ -218,3 +218,17 @@ def test_ideal_vs_realistic_is_further_than_realistic_vs_realistic():
     assert metrics.chamfer_distance(i, a, device="cpu") > metrics.chamfer_distance(a, b, device="cpu")
     d_max = load_sensor_profile("vlp-16").max_expected_distance
     assert metrics.normalized_score(rr[0], d_max) > metrics.normalized_score(ir[0], d_max)
+
+
+def test_simgap_score_ranks_ideal_further_than_realistic(tmp_path):
+    """End to end through the CLI: `simgap render` three sets of the same scenes, `simgap score --json`."""
+    for name, preset, noise in (("real_a", "realistic", "0"), ("real_b", "realistic", "1"), ("ideal", "ideal", "0")):
+        args = ["render", "--sensor", "vlp-16", "--preset", preset, "--frames", "2", "--seed", "20"]
+        assert main([*args, "--noise-seed", noise, "--out", str(tmp_path / name), "--no-progress"]) == 0
+    scores = {}
+    for synth in ("real_b", "ideal"):
+        out = tmp_path / f"{synth}.json"
+        args = ["score", "--real", str(tmp_path / "real_a"), "--synthetic", str(tmp_path / synth), "--sensor", "vlp-16"]
+        assert main([*args, "--json", str(out), "--no-progress"]) == 0
+        scores[synth] = json.loads(out.read_text())["scene_g_mean"]
+    assert scores["real_b"] > scores["ideal"] + 0.05
