@@ -1,0 +1,257 @@
+"""GenerationRunner on the real Warp backend and the real gate (vlp-16, a few frames).
+
+The small quarantine window (3 frames, 2 samples) makes the gate's semantic state matter within a few frames,
+so that resume must restore it; tail percentile 40 makes cyclist / wheelchair_user tail classes of the small
+real set, so that re-randomization happens.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simgap_ext.backends import get_scene_source
+from simgap_ext.cli import main
+from simgap_ext.data import read_bin, read_label, read_label_map
+from simgap_ext.data.manifest import read_manifest, validate_manifest_row
+from simgap_ext.errors import ExportError, SimGapInputError
+from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
+from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed
+
+DEVICE = "cpu"  # pipeline logic is device-independent; the metrics' own tests cover CUDA
+GATE_OVERRIDES = {"quarantine_window": 3, "quarantine_min_samples": 2, "js_threshold": 1.0}
+
+
+@pytest.fixture(scope="module")
+def bank_path(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real")
+    real = root / "seq"
+    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "6", "--seed", "1000",
+                 "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
+    from simgap_ext.data import iter_scans
+
+    bank = ReferenceBank.build(
+        iter_scans(real, sensor="vlp-16"), sensor="vlp-16", config=load_gate_config(**GATE_OVERRIDES), device=DEVICE
+    )
+    return bank.save(root / "bank.npz")
+
+
+def _runner(bank_path: Path, out: Path, *, max_retries: int = 2, seed: int = 5, **kw) -> GenerationRunner:
+    bank = ReferenceBank.load(bank_path)
+    config = load_gate_config(**{**GATE_OVERRIDES, **kw.pop("gate", {})})
+    source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
+    gate = FrameGate(bank, config, device=DEVICE)
+    tails = kw.pop("tail_classes", identify_tail_classes(bank.class_counts, 40.0))
+    return GenerationRunner(source, gate, out, tail_classes=tails, max_retries=max_retries, seed=seed, **kw)
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "timestamp"} for r in rows]
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    files = sorted(p for sub in ("velodyne", "labels") for p in (out / sub).glob("*") if p.is_file())
+    files += [out / "label_map.yaml"] if (out / "label_map.yaml").exists() else []
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def reference_run(bank_path, tmp_path_factory):
+    """An uninterrupted 5-frame run that other tests compare against."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    summary = _runner(bank_path, out).run(5, progress=False)
+    return out, summary
+
+
+def test_rows_schedule_and_export(reference_run, bank_path):
+    out, summary = reference_run
+    rows = read_manifest(out / "manifest.jsonl")
+    assert tails_of(bank_path) == ["cyclist", "wheelchair_user"]
+    assert len(rows) == summary.counts["attempts"] == summary.attempts
+    assert summary.counts["rerandomized"] > 0  # the configuration really exercises re-randomization
+    source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
+    index = 0
+    prev = None
+    for row in rows:
+        validate_manifest_row(row)
+        fid, att = row["frame_id"], row["attempt"]
+        assert row["seed"] == derive_seed(5, fid, att)
+        if prev is not None and prev["decision"] == "rerandomized":
+            assert (fid, att) == (prev["frame_id"], prev["attempt"] + 1)
+            assert row["focus_classes"] == prev["focus_classes"]  # same focus, new seed
+            assert row["seed"] != prev["seed"]
+        else:
+            assert att == 0 and fid == (prev["frame_id"] + 1 if prev else 0)
+        failing_tail = set(row["failing_classes"]) & {"cyclist", "wheelchair_user"}
+        if row["decision"] == "rerandomized":
+            assert failing_tail and att < 2
+        elif row["decision"] != "accepted":
+            assert not failing_tail or att == 2  # retried while the budget lasts
+        if row["decision"] == "accepted":
+            assert row["index"] == index and row["path"] == f"velodyne/{index:06d}.bin"
+            # The exported files hold exactly the frame the source renders for this seed.
+            frame = source.render(seed=row["seed"], focus_classes=row["focus_classes"], frame_id=fid, attempt=att)
+            pts, inten = read_bin(out / row["path"])
+            sem, ins = read_label(out / row["label_path"], pts.shape[0])
+            np.testing.assert_array_equal(pts, frame["data"])
+            np.testing.assert_array_equal(sem, frame["info"]["pointSemantic"])
+            np.testing.assert_array_equal(ins, frame["info"]["pointInstance"])
+            names = read_label_map(out / "label_map.yaml")
+            counts = {}
+            for sid in np.unique(sem):
+                counts[names[int(sid)]] = counts.get(names[int(sid)], 0) + int((sem == sid).sum())
+            assert counts == row["class_points"]
+            index += 1
+        else:
+            assert row["path"] is None
+        prev = row
+    assert sorted(p.name for p in (out / "velodyne").iterdir()) == [f"{i:06d}.bin" for i in range(index)]
+    assert summary.exported == index
+    # The live model and a rebuild from the manifest agree exactly.
+    assert AcceptanceStats.from_manifest(out / "manifest.jsonl").to_dict() == summary.stats.to_dict()
+
+
+def tails_of(bank_path: Path) -> list[str]:
+    return identify_tail_classes(ReferenceBank.load(bank_path).class_counts, 40.0)
+
+
+def test_retry_budget_is_respected(bank_path, tmp_path):
+    # g_threshold 1.0: every scored class fails, so every frame with a tail class is retried to the budget.
+    runner = _runner(
+        bank_path, tmp_path / "run", max_retries=2, gate={"g_threshold": 1.0}, tail_classes=["vehicle", "pedestrian"]
+    )
+    summary = runner.run(2, progress=False)
+    rows = read_manifest(tmp_path / "run" / "manifest.jsonl")
+    assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [
+        (0, 0, "rerandomized"),
+        (0, 1, "rerandomized"),
+        (0, 2, "rejected"),
+        (1, 0, "rerandomized"),
+        (1, 1, "rerandomized"),
+        (1, 2, "rejected"),
+    ]
+    assert "retry budget spent (2 re-randomizations)" in rows[2]["reasons"]
+    assert summary.exported == 0 and not (tmp_path / "run" / "velodyne").exists()
+    assert len({r["seed"] for r in rows}) == 6
+
+
+def test_no_retries_without_tail_failure(bank_path, tmp_path):
+    runner = _runner(bank_path, tmp_path / "run", max_retries=3, gate={"g_threshold": 1.0}, tail_classes=[])
+    runner.run(3, progress=False)
+    rows = read_manifest(tmp_path / "run" / "manifest.jsonl")
+    assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [(i, 0, "rejected") for i in range(3)]
+
+
+def test_resume_in_process_equals_uninterrupted(reference_run, bank_path, tmp_path):
+    ref_out, _ = reference_run
+    out = tmp_path / "run"
+    _runner(bank_path, out).run(2, progress=False)
+    summary = _runner(bank_path, out).run(5, resume=True, progress=False)
+    assert summary.resumed_at == (2, 0)
+    assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
+    assert _hashes(out) == _hashes(ref_out)
+
+
+def test_resume_without_gate_replay_would_differ(reference_run, bank_path, tmp_path):
+    # Proves the replay matters: the quarantine window is gate state that the manifest alone does not restore.
+    ref_out, _ = reference_run
+    out = tmp_path / "run"
+    _runner(bank_path, out).run(2, progress=False)
+    _runner(bank_path, out, replay_on_resume=False).run(5, resume=True, progress=False)
+    assert _strip(read_manifest(out / "manifest.jsonl")) != _strip(read_manifest(ref_out / "manifest.jsonl"))
+
+
+def test_resume_repairs_torn_line_and_orphans(reference_run, bank_path, tmp_path):
+    ref_out, _ = reference_run
+    out = tmp_path / "run"
+    _runner(bank_path, out).run(3, progress=False)
+    rows = read_manifest(out / "manifest.jsonl")
+    n_exported = sum(r["decision"] == "accepted" for r in rows)
+    # What a crash leaves: a scan written but not recorded, a temp file, and a torn manifest line.
+    (out / "velodyne").mkdir(exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    orphan = out / "velodyne" / f"{n_exported:06d}.bin"
+    orphan.write_bytes(b"\0" * 32)
+    (out / "labels" / f".{n_exported:06d}.label.x1y2.tmp").write_bytes(b"\0" * 8)
+    with open(out / "manifest.jsonl", "ab") as fh:
+        fh.write(b'{"schema_version": 1, "domain": "synth')
+    summary = _runner(bank_path, out).run(5, resume=True, progress=False)
+    assert summary.orphans_removed == 2
+    assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
+    assert _hashes(out) == _hashes(ref_out)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_existing_run_needs_resume_and_same_config(reference_run, bank_path, tmp_path):
+    out = tmp_path / "run"
+    _runner(bank_path, out).run(1, progress=False)
+    with pytest.raises(SimGapInputError, match="already holds a generation run"):
+        _runner(bank_path, out).run(2, progress=False)
+    with pytest.raises(SimGapInputError, match=r"configuration differs from run.json in max_retries, seed"):
+        _runner(bank_path, out, max_retries=1, seed=6).run(2, resume=True, progress=False)
+    assert len(read_manifest(out / "manifest.jsonl")) >= 1  # untouched by the refused runs
+
+
+def test_enospc_during_export_stops_cleanly_then_resumes(reference_run, bank_path, tmp_path, monkeypatch):
+    ref_out, _ = reference_run
+    out = tmp_path / "run"
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to see which file an fsync is for")
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        # The disk is full when the second scan's temp file is synced (its label file is already written).
+        if "/velodyne/.000001.bin." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(ExportError, match=r"^no space left on device writing .*run/velodyne/000001\.bin$"):
+        _runner(bank_path, out).run(5, progress=False)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    rows = read_manifest(out / "manifest.jsonl")  # only complete, valid lines
+    assert [r["index"] for r in rows if r["decision"] == "accepted"] == [0]
+    assert (out / "labels" / "000001.label").exists()  # written before the failed scan: an orphan now
+    assert (out / "manifest.jsonl").read_bytes().endswith(b"\n")
+    assert not list(out.rglob("*.tmp"))
+    assert _strip(rows) == _strip(read_manifest(ref_out / "manifest.jsonl"))[: len(rows)]
+    assert _runner(bank_path, out).run(5, resume=True, progress=False).orphans_removed == 1
+    assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
+    assert _hashes(out) == _hashes(ref_out)
+
+
+def test_cli_generate_and_errors(bank_path, tmp_path, capsys):
+    out = tmp_path / "gen"
+    gate_toml = tmp_path / "gate.toml"
+    gate_toml.write_text("[gate]\nquarantine_window = 3\nquarantine_min_samples = 2\n")
+    args = ["generate", "--sensor", "vlp-16", "--frames", "2", "--bank", str(bank_path), "--out", str(out),
+            "--gate-config", str(gate_toml), "--device", DEVICE, "--no-progress",
+            "--tail-percentile", "40"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    rows = read_manifest(out / "manifest.jsonl")
+    assert f"{len(rows)} attempts" in text and "tail classes: cyclist, wheelchair_user" in text
+    cfg = json.loads((out / "run.json").read_text())
+    assert cfg["bank"] == str(bank_path.resolve()) and cfg["gate_config"]["quarantine_window"] == 3
+    # again without --resume: refused, one line
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a generation run" in err[0]
+    # a different seed on resume: refused
+    assert main([*args, "--resume", "--seed", "9"]) == 2
+    assert "configuration differs from run.json in seed" in capsys.readouterr().err
+    # replicator outside Isaac Sim
+    assert main([*args, "--backend", "replicator"]) == 2
+    assert "needs Isaac Sim" in capsys.readouterr().err
+    # an output path that is a file
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    bad = [a if a != str(out) else str(blocker / "sub") for a in args]
+    assert main(bad) == 2
+    assert capsys.readouterr().err.startswith("simgap: error: ")
