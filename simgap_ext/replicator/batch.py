@@ -1,0 +1,374 @@
+"""The extension's headless batch: :mod:`simgap_ext.settings` -> scene source + reference bank + gate + runner.
+
+The same assembly as ``simgap generate`` (:mod:`simgap_ext.cli.cmd_generate`), driven by the extension's carb
+settings instead of command-line flags, plus two things a Kit session needs:
+
+- cancellation: the batch runs in a worker thread (so Kit keeps updating); :func:`prepare_batch` wraps the scene
+  source so that setting the plan's ``cancel`` event stops the run before its next render with
+  :class:`BatchCancelled`. The runner writes files and manifest rows crash-safely, so a cancelled run is resumed
+  with ``resume=true``;
+- a self-reference bank for smoke runs: with neither ``bank_path`` nor ``real_dir`` the bank is built from
+  ``reference_frames`` frames of the embedded backend rendered with seeds disjoint from the run's. The gate then
+  checks consistency with the simulator itself, not the sim-to-real gap; a warning says so.
+
+Pure Python (no omni import): the extension calls :func:`prepare_batch` and :func:`run_batch`, tests call them too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SimGapError, SimGapInputError
+from ..settings import BatchSettings, GateSettings
+
+__all__ = [
+    "BANK_CACHE_NAME",
+    "SELF_REFERENCE_SEED",
+    "BatchCancelled",
+    "BatchController",
+    "BatchPlan",
+    "resolve_backend",
+    "prepare_batch",
+    "run_batch",
+]
+
+_log = logging.getLogger(__name__)
+
+BANK_CACHE_NAME = "bank.npz"
+# Run seeds derive from SeedSequence([run_seed, frame, attempt]); the reference frames use a different entropy
+# prefix so that no reference scene equals a generated one.
+SELF_REFERENCE_SEED = 0x5E1F
+
+
+class BatchCancelled(SimGapError):
+    """The batch was cancelled (extension shutdown or a user request); the run can be resumed."""
+
+
+def resolve_backend(name: str) -> str:
+    """``"auto"`` -> ``"replicator"`` when ``omni.replicator.core`` is importable, else ``"warp"``.
+
+    Raises:
+        SimGapInputError: ``"replicator"`` requested where Replicator is absent.
+    """
+    has_rep = importlib.util.find_spec("omni") is not None and importlib.util.find_spec("omni.replicator") is not None
+    if name == "auto":
+        return "replicator" if has_rep else "warp"
+    if name == "replicator" and not has_rep:
+        raise SimGapInputError(
+            "setting /exts/simgap_ext/backend=replicator needs omni.replicator.core (Isaac Sim); this Kit has none: "
+            "use backend=warp or auto"
+        )
+    if name not in ("warp", "replicator"):
+        raise SimGapInputError(f"unknown backend {name!r} (choose from warp, replicator, auto)")
+    return name
+
+
+class _CancellableSource:
+    """A scene source that raises :class:`BatchCancelled` once ``cancel`` is set (checked before each render)."""
+
+    def __init__(self, source: Any, cancel: threading.Event) -> None:
+        self._source = source
+        self._cancel = cancel
+        self.sensor_name = getattr(source, "sensor_name", "unknown")
+        self.class_names = list(getattr(source, "class_names", ()) or ())
+        self.rendered = 0
+
+    def render(self, **kwargs: Any) -> dict[str, Any]:
+        if self._cancel.is_set():
+            raise BatchCancelled("SimGap batch cancelled")
+        frame = self._source.render(**kwargs)
+        self.rendered += 1
+        return frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+@dataclass
+class BatchPlan:
+    """Everything a headless batch needs, assembled and validated before any frame renders.
+
+    Attributes:
+        runner: the :class:`~simgap_ext.pipeline.GenerationRunner`.
+        n_frames: scheduled frames.
+        resume: continue the run in ``out_dir``.
+        out_dir: the run directory.
+        backend: ``"warp"`` or ``"replicator"``.
+        bank_path: the reference bank file used.
+        self_reference: the bank was rendered from the embedded backend (smoke mode).
+        tail_classes: the run's tail classes.
+        g_threshold, js_threshold: the gate's thresholds (for the panel).
+        cancel: set it to stop the batch before its next render.
+    """
+
+    runner: Any
+    n_frames: int
+    resume: bool
+    out_dir: Path
+    backend: str
+    bank_path: Path
+    self_reference: bool
+    tail_classes: list[str]
+    g_threshold: float
+    js_threshold: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def stats(self) -> Any:
+        """The run's :class:`~simgap_ext.pipeline.stats.AcceptanceStats` (what the panel observes)."""
+        return self.runner.stats
+
+
+def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tuple[Path, bool, dict[str, Any]]:
+    """Locate or build the reference bank; returns (path, self_reference, run-config identity)."""
+    from ..gate import ReferenceBank
+
+    if batch.bank_path:
+        path = Path(batch.bank_path).expanduser()
+        if not path.is_file():
+            raise SimGapInputError(f"setting /exts/simgap_ext/bank_path: no such file {path}")
+        return path, False, {"bank": str(path.resolve())}
+    cached = out_dir / BANK_CACHE_NAME
+    if batch.real_dir:
+        real = Path(batch.real_dir).expanduser()
+        if not real.exists():
+            raise SimGapInputError(f"setting /exts/simgap_ext/real_dir: no such directory {real}")
+        if not cached.is_file():
+            from ..data import iter_scans
+
+            _log.info("building the reference bank from %s", real)
+            frames = iter_scans(real, sensor=batch.sensor)
+            bank = ReferenceBank.build(frames, sensor=batch.sensor, config=config, device=device)
+            bank.save(cached)
+        return cached, False, {"real": str(real.resolve())}
+    if not cached.is_file():
+        from ..backends import get_scene_source
+        from ..pipeline import derive_seed
+
+        _log.warning(
+            "SimGap: neither bank_path nor real_dir is set: building a SELF-REFERENCE bank from %d frames of the "
+            "embedded backend; the gate then measures consistency with the simulator, not the sim-to-real gap",
+            batch.reference_frames,
+        )
+        source = get_scene_source("warp", sensor=batch.sensor, preset=batch.preset, device=device)
+        frames = [
+            source.render(seed=derive_seed(SELF_REFERENCE_SEED, i, 0), frame_id=i)
+            for i in range(batch.reference_frames)
+        ]
+        bank = ReferenceBank.build(frames, sensor=batch.sensor, config=config, device=device)
+        bank.save(cached)
+    return cached, True, {"self_reference_frames": batch.reference_frames}
+
+
+def prepare_batch(batch: BatchSettings, gate: GateSettings | None = None, *, stats: Any = None) -> BatchPlan:
+    """Assemble source, bank, gate and runner from the extension settings (renders nothing of the run yet).
+
+    Args:
+        batch: batch settings.
+        gate: gate overrides (default: none).
+        stats: an empty :class:`~simgap_ext.pipeline.stats.AcceptanceStats` to record into (the panel's).
+
+    Returns:
+        The plan; run it with :func:`run_batch`.
+
+    Raises:
+        SimGapInputError: unusable settings (missing bank/real dir, an existing run without ``resume``,
+            Replicator requested where absent).
+    """
+    from .._warp import resolve_device
+    from ..backends import get_scene_source
+    from ..gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
+    from ..pipeline import GenerationRunner, TailFocusPlan, fingerprint_file
+
+    gate = gate or GateSettings()
+    backend = resolve_backend(batch.backend)
+    out_dir = Path(batch.out_dir).expanduser()
+    if not batch.resume and (out_dir / "run.json").exists():
+        raise SimGapInputError(
+            f"setting /exts/simgap_ext/out_dir: {out_dir} already holds a generation run; set "
+            "/exts/simgap_ext/resume=true to continue it or choose an empty directory"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(None if batch.device == "auto" else batch.device)
+    overrides = {k: v for k, v in gate.overrides().items() if k != "tail_percentile"}
+    config = load_gate_config(gate.gate_config, **overrides)
+    bank_path, self_ref, ident = _bank(batch, out_dir, config, device)
+    bank = ReferenceBank.load(bank_path)
+    ident["bank_sha256"] = fingerprint_file(bank_path)
+    percentile = gate.tail_percentile if gate.tail_percentile is not None else 20.0
+    tails = identify_tail_classes(bank.class_counts, percentile) if bank.class_counts else []
+    source = get_scene_source(backend, sensor=batch.sensor, preset=batch.preset, device=device)
+    renderable = set(getattr(source, "class_names", ()) or ())
+    focusable = [c for c in tails if not renderable or c in renderable]
+    cancel = threading.Event()
+    runner = GenerationRunner(
+        _CancellableSource(source, cancel),
+        FrameGate(bank, config, device=device),
+        out_dir,
+        stats=stats,
+        tail_classes=tails,
+        max_retries=batch.max_retries,
+        focus_plan=TailFocusPlan(focusable),
+        seed=batch.seed,
+        run_config={
+            "backend": backend,
+            "preset": batch.preset,
+            "sensor_profile": batch.sensor,
+            "tail_percentile": percentile,
+            "gate_config": config.to_dict(),
+            "launched_by": "kit-extension",
+            **ident,
+        },
+    )
+    return BatchPlan(
+        runner=runner,
+        n_frames=batch.frames,
+        resume=batch.resume,
+        out_dir=out_dir,
+        backend=backend,
+        bank_path=bank_path,
+        self_reference=self_ref,
+        tail_classes=tails,
+        g_threshold=config.g_threshold,
+        js_threshold=config.js_threshold,
+        cancel=cancel,
+    )
+
+
+def run_batch(plan: BatchPlan, *, progress: bool = False) -> Any:
+    """Run a prepared batch to the end (blocking; the extension calls it in a worker thread).
+
+    Returns:
+        The runner's :class:`~simgap_ext.pipeline.GenerationSummary`.
+
+    Raises:
+        BatchCancelled: ``plan.cancel`` was set; what was recorded so far is consistent and resumable.
+    """
+    _log.info(
+        "SimGap batch: %d frame(s), backend %s, out %s%s",
+        plan.n_frames,
+        plan.backend,
+        plan.out_dir,
+        " (resume)" if plan.resume else "",
+    )
+    return plan.runner.run(plan.n_frames, resume=plan.resume, progress=progress)
+
+
+class BatchController:
+    """Runs batches as asyncio tasks whose work happens in one worker thread; cancellable; observable.
+
+    The extension owns one; its coroutine references this controller, never the ``IExt`` object, so that Kit
+    can release a disabled extension while a cancelled task is still unwinding.
+
+    Args:
+        panel_model: a :class:`~simgap_ext.ui.panel_model.PanelModel` to attach each batch's stats to and to
+            report status lines into (optional).
+        on_finish: ``fn(exit_code)`` called when a batch ends (0 done, 1 cancelled or failed), e.g. Kit's
+            ``post_quit`` for ``quit_on_finish``.
+    """
+
+    def __init__(self, panel_model: Any = None, *, on_finish: Any = None) -> None:
+        self.panel_model = panel_model
+        self.on_finish = on_finish
+        self.task: Any = None
+        self.plan: BatchPlan | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.stats: Any = None
+        self.executor: Any = None
+
+    @property
+    def running(self) -> bool:
+        """A batch task exists and has not finished."""
+        return self.task is not None and not self.task.done()
+
+    def _status(self, text: str) -> None:
+        if self.panel_model is not None:
+            self.panel_model.set_status(text)
+
+    def start(self, batch: BatchSettings, gate: GateSettings | None = None, *, quit_code: bool = False) -> Any:
+        """Schedule a batch on the running asyncio loop; returns its task (result: summary, or None on failure).
+
+        Args:
+            batch, gate: the settings to run with.
+            quit_code: call ``on_finish(code)`` when the batch ends.
+
+        Raises:
+            RuntimeError: a batch is already running.
+        """
+        import asyncio
+        import concurrent.futures
+
+        from ..pipeline.stats import AcceptanceStats
+
+        if self.running:
+            raise RuntimeError("a SimGap batch is already running")
+        if self.executor is None:
+            self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgap-batch")
+        self.stats = AcceptanceStats()  # the runner needs an empty model; the panel follows the new one
+        if self.panel_model is not None:
+            self.panel_model.attach(self.stats)
+        self.result = None
+        self.error = None
+        self.plan = None
+        self.task = asyncio.ensure_future(self._run(batch, gate, quit_code))
+        return self.task
+
+    async def _run(self, batch: BatchSettings, gate: GateSettings | None, quit_code: bool) -> Any:
+        import asyncio
+        import functools
+
+        loop = asyncio.get_running_loop()
+        code = 1
+        self._status("Preparing batch (reference bank, gate)...")
+        try:
+            prepare = functools.partial(prepare_batch, batch, gate, stats=self.stats)
+            plan = self.plan = await loop.run_in_executor(self.executor, prepare)
+            if self.panel_model is not None:
+                self.panel_model.g_threshold = plan.g_threshold
+                self.panel_model.js_threshold = plan.js_threshold
+                self.panel_model.attach(self.stats, tail_classes=plan.tail_classes)
+            self._status(f"Batch running: {plan.n_frames} frame(s) -> {plan.out_dir}")
+            summary = await loop.run_in_executor(self.executor, run_batch, plan)
+            c = summary.counts
+            msg = (
+                f"SimGap batch done: {c['attempts']} attempts, {c['accepted']} accepted, {c['rejected']} rejected, "
+                f"{c['rerandomized']} re-randomized, {c['held_back']} held back; {summary.exported} scans in "
+                f"{summary.out_dir}"
+            )
+            _log.info(msg)
+            self._status(msg)
+            self.result = summary
+            code = 0
+            return summary
+        except (BatchCancelled, asyncio.CancelledError) as exc:
+            self.error = exc if isinstance(exc, BatchCancelled) else BatchCancelled("SimGap batch task cancelled")
+            _log.warning("SimGap batch cancelled; resume it with /exts/simgap_ext/resume=true")
+            self._status("Batch cancelled (resumable).")
+            return None
+        except Exception as exc:  # noqa: BLE001 - reported in the log and the panel, never raised into Kit's loop
+            self.error = exc
+            _log.error("SimGap batch failed: %s: %s", type(exc).__name__, exc)
+            self._status(f"Batch failed: {exc}")
+            return None
+        finally:
+            if quit_code and self.on_finish is not None:
+                self.on_finish(code)
+
+    def shutdown(self) -> None:
+        """Cancel a running batch (it stops before its next render) and wait for the worker thread to end."""
+        if self.plan is not None:
+            self.plan.cancel.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.executor is not None:
+            # Waiting keeps the run's files and manifest consistent (the worker is at most one frame away).
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+        if self.panel_model is not None:
+            self.panel_model.detach()

@@ -1,0 +1,189 @@
+"""Push-style gate + export for frames that arrive from Replicator (the writer path).
+
+:class:`~simgap_ext.pipeline.GenerationRunner` *pulls* frames from a scene source; inside a Replicator graph the
+frames are *pushed* into ``Writer.write``. :class:`GatedExportSink` gives the push path the same outcome as the
+runner: the gate decides, accepted frames are exported in SemanticKITTI layout (contiguous scan indices), every
+attempt becomes one ``manifest.jsonl`` row (same schema and decision labels), and the shared
+:class:`~simgap_ext.pipeline.stats.AcceptanceStats` is updated from that row. Pure Python: no omni import.
+
+Frames the adapters flagged as unusable (empty, all-zero RTX object ids, ...) are recorded as ``rejected`` with the
+reason and never reach the gate, so they neither get scored nor disturb the gate's rolling semantic window.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..data.manifest import ManifestWriter, make_row, read_manifest
+from ..errors import SimGapInputError
+from ..gate.decision import GateDecision
+from ..pipeline.exporter import Exporter
+from ..pipeline.stats import AcceptanceStats, decision_label
+from .adapters import frame_issues
+
+__all__ = ["GatedExportSink", "MANIFEST_NAME"]
+
+_log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+class GatedExportSink:
+    """Gate, export and record frames one at a time.
+
+    Args:
+        gate: anything with ``evaluate(frame) -> GateDecision`` (a :class:`~simgap_ext.gate.FrameGate`).
+        out_dir: export root (``velodyne/``, ``labels/``, ``label_map.yaml``, ``manifest.jsonl``).
+        stats: the observable model to update (a fresh one by default).
+        tail_classes: classes whose failure asks for a re-randomization.
+        max_retries: re-randomizations of one scene before its rejection is final (>= 0).
+        on_rerandomize: called with ``(frame, decision)`` when a rejected frame should be re-rendered (the
+            writer sends Replicator's custom event from here).
+        min_points: frames with fewer points are rejected unscored.
+
+    Continuing into an ``out_dir`` that already holds a manifest appends to it: scan indices continue after the
+    highest exported one.
+    """
+
+    def __init__(
+        self,
+        gate: Any,
+        out_dir: str | Path,
+        *,
+        stats: AcceptanceStats | None = None,
+        tail_classes: Sequence[str] = (),
+        max_retries: int = 3,
+        on_rerandomize: Callable[[Mapping[str, Any], GateDecision], None] | None = None,
+        min_points: int = 1,
+    ) -> None:
+        if not hasattr(gate, "evaluate"):
+            raise SimGapInputError(f"gate must have an evaluate(frame) method, got {type(gate).__name__}")
+        if int(max_retries) != max_retries or max_retries < 0:
+            raise SimGapInputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        self.gate = gate
+        self.out_dir = Path(out_dir)
+        self.stats = stats if stats is not None else AcceptanceStats()
+        self.tail_classes = [str(c) for c in tail_classes]
+        self.max_retries = int(max_retries)
+        self.on_rerandomize = on_rerandomize
+        self.min_points = int(min_points)
+        self.manifest_path = self.out_dir / MANIFEST_NAME
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.exporter = Exporter(self.out_dir)
+        rows = read_manifest(self.manifest_path, repair=True, missing_ok=True)
+        indices = [int(r["index"]) for r in rows if r.get("index") is not None]
+        self._next_index = max(indices) + 1 if indices else 0
+        self._manifest: ManifestWriter | None = None
+        self.counts = {"received": 0, "accepted": 0, "rejected": 0, "invalid": 0, "rerandomized": 0}
+
+    @property
+    def next_index(self) -> int:
+        """Scan index the next accepted frame gets."""
+        return self._next_index
+
+    def _writer(self) -> ManifestWriter:
+        if self._manifest is None:
+            self._manifest = ManifestWriter(self.manifest_path)
+        return self._manifest
+
+    def submit(self, frame: Mapping[str, Any]) -> GateDecision:
+        """Gate one frame, export it when accepted, append its manifest row and update the stats.
+
+        Args:
+            frame: a frame in the DESIGN.md layout (usually from :mod:`simgap_ext.replicator.adapters`).
+
+        Returns:
+            The decision (an unscored ``invalid`` one for frames with fatal adapter issues).
+
+        Raises:
+            ExportError: writing the scan or the manifest row failed (nothing partial is left behind).
+        """
+        self.counts["received"] += 1
+        issues = frame_issues(frame, min_points=self.min_points)
+        if issues:
+            decision = GateDecision(
+                accepted=False,
+                reasons=issues,
+                sane=False,
+                status="invalid",
+                frame_id=int(frame.get("frame_id", 0)),
+                seed=int(frame.get("seed", 0)),
+                attempt=int(frame.get("attempt", 0)),
+                sensor=str(frame.get("sensor", "unknown")),
+            )
+            self.counts["invalid"] += 1
+            _log.warning("frame %s not scored: %s", frame.get("frame_id"), "; ".join(issues))
+        else:
+            decision = self.gate.evaluate(frame)
+        attempt = int(frame.get("attempt", 0))
+        failing_tail = sorted(set(decision.failing_classes) & set(self.tail_classes))
+        retry = (not decision.accepted) and decision.sane and bool(failing_tail) and attempt < self.max_retries
+        label = decision_label(decision, rerandomized=retry)
+        reasons = list(decision.reasons)
+        if retry:
+            reasons.append(
+                f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
+                f"(re-randomization {attempt + 1} of {self.max_retries})"
+            )
+        path = label_path = index = None
+        if decision.accepted:
+            bin_path, lab_path = self.exporter.export(frame, self._next_index)
+            path, label_path, index = (
+                self.exporter.relative(bin_path),
+                self.exporter.relative(lab_path),
+                self._next_index,
+            )
+            self._next_index += 1
+        row = make_row(
+            domain="synthetic",
+            sensor=str(frame.get("sensor", "unknown")),
+            decision=label,
+            path=path,
+            label_path=label_path,
+            index=index,
+            seed=int(frame.get("seed", 0)),
+            attempt=attempt,
+            frame_id=int(frame.get("frame_id", 0)),
+            focus_classes=list(frame.get("focus_classes", ())),
+            class_points={n: int(c.n_points) for n, c in decision.per_class.items()},
+            class_instances={n: int(c.n_instances) for n, c in decision.per_class.items()},
+            g={n: c.g for n, c in decision.per_class.items()},
+            js={n: c.js for n, c in decision.per_class.items()},
+            scene_g=_finite(decision.scene_g) if decision.sane else None,
+            failing_classes=decision.failing_classes,
+            quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
+            reasons=reasons,
+            name=frame.get("render_product") or None,
+        )
+        self._writer().append(row)
+        self.stats.record_row(row)
+        if decision.accepted:
+            self.counts["accepted"] += 1
+        elif retry:
+            self.counts["rerandomized"] += 1
+        else:
+            self.counts["rejected"] += 1
+        if retry and self.on_rerandomize is not None:
+            self.on_rerandomize(frame, decision)
+        return decision
+
+    def flush(self) -> None:
+        """Close the manifest file (rows are already durable; this releases the handle)."""
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
+
+    def reset_counts(self) -> None:
+        """Zero the per-session counters (the manifest and the export are kept)."""
+        self.counts = dict.fromkeys(self.counts, 0)

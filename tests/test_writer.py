@@ -1,0 +1,241 @@
+"""SimGapWriter with the omni.replicator.core stand-in (tests/stubs), against a real bank and a real FrameGate.
+
+Reference: the same frames gated directly by a fresh :class:`FrameGate` over the same bank must give the same
+decisions, and the exported scans must hold exactly the accepted frames' points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+STUBS = Path(__file__).resolve().parent / "stubs"
+SENSOR = "vlp-16"
+
+
+def _drop_modules() -> None:
+    for name in list(sys.modules):
+        if name == "omni" or name.startswith("omni.") or name == "simgap_ext.replicator.writer":
+            del sys.modules[name]
+
+
+@pytest.fixture
+def rep(monkeypatch):
+    """The Replicator stand-in on sys.path and a writer module imported against it (removed afterwards)."""
+    _drop_modules()
+    monkeypatch.syspath_prepend(str(STUBS))
+    rep_mod = importlib.import_module("omni.replicator.core")
+    rep_mod.WriterRegistry._writers.clear()
+    rep_mod.utils.SENT_EVENTS.clear()
+    writer_mod = importlib.import_module("simgap_ext.replicator.writer")
+    yield rep_mod, writer_mod
+    _drop_modules()
+    importlib.import_module("simgap_ext.replicator.writer")  # back to the omni-less module for other tests
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A real reference bank from the embedded backend and a few synthetic frames to write."""
+    from simgap_ext.backends import get_scene_source
+    from simgap_ext.gate import ReferenceBank, load_gate_config
+
+    source = get_scene_source("warp", sensor=SENSOR, preset="realistic", device="cpu")
+    real = [source.render(seed=1000 + i, frame_id=i) for i in range(3)]
+    synth = [source.render(seed=2000 + i, frame_id=i) for i in range(3)]
+    config = load_gate_config()
+    bank = ReferenceBank.build(real, sensor=SENSOR, config=config, device="cpu")
+    bank_path = bank.save(tmp_path_factory.mktemp("bank") / "bank.npz")
+    return {"bank_path": Path(bank_path), "bank": bank, "config": config, "frames": synth}
+
+
+def _payload(frame: dict) -> dict:
+    """What Replicator's pointcloud annotator delivers for a frame (no idToLabels: it comes from elsewhere)."""
+    n = frame["data"].shape[0]
+    return {
+        "data": frame["data"].copy(),
+        "info": {
+            "pointSemantic": frame["info"]["pointSemantic"].astype(np.int32),
+            "pointInstance": frame["info"]["pointInstance"].astype(np.int32),
+            "pointNormals": np.zeros(4 * n, np.float32),
+            "pointRgb": np.zeros(4 * n, np.uint8),
+        },
+    }
+
+
+def _labels(frames: list[dict]) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for f in frames:
+        out.update({int(k): dict(v) for k, v in f["info"]["idToLabels"].items()})
+    return out
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_module_imports_without_replicator_and_defines_no_writer():
+    _drop_modules()
+    mod = importlib.import_module("simgap_ext.replicator.writer")
+    assert mod.HAS_REPLICATOR is False
+    assert not hasattr(mod, "SimGapWriter")
+    assert mod.register_writer() is False
+    mod.unregister_writer()  # a no-op, not an error
+
+
+def test_registry_round_trip_and_annotator_request(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    assert writer_mod.HAS_REPLICATOR and writer_mod.register_writer()
+    assert "SimGapWriter" in rep_mod.WriterRegistry.get_writers()
+    writer = rep_mod.WriterRegistry.get(
+        "SimGapWriter",
+        init_params={"output_dir": str(tmp_path), "bank_path": str(world["bank_path"]), "sensor": SENSOR},
+    )
+    assert isinstance(writer, rep_mod.Writer)
+    assert writer.data_structure == "annotator"
+    (ann,) = writer.annotators
+    assert ann.get_name() == "pointcloud" and ann.init_params == {"includeUnlabelled": True}
+    writer_mod.unregister_writer()
+    assert "SimGapWriter" not in rep_mod.WriterRegistry.get_writers()
+
+
+def test_unsupported_annotator_and_missing_paths_raise(rep, world, tmp_path):
+    _, writer_mod = rep
+    with pytest.raises(ValueError, match="unsupported annotator 'rgb'"):
+        writer_mod.SimGapWriter(tmp_path, world["bank_path"], annotator="rgb")
+    with pytest.raises(ValueError, match="needs output_dir and bank_path"):
+        writer_mod.SimGapWriter(output_dir=tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["annotator", "legacy", "renderProduct"])
+def test_writer_decisions_and_exports_match_a_direct_gate(rep, world, tmp_path, layout):
+    from simgap_ext.data import load_point_cloud
+    from simgap_ext.gate import FrameGate
+
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    writer = writer_mod.SimGapWriter(
+        tmp_path, world["bank_path"], sensor=SENSOR, id_to_labels=_labels(frames), device="cpu"
+    )
+    writer.attach(["/Render/RP_lidar"])
+    for f in frames:
+        payload = _payload(f)
+        if layout == "annotator":
+            data = {"annotators": {"pointcloud": {"RP_lidar": payload}}}
+        elif layout == "legacy":
+            data = {"pointcloud": payload}
+        else:
+            data = {"renderProducts": {"RP_lidar": {"pointcloud": payload, "camera": "/World/lidar"}}}
+        rep_mod._deliver(writer, data)
+    writer.on_final_frame()
+    assert writer.num_written == len(frames)
+
+    reference = FrameGate(world["bank"], world["config"], device="cpu")
+    expected = [reference.evaluate(dict(f, sensor=SENSOR)).accepted for f in frames]
+    rows = _rows(tmp_path)
+    assert [r["decision"] == "accepted" for r in rows] == expected
+    assert [r["frame_id"] for r in rows] == list(range(len(frames)))
+    accepted = [f for f, ok in zip(frames, expected, strict=True) if ok]
+    assert writer.sink.counts["accepted"] == len(accepted)
+    bins = sorted((tmp_path / "velodyne").glob("*.bin")) if accepted else []
+    assert len(bins) == len(accepted)
+    for f, row in zip(accepted, [r for r in rows if r["decision"] == "accepted"], strict=True):
+        pc = load_point_cloud(tmp_path / row["path"])
+        np.testing.assert_array_equal(pc.points, f["data"])
+        np.testing.assert_array_equal(pc.semantic, f["info"]["pointSemantic"])
+    # The shared stats model saw every attempt.
+    assert writer.stats.frame_counts["attempts"] == len(frames)
+
+
+def test_unusable_frames_are_recorded_rejected_and_not_exported(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    writer = writer_mod.SimGapWriter(tmp_path, world["bank_path"], sensor=SENSOR, device="cpu")
+    n = 50
+    unlabelled = {
+        "data": np.ones((n, 3), np.float32),
+        "info": {"pointSemantic": np.zeros(n), "pointInstance": np.zeros(n)},
+    }
+    empty = {"data": np.zeros((0, 3), np.float32), "info": {"pointSemantic": [], "pointInstance": []}}
+    rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": unlabelled}}})
+    rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": empty}}})
+    rep_mod._deliver(writer, {"annotators": {"rgb": {"RP": None}}})  # no pointcloud at all: skipped, no row
+    rows = _rows(tmp_path)
+    assert [r["decision"] for r in rows] == ["rejected", "rejected"]
+    assert rows[0]["reasons"] == ["every point is unlabelled: nothing to score"]
+    assert rows[1]["reasons"] == ["empty frame: 0 point(s) < 1"]
+    assert not (tmp_path / "velodyne").exists()
+    assert writer.sink.counts == {"received": 2, "accepted": 0, "rejected": 2, "invalid": 2, "rerandomized": 0}
+
+
+def test_failed_tail_frames_fire_the_rerandomize_event_until_the_budget_is_spent(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    tails = ["pedestrian", "vehicle", "cyclist", "wheelchair_user", "cargo_pallet"]
+    writer = writer_mod.SimGapWriter(
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        id_to_labels=_labels(frames),
+        device="cpu",
+        tail_classes=tails,
+        max_retries=2,
+        rerandomize_event="simgap_rerandomize",
+        g_threshold=1.0,  # nothing is perfect: every object class fails
+        scene_threshold=1.0,
+    )
+    for i in range(4):  # scene 0: attempts 0, 1, 2 (budget 2 re-randomizations); scene 1: attempt 0
+        rep_mod._deliver(writer, {"pointcloud": _payload(frames[i % len(frames)])})
+    rows = _rows(tmp_path)
+    assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [
+        (0, 0, "rerandomized"),
+        (0, 1, "rerandomized"),
+        (0, 2, "rejected"),
+        (1, 0, "rerandomized"),
+    ]
+    assert rep_mod.utils.SENT_EVENTS == [("simgap_rerandomize", {})] * 3
+    assert "re-randomization 1 of 2" in rows[0]["reasons"][-1]
+
+
+def test_without_an_event_no_row_claims_a_rerandomization(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    writer = writer_mod.SimGapWriter(
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        id_to_labels=_labels(frames),
+        device="cpu",
+        tail_classes=["pedestrian", "vehicle", "cyclist", "wheelchair_user", "cargo_pallet"],
+        g_threshold=1.0,
+        scene_threshold=1.0,
+    )
+    rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
+    rep_mod._deliver(writer, {"pointcloud": _payload(frames[1])})
+    assert [(r["frame_id"], r["attempt"], r["decision"]) for r in _rows(tmp_path)] == [
+        (0, 0, "rejected"),
+        (1, 0, "rejected"),
+    ]
+    assert rep_mod.utils.SENT_EVENTS == []
+
+
+def test_final_frame_flushes_and_detach_resets_counters(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    writer = writer_mod.SimGapWriter(tmp_path, world["bank_path"], sensor=SENSOR, id_to_labels=_labels(frames))
+    writer.attach(["/Render/RP_lidar"])
+    (ann,) = writer.annotators
+    assert ann.render_products == ["/Render/RP_lidar"]
+    rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
+    assert writer.sink._manifest is not None  # open while capturing
+    writer.on_final_frame()
+    assert writer.sink._manifest is None
+    writer.detach()
+    assert ann.render_products == []
+    assert writer.sink.counts["received"] == 0 and writer._frame_id == 0 and writer._attempt == 0
+    # Writing again continues the same export (next index, manifest appended).
+    rep_mod._deliver(writer, {"pointcloud": _payload(frames[1])})
+    assert len(_rows(tmp_path)) == 2
