@@ -51,6 +51,8 @@ class GateConfig:
         quarantine_min_samples: minimum instances in the window before a class can be quarantined.
         semantic_method: ``"sliced"`` or ``"norm"`` (see :func:`simgap_ext.metrics.semantic_alignment`).
         semantic_bins: histogram bins of the semantic JS.
+        semantic_permutations: permutations of the small-sample bias baseline subtracted from the JS (0: raw
+            JS, the seed's method; see :class:`~simgap_ext.gate.SemanticQuarantine`).
         max_exemplars_per_class: the bank keeps at most this many exemplars per class (stratified by range).
         max_scene_samples: per-frame subsample of ranges/elevations kept in the bank.
     """
@@ -76,6 +78,7 @@ class GateConfig:
     quarantine_min_samples: int = 10
     semantic_method: str = "sliced"
     semantic_bins: int = 16
+    semantic_permutations: int = 8
     max_exemplars_per_class: int = 400
     max_scene_samples: int = 4096
 

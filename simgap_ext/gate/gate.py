@@ -78,6 +78,7 @@ class FrameGate:
                 hysteresis=cfg.js_hysteresis,
                 n_bins=cfg.semantic_bins,
                 method=cfg.semantic_method,
+                n_permutations=cfg.semantic_permutations,
             )
         if self.quarantine is not None:
             feats = bank.class_features()

@@ -3,7 +3,7 @@
 One pass over a validated frame gives everything the reference bank stores and the gate scores:
 
 - instance *crops* of every object class in a canonical pose: translated so that the crop's ground contact
-  point (x-y median, lowest z) is the origin and rotated about z so that the sensor looks along +x; the
+  point (median position, lowest z) is the origin and rotated about z so that the sensor looks along +x; the
   same object seen at the same range then lands on the same points wherever it stands in the scene;
 - the *range roughness* of each point: on its scan ring, the range minus the mean range of its two azimuth
   neighbours (same ring, adjacent columns, same instance). On any smooth surface this second difference is
@@ -135,18 +135,21 @@ def canonical_crop(points: np.ndarray) -> tuple[np.ndarray, float]:
         points: (K, 3) float32 points in the sensor frame, K >= 1.
 
     Returns:
-        ((K, 3) float32 canonical points, horizontal range of the x-y median in metres).
+        ((K, 3) float32 canonical points, horizontal range of the crop's median position in metres).
     """
     pts = np.asarray(points, dtype=np.float64)
-    # Median, not mean: mixed-pixel "veil" points trail far behind silhouettes and would drag a mean.
-    cx, cy = float(np.median(pts[:, 0])), float(np.median(pts[:, 1]))
-    rng = float(np.hypot(cx, cy))
-    yaw = float(np.arctan2(cy, cx))
+    # Bearing from the mean: mixed-pixel veils lie along rays, so they hardly move the bearing. The position
+    # along and across the view is then the median in the rotated frame (veils drag a mean far behind), which
+    # keeps the whole construction rotation-equivariant.
+    yaw = float(np.arctan2(pts[:, 1].mean(), pts[:, 0].mean()))
     c, s = np.cos(-yaw), np.sin(-yaw)
-    x, y = pts[:, 0] - cx, pts[:, 1] - cy
+    x = c * pts[:, 0] - s * pts[:, 1]
+    y = s * pts[:, 0] + c * pts[:, 1]
+    mx, my = float(np.median(x)), float(np.median(y))
+    rng = float(np.hypot(mx, my))
     out = np.empty_like(pts)
-    out[:, 0] = c * x - s * y
-    out[:, 1] = s * x + c * y
+    out[:, 0] = x - mx
+    out[:, 1] = y - my
     out[:, 2] = pts[:, 2] - pts[:, 2].min()
     return out.astype(np.float32), rng
 

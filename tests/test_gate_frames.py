@@ -1,0 +1,273 @@
+"""FrameGate on frames of the Warp LiDAR backend: realistic passes; ideal and corrupted frames fail; sanity;
+semantic quarantine in the loop; reference bank persistence.
+
+The "real" reference is the backend's realistic preset (other scene seeds than the frames under test).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from simgap_ext.backends import get_scene_source
+from simgap_ext.errors import ReferenceDataError
+from simgap_ext.frame import class_names, id_to_class, validate_frame
+from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank, SemanticQuarantine
+
+SENSOR = "vlp-16"
+BANK_SEEDS = range(1000, 1008)
+TEST_SEEDS = (0, 1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def sources():
+    real = get_scene_source("warp", sensor=SENSOR, preset="realistic", device="cpu")
+    ideal = get_scene_source("warp", sensor=SENSOR, preset="ideal", device="cpu")
+    return real, ideal
+
+
+@pytest.fixture(scope="module")
+def bank(sources):
+    real, _ = sources
+    return ReferenceBank.build([real.render(seed=s, frame_id=i) for i, s in enumerate(BANK_SEEDS)], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def realistic(sources):
+    return {s: sources[0].render(seed=s, frame_id=s) for s in TEST_SEEDS}
+
+
+@pytest.fixture()
+def gate(bank):
+    return FrameGate(bank, GateConfig(), device="cpu", quarantine=False)
+
+
+# ------------------------------------------------------------------------------------------------ corruptions
+
+
+def _mask(frame, cls):
+    ids = [i for i, n in id_to_class(frame).items() if n == cls]
+    return np.isin(frame["info"]["pointSemantic"], ids)
+
+
+def _rebuild(frame, keep, pts):
+    out = dict(frame)
+    info = dict(frame["info"])
+    out["data"] = pts[keep]
+    for key in ("pointSemantic", "pointInstance"):
+        info[key] = frame["info"][key][keep]
+    out["info"] = info
+    if frame.get("intensity") is not None:
+        out["intensity"] = frame["intensity"][keep]
+    return validate_frame(out)
+
+
+def jitter(frame, cls, sigma=0.5):
+    m = _mask(frame, cls)
+    pts = frame["data"].copy()
+    pts[m] += np.random.default_rng(0).normal(0, sigma, (int(m.sum()), 3)).astype(np.float32)
+    return _rebuild(frame, np.ones(len(pts), bool), pts)
+
+
+def subsample(frame, cls, factor=10):
+    m = _mask(frame, cls)
+    keep = ~m
+    keep[np.flatnonzero(m)[::factor]] = True
+    return _rebuild(frame, keep, frame["data"])
+
+
+def boxify(frame, cls):
+    """Replace each instance of ``cls`` by as many points uniformly on the faces of its bounding box."""
+    m = _mask(frame, cls)
+    pts = frame["data"].copy()
+    rng = np.random.default_rng(0)
+    inst = frame["info"]["pointInstance"]
+    for iid in np.unique(inst[m]):
+        sel = m & (inst == iid)
+        n = int(sel.sum())
+        lo, hi = pts[sel].min(0), pts[sel].max(0)
+        u = rng.random((n, 3))
+        u[np.arange(n), rng.integers(0, 3, n)] = rng.integers(0, 2, n)
+        pts[sel] = (lo + u * (hi - lo)).astype(np.float32)
+    return _rebuild(frame, np.ones(len(pts), bool), pts)
+
+
+# ------------------------------------------------------------------------------------------------ decisions
+
+
+def test_bank_contents(bank):
+    assert bank.sensor == SENSOR and bank.frame_count == len(BANK_SEEDS)
+    assert {"vehicle", "pedestrian"} <= set(bank.object_classes)
+    assert bank.class_counts["vehicle"] >= bank.n_exemplars // 4
+    assert bank.d_max > 0 and np.isfinite(bank.d_max)
+    for comp in ("chamfer", "count", "density", "scene_range", "scene_roughness", "scene_beams"):
+        assert comp in bank.calibration
+    assert set(bank.class_features()) <= set(bank.object_classes)
+
+
+def test_realistic_frames_are_accepted(gate, realistic):
+    for seed, frame in realistic.items():
+        d = gate.evaluate(frame)
+        assert d.accepted, (seed, d.reasons)
+        assert d.scene_g >= 0.75
+        scored = d.class_g()
+        assert scored and all(g >= 0.75 for g in scored.values())
+        json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_ideal_frames_are_rejected_on_range_noise(gate, sources):
+    _, ideal = sources
+    for seed in TEST_SEEDS:
+        d = gate.evaluate(ideal.render(seed=seed, frame_id=seed))
+        assert not d.accepted and d.status == "rejected"
+        assert d.scene_g < 0.75
+        # An ideal sensor has no range noise: the scene roughness component is the one that gives it away.
+        assert d.scene_components["roughness"] < 0.5
+        assert any(r.startswith("scene: G=") and "roughness" in r for r in d.reasons), d.reasons
+
+
+@pytest.mark.parametrize("corrupt", [jitter, subsample, boxify], ids=["jitter0.5m", "subsample10x", "box"])
+def test_corrupted_class_is_rejected_and_named(gate, realistic, corrupt):
+    for seed in (0, 1):
+        frame = realistic[seed]
+        assert gate.evaluate(frame).accepted
+        d = gate.evaluate(corrupt(frame, "vehicle"))
+        assert not d.accepted
+        assert "vehicle" in d.failing_classes
+        assert d.per_class["vehicle"].g is not None and d.per_class["vehicle"].g < 0.75
+        assert any(r.startswith("class vehicle: G=") for r in d.reasons)
+        # Classes left alone keep passing: the failure is attributed, not global.
+        others = [c for c, cd in d.per_class.items() if c != "vehicle" and cd.g is not None]
+        assert all(d.per_class[c].passed for c in others)
+
+
+# ------------------------------------------------------------------------------------------------ sanity
+
+
+def test_empty_frame_is_invalid(gate, realistic):
+    frame = dict(realistic[0])
+    frame = _rebuild(frame, np.zeros(len(frame["data"]), bool), frame["data"])
+    d = gate.evaluate(frame)
+    assert d.status == "invalid" and not d.sane and "frame is empty (0 points)" in d.reasons[0]
+
+
+def test_zero_instance_ids_are_invalid(gate, realistic):
+    frame = dict(realistic[0])
+    frame["info"] = dict(frame["info"], pointInstance=np.zeros_like(frame["info"]["pointInstance"]))
+    d = gate.evaluate(frame)
+    assert d.status == "invalid"
+    assert any("vehicle: all instance ids are 0" in r for r in d.reasons)
+    assert "vehicle" in d.failing_classes
+
+
+def test_accumulated_duplicates_are_invalid(gate, realistic):
+    frame = realistic[0]
+    doubled = dict(frame)
+    doubled["data"] = np.concatenate([frame["data"], frame["data"]])
+    doubled["info"] = {
+        **frame["info"],
+        "pointSemantic": np.tile(frame["info"]["pointSemantic"], 2),
+        "pointInstance": np.tile(frame["info"]["pointInstance"], 2),
+    }
+    doubled.pop("intensity", None)
+    d = gate.evaluate(doubled)
+    assert d.status == "invalid" and any("50.0% of points are duplicated" in r for r in d.reasons)
+
+
+def test_unknown_class_rejected_or_ignored(bank, realistic):
+    frame = dict(realistic[0])
+    labels = {k: dict(v) for k, v in frame["info"]["idToLabels"].items()}
+    veh = next(k for k, v in labels.items() if v["class"] == "vehicle")
+    labels[veh]["class"] = "forklift"
+    frame["info"] = dict(frame["info"], idToLabels=labels)
+    d = FrameGate(bank, GateConfig(), device="cpu", quarantine=False).evaluate(frame)
+    assert not d.accepted and "class forklift has no real reference" in d.reasons
+    d = FrameGate(bank, GateConfig(unknown_class="ignore"), device="cpu", quarantine=False).evaluate(frame)
+    assert d.accepted and "class forklift has no real reference (ignored)" in d.per_class["forklift"].reasons
+
+
+def test_other_sensor_is_invalid(gate, realistic):
+    frame = dict(realistic[0], sensor="os1-64")
+    d = gate.evaluate(frame)
+    assert d.status == "invalid" and "differs from the reference bank's sensor 'vlp-16'" in d.reasons[0]
+
+
+# ------------------------------------------------------------------------------------------------ quarantine
+
+
+def _frames_with(source, cls, seeds):
+    frames = [source.render(seed=s, frame_id=s) for s in seeds]
+    return [f for f in frames if cls in class_names(f)]
+
+
+def test_quarantine_triggers_on_foreign_semantics_and_recovers(bank, sources):
+    real, _ = sources
+    feats = bank.class_features()
+    # A reference whose "vehicle" embeddings have ten times the norm: realistic vehicles now look foreign.
+    wrong = dict(feats, vehicle=feats["vehicle"] * 10.0)
+    q = SemanticQuarantine(window=3, threshold=0.15, min_samples=6, hysteresis=0.02)
+    gate = FrameGate(bank, GateConfig(), device="cpu", quarantine=q)
+    q.set_reference(wrong)
+    frames = _frames_with(real, "vehicle", range(20, 30))[:6]
+    assert len(frames) == 6
+    decisions = [gate.evaluate(f) for f in frames[:3]]
+    d = decisions[-1]
+    assert d.status == "quarantined", [x.reasons for x in decisions]
+    assert q.is_quarantined("vehicle") and q.state("vehicle").js > 0.15
+    assert "vehicle" in d.quarantined_classes and d.per_class["vehicle"].quarantined
+    assert any(r.startswith("class vehicle quarantined (JS=") for r in d.reasons)
+    assert q.state("vehicle").held_back >= 1
+    # The reference is corrected: fresh realistic frames move the window and the class is released.
+    q.set_reference(feats)
+    for f in frames[3:]:
+        d = gate.evaluate(f)
+    assert not q.is_quarantined("vehicle"), q.state("vehicle")
+    assert d.accepted and d.per_class["vehicle"].js is not None and d.per_class["vehicle"].js <= 0.13
+
+
+def test_realistic_stream_is_not_quarantined(bank, sources):
+    real, _ = sources
+    gate = FrameGate(bank, GateConfig(quarantine_window=6, quarantine_min_samples=6), device="cpu")
+    decisions = [gate.evaluate(real.render(seed=s, frame_id=s)) for s in range(30, 36)]
+    assert all(d.accepted for d in decisions), [d.reasons for d in decisions]
+    assert gate.quarantine.state("vehicle").js is not None
+
+
+# ------------------------------------------------------------------------------------------------ persistence
+
+
+def test_bank_round_trip_and_same_decisions(bank, realistic, tmp_path):
+    path = bank.save(tmp_path / "bank.npz")
+    loaded = ReferenceBank.load(path)
+    assert loaded == bank and loaded.source == str(path)
+    assert loaded.summary()["classes"]["vehicle"]["exemplars"] == int(
+        (bank.ex_class == bank.class_index("vehicle")).sum()
+    )
+    a = FrameGate(bank, GateConfig(), device="cpu", quarantine=False).evaluate(realistic[1]).to_dict()
+    b = FrameGate(loaded, GateConfig(), device="cpu", quarantine=False).evaluate(realistic[1]).to_dict()
+    assert a == b
+
+
+def test_bank_load_errors_name_the_file(tmp_path, bank):
+    with pytest.raises(ReferenceDataError, match="missing.npz: file not found"):
+        ReferenceBank.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(ReferenceDataError, match="bad.npz: unreadable or corrupt"):
+        ReferenceBank.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(ReferenceDataError, match="other.npz: not a SimGap reference bank"):
+        ReferenceBank.load(other)
+    good = bank.save(tmp_path / "good.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ReferenceDataError, match="truncated.npz"):
+        ReferenceBank.load(truncated)
+
+
+def test_bank_build_needs_frames():
+    with pytest.raises(ReferenceDataError, match="no real frames"):
+        ReferenceBank.build([])
