@@ -127,41 +127,125 @@ def _choose_cell(ref: np.ndarray) -> float:
     return h0 * min(max(factor, 0.25), 4.0)
 
 
-def _grid_dims(extent: np.ndarray, cell: float) -> tuple[int, int, int]:
-    d = np.clip(np.ceil(extent / cell).astype(np.int64) + 1, 1, MAX_GRID_DIM)
+def _grid_dims(extent: np.ndarray, cell: float, n_points: int) -> tuple[int, int, int]:
+    """Hash-grid dimensions: one bucket per cell across the extent, at most ``MAX_GRID_DIM`` per axis and about
+    two buckets per point in total (every build clears all buckets, so empty ones cost time; cells beyond the
+    dimensions wrap around and only add candidates that the distance test rejects)."""
+    d = np.clip(np.ceil(extent / cell).astype(np.float64) + 1.0, 1.0, MAX_GRID_DIM)
+    budget = max(2.0 * n_points, 4096.0)
+    total = float(np.prod(d))
+    if total > budget:
+        d = np.maximum(np.floor(d / (total / budget) ** (1.0 / 3.0)), 1.0)
     return int(d[0]), int(d[1]), int(d[2])
 
 
-def _cell_sorted(points_wp: Any, extent: np.ndarray, cell: float, device: str) -> tuple[Any, Any]:
-    """Reorder points by hash-grid cell so that neighbouring points are neighbours in memory.
+class _GridCloud:
+    """A float32 cloud on a Warp device, reordered by grid cell, with a hash grid for queries.
 
-    Single-threaded CPU kernels are bound by cache misses on the reference points; sorting both clouds by
-    cell (the order a hash-grid build computes anyway) halves the query time at 131k points.
+    Single-threaded CPU kernels are bound by cache misses on the reference points; sorting the cloud by cell
+    (the order a hash-grid build computes anyway) halves the query time at 131k points.
+
+    Attributes:
+        n: number of points.
+        extent: (3,) float64 bounding-box extent.
+        cell: cell size of ``grid``.
+        points: (n,) ``wp.vec3`` cell-sorted points.
+        perm: (n,) int64 NumPy permutation, ``points[i] = original[perm[i]]``.
+        grid: ``wp.HashGrid`` over ``points`` with cell size ``cell``.
+    """
+
+    def __init__(self, pts32: np.ndarray, device: str) -> None:
+        wp = get_warp()
+        self.device = device
+        self.n = pts32.shape[0]
+        self.extent = (pts32.max(axis=0) - pts32.min(axis=0)).astype(np.float64)
+        diag = float(np.linalg.norm(self.extent))
+        self.cell = max(_choose_cell(pts32), diag * 1e-4, 1e-6)
+        raw = wp.array(pts32, dtype=wp.vec3, device=device)
+        sort_grid = self._new_grid(self.cell)
+        sort_grid.build(raw, self.cell)
+        self.points = wp.empty_like(raw)
+        perm = wp.empty(self.n, dtype=wp.int32, device=device)
+        wp.launch(
+            _get_kernels()["gather_sorted"], dim=self.n, inputs=[sort_grid.id, raw, self.points, perm], device=device
+        )
+        self.perm = perm.numpy().astype(np.int64)
+        self.grid = self._new_grid(self.cell)
+        self.grid.build(self.points, self.cell)
+
+    def _new_grid(self, cell: float) -> Any:
+        return get_warp().HashGrid(*_grid_dims(self.extent, cell, self.n), device=self.device)
+
+    def regrid(self, cell: float) -> None:
+        """Rebuild ``grid`` with a larger cell (radius growth)."""
+        self.cell = cell
+        self.grid = self._new_grid(cell)
+        self.grid.build(self.points, cell)
+
+
+def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero: bool) -> np.ndarray:
+    """Exact NN of every ``query`` point in ``ref`` (see module docstring).
 
     Args:
-        points_wp: (N,) ``wp.vec3`` array.
-        extent: (3,) float64 bounding-box extent of the points.
-        cell: grid cell size.
-        device: Warp device.
+        ref: reference cloud with its grid (may be regridded during radius growth).
+        query: query cloud (only its cell-sorted points are used).
+        r_all: a radius at which the query box covers both clouds entirely.
+        exclude_zero: ignore reference points at distance exactly 0 (a point's own copy).
 
     Returns:
-        (sorted (N,) ``wp.vec3`` array, (N,) ``wp.int32`` permutation: sorted[i] = points[perm[i]]).
+        (Q,) int64 index into the *original* order of ``ref`` for each query in its *original* order; -1 where
+        no admissible neighbour exists.
     """
     wp = get_warp()
-    grid = wp.HashGrid(*_grid_dims(extent, cell), device=device)
-    grid.build(points_wp, cell)
-    out = wp.empty_like(points_wp)
-    perm = wp.empty(points_wp.shape[0], dtype=wp.int32, device=device)
-    wp.launch(
-        _get_kernels()["gather_sorted"], dim=points_wp.shape[0], inputs=[grid.id, points_wp, out, perm], device=device
-    )
-    return out, perm
+    kern = _get_kernels()["nn_query"]
+    dev = ref.device
+    q_n = query.n
+    best_d2 = wp.full(q_n, np.inf, dtype=wp.float32, device=dev)
+    best_i = wp.full(q_n, -1, dtype=wp.int32, device=dev)
+    base_cell = ref.cell
+    radius = ref.cell * _FIRST_RADIUS_FRACTION
+    active = np.arange(q_n, dtype=np.int32)
+    rounds = 0
+    while active.size:
+        rounds += 1
+        act_wp = wp.array(active, dtype=wp.int32, device=dev)
+        wp.launch(
+            kern,
+            dim=active.size,
+            inputs=[ref.grid.id, ref.points, query.points, act_wp, float(radius), int(exclude_zero), best_d2, best_i],
+            device=dev,
+        )
+        if radius >= r_all:
+            break
+        d2 = best_d2.numpy()[active]
+        cert = radius * (1.0 - _CERTIFY_EPS)
+        active = active[~(d2 <= cert * cert)]
+        if not active.size:
+            break
+        radius = min(radius * 2.0, r_all)
+        if radius > 2.0 * ref.cell:
+            ref.regrid(radius)
+    if ref.cell != base_cell:
+        ref.regrid(base_cell)  # the next direction / caller expects the density-based grid
+    if rounds > 2:
+        log.debug("nearest neighbours: %d queries needed %d radius rounds", q_n, rounds)
+    idx_sorted = best_i.numpy().astype(np.int64)
+    # back from cell-sorted order to the callers' order
+    idx = np.full(q_n, -1, dtype=np.int64)
+    ok = idx_sorted >= 0
+    idx[query.perm[ok]] = ref.perm[idx_sorted[ok]]
+    return idx
 
 
-def _nn_indices_f32(
-    query32: np.ndarray, ref32: np.ndarray, device: str, *, exclude_zero: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact NN indices on float32 clouds already centred (see module docstring).
+def _r_all(a32: np.ndarray, b32: np.ndarray) -> float:
+    lo = np.minimum(a32.min(axis=0), b32.min(axis=0)).astype(np.float64)
+    hi = np.maximum(a32.max(axis=0), b32.max(axis=0)).astype(np.float64)
+    # past this radius the query box covers the whole joint bounding box: every point is visited
+    return float(np.linalg.norm(hi - lo)) * (1.0 + 1e-4) + 1e-6
+
+
+def _nn_indices_f32(query32: np.ndarray, ref32: np.ndarray, device: str, *, exclude_zero: bool) -> np.ndarray:
+    """Exact NN indices of float32 clouds already centred (see module docstring).
 
     Args:
         query32: (Q, 3) float32 query points.
@@ -170,65 +254,25 @@ def _nn_indices_f32(
         exclude_zero: ignore reference points at distance exactly 0 (a point's own copy).
 
     Returns:
-        ((Q,) int64 index into ref32, -1 where no admissible neighbour exists; (Q,) float32 squared distance).
+        (Q,) int64 index into ref32; -1 where no admissible neighbour exists.
     """
-    wp = get_warp()
-    kern = _get_kernels()["nn_query"]
-    q_n = query32.shape[0]
-    both_lo = np.minimum(query32.min(axis=0), ref32.min(axis=0)).astype(np.float64)
-    both_hi = np.maximum(query32.max(axis=0), ref32.max(axis=0)).astype(np.float64)
-    diag = float(np.linalg.norm(both_hi - both_lo))
-    ref_ext = (ref32.max(axis=0) - ref32.min(axis=0)).astype(np.float64)
-    cell = max(_choose_cell(ref32), diag * 1e-4, 1e-6)
-    # Past this radius the query box covers the whole joint bounding box: every point is visited.
-    r_all = diag * (1.0 + 1e-4) + 1e-6
+    with get_warp().ScopedDevice(device):
+        ref = _GridCloud(ref32, device)
+        query = ref if query32 is ref32 else _GridCloud(query32, device)
+        return _query_nn(ref, query, _r_all(query32, ref32), exclude_zero=exclude_zero)
 
-    q_ext = (query32.max(axis=0) - query32.min(axis=0)).astype(np.float64)
-    with wp.ScopedDevice(device):
-        ref_wp, ref_perm = _cell_sorted(wp.array(ref32, dtype=wp.vec3, device=device), ref_ext, cell, device)
-        q_wp, q_perm = _cell_sorted(wp.array(query32, dtype=wp.vec3, device=device), q_ext, cell, device)
-        best_d2 = wp.full(q_n, np.inf, dtype=wp.float32, device=device)
-        best_i = wp.full(q_n, -1, dtype=wp.int32, device=device)
-        grid = wp.HashGrid(*_grid_dims(ref_ext, cell), device=device)
-        grid.build(ref_wp, cell)
-        grid_cell = cell
-        radius = cell * _FIRST_RADIUS_FRACTION
-        active = np.arange(q_n, dtype=np.int32)
-        rounds = 0
-        while active.size:
-            rounds += 1
-            act_wp = wp.array(active, dtype=wp.int32, device=device)
-            wp.launch(
-                kern,
-                dim=active.size,
-                inputs=[grid.id, ref_wp, q_wp, act_wp, float(radius), int(exclude_zero), best_d2, best_i],
-                device=device,
-            )
-            if radius >= r_all:
-                break
-            d2 = best_d2.numpy()[active]
-            cert = radius * (1.0 - _CERTIFY_EPS)
-            active = active[~(d2 <= cert * cert)]
-            if not active.size:
-                break
-            radius = min(radius * 2.0, r_all)
-            if radius > 2.0 * grid_cell:
-                grid_cell = radius
-                grid = wp.HashGrid(*_grid_dims(ref_ext, grid_cell), device=device)
-                grid.build(ref_wp, grid_cell)
-        idx_sorted = best_i.numpy().astype(np.int64)
-        d2_sorted = best_d2.numpy()
-        perm_r = ref_perm.numpy().astype(np.int64)
-        perm_q = q_perm.numpy().astype(np.int64)
-    # back from cell-sorted order to the callers' order
-    idx = np.full(q_n, -1, dtype=np.int64)
-    ok = idx_sorted >= 0
-    idx[perm_q[ok]] = perm_r[idx_sorted[ok]]
-    d2 = np.empty(q_n, dtype=np.float32)
-    d2[perm_q] = d2_sorted
-    if rounds > 1:
-        log.debug("nearest neighbours: %d queries needed %d radius rounds", q_n, rounds)
-    return idx, d2
+
+def _pair_indices_f32(a32: np.ndarray, b32: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact NN indices in both directions, sharing each cloud's sorted copy and grid.
+
+    Returns:
+        ((N,) int64 index into b32 for each point of a32, (M,) int64 index into a32 for each point of b32).
+    """
+    with get_warp().ScopedDevice(device):
+        ga = _GridCloud(a32, device)
+        gb = _GridCloud(b32, device)
+        r_all = _r_all(a32, b32)
+        return _query_nn(gb, ga, r_all, exclude_zero=False), _query_nn(ga, gb, r_all, exclude_zero=False)
 
 
 def _centred_f32(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +312,9 @@ def nearest_neighbors(
     r = as_points(ref, ref_name)
     dev = resolve_device(device)
     q32, r32 = _centred_f32(q, r)
-    idx, _ = _nn_indices_f32(q32, r32, dev, exclude_zero=exclude_coincident)
+    if query is ref:
+        r32 = q32  # self-query: one sorted copy and grid
+    idx = _nn_indices_f32(q32, r32, dev, exclude_zero=exclude_coincident)
     dist = np.full(q.shape[0], np.inf)
     ok = idx >= 0
     dist[ok] = np.linalg.norm(q[ok] - r[idx[ok]], axis=1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._warp import resolve_device
 from ..errors import SimGapInputError
-from ._nn_warp import _centred_f32, _nn_indices_f32
+from ._nn_warp import _centred_f32, _pair_indices_f32
 from ._validate import as_points
 
 __all__ = ["REDUCTIONS", "PairNN", "pair_nearest_neighbors", "directional_distances", "chamfer_distance"]
@@ -43,8 +43,7 @@ class PairNN:
     def __init__(self, a: np.ndarray, b: np.ndarray, device: str) -> None:
         self.a, self.b = a, b
         a32, b32 = _centred_f32(a, b)
-        self.idx_ab, _ = _nn_indices_f32(a32, b32, device, exclude_zero=False)
-        self.idx_ba, _ = _nn_indices_f32(b32, a32, device, exclude_zero=False)
+        self.idx_ab, self.idx_ba = _pair_indices_f32(a32, b32, device)
         # float64 distances from the original coordinates: exact up to float32 near-ties in the argmin
         self.d_ab = np.linalg.norm(a - b[self.idx_ab], axis=1)
         self.d_ba = np.linalg.norm(b - a[self.idx_ba], axis=1)
