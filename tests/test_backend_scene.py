@@ -128,3 +128,7 @@ def test_rare_occluded_puts_something_in_the_line_of_sight():
         blocked_fraction.append(blocked.mean())
     # Most targets are at least partly hidden (an occluder may land beside the line of sight when space is tight).
     assert np.mean([b > 0.05 for b in blocked_fraction]) >= 0.5
+
+
+def test_a_bare_class_name_is_one_focus_class():
+    assert RAND.sample(0, focus_classes="cyclist").focus_classes == ("cyclist",)

@@ -210,6 +210,8 @@ class SceneRandomizer:
         Raises:
             SimGapInputError: an unknown focus class or rare mode.
         """
+        if isinstance(focus_classes, str):  # a bare class name, not its characters
+            focus_classes = (focus_classes,)
         focus = tuple(dict.fromkeys(focus_classes))
         unknown = [c for c in focus if c not in OBJECT_CLASSES]
         if unknown:

@@ -120,6 +120,8 @@ class WarpLidarSource:
         Returns:
             A validated frame (``make_frame``) in the sensor frame, plus ``preset``, ``noise_seed`` and ``rare``.
         """
+        if isinstance(focus_classes, str):  # a bare class name, not its characters
+            focus_classes = [focus_classes]
         scene = self.sample_scene(seed=seed, focus_classes=focus_classes, attempt=attempt, rare=rare)
         ns = self.noise_seed if noise_seed is None else _check_seed(noise_seed, "noise_seed")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(attempt), 1 + ns]))
