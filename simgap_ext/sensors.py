@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ __all__ = [
     "load_sensor_profile",
     "list_sensor_profiles",
     "sensors_dir",
+    "ReadOnlyMapping",
 ]
 
 #: Switchable sensor effects, the names accepted by :meth:`EffectSettings.without`.
@@ -48,6 +48,36 @@ EFFECT_NAMES = (
 )
 
 _INTENSITY_MODELS = ("reflectivity", "physical")
+
+
+class ReadOnlyMapping(Mapping):
+    """An immutable, picklable mapping (``types.MappingProxyType`` cannot be pickled or deep-copied)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ReadOnlyMapping is immutable")
+
+    def __getstate__(self) -> dict[Any, Any]:
+        return self._data
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        object.__setattr__(self, "_data", dict(state))
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyMapping({self._data!r})"
 
 
 @dataclass(frozen=True)
@@ -164,7 +194,7 @@ class SensorProfile:
     range_accuracy_m: float = 0.03
     description: str = ""
     presets: Mapping[str, EffectSettings] = field(
-        default_factory=lambda: MappingProxyType({"ideal": EffectSettings(), "realistic": EffectSettings()})
+        default_factory=lambda: ReadOnlyMapping({"ideal": EffectSettings(), "realistic": EffectSettings()})
     )
     source: str = ""
 
@@ -350,6 +380,6 @@ def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
         beam_divergence_mrad=div,
         range_accuracy_m=acc,
         description=str(doc.get("description", "")),
-        presets=MappingProxyType(presets),
+        presets=ReadOnlyMapping(presets),
         source=where,
     )

@@ -232,3 +232,11 @@ def test_simgap_score_ranks_ideal_further_than_realistic(tmp_path):
         assert main([*args, "--json", str(out), "--no-progress"]) == 0
         scores[synth] = json.loads(out.read_text())["scene_g_mean"]
     assert scores["real_b"] > scores["ideal"] + 0.05
+
+
+def test_source_pickles_and_renders_the_same():
+    import pickle
+
+    src = WarpLidarSource("vlp-16", "realistic", device="cpu")
+    clone = pickle.loads(pickle.dumps(src))
+    np.testing.assert_array_equal(clone.render(seed=8)["data"], src.render(seed=8)["data"])

@@ -150,3 +150,17 @@ def test_load_toml_errors_name_the_file(tmp_path):
     bad.write_text("channels = = 3\n")
     with pytest.raises(SimGapInputError, match=r"bad\.toml: invalid TOML"):
         load_toml(bad)
+
+
+def test_profiles_pickle_and_stay_immutable():
+    import copy
+    import pickle
+
+    p = load_sensor_profile("os1-64")
+    q = pickle.loads(pickle.dumps(p))
+    assert q == p and q.preset("realistic") == p.preset("realistic")
+    assert copy.deepcopy(p) == p
+    with pytest.raises(TypeError):
+        p.presets["foggy"] = EffectSettings()  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        p.channels = 3  # type: ignore[misc]

@@ -29,11 +29,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
 from ...errors import SimGapInputError
+from ...sensors import ReadOnlyMapping
 from .labels import CLASS_IDS, OBJECT_CLASSES
 from .meshes import CLASS_BUILDERS, TriMesh, make_vegetation, make_vehicle, rotation_matrix
 
@@ -68,7 +68,7 @@ class RandomizerConfig:
     object_range: tuple[float, float] = (5.0, 40.0)
     far_range: tuple[float, float] = (40.0, 70.0)
     base_counts: Mapping[str, tuple[int, int]] = field(
-        default_factory=lambda: MappingProxyType(
+        default_factory=lambda: ReadOnlyMapping(
             {
                 "pedestrian": (1, 3),
                 "vehicle": (2, 4),
