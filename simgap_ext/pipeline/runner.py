@@ -180,8 +180,9 @@ class GenerationRunner:
         seed: run seed (>= 0); every render seed derives from it.
         run_config: extra settings stored in ``run.json`` and compared on resume (sensor, backend, preset, bank
             fingerprint, gate config...).
-        replay_on_resume: re-render and re-gate the recorded attempts on resume so that the gate's state matches
-            an uninterrupted run (disable only for a stateless gate).
+        replay_on_resume: re-render and re-gate the recorded attempts on resume so that the gate's state (the
+            semantic quarantine window) matches an uninterrupted run. ``None`` (default): replay unless the gate
+            has no quarantine (``gate.quarantine is None``, a stateless gate).
     """
 
     def __init__(
@@ -196,7 +197,7 @@ class GenerationRunner:
         focus_plan: FocusPlan | None = None,
         seed: int = 0,
         run_config: Mapping[str, Any] | None = None,
-        replay_on_resume: bool = True,
+        replay_on_resume: bool | None = None,
     ) -> None:
         if int(max_retries) != max_retries or max_retries < 0:
             raise SimGapInputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
@@ -218,7 +219,9 @@ class GenerationRunner:
             )
         self.focus_plan: FocusPlan = focus_plan if focus_plan is not None else TailFocusPlan(focusable)
         self.run_config = dict(run_config or {})
-        self.replay_on_resume = replay_on_resume
+        if replay_on_resume is None:
+            replay_on_resume = getattr(gate, "quarantine", True) is not None
+        self.replay_on_resume = bool(replay_on_resume)
         self.manifest_path = self.out_dir / MANIFEST_NAME
         self.run_config_path = self.out_dir / RUN_CONFIG_NAME
         self.exporter = Exporter(self.out_dir)
