@@ -55,7 +55,10 @@ def resolve_backend(name: str) -> str:
     Raises:
         SimGapInputError: ``"replicator"`` requested where Replicator is absent.
     """
-    has_rep = importlib.util.find_spec("omni") is not None and importlib.util.find_spec("omni.replicator") is not None
+    try:
+        has_rep = importlib.util.find_spec("omni.replicator.core") is not None
+    except (ImportError, ValueError):  # a missing parent package raises instead of returning None
+        has_rep = False
     if name == "auto":
         return "replicator" if has_rep else "warp"
     if name == "replicator" and not has_rep:
