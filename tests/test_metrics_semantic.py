@@ -212,3 +212,26 @@ def test_calibrate_errors():
     same = np.random.default_rng(0).random((10, 3))
     with pytest.raises(ReferenceDataError, match="identical"):
         calibrate([same, same], device="cpu")
+
+
+def test_calibration_streams_and_spreads_pairs():
+    rng = np.random.default_rng(12)
+    frames = [rng.random((40, 3)) + i for i in range(9)]  # frame i shifted by i: pair CDs grow with i
+    all_cds = np.array([_brute_chamfer(frames[i], frames[i + 1]) for i in range(8)])
+    # a generator with n_frames: 3 pairs spread over 8 -> pairs starting at 0, 4 (rounded 3.5) and 7
+    got = calibration_distances((f for f in frames), max_pairs=3, n_frames=9, device="cpu")
+    np.testing.assert_allclose(got, all_cds[[0, 4, 7]], rtol=1e-6)
+    # a generator without a length: the first max_pairs pairs
+    got = calibration_distances((f for f in frames), max_pairs=2, device="cpu")
+    np.testing.assert_allclose(got, all_cds[:2], rtol=1e-6)
+
+
+def test_pair_names():
+    from simgap_ext.metrics.paired import pair_names
+
+    pairs, mode, warns = pair_names(["000000", "000001", "000002"], ["000000", "000002"])
+    assert (pairs, mode) == ([("000000", "000000"), ("000002", "000002")], "name")
+    assert "1 real scans have no synthetic twin" in warns[0]
+    pairs, mode, warns = pair_names(["a", "b", "c"], ["x", "a"])
+    assert (pairs, mode) == ([("a", "x"), ("b", "a")], "order")
+    assert "do not match" in warns[0] and "1 scans are left unpaired" in warns[1]
