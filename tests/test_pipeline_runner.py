@@ -255,3 +255,12 @@ def test_cli_generate_and_errors(bank_path, tmp_path, capsys):
     bad = [a if a != str(out) else str(blocker / "sub") for a in args]
     assert main(bad) == 2
     assert capsys.readouterr().err.startswith("simgap: error: ")
+
+
+def test_refuses_foreign_scans(bank_path, tmp_path):
+    out = tmp_path / "data"
+    (out / "velodyne").mkdir(parents=True)
+    (out / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
+        _runner(bank_path, out).run(1, progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == ["000000.bin", "velodyne"]  # nothing written, nothing deleted

@@ -367,11 +367,11 @@ class GenerationRunner:
             if resume or self.manifest_path.exists()
             else []
         )
-        self._check_or_write_config(resume, bool(rows) or self.manifest_path.exists())
         if not rows and not resume and self.exporter.existing_indices():
             raise SimGapInputError(
                 f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
             )
+        self._check_or_write_config(resume, bool(rows) or self.manifest_path.exists())
         next_frame, next_attempt, pending_focus, orphans = self._restore(rows)
         resumed_at = (next_frame, next_attempt) if resume and rows else None
         if resumed_at:
