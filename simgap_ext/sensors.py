@@ -100,6 +100,8 @@ class EffectSettings:
         mixed_pixel_prob: probability that a ray on a depth edge returns a point between the two surfaces
             (beam divergence footprint straddling the edge).
         mixed_pixel_min_gap: range jump (metres) between neighbouring rays that counts as a depth edge.
+        mixed_pixel_max_gap: largest range jump (metres) that still blends into one return; beyond it the two
+            echoes are separate and the sensor reports the surface its own ray hit.
         intensity_model: ``"reflectivity"`` (intensity = surface reflectivity) or ``"physical"``
             (reflectivity * cos(incidence) * range fall-off).
         intensity_noise_sigma: additive Gaussian intensity noise (intensity is in [0, 1]).
@@ -114,6 +116,7 @@ class EffectSettings:
     incidence_exponent: float = 1.0
     mixed_pixel_prob: float = 0.0
     mixed_pixel_min_gap: float = 0.5
+    mixed_pixel_max_gap: float = 4.0
     intensity_model: str = "reflectivity"
     intensity_noise_sigma: float = 0.0
 
@@ -316,7 +319,10 @@ def _preset_from_dict(doc: Any, where: str) -> EffectSettings:
         if f.name in _PROBABILITIES and val > 1:
             raise SimGapInputError(f"{where}: {f.name!r} is a probability and must be in [0, 1], got {val}")
         kw[f.name] = val
-    return EffectSettings(**kw)
+    out = EffectSettings(**kw)
+    if out.mixed_pixel_max_gap <= out.mixed_pixel_min_gap:
+        raise SimGapInputError(f"{where}: 'mixed_pixel_max_gap' must be > 'mixed_pixel_min_gap'")
+    return out
 
 
 def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:

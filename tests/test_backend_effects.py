@@ -79,16 +79,19 @@ def test_brighter_surfaces_survive_more():
 
 def test_mixed_pixels_only_at_depth_edges_and_between_surfaces():
     r = np.full((32, 100), 10.0, dtype=np.float32)
-    r[:, 50:] = 20.0  # a depth edge between columns 49 and 50 (and the wrap-around 99 | 0)
-    res = _run(EffectSettings(mixed_pixel_prob=0.5, mixed_pixel_min_gap=0.5), r)
+    r[:, 50:] = 12.0  # a depth edge between columns 49 and 50 (and the wrap-around 99 | 0)
+    res = _run(EffectSettings(mixed_pixel_prob=0.5, mixed_pixel_min_gap=0.5, mixed_pixel_max_gap=4.0), r)
     cols = np.nonzero(res.mixed.any(axis=0))[0]
     assert set(cols.tolist()) <= {0, 49, 50, 99}
     assert 0.3 < res.mixed[:, [0, 49, 50, 99]].mean() < 0.7
     moved = res.range[res.mixed]
-    assert np.all((moved > 10.0) & (moved < 20.0))
-    # Without the effect, nothing moves; below the gap threshold, nothing moves.
+    assert np.all((moved > 10.0) & (moved < 12.0))
+    # Without the effect nothing moves; nor below the edge threshold; nor when the echoes separate (gap > max).
     assert not _run(EffectSettings(), r).mixed.any()
-    assert not _run(EffectSettings(mixed_pixel_prob=1.0, mixed_pixel_min_gap=15.0), r).mixed.any()
+    assert not _run(EffectSettings(mixed_pixel_prob=1.0, mixed_pixel_min_gap=2.5), r).mixed.any()
+    far_bg = np.where(r > 11.0, 30.0, 10.0).astype(np.float32)
+    assert not _run(EffectSettings(mixed_pixel_prob=1.0, mixed_pixel_max_gap=4.0), far_bg).mixed.any()
+    assert _run(EffectSettings(mixed_pixel_prob=1.0, mixed_pixel_max_gap=25.0), far_bg).mixed.any()
 
 
 def test_mixed_pixels_ignore_misses():

@@ -128,6 +128,7 @@ def test_profile_from_path_and_env_dir(tmp_path, monkeypatch):
         ("horizontal_resolution = 90", "horizontal_resolution = 0.5", "'horizontal_resolution' must be a positive"),
         ("range_noise_sigma = 0.01", "random_drop = 1.5", "'random_drop' is a probability"),
         ("range_noise_sigma = 0.01", "range_drop = 1", "'range_drop' must be true or false"),
+        ("range_noise_sigma = 0.01", "mixed_pixel_max_gap = 0.1", "'mixed_pixel_max_gap' must be > "),
         ("range_noise_sigma = 0.01", "fog = 0.2", r"\[presets.realistic\]: unknown key\(s\) \['fog'\]"),
         ("[presets.realistic]\nrange_noise_sigma = 0.01", "", "missing \\[presets.realistic\\]"),
         ("max_range = 50.0", "max_range = 50.0\nmin_range = 60.0", "need 0 <= 'min_range' < 'max_range'"),

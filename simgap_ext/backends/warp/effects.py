@@ -2,10 +2,11 @@
 
 Each effect is switchable through :class:`~simgap_ext.sensors.EffectSettings` (all off = the ``ideal`` preset):
 
-- mixed pixels: a ray whose neighbour (left/right column, beam above/below) hit a surface more than
-  ``mixed_pixel_min_gap`` nearer or farther straddles a depth edge with its divergent footprint; with probability
-  ``mixed_pixel_prob`` it returns a range between the two surfaces (uniform fraction), the "veiling" points that
-  real scans show behind object silhouettes. Computed on the clean ranges, before noise;
+- mixed pixels: a ray whose neighbour (left/right column, beam above/below) hit a surface between
+  ``mixed_pixel_min_gap`` and ``mixed_pixel_max_gap`` nearer or farther straddles a depth edge with its divergent
+  footprint; with probability ``mixed_pixel_prob`` it returns a range between the two surfaces (uniform
+  fraction), the "veiling" points that real scans show behind object silhouettes. Farther apart, the two echoes
+  separate and the ray keeps its own surface. Computed on the clean ranges, before noise;
 - range noise: Gaussian along the ray, ``range_noise_sigma`` metres;
 - ray drop: a range-independent loss ``random_drop`` times a detection threshold on the return energy
   ``E = (reflectivity / 0.1) cos(theta)^incidence_exponent (detection_range / r)^2`` (``E = 1``: a 10 %-reflective
@@ -99,7 +100,7 @@ def apply_effects(
     r = r0.copy()
     mixed = np.zeros(shape, dtype=bool)
     if settings.mixed_pixel_prob > 0:
-        delta = _edge_delta(r0, hit, settings.mixed_pixel_min_gap)
+        delta = _edge_delta(r0, hit, settings.mixed_pixel_min_gap, settings.mixed_pixel_max_gap)
         mixed = hit & (delta != 0) & (u_mixed < settings.mixed_pixel_prob)
         r[mixed] += frac_mixed[mixed] * delta[mixed]
     if settings.range_noise_sigma > 0:
@@ -126,8 +127,8 @@ def apply_effects(
     return EffectResult(range=r.astype(np.float32), keep=keep, intensity=inten, mixed=mixed)
 
 
-def _edge_delta(r: np.ndarray, hit: np.ndarray, min_gap: float) -> np.ndarray:
-    """(B, C) float32 signed range step to the neighbour with the largest jump above ``min_gap`` (0: no edge).
+def _edge_delta(r: np.ndarray, hit: np.ndarray, min_gap: float, max_gap: float) -> np.ndarray:
+    """(B, C) float32 signed range step to the neighbour with the largest jump in (min_gap, max_gap] (0: none).
 
     Columns wrap around (the scan is a full revolution); beams do not.
     """
@@ -139,7 +140,8 @@ def _edge_delta(r: np.ndarray, hit: np.ndarray, min_gap: float) -> np.ndarray:
     down[:-1] = rr[1:]
     nbs += [up, down]
     diff = np.stack(nbs) - rr[None]  # (4, B, C), NaN where either side missed
-    mag = np.where(np.isnan(diff), -1.0, np.abs(diff))
+    absd = np.abs(diff)
+    mag = np.where(np.isnan(diff) | (absd > max_gap), -1.0, absd)
     best = np.argmax(mag, axis=0)
     sel = np.take_along_axis(diff, best[None], axis=0)[0]
     sel_mag = np.take_along_axis(mag, best[None], axis=0)[0]
