@@ -239,3 +239,82 @@ def test_final_frame_flushes_and_detach_resets_counters(rep, world, tmp_path):
     # Writing again continues the same export (next index, manifest appended).
     rep_mod._deliver(writer, {"pointcloud": _payload(frames[1])})
     assert len(_rows(tmp_path)) == 2
+
+
+def _object_payload(frame: dict) -> tuple[np.ndarray, dict[int, str]]:
+    """RTX-style per-point object ids for a frame (objects keep their instance ids; background prims get ids
+    1000 + semantic id, as every prim has one) and the object id -> class map a stage lookup would give."""
+    sem = frame["info"]["pointSemantic"].astype(np.int64)
+    inst = frame["info"]["pointInstance"].astype(np.int64)
+    names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    oids = np.where(inst > 0, inst, 1000 + sem).astype(np.uint32)
+    labels = {int(o): names[int(s)] for o, s in zip(oids.tolist(), sem.tolist(), strict=True)}
+    return oids, labels
+
+
+def test_rtx_v50_annotator_with_two_render_products(rep, world, tmp_path):
+    from simgap_ext.gate import FrameGate
+    from simgap_ext.replicator import adapters as A
+
+    rep_mod, writer_mod = rep
+    f0, f1 = world["frames"][:2]
+    (o0, l0), (o1, l1) = _object_payload(f0), _object_payload(f1)
+    # Object ids are per-stage, so one resolver serves every render product.
+    labels = l0 | {k + 5000: v for k, v in l1.items()}
+    o1 = np.where(o1 > 0, o1 + 5000, 0).astype(np.uint32)
+    writer = writer_mod.SimGapWriter(
+        tmp_path, world["bank_path"], sensor=SENSOR, annotator=A.RTX_POINT_CLOUD_V50, object_labels=labels, device="cpu"
+    )
+    assert [a.get_name() for a in writer.annotators] == [A.RTX_POINT_CLOUD_V50]
+    p0 = {"data": f0["data"], "info": {"objectId": o0, "intensity": f0["intensity"]}}
+    p1 = {"data": f1["data"], "info": {"objectId": o1, "intensity": f1["intensity"]}}
+    rep_mod._deliver(writer, {"annotators": {A.RTX_POINT_CLOUD_V50: {"RP_front": p0, "RP_back": p1}}})
+    rows = _rows(tmp_path)
+    assert [r["name"] for r in rows] == ["RP_back", "RP_front"]  # sorted render products, same scene frame 0
+    assert [r["frame_id"] for r in rows] == [0, 0]
+    reference = FrameGate(world["bank"], world["config"], device="cpu")
+    for row, p in zip(rows, (p1, p0), strict=True):
+        expected = reference.evaluate(A.from_rtx_point_cloud_v50(p, object_labels=labels, metadata={"sensor": SENSOR}))
+        assert (row["decision"] == "accepted") == expected.accepted
+        assert row["class_points"] == {n: c.n_points for n, c in expected.per_class.items()}
+
+
+def test_gmo_v60_raw_buffer_goes_through_the_parser_and_stable_id_map(rep, world, tmp_path):
+    from simgap_ext.replicator import adapters as A
+
+    rep_mod, writer_mod = rep
+    frame = world["frames"][1]
+    oids, labels = _object_payload(frame)
+    stable = {int(o) + (1 << 90): f"/World/obj_{int(o)}" for o in np.unique(oids)}
+    prim_labels = {f"/World/obj_{o}": c for o, c in labels.items()}
+    n = frame["data"].shape[0]
+    ids128 = np.zeros((n, 16), np.uint8)
+    for i, o in enumerate(oids.tolist()):
+        ids128[i] = np.frombuffer((o + (1 << 90)).to_bytes(16, "little"), np.uint8)
+    parsed = {
+        "numElements": n,
+        "elementsCoordsType": 0,
+        "x": frame["data"][:, 0],
+        "y": frame["data"][:, 1],
+        "z": frame["data"][:, 2],
+        "scalar": frame["intensity"],
+        "objId": ids128,
+    }
+    raw = b"GMO-raw-buffer"
+    writer = writer_mod.SimGapWriter(
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        annotator=A.GENERIC_MODEL_OUTPUT_V60,
+        prim_labels=prim_labels,
+        gmo_parser=lambda buf: parsed if buf == raw else None,
+        device="cpu",
+    )
+    assert [a.get_name() for a in writer.annotators] == [A.GENERIC_MODEL_OUTPUT_V60, A.STABLE_ID_MAP_V60]
+    rep_mod._deliver(writer, {A.GENERIC_MODEL_OUTPUT_V60: {"data": raw}, A.STABLE_ID_MAP_V60: {"data": stable}})
+    (row,) = _rows(tmp_path)
+    names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    expected_points: dict[str, int] = {}
+    for s in frame["info"]["pointSemantic"].tolist():
+        expected_points[names[s]] = expected_points.get(names[s], 0) + 1
+    assert row["class_points"] == expected_points

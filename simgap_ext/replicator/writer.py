@@ -107,7 +107,9 @@ if HAS_REPLICATOR:
             focus_classes: focus classes recorded for frames.
             id_to_labels: semantic id -> class for ``pointcloud`` payloads without ``idToLabels``.
             object_labels: RTX object id -> class name (mapping or callable) for the 4.5 / 5.x annotators.
-            stable_id_map: 6.0 stable id -> prim path, when the ``StableIdMap`` payload is not a mapping.
+            stable_id_map: 6.0 stable id -> prim path, used when the frame's ``StableIdMap`` payload is neither a
+                mapping nor decodable by ``stable_id_decoder``.
+            stable_id_decoder: turns the raw ``StableIdMap`` annotator buffer into ``{stable id: prim path}``.
             prim_labels: 6.0 prim path -> class name (mapping or callable).
             gmo_parser: turns a raw ``GenericModelOutput`` buffer into the parsed struct (default:
                 ``isaacsim.sensors.experimental.rtx.parse_generic_model_output_data`` when importable).
@@ -130,6 +132,7 @@ if HAS_REPLICATOR:
             id_to_labels: Mapping[Any, Any] | None = None,
             object_labels: Any = None,
             stable_id_map: Mapping[int, str] | None = None,
+            stable_id_decoder: Callable[[Any], Mapping[int, str]] | None = None,
             prim_labels: Any = None,
             gmo_parser: Callable[[Any], Any] | None = None,
             gate_config: str | Path | None = None,
@@ -190,6 +193,7 @@ if HAS_REPLICATOR:
             self._id_to_labels = id_to_labels
             self._object_labels = object_labels
             self._stable_id_map = stable_id_map
+            self._stable_id_decoder = stable_id_decoder
             self._prim_labels = prim_labels
             self._gmo_parser = gmo_parser
             self._frame_id = 0
@@ -232,10 +236,7 @@ if HAS_REPLICATOR:
                 gmo = payload.get("data", payload) if isinstance(payload, Mapping) else payload
                 if not isinstance(gmo, Mapping) and not hasattr(gmo, "numElements"):
                     gmo = self._parse_gmo(gmo)
-                stable = self._stable_id_map
-                for srp, smap in iter_annotator_payloads(data, STABLE_ID_MAP_V60):
-                    if srp == rp_name and isinstance(smap, Mapping):
-                        stable = smap.get("data", smap) if isinstance(smap.get("data", smap), Mapping) else stable
+                stable = self._stable_ids_for(rp_name, data)
                 return adapt(
                     GENERIC_MODEL_OUTPUT_V60,
                     gmo,
@@ -244,6 +245,18 @@ if HAS_REPLICATOR:
                     metadata=metadata,
                 )
             return adapt(self.annotator_name, payload, object_labels=self._object_labels, metadata=metadata)
+
+        def _stable_ids_for(self, rp_name: str, data: Mapping[str, Any]) -> Mapping[int, str] | None:
+            """This render product's stable id -> prim path map (the frame's StableIdMap payload when usable)."""
+            for srp, payload in iter_annotator_payloads(data, STABLE_ID_MAP_V60):
+                if srp != rp_name:
+                    continue
+                raw = payload.get("data", payload) if isinstance(payload, Mapping) else payload
+                if isinstance(raw, Mapping):
+                    return {int(k): str(v) for k, v in raw.items()}
+                if self._stable_id_decoder is not None:
+                    return self._stable_id_decoder(raw)
+            return self._stable_id_map
 
         def _parse_gmo(self, raw: Any) -> Any:
             parser = self._gmo_parser
