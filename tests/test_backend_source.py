@@ -240,3 +240,25 @@ def test_source_pickles_and_renders_the_same():
     src = WarpLidarSource("vlp-16", "realistic", device="cpu")
     clone = pickle.loads(pickle.dumps(src))
     np.testing.assert_array_equal(clone.render(seed=8)["data"], src.render(seed=8)["data"])
+
+
+def test_upper_layers_register_scene_sources():
+    from simgap_ext.backends import register_scene_source, unregister_scene_source
+
+    calls = []
+
+    def factory(**kw):
+        calls.append(kw)
+        return WarpLidarSource(kw["sensor"], kw["preset"], device="cpu")
+
+    register_scene_source("replicator", factory)
+    try:
+        src = get_scene_source("replicator", sensor="vlp-16", preset="ideal", device=None, rare="far")
+        assert isinstance(src, SceneSource)
+        assert calls == [{"sensor": "vlp-16", "preset": "ideal", "device": None, "rare": "far"}]
+    finally:
+        unregister_scene_source("replicator")
+    with pytest.raises(SimGapInputError, match="needs Isaac Sim"):
+        get_scene_source("replicator", sensor="vlp-16")
+    with pytest.raises(SimGapInputError, match="'warp' is built in"):
+        register_scene_source("warp", factory)
