@@ -9,10 +9,11 @@ Algorithm (exact for any pair of clouds, memory O(N + M), never an N x M matrix)
 3. One kernel pass queries every point with radius ``r = h``: a hash-grid query visits every cell overlapping
    the box ``[p - r, p + r]``, so every reference point within ``r`` is seen. A query whose best distance is
    ``<= r`` is therefore exact (any closer point would have been visited).
-4. Unresolved queries (nothing within ``r``: far-apart clouds, outliers, single points) are queried again with
-   ``r`` doubled, only them, rebuilding the grid with a cell size equal to the new radius when the radius has
-   outgrown the cell. Once ``r`` exceeds the diagonal of the joint bounding box every reference point is
-   visited, so the loop always ends with every query exact.
+4. Unresolved queries (far-apart clouds, outliers, single points) run again, only them, with the radius
+   doubled -- or, when they already found a candidate at distance ``d < 2r``, with radius ``d``, which
+   certifies them in that pass. The grid is rebuilt with a larger cell when the
+   radii have outgrown it. Once a radius exceeds the diagonal of the joint bounding box every reference point
+   is visited, so the loop always ends with every query exact.
 5. The kernels return the index of the nearest neighbour; distances are recomputed in float64 on the host
    from the original coordinates, so the result matches a float64 brute force up to float32 near-ties.
 """
@@ -59,7 +60,7 @@ def _get_kernels() -> dict[str, Any]:
         ref: wp.array(dtype=wp.vec3),
         query: wp.array(dtype=wp.vec3),
         active: wp.array(dtype=wp.int32),
-        radius: float,
+        radii: wp.array(dtype=float),
         exclude_zero: int,
         best_d2: wp.array(dtype=float),
         best_i: wp.array(dtype=wp.int32),
@@ -69,7 +70,7 @@ def _get_kernels() -> dict[str, Any]:
         p = query[qi]
         bd = best_d2[qi]
         bi = best_i[qi]
-        it = wp.hash_grid_query(grid, p, radius)
+        it = wp.hash_grid_query(grid, p, radii[t])
         j = int(0)  # noqa: UP018 - int() makes a mutable Warp variable; a bare literal is a constant
         while wp.hash_grid_query_next(it, j):
             d = wp.length_sq(ref[j] - p)
@@ -203,28 +204,41 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
     best_d2 = wp.full(q_n, np.inf, dtype=wp.float32, device=dev)
     best_i = wp.full(q_n, -1, dtype=wp.int32, device=dev)
     base_cell = ref.cell
-    radius = ref.cell * _FIRST_RADIUS_FRACTION
     active = np.arange(q_n, dtype=np.int32)
+    radii = np.full(q_n, ref.cell * _FIRST_RADIUS_FRACTION, dtype=np.float64)
     rounds = 0
     while active.size:
         rounds += 1
-        act_wp = wp.array(active, dtype=wp.int32, device=dev)
         wp.launch(
             kern,
             dim=active.size,
-            inputs=[ref.grid.id, ref.points, query.points, act_wp, float(radius), int(exclude_zero), best_d2, best_i],
+            inputs=[
+                ref.grid.id,
+                ref.points,
+                query.points,
+                wp.array(active, dtype=wp.int32, device=dev),
+                wp.array(radii.astype(np.float32), dtype=wp.float32, device=dev),
+                int(exclude_zero),
+                best_d2,
+                best_i,
+            ],
             device=dev,
         )
-        if radius >= r_all:
-            break
-        d2 = best_d2.numpy()[active]
-        cert = radius * (1.0 - _CERTIFY_EPS)
-        active = active[~(d2 <= cert * cert)]
+        d2 = best_d2.numpy()[active].astype(np.float64)
+        cert = radii * (1.0 - _CERTIFY_EPS)
+        done = (d2 <= cert * cert) | (radii >= r_all)
+        active, radii, d2 = active[~done], radii[~done], d2[~done]
         if not active.size:
             break
-        radius = min(radius * 2.0, r_all)
-        if radius > 2.0 * ref.cell:
-            ref.regrid(radius)
+        # Double the radius, but a query that found a point at distance d < 2r needs only radius d (plus a
+        # margin larger than the certification margin): any closer point lies within d, so that pass
+        # certifies it. Never more than doubling: a box of radius d >> cell would visit thousands of cells.
+        found = np.isfinite(d2)
+        capped = np.sqrt(np.where(found, d2, np.inf)) * (1.0 + 3.0 * _CERTIFY_EPS)
+        radii = np.minimum(np.minimum(2.0 * radii, capped), r_all)
+        grow = float(np.median(radii))
+        if grow > 2.0 * ref.cell:
+            ref.regrid(grow)
     if ref.cell != base_cell:
         ref.regrid(base_cell)  # the next direction / caller expects the density-based grid
     if rounds > 2:
