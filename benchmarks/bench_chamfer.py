@@ -12,7 +12,8 @@ Every (method, size) runs in a fresh subprocess so that its peak memory can be m
   float64 copies and index arrays, not Warp's own allocations);
 - ``RSS delta``: peak resident set size of the worker process (``ru_maxrss``) minus its RSS just before the
   measured calls: covers Warp's allocations (arrays, hash grid) and cKDTree's C++ tree too;
-- ``warp bytes``: the Warp arrays and hash grid SimGap allocates, counted from their sizes.
+- ``warp bytes``: the Warp arrays and hash grids SimGap allocates, estimated from their sizes (Warp's CPU
+  allocator is invisible to tracemalloc).
 
 Clouds (same seed for every method): ``lidar`` = a synthetic 64-beam spinning-LiDAR scan (ground rings whose
 spacing grows with range, plus walls at 60 m), ``uniform`` = uniform in a 50 x 50 x 5 m box. The dense
@@ -59,14 +60,12 @@ def _rss_bytes() -> int:
 
 
 def _warp_bytes(n: int, m: int) -> int:
-    from simgap_ext.metrics._nn_warp import MAX_GRID_DIM
-
-    # per direction: both clouds (vec3) + cell-sorted copies + permutations, best distance/index, active ids;
-    # hash grids: 3 int arrays per point, start/end per cell (at most MAX_GRID_DIM**3 cells)
-    points = 12 * (n + m) * 2 + 4 * (n + m)
-    per_query = 4 + 4 + 4
-    grid = 12 * max(n, m) * 2 + 8 * MAX_GRID_DIM**3
-    return points + per_query * max(n, m) + grid
+    """Estimated bytes of the Warp arrays and hash grids SimGap allocates for one Chamfer call."""
+    per_cloud = 12 + 12 + 4  # raw vec3 copy, cell-sorted copy, permutation
+    # hash grid: point ids + cells (8), radix-sort scratch (~16), <= 2 buckets per point x start/end (16)
+    per_grid = 8 + 16 + 16
+    per_query = 4 + 4 + 4 + 4  # best distance, best index, active ids, radius
+    return (n + m) * (per_cloud + per_grid + per_query)
 
 
 def worker(method: str, kind: str, n: int, repeats: int) -> dict:
