@@ -6,7 +6,10 @@ GPU, else the CPU; an explicit name is checked against the devices Warp reports.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 import threading
 
 __all__ = ["get_warp", "resolve_device", "available_devices"]
@@ -31,9 +34,42 @@ def get_warp():
                         wp.config.log_level = wp.LOG_WARNING
                 else:
                     wp.config.quiet = quiet
-                wp.init()
+                if quiet:
+                    with _native_stderr_filtered(_NO_DRIVER_NOTICE):
+                        wp.init()
+                else:
+                    wp.init()
                 _initialised = True
     return wp
+
+
+# Printed by Warp's native library on every CPU-only machine; it says nothing a CPU user can act on.
+_NO_DRIVER_NOTICE = "Warp CUDA warning: Could not find or load the NVIDIA CUDA driver"
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered(drop_prefix: str):
+    """Capture file descriptor 2 (C-level stderr) and re-emit every line except those starting with a prefix."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real fd (e.g. Kit's redirected streams): leave as is
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(True) if not ln.startswith(drop_prefix)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def available_devices() -> list[str]:
