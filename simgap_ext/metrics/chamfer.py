@@ -19,7 +19,7 @@ import numpy as np
 from .._warp import resolve_device
 from ..errors import SimGapInputError
 from ._nn_warp import _centred_f32, _pair_indices_f32
-from ._validate import as_points
+from ._validate import as_points, pair_distances
 
 __all__ = ["REDUCTIONS", "PairNN", "pair_nearest_neighbors", "directional_distances", "chamfer_distance"]
 
@@ -45,8 +45,8 @@ class PairNN:
         a32, b32 = _centred_f32(a, b)
         self.idx_ab, self.idx_ba = _pair_indices_f32(a32, b32, device)
         # float64 distances from the original coordinates: exact up to float32 near-ties in the argmin
-        self.d_ab = np.linalg.norm(a - b[self.idx_ab], axis=1)
-        self.d_ba = np.linalg.norm(b - a[self.idx_ba], axis=1)
+        self.d_ab = pair_distances(a, b[self.idx_ab])
+        self.d_ba = pair_distances(b, a[self.idx_ba])
 
 
 def pair_nearest_neighbors(
