@@ -28,6 +28,15 @@ def test_writes_and_replaces(tmp_path: Path) -> None:
     assert _listing(p.parent) == ["f.bin"]
 
 
+def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        p = atomic_write_bytes(tmp_path / "scan.bin", b"x")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o640
+
+
 _REAL_FDOPEN = os.fdopen
 
 

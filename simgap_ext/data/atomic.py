@@ -56,6 +56,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
         if make_dirs:
             p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        # mkstemp creates 0600; exported data is meant to be read by other users and tools, as open() would allow.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -73,6 +75,13 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
                 os.unlink(tmp)
     _log.debug("wrote %s (%d bytes)", p, len(data))
     return p
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; restore at once (single call, no window for other writers).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
