@@ -2,7 +2,8 @@
 
 On startup the extension
 1. reads ``/exts/simgap_ext/*`` carb settings into :class:`~simgap_ext.settings.SimGapSettings`;
-2. registers ``SimGapWriter`` with Replicator's ``WriterRegistry`` when ``omni.replicator.core`` is present;
+2. registers ``SimGapWriter`` with Replicator's ``WriterRegistry`` and the ``"replicator"`` scene source (a
+   :class:`~simgap_ext.replicator.source.ReplicatorSceneSource` factory) when ``omni.replicator.core`` is present;
 3. opens Window > SimGap (an omni.ui view over the shared :class:`~simgap_ext.pipeline.stats.AcceptanceStats`)
    when ``omni.ui`` is present and ``show_window`` is set;
 4. when ``headless_batch`` is set, starts the generation batch as an asyncio task on Kit's loop; the batch itself
@@ -15,6 +16,7 @@ worker, unregisters the writer and releases the window, menu and update subscrip
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 from typing import Any
 
@@ -23,10 +25,11 @@ import carb.settings
 import omni.ext
 import omni.kit.app
 
+from .backends import register_scene_source, unregister_scene_source
 from .pipeline.stats import AcceptanceStats
 from .replicator.batch import BatchController
-from .replicator.writer import register_writer, unregister_writer
-from .settings import SETTINGS_ROOT, SimGapSettings, read_settings
+from .replicator.writer import HAS_REPLICATOR, register_writer, unregister_writer
+from .settings import SETTINGS_ROOT, SimGapSettings, WriterSettings, read_settings
 from .ui.panel_model import PanelModel
 
 __all__ = ["SimGapExtension", "get_instance"]
@@ -46,6 +49,32 @@ def _has_module(name: str) -> bool:
         return False
 
 
+def _publish_focus(focus_classes: list[str], seed: int) -> None:
+    """Hand the runner's seed and focus classes to the user's randomizer graph through carb settings."""
+    settings = carb.settings.get_settings()
+    settings.set(f"{SETTINGS_ROOT}/runtime/focus_classes", ",".join(focus_classes))
+    settings.set(f"{SETTINGS_ROOT}/runtime/seed", int(seed))
+
+
+def _replicator_source_factory(
+    writer: WriterSettings, loop: asyncio.AbstractEventLoop, *, sensor: Any, preset: str = "realistic", **kw: Any
+) -> Any:
+    """``get_scene_source("replicator", ...)`` inside Kit (registered on startup when Replicator is present)."""
+    from .replicator.source import ReplicatorSceneSource
+
+    return ReplicatorSceneSource(
+        sensor=sensor,
+        preset=preset,
+        render_product=writer.render_product,
+        annotator=writer.annotator,
+        randomize_event=writer.randomize_event,
+        loop=loop,
+        on_focus=_publish_focus,
+        device=kw.pop("device", None),
+        **kw,
+    )
+
+
 class SimGapExtension(omni.ext.IExt):
     """SimGap's ``IExt``: settings, writer registration, panel and the headless batch."""
 
@@ -56,6 +85,7 @@ class SimGapExtension(omni.ext.IExt):
         self.stats = AcceptanceStats()
         self.panel_model = PanelModel(self.stats)
         self.writer_registered = False
+        self.source_registered = False
         # The batch coroutine references this controller, never the IExt, so Kit can release a disabled extension.
         self.batch = BatchController(self.panel_model, on_finish=omni.kit.app.get_app().post_quit)
         self._window: Any = None
@@ -77,6 +107,11 @@ class SimGapExtension(omni.ext.IExt):
             self.writer_registered = register_writer()
             if self.writer_registered:
                 carb.log_info("SimGap: SimGapWriter registered with omni.replicator.core")
+        if HAS_REPLICATOR:
+            # Lets backend=replicator (and `get_scene_source("replicator")`) render through this Kit's Replicator.
+            factory = functools.partial(_replicator_source_factory, s.writer, asyncio.get_event_loop())
+            register_scene_source("replicator", factory)
+            self.source_registered = True
         if s.ui.show_window and _has_module("omni.ui"):
             self._open_window()
         if s.batch.headless_batch:
@@ -148,6 +183,9 @@ class SimGapExtension(omni.ext.IExt):
         if self.writer_registered:
             unregister_writer()
             self.writer_registered = False
+        if self.source_registered:
+            unregister_scene_source("replicator")
+            self.source_registered = False
         if self._menu_items:
             try:
                 from omni.kit.menu.utils import remove_menu_items

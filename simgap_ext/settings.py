@@ -96,15 +96,19 @@ class GateSettings:
 
 @dataclass(frozen=True)
 class WriterSettings:
-    """Replicator writer registration.
+    """Replicator integration: the writer and the ``"replicator"`` scene source.
 
     Attributes:
         register_writer: register ``SimGapWriter`` with Replicator's ``WriterRegistry`` when present.
-        annotator: annotator the writer requests (``"pointcloud"`` or an RTX LiDAR annotator name).
+        annotator: annotator the writer / scene source requests (``"pointcloud"`` or an RTX LiDAR annotator name).
+        render_product: render product path the ``"replicator"`` batch backend reads (empty: none).
+        randomize_event: custom event the ``"replicator"`` batch backend fires before each render.
     """
 
     register_writer: bool = True
     annotator: str = "pointcloud"
+    render_product: str = ""
+    randomize_event: str = "simgap_randomize"
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,7 @@ def _coerce(name: str, value: Any, default: Any, path: str) -> Any:
         text = text.lower()
         if text not in BACKENDS:
             raise SimGapInputError(f"setting {path}: unknown backend {text!r} (choose from {', '.join(BACKENDS)})")
-    elif not text and name in ("sensor", "out_dir", "device", "annotator", "preset"):
+    elif not text and name in ("sensor", "out_dir", "device", "annotator", "preset", "randomize_event"):
         raise SimGapInputError(f"setting {path}: must not be empty")
     return text
 

@@ -79,6 +79,10 @@ async def test_kernel_only_kit_has_no_replicator_or_ui_and_extension_copes():
     import simgap_ext.replicator as rep_layer
 
     assert rep_layer.HAS_REPLICATOR is False and ext.writer_registered is False
+    assert ext.source_registered is False  # no "replicator" scene source without Replicator
+    from simgap_ext.replicator.batch import resolve_backend
+
+    assert resolve_backend("auto") == "warp"
     assert ext._window is None
 
 
@@ -128,7 +132,10 @@ async def test_headless_batch_runs_through_settings_and_exports():
 
     for row in accepted:
         pc = load_point_cloud(out / row["path"])
-        assert pc.points.shape[0] == sum(row["class_points"].values()), row["path"]
+        assert pc.points.shape[0] > 0 and pc.semantic is not None, row["path"]
+        assert pc.semantic.shape == (pc.points.shape[0],), row["label_path"]
+        # Every class the manifest row counts is in the exported labels.
+        assert set(row["class_points"]) <= set(pc.id_to_labels.values()), (row["class_points"], pc.id_to_labels)
     assert (out / "run.json").is_file()
     assert json.loads((out / "run.json").read_text())["launched_by"] == "kit-extension"
     # The panel model follows the batch's stats (what Window > SimGap would show).

@@ -4,7 +4,10 @@ Faithful where SimGap touches it: ``Writer`` (abstract ``write``; ``initialize``
 ``detach``, ``on_final_frame``, class attributes ``backend``, ``version``, ``annotators``, ``metadata``,
 ``num_written``, ``data_structure``), ``WriterRegistry`` (keyed on the class ``__name__``; ``register``,
 ``unregister``, ``get``, ``get_writers``), ``AnnotatorRegistry.get_annotator(name, init_params=...)`` and
-``utils.send_og_event``. ``_deliver(writer, data)`` plays the framework's part: it calls ``write`` and counts.
+``utils.send_og_event``, ``set_global_seed``, ``orchestrator.step`` / ``step_async`` and ``Annotator.get_data``.
+Stand-in-only: ``_deliver(writer, data)`` plays the framework's part for a writer (calls ``write`` and counts);
+``utils._LISTENERS`` lets a test play a randomizer graph (called on ``send_og_event``); ``orchestrator._STEP_HOOKS``
+are called on every step (a test "renders" there and fills annotators with ``Annotator._set_data``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from . import utils  # noqa: F401  (rep.utils.send_og_event)
+from . import orchestrator, utils  # noqa: F401  (rep.orchestrator.step*, rep.utils.send_og_event)
 
 __version__ = "1.12.27-stub"
 
@@ -38,6 +41,13 @@ class Annotator:
 
     def get_name(self) -> str:
         return self.name
+
+    def get_data(self, device: str | None = None) -> Any:
+        """The annotator's output for the last step (None before any)."""
+        return getattr(self, "_data", None)
+
+    def _set_data(self, data: Any) -> None:
+        self._data = data
 
     def attach(self, render_products: Any) -> None:
         rps = render_products if isinstance(render_products, list | tuple) else [render_products]
@@ -109,6 +119,11 @@ class Writer(ABC):
 
 
 _ATTACHED: list[Writer] = []
+_GLOBAL_SEED: list[int] = []
+
+
+def set_global_seed(seed: int) -> None:
+    _GLOBAL_SEED.append(int(seed))
 
 
 class WriterRegistry:
