@@ -7,7 +7,8 @@ This is the engine behind ``simgap score``; the CLI only reads files and prints.
   side only is recorded with ``g=None`` and a note);
 - instance embeddings (:func:`.features.instance_features`) collected for the semantic component.
 
-After the last pair, per-class JS (:func:`.semantic.semantic_alignment`) over all frames, and per class:
+After the last pair, per-class JS (:func:`.semantic.semantic_alignment`, with ``adaptive_bins=True``: a scored
+set often has only a few instances of a tail class) over all frames, and per class:
 ``passed = mean G >= threshold_g and JS <= threshold_js`` (a missing value does not fail the class, it is
 reported as a reason when both are missing). Classes named ``unlabeled``/``unlabelled`` are not scored.
 """
@@ -224,7 +225,7 @@ class PairedScorer:
         """Summarise every pair added so far into a :class:`PairedReport`."""
         real_f = {c: np.concatenate(v) for c, v in self._real_feats.items()}
         synth_f = {c: np.concatenate(v) for c, v in self._synth_feats.items()}
-        sem = semantic_alignment(real_f, synth_f, threshold=self.threshold_js, method=self.method)
+        sem = semantic_alignment(real_f, synth_f, threshold=self.threshold_js, method=self.method, adaptive_bins=True)
         g_values: dict[str, list[float]] = defaultdict(list)
         seen: set[str] = set()
         for fs in self.frames:

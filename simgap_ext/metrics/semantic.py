@@ -9,9 +9,10 @@ histogrammed over a range shared by both sides (``n_bins`` bins) and compared wi
   leave the norm alone.
 
 Small samples: 50 bins over a handful of instances make the JS of two samples of the *same* distribution close
-to 1 (every instance lands in its own bin). With ``adaptive_bins=True`` (default) the bin count is capped at
+to 1 (every instance lands in its own bin). With ``adaptive_bins=True`` the bin count is capped at
 ``ceil(sqrt(min(K_real, K_synth)))`` (the square-root rule), so 6 vs 6 instances use 3 bins; from 2,500
-instances per side on, the configured ``n_bins`` applies unchanged. ``adaptive_bins=False`` is the seed method.
+instances per side on, the configured ``n_bins`` applies unchanged. The default ``False`` is the seed method
+(fixed ``n_bins``); ``simgap score`` turns it on.
 
 A class present in the real features but absent (or with zero rows) in the synthetic ones scores 1.0. A class
 fails when its JS exceeds ``threshold`` (0.15 by default, DESIGN.md). Synthetic-only classes cannot be scored
@@ -103,7 +104,7 @@ def semantic_alignment(
     method: str = "sliced",
     n_projections: int = 16,
     seed: int = 0,
-    adaptive_bins: bool = True,
+    adaptive_bins: bool = False,
 ) -> SemanticAlignment:
     """Per-class JS divergence between real and synthetic embedding distributions.
 
