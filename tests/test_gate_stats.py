@@ -10,7 +10,13 @@ from scipy.spatial.distance import cdist
 
 from simgap_ext._warp import available_devices
 from simgap_ext.frame import make_frame
-from simgap_ext.gate.geometric import TRIM_KEEP, best_exemplar_match, log_count_ratio, weighted_g
+from simgap_ext.gate.geometric import (
+    TRIM_KEEP,
+    batched_trimmed_chamfer,
+    best_exemplar_match,
+    log_count_ratio,
+    weighted_g,
+)
 from simgap_ext.gate.stats import SURFACE_GAP, canonical_crop, frame_stats, range_roughness, ring_ids
 
 STEP = 2 * np.pi / 360  # one-degree columns
@@ -124,15 +130,30 @@ class _Bank:
         return self.clouds[e]
 
 
+@pytest.mark.parametrize("backend", ["warp", "kdtree", "auto"])
 @pytest.mark.parametrize("device", available_devices())
-def test_best_exemplar_match_is_trimmed_chamfer_min(device):
+def test_best_exemplar_match_is_trimmed_chamfer_min(device, backend):
     rng = np.random.default_rng(3)
     crop = rng.normal(0, 0.5, (60, 3)).astype(np.float32)
     clouds = [rng.normal(0, 0.5, (n, 3)).astype(np.float32) + off for n, off in ((40, 1.0), (80, 0.1), (30, 3.0))]
-    best, arg = best_exemplar_match(crop, _Bank(clouds), np.arange(3), device=device)
+    best, arg = best_exemplar_match(crop, _Bank(clouds), np.arange(3), device=device, backend=backend)
     ref = [_trimmed_reference(crop, c) for c in clouds]
     assert arg == int(np.argmin(ref))
-    assert best == pytest.approx(min(ref), rel=1e-4)
+    # The Warp path computes in float32 on a lattice of offset pairs: float32 rounding at the offsets.
+    assert best == pytest.approx(min(ref), abs=1e-4)
+
+
+@pytest.mark.parametrize("device", available_devices())
+def test_batched_chamfer_warp_matches_kdtree_on_many_pairs(device):
+    rng = np.random.default_rng(5)
+    pairs = [
+        (rng.normal(0, s, (n, 3)).astype(np.float32), rng.normal(0.2, s, (m, 3)).astype(np.float32))
+        for s, n, m in zip(rng.uniform(0.2, 3.0, 30), rng.integers(5, 200, 30), rng.integers(5, 200, 30), strict=True)
+    ]
+    warp_d = batched_trimmed_chamfer(pairs, device=device, backend="warp")
+    ref = [_trimmed_reference(a, b) for a, b in pairs]
+    assert np.allclose(warp_d, ref, atol=2e-4)
+    assert np.allclose(batched_trimmed_chamfer(pairs, backend="kdtree"), ref, atol=1e-6)
 
 
 def test_log_count_ratio_and_weighted_g():

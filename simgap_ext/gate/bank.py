@@ -33,10 +33,17 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
-from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_match, log_count_ratio
+from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, log_count_ratio
 from .stats import FrameStats, frame_stats
 
-__all__ = ["ReferenceBank", "BANK_FORMAT_VERSION", "OBJECT_COMPONENTS", "SCENE_COMPONENTS", "sensor_geometry"]
+__all__ = [
+    "ReferenceBank",
+    "BANK_FORMAT_VERSION",
+    "CALIBRATION_FLOORS",
+    "OBJECT_COMPONENTS",
+    "SCENE_COMPONENTS",
+    "sensor_geometry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,17 @@ _MAX_ROUGH_PER_CLASS_FRAME = 1024
 _CALIBRATION_QUERIES = 48
 # Fewer roughness samples than this make a W1 too noisy to judge; the component is then skipped.
 _EPS = 1e-9
+# Smallest real-vs-real distance a component's d_max is calibrated from (same units as the distance): below
+# these, differences are within what the reference's own sampling would show.
+CALIBRATION_FLOORS = {
+    "chamfer": 0.02,  # metres
+    "count": 0.1,  # |log ratio|
+    "roughness": 0.002,  # metres (W1 of clipped |range second difference|)
+    "density": 0.05,  # share of points with a ring neighbour
+    "scene_range": 0.25,  # metres (W1 of ranges)
+    "scene_roughness": 0.0005,  # metres
+    "scene_beams": 0.005,  # return ratio
+}
 
 
 def sensor_geometry(sensor: str | None) -> tuple[tuple[float, ...] | None, int | None]:
@@ -410,22 +428,25 @@ class ReferenceBank:
         q = cfg.calibration_quantile
         scale = cfg.calibration_margin / max(1.0 - cfg.g_threshold, 1e-6)
         dists: dict[str, dict[str, list[float]]] = {c: {} for c in OBJECT_COMPONENTS}
+        queries: list[tuple[str, int, np.ndarray]] = []
         for name in self.object_classes:
-            ci = self.class_index(name)
-            idx = np.flatnonzero(self.ex_class == ci)
+            idx = np.flatnonzero(self.ex_class == self.class_index(name))
             if idx.size > _CALIBRATION_QUERIES:
                 idx = np.sort(rng.choice(idx, _CALIBRATION_QUERIES, replace=False))
             for e in idx:
                 near = self.exemplars_near(
                     name, float(self.ex_range[e]), cfg.k_exemplars, exclude_frame=int(self.ex_frame[e])
                 )
-                if near.size == 0:
-                    continue
-                best, _ = best_exemplar_match(self.exemplar(int(e)), self, near, device=device)
-                dists["chamfer"].setdefault(name, []).append(best)
-                dists["count"].setdefault(name, []).append(
-                    abs(log_count_ratio(int(self.ex_total[e]), self.ex_total[near]))
-                )
+                if near.size:
+                    queries.append((name, int(e), near))
+        matches = best_exemplar_matches(
+            [self.exemplar(e) for _, e, _ in queries], [n for _, _, n in queries], self, device=device
+        )
+        for (name, e, near), (best, _) in zip(queries, matches, strict=True):
+            dists["chamfer"].setdefault(name, []).append(best)
+            dists["count"].setdefault(name, []).append(abs(log_count_ratio(int(self.ex_total[e]), self.ex_total[near])))
+        for name in self.object_classes:
+            ci = self.class_index(name)
             for fi in np.unique(self.rough_frame[self.rough_class == ci]):
                 mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
                 rest = self.class_roughness(name, exclude_frame=int(fi))
@@ -442,8 +463,9 @@ class ReferenceBank:
             if pooled:
                 table["*"] = float(np.quantile(pooled, q))
             for name, v in per_class.items():
-                # A handful of pairs gives an unstable quantile: fall back to the pooled value then.
-                table[name] = float(np.quantile(v, q)) if len(v) >= 8 else table["*"]
+                # A handful of values gives an unstable quantile; the pooled one may come from other classes
+                # with other spreads: take the larger of the pooled quantile and the class's own maximum.
+                table[name] = float(np.quantile(v, q)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
             calibration[comp] = table
 
         scene: dict[str, list[float]] = {"scene_range": [], "scene_roughness": [], "scene_beams": []}
@@ -463,9 +485,11 @@ class ReferenceBank:
             if v:
                 calibration[comp] = {"scene": float(np.quantile(v, q))}
         self.calibration = calibration
-        # A zero quantile (identical real frames) would make any difference fail: keep d_max strictly positive.
+        # Floors: a tiny reference (or identical real frames) can give a quantile of ~0, which would make any
+        # difference fail.
         self.d_max_table = {
-            comp: {k: max(v, _EPS) * scale for k, v in table.items()} for comp, table in calibration.items()
+            comp: {k: max(v, CALIBRATION_FLOORS.get(comp, _EPS)) * scale for k, v in table.items()}
+            for comp, table in calibration.items()
         }
         self.meta["calibration_quantile"] = q
         self.meta["calibration_g_threshold"] = cfg.g_threshold

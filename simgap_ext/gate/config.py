@@ -64,7 +64,7 @@ class GateConfig:
     calibration_quantile: float = 0.95
     calibration_margin: float = 1.5
     object_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"chamfer": 1.0, "count": 0.5, "roughness": 1.0, "density": 1.0}
+        default_factory=lambda: {"chamfer": 1.0, "count": 0.25, "roughness": 1.0, "density": 1.0}
     )
     scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0})
     unknown_class: str = "reject"

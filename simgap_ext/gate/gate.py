@@ -24,7 +24,7 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
-from .geometric import object_components, scene_components, weighted_g
+from .geometric import best_exemplar_matches, object_components, scene_components, weighted_g
 from .quarantine import SemanticQuarantine
 from .stats import FrameStats, frame_stats
 
@@ -170,13 +170,38 @@ class FrameGate:
         by_class: dict[str, list] = {}
         for crop in stats.crops:
             by_class.setdefault(crop.class_name, []).append(crop)
+        # Every class's crops are matched against their exemplars in one batch (one NN pass per frame).
+        scored_by_class: dict[str, list] = {}
+        batch_crops, batch_near, owners = [], [], []
         for c, crops in sorted(by_class.items()):
-            dec = per_class[c]
             if c not in known:
                 continue
             scored = [cr for cr in crops if cr.n_points >= cfg.min_points]
+            scored_by_class[c] = scored
+            for cr in scored:
+                near = self.bank.exemplars_near(c, cr.range, cfg.k_exemplars)
+                if near.size:
+                    batch_crops.append(cr.points)
+                    batch_near.append(near)
+                    owners.append(c)
+        flat = best_exemplar_matches(batch_crops, batch_near, self.bank, device=self.device)
+        matches: dict[str, list] = {}
+        for c, m in zip(owners, flat, strict=True):
+            matches.setdefault(c, []).append(m)
+        for c, scored in scored_by_class.items():
+            dec = per_class[c]
+            crops = by_class[c]
             dec.n_scored = len(scored)
-            comps = object_components(c, scored, stats, self.bank, k=cfg.k_exemplars, device=self.device)
+            comps = object_components(
+                c,
+                crops,
+                stats,
+                self.bank,
+                k=cfg.k_exemplars,
+                min_points=cfg.min_points,
+                device=self.device,
+                matches=matches.get(c, []),
+            )
             dec.components = {name: comp.score for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)
             if dec.g is None:
