@@ -21,15 +21,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The realistic preset stands in for real scans (none ship with the package); --resume makes a re-run continue.
 demo: install
-	$(BIN)/python scripts/demo.py --out $(DEMO_OUT)
+	$(BIN)/simgap render --sensor os1-64 --preset realistic --frames 12 --seed 1000 --out $(DEMO_OUT)/real
+	$(BIN)/simgap generate --sensor os1-64 --frames 30 --real $(DEMO_OUT)/real --out $(DEMO_OUT)/synthetic --resume
+	$(BIN)/simgap report $(DEMO_OUT)/synthetic
 
 test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check simgap_ext tests benchmarks scripts
-	$(BIN)/ruff format --check simgap_ext tests benchmarks scripts
+	$(BIN)/ruff check simgap_ext tests benchmarks
+	$(BIN)/ruff format --check simgap_ext tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/bench_chamfer.py
