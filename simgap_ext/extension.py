@@ -138,7 +138,9 @@ class SimGapExtension(omni.ext.IExt):
         settings = settings or self.settings
         if settings is None:
             raise RuntimeError("SimGap settings are invalid; see the log")
-        return self.batch.start(settings.batch, settings.gate, quit_code=settings.batch.quit_on_finish)
+        return self.batch.start(
+            settings.batch, settings.gate, quit_code=settings.batch.quit_on_finish, replicator=settings.writer
+        )
 
     # ------------------------------------------------------------------ UI
     def _open_window(self) -> None:

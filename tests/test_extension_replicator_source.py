@@ -157,3 +157,11 @@ def test_get_scene_source_uses_a_registered_replicator_factory(stage):
         assert isinstance(src, ReplicatorSceneSource) and src.sensor_name == SENSOR and src.preset == "ideal"
     finally:
         unregister_scene_source("replicator")
+
+
+def test_auto_backend_picks_replicator_only_when_a_render_product_is_configured(stage):
+    from simgap_ext.replicator.batch import resolve_backend
+
+    assert resolve_backend("auto", render_product="/Render/RP_lidar") == "replicator"
+    assert resolve_backend("auto") == "warp"
+    assert resolve_backend("replicator") == "replicator"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapError, SimGapInputError
-from ..settings import BatchSettings, GateSettings
+from ..settings import BatchSettings, GateSettings, WriterSettings
 
 __all__ = [
     "BANK_CACHE_NAME",
@@ -49,8 +49,9 @@ class BatchCancelled(SimGapError):
     """The batch was cancelled (extension shutdown or a user request); the run can be resumed."""
 
 
-def resolve_backend(name: str) -> str:
-    """``"auto"`` -> ``"replicator"`` when ``omni.replicator.core`` is importable, else ``"warp"``.
+def resolve_backend(name: str, *, render_product: str = "") -> str:
+    """``"auto"`` -> ``"replicator"`` when ``omni.replicator.core`` is importable and a render product is
+    configured, else ``"warp"``; other names are checked.
 
     Raises:
         SimGapInputError: ``"replicator"`` requested where Replicator is absent.
@@ -60,7 +61,7 @@ def resolve_backend(name: str) -> str:
     except (ImportError, ValueError):  # a missing parent package raises instead of returning None
         has_rep = False
     if name == "auto":
-        return "replicator" if has_rep else "warp"
+        return "replicator" if has_rep and render_product else "warp"
     if name == "replicator" and not has_rep:
         raise SimGapInputError(
             "setting /exts/simgap_ext/backend=replicator needs omni.replicator.core (Isaac Sim); this Kit has none: "
@@ -168,13 +169,20 @@ def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tupl
     return cached, True, {"self_reference_frames": batch.reference_frames}
 
 
-def prepare_batch(batch: BatchSettings, gate: GateSettings | None = None, *, stats: Any = None) -> BatchPlan:
+def prepare_batch(
+    batch: BatchSettings,
+    gate: GateSettings | None = None,
+    *,
+    stats: Any = None,
+    replicator: WriterSettings | None = None,
+) -> BatchPlan:
     """Assemble source, bank, gate and runner from the extension settings (renders nothing of the run yet).
 
     Args:
         batch: batch settings.
         gate: gate overrides (default: none).
         stats: an empty :class:`~simgap_ext.pipeline.stats.AcceptanceStats` to record into (the panel's).
+        replicator: Replicator settings (``render_product`` decides what ``backend="auto"`` picks).
 
     Returns:
         The plan; run it with :func:`run_batch`.
@@ -189,7 +197,7 @@ def prepare_batch(batch: BatchSettings, gate: GateSettings | None = None, *, sta
     from ..pipeline import GenerationRunner, TailFocusPlan, fingerprint_file
 
     gate = gate or GateSettings()
-    backend = resolve_backend(batch.backend)
+    backend = resolve_backend(batch.backend, render_product=replicator.render_product if replicator else "")
     out_dir = Path(batch.out_dir).expanduser()
     if not batch.resume and (out_dir / "run.json").exists():
         raise SimGapInputError(
@@ -294,11 +302,18 @@ class BatchController:
         if self.panel_model is not None:
             self.panel_model.set_status(text)
 
-    def start(self, batch: BatchSettings, gate: GateSettings | None = None, *, quit_code: bool = False) -> Any:
+    def start(
+        self,
+        batch: BatchSettings,
+        gate: GateSettings | None = None,
+        *,
+        quit_code: bool = False,
+        replicator: WriterSettings | None = None,
+    ) -> Any:
         """Schedule a batch on the running asyncio loop; returns its task (result: summary, or None on failure).
 
         Args:
-            batch, gate: the settings to run with.
+            batch, gate, replicator: the settings to run with.
             quit_code: call ``on_finish(code)`` when the batch ends.
 
         Raises:
@@ -319,10 +334,12 @@ class BatchController:
         self.result = None
         self.error = None
         self.plan = None
-        self.task = asyncio.ensure_future(self._run(batch, gate, quit_code))
+        self.task = asyncio.ensure_future(self._run(batch, gate, quit_code, replicator))
         return self.task
 
-    async def _run(self, batch: BatchSettings, gate: GateSettings | None, quit_code: bool) -> Any:
+    async def _run(
+        self, batch: BatchSettings, gate: GateSettings | None, quit_code: bool, replicator: WriterSettings | None
+    ) -> Any:
         import asyncio
         import functools
 
@@ -330,7 +347,7 @@ class BatchController:
         code = 1
         self._status("Preparing batch (reference bank, gate)...")
         try:
-            prepare = functools.partial(prepare_batch, batch, gate, stats=self.stats)
+            prepare = functools.partial(prepare_batch, batch, gate, stats=self.stats, replicator=replicator)
             plan = self.plan = await loop.run_in_executor(self.executor, prepare)
             if self.panel_model is not None:
                 self.panel_model.g_threshold = plan.g_threshold
