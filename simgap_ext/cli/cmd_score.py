@@ -75,7 +75,8 @@ def _print_report(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # piped output (logs, CI) keeps whole rows instead of wrapping at 80 columns
+    console = Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     frames = Table(title=f"Scenes ({len(report.frames)} pairs, pairing by {report.pairing})")
     for col in ("real", "synthetic", "points r/s", "Chamfer", "G", "DCD"):
         frames.add_column(col, justify="left" if col in ("real", "synthetic") else "right")
@@ -87,21 +88,23 @@ def _print_report(report: Any) -> None:
         frames.add_row("...", f"({len(report.frames) - 50} more in --json)", "", "", "", "")
     console.print(frames)
     classes = Table(title=f"Classes (G >= {report.threshold_g}, JS <= {report.threshold_js} bits)")
-    for col in ("class", "frames", "G mean", "G min", "inst r/s", "JS", "combined", "result"):
-        classes.add_column(col, justify="left" if col in ("class", "result") else "right")
+    for col in ("class", "frames", "G mean", "JS", "combined", "inst r/s", "result", "reasons"):
+        # everything but the reasons stays on one line; the reasons take the width that is left
+        numeric = col in ("frames", "G mean", "JS", "combined", "inst r/s")
+        classes.add_column(col, justify="right" if numeric else "left", no_wrap=col != "reasons")
     for c in report.classes.values():
-        verdict = "[green]pass[/green]" if c.passed else f"[red]FAIL[/red] {'; '.join(c.reasons)}"
+        verdict = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
         if c.passed and c.reasons:
-            verdict = f"[yellow]n/a[/yellow] {'; '.join(c.reasons)}"
+            verdict = "[yellow]n/a[/yellow]"
         classes.add_row(
             c.name,
             str(c.n_frames),
             _fmt(c.g_mean),
-            _fmt(c.g_min),
-            f"{c.n_real_instances}/{c.n_synthetic_instances}",
             _fmt(c.js),
             _fmt(c.combined),
+            f"{c.n_real_instances}/{c.n_synthetic_instances}",
             verdict,
+            "; ".join(c.reasons),
         )
     console.print(classes)
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
