@@ -387,8 +387,11 @@ class BatchController:
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.executor is not None:
-            # Waiting keeps the run's files and manifest consistent (the worker is at most one frame away).
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            # Waiting keeps the run's files and manifest consistent (the worker is at most one frame away). Not for
+            # the replicator backend: its worker waits for renders on Kit's loop, which is this (blocked) thread;
+            # it stops at its next render instead, and every row/file it wrote is complete either way.
+            wait = self.plan is None or self.plan.backend != "replicator"
+            self.executor.shutdown(wait=wait, cancel_futures=True)
             self.executor = None
         if self.panel_model is not None:
             self.panel_model.detach()
