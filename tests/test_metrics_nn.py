@@ -81,6 +81,19 @@ def test_nn_matches_brute_force(case, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_nn_fine_spacing_far_from_centre(device):
+    """Clusters 10 km apart with centimetre spacing: float32 coordinates are coarse (0.5 mm) relative to the
+    search radius; the answer must still be exact to that resolution."""
+    rng = np.random.default_rng(21)
+    centres = np.array([[-5000.0, 0, 0], [5000.0, 0, 0]])
+    ref = np.vstack([c + rng.random((500, 3)) * 0.2 for c in centres])
+    query = np.vstack([c + rng.random((300, 3)) * 0.25 for c in centres])
+    d, _ = nearest_neighbors(query, ref, device=device)
+    ulp = float(np.spacing(np.float32(5000.0)))
+    np.testing.assert_allclose(d, brute_nn(query, ref)[0], rtol=0, atol=4 * ulp)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", ["uniform_mid", "far_apart", "mixture", "duplicates", "single_points"])
 @pytest.mark.parametrize("squared", [False, True])
 def test_chamfer_matches_brute_force(case, squared, device):

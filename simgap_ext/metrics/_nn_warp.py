@@ -42,9 +42,12 @@ _TARGET_POINTS_PER_CELL = 3.0
 # First-round query radius as a fraction of the cell: 0.5 visits 2x2x2 cells instead of 3x3x3 and leaves
 # only a few percent of queries for the second round (measured on LiDAR-like and uniform clouds).
 _FIRST_RADIUS_FRACTION = 0.5
-# A query is certified exact when best <= radius * (1 - eps): the margin absorbs float32 rounding of the
-# cell coordinates inside the hash-grid query.
+# A query is certified exact when best <= radius * (1 - eps) - slack, slack = _CERTIFY_ULPS float32 ulps of the
+# largest coordinate: the hash grid computes cell coordinates as float32 (p +- r) / cell, whose rounding is
+# relative to the coordinate, not to the radius, so a point just inside the radius could fall in an unvisited
+# cell.
 _CERTIFY_EPS = 1e-5
+_CERTIFY_ULPS = 8.0
 
 _kernels: dict[str, Any] = {}
 
@@ -161,6 +164,7 @@ class _GridCloud:
         self.n = pts32.shape[0]
         lo, hi = bounds(pts32)
         self.extent = (hi - lo).astype(np.float64)
+        self.max_abs = float(max(np.abs(lo).max(), np.abs(hi).max()))
         diag = float(np.linalg.norm(self.extent))
         self.cell = max(_choose_cell(pts32), diag * 1e-4, 1e-6)
         raw = wp.array(pts32, dtype=wp.vec3, device=device)
@@ -206,7 +210,9 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
     best_i = wp.full(q_n, -1, dtype=wp.int32, device=dev)
     base_cell = ref.cell
     active = np.arange(q_n, dtype=np.int32)
-    radii = np.full(q_n, ref.cell * _FIRST_RADIUS_FRACTION, dtype=np.float64)
+    # at most ~14 doublings from the first radius to r_all, even for a single-point or zero-extent reference
+    radii = np.full(q_n, max(ref.cell * _FIRST_RADIUS_FRACTION, r_all * 1e-4), dtype=np.float64)
+    slack = _CERTIFY_ULPS * float(np.spacing(np.float32(max(ref.max_abs, query.max_abs, 1e-30))))
     rounds = 0
     while active.size:
         rounds += 1
@@ -226,7 +232,7 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
             device=dev,
         )
         d2 = best_d2.numpy()[active].astype(np.float64)
-        cert = radii * (1.0 - _CERTIFY_EPS)
+        cert = np.maximum(radii * (1.0 - _CERTIFY_EPS) - slack, 0.0)
         done = (d2 <= cert * cert) | (radii >= r_all)
         active, radii, d2 = active[~done], radii[~done], d2[~done]
         if not active.size:
@@ -235,7 +241,7 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
         # margin larger than the certification margin): any closer point lies within d, so that pass
         # certifies it. Never more than doubling: a box of radius d >> cell would visit thousands of cells.
         found = np.isfinite(d2)
-        capped = np.sqrt(np.where(found, d2, np.inf)) * (1.0 + 3.0 * _CERTIFY_EPS)
+        capped = (np.sqrt(np.where(found, d2, np.inf)) + 2.0 * slack) * (1.0 + 3.0 * _CERTIFY_EPS)
         radii = np.minimum(np.minimum(2.0 * radii, capped), r_all)
         grow = float(np.median(radii))
         if grow > 2.0 * ref.cell:
