@@ -193,3 +193,27 @@ def test_frame_issues_flags_empty_and_unlabelled_frames():
     assert A.frame_issues(unl) == ["every point is unlabelled: nothing to score"]
     ok = A.from_pointcloud({"data": _cloud(3), "info": {"pointSemantic": [1, 0, 0], "pointInstance": [1, 0, 0]}})
     assert A.frame_issues(ok) == []
+
+
+def test_shared_class_ids_keep_semantic_ids_stable_across_frames():
+    ids = A.seed_class_ids({10: "vehicle"}, {"pedestrian": 30, "unlabeled": 0, "vehicle": 11, "cyclist": 10})
+    # The export's ids win, preferred ids fill in where free (cyclist's 10 is taken), unlabelled stays 0.
+    assert ids == {"vehicle": 10, "unlabelled": 0, "pedestrian": 30}
+    labels = {1: "cyclist", 2: "vehicle", 3: "pedestrian"}
+    f1 = A.from_rtx_point_cloud_v50(
+        {"data": _cloud(3), "info": {"objectId": [1, 2, 0]}}, object_labels=labels, class_ids=ids
+    )
+    f2 = A.from_rtx_point_cloud_v50(
+        {"data": _cloud(3), "info": {"objectId": [3, 1, 2]}}, object_labels=labels, class_ids=ids
+    )
+    n1 = {v["class"]: k for k, v in f1["info"]["idToLabels"].items()}
+    n2 = {v["class"]: k for k, v in f2["info"]["idToLabels"].items()}
+    assert n1["cyclist"] == n2["cyclist"] == 31  # first free id after the largest (30)
+    assert n1["vehicle"] == n2["vehicle"] == 10 and n2["pedestrian"] == 30
+    assert ids["cyclist"] == 31  # the shared table grew in place
+
+
+def test_without_shared_ids_each_frame_numbers_classes_by_object_id():
+    labels = {1: "cyclist", 2: "vehicle"}
+    f = A.from_rtx_point_cloud_v50({"data": _cloud(2), "info": {"objectId": [2, 1]}}, object_labels=labels)
+    assert {v["class"]: k for k, v in f["info"]["idToLabels"].items()} == {"unlabelled": 0, "cyclist": 1, "vehicle": 2}

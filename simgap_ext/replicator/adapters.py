@@ -14,8 +14,9 @@ annotator                              Isaac Sim           adapter
 
 RTX LiDAR annotators deliver per-point *object* ids (prim handles) rather than semantic ids, so their adapters take
 a ``object_labels`` resolver (object id -> class name: a mapping or a callable, e.g. one built on
-``omni.syntheticdata``'s id -> prim path lookup and the prim's semantic label). The adapters assign semantic ids in
-order of first appearance (0 stays ``unlabelled``) and use the object id as the instance id.
+``omni.syntheticdata``'s id -> prim path lookup and the prim's semantic label). Semantic ids come from a
+``class_ids`` mapping (class name -> id, 0 = ``unlabelled``) that callers share across a run's frames so that an id
+names the same class in every exported scan; the object id becomes the instance id.
 
 Every adapter records what it noticed about the payload in ``frame["adapter_issues"]`` (empty cloud, all-zero
 object ids -- IsaacSim issue 180 --, points with no label); :func:`frame_issues` is the writer's pre-gate check.
@@ -23,7 +24,7 @@ object ids -- IsaacSim issue 180 --, points with no label); :func:`frame_issues`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "annotator_for_isaac_version",
     "iter_annotator_payloads",
     "frame_issues",
+    "seed_class_ids",
 ]
 
 POINTCLOUD = "pointcloud"
@@ -155,17 +157,22 @@ def _finish(
 
 
 def _labels_from_object_ids(
-    object_ids: np.ndarray, object_labels: LabelResolver | None, issues: list[str]
+    object_ids: np.ndarray,
+    object_labels: LabelResolver | None,
+    issues: list[str],
+    class_ids: MutableMapping[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Object id per point -> (semantic id, instance id, id_to_labels).
 
-    Semantic ids are dense (``unlabelled`` = 0, then classes in order of first appearance) so that the frame is the
-    same whatever the object id encoding; instance ids are the object ids (0 = no object).
+    Semantic ids come from ``class_ids`` (class name -> id), which is extended in place with the next free id for
+    a class it lacks: pass the same mapping for every frame of a run so that an id means the same class in every
+    exported scan. ``unlabelled`` is 0. Instance ids are the object ids (0 = no object).
     """
     n = object_ids.shape[0]
     semantic = np.zeros(n, dtype=np.uint32)
-    id_to_labels: dict[int, str] = {0: UNLABELLED}
-    class_ids: dict[str, int] = {UNLABELLED: 0}
+    class_ids = class_ids if class_ids is not None else {}
+    class_ids.setdefault(UNLABELLED, 0)
+    id_to_labels: dict[int, str] = {class_ids[UNLABELLED]: UNLABELLED}
     if n and not object_ids.any():
         issues.append("all object ids are zero (RTX LiDAR object ids missing; IsaacSim issue 180)")
     unknown: list[int] = []
@@ -178,14 +185,40 @@ def _labels_from_object_ids(
             unknown.append(oid)
         cls = _normalise_class(name)
         if cls not in class_ids:
-            class_ids[cls] = len(class_ids)
-            id_to_labels[class_ids[cls]] = cls
+            class_ids[cls] = max(class_ids.values()) + 1
+        id_to_labels[class_ids[cls]] = cls
         semantic[inverse == idx] = class_ids[cls]
     if unknown:
         issues.append(f"{len(unknown)} object id(s) have no class label and count as {UNLABELLED!r}")
     # Instance ids travel as uint32 (SemanticKITTI packs them in 16 bits later); wider ids are folded, not clipped.
     instance = (object_ids.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     return semantic, instance, id_to_labels
+
+
+def seed_class_ids(
+    existing: Mapping[int, str] | None = None, preferred: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """A ``class_ids`` mapping for a run: the ids already exported first, then preferred ids that are still free.
+
+    Args:
+        existing: semantic id -> class name already in the export (``Exporter.id_to_labels``); these win.
+        preferred: class name -> id to use when free (e.g. the embedded backend's SemanticKITTI-like numbering, so
+            that Replicator and Warp exports agree).
+
+    Returns:
+        class name -> semantic id with ``unlabelled`` = 0 unless the export says otherwise.
+    """
+    out: dict[str, int] = {}
+    for sid, name in sorted((existing or {}).items()):
+        out.setdefault(_normalise_class(name), int(sid))
+    out.setdefault(UNLABELLED, 0)
+    used = set(out.values())
+    for name, sid in sorted((preferred or {}).items(), key=lambda kv: kv[1]):
+        cls = _normalise_class(name)
+        if cls not in out and int(sid) not in used:
+            out[cls] = int(sid)
+            used.add(int(sid))
+    return out
 
 
 def from_pointcloud(
@@ -263,6 +296,7 @@ def _rtx_common(
     metadata: Mapping[str, Any] | None,
     annotator: str,
     default_frame: str,
+    class_ids: MutableMapping[str, int] | None,
 ) -> dict[str, Any]:
     issues: list[str] = []
     n = pts.shape[0]
@@ -274,7 +308,7 @@ def _rtx_common(
         issues.append(f"dropped {dropped} non-finite point(s)")
     if pts.shape[0] == 0:
         issues.append("empty point cloud")
-    semantic, instance, labels = _labels_from_object_ids(object_ids, object_labels, issues)
+    semantic, instance, labels = _labels_from_object_ids(object_ids, object_labels, issues, class_ids)
     if intensity is not None and intensity.size and float(np.nanmax(intensity)) > 1.0:
         # RTX reports intensity either normalised or in raw 0..255 counts; the frame contract wants [0, 1].
         intensity = intensity / np.float32(255.0)
@@ -289,6 +323,7 @@ def from_rtx_scan_buffer_v45(
     *,
     object_labels: LabelResolver | None = None,
     metadata: Mapping[str, Any] | None = None,
+    class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Adapter for Isaac Sim 4.5's ``RtxSensorCpuIsaacCreateRTXLidarScanBuffer`` annotator.
 
@@ -299,6 +334,8 @@ def from_rtx_scan_buffer_v45(
             holding the same per-point keys is accepted too.
         object_labels: object id -> class name (mapping or callable).
         metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
+        class_ids: class name -> semantic id, shared across a run's frames and extended in place (default: a
+            fresh mapping: ids are numbered within this frame only, by object id).
 
     Returns:
         A validated frame (see module docstring for the id mapping).
@@ -317,6 +354,7 @@ def from_rtx_scan_buffer_v45(
         metadata=metadata,
         annotator=RTX_SCAN_BUFFER_V45,
         default_frame="sensor",
+        class_ids=class_ids,
     )
 
 
@@ -325,6 +363,7 @@ def from_rtx_point_cloud_v50(
     *,
     object_labels: LabelResolver | None = None,
     metadata: Mapping[str, Any] | None = None,
+    class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Adapter for Isaac Sim 5.0 / 5.1's ``IsaacExtractRTXSensorPointCloudNoAccumulator`` annotator.
 
@@ -335,6 +374,8 @@ def from_rtx_point_cloud_v50(
             are accepted too.
         object_labels: object id -> class name (mapping or callable).
         metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
+        class_ids: class name -> semantic id, shared across a run's frames and extended in place (default: a
+            fresh mapping: ids are numbered within this frame only, by object id).
 
     Returns:
         A validated frame. Isaac Sim 5.0 may return all-zero object ids (issue 180): reported in
@@ -356,6 +397,7 @@ def from_rtx_point_cloud_v50(
         metadata=metadata,
         annotator=RTX_POINT_CLOUD_V50,
         default_frame="sensor",
+        class_ids=class_ids,
     )
 
 
@@ -394,6 +436,7 @@ def from_generic_model_output_v60(
     stable_id_map: Mapping[int, str] | None = None,
     prim_labels: LabelResolver | None = None,
     metadata: Mapping[str, Any] | None = None,
+    class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Adapter for Isaac Sim 6.0's ``GenericModelOutput`` (parsed) plus ``StableIdMap``.
 
@@ -406,6 +449,7 @@ def from_generic_model_output_v60(
             ``--/rtx-transient/stableIds/enabled=true``).
         prim_labels: prim path -> class name (mapping or callable, e.g. reading the prim's semantic label).
         metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
+        class_ids: see :func:`from_rtx_scan_buffer_v45`.
 
     Returns:
         A validated frame; instance ids are a dense 1..K numbering of the stable ids present (128-bit ids do
@@ -463,6 +507,7 @@ def from_generic_model_output_v60(
         metadata=metadata,
         annotator=GENERIC_MODEL_OUTPUT_V60,
         default_frame="sensor",
+        class_ids=class_ids,
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import SimGapInputError
-from .adapters import ADAPTERS, POINTCLOUD, adapt
+from .adapters import ADAPTERS, POINTCLOUD, adapt, seed_class_ids
 
 __all__ = ["ReplicatorSceneSource", "DEFAULT_RANDOMIZE_EVENT"]
 
@@ -88,6 +88,11 @@ class ReplicatorSceneSource:
         self.timeout_s = float(timeout_s)
         self.on_focus = on_focus
         self.adapter_kwargs = dict(adapter_kwargs or {})
+        if annotator != POINTCLOUD:
+            # RTX adapters number classes themselves: one table for every frame of this source.
+            from ..backends.warp.labels import CLASS_IDS
+
+            self.adapter_kwargs.setdefault("class_ids", seed_class_ids(None, CLASS_IDS))
         self._loop = loop
         self._loop_thread: int | None = None
         params = {"includeUnlabelled": True} if annotator == POINTCLOUD else None

@@ -33,6 +33,7 @@ from .adapters import (
     STABLE_ID_MAP_V60,
     adapt,
     iter_annotator_payloads,
+    seed_class_ids,
 )
 from .sink import GatedExportSink
 
@@ -49,6 +50,13 @@ WRITER_NAME = "SimGapWriter"
 __all__ = ["HAS_REPLICATOR", "WRITER_NAME", "build_sink", "register_writer", "unregister_writer"]
 
 _log = logging.getLogger(__name__)
+
+
+def _preferred_class_ids() -> dict[str, int]:
+    """The embedded backend's class numbering (SemanticKITTI-like), so Replicator and Warp exports agree."""
+    from ..backends.warp.labels import CLASS_IDS
+
+    return dict(CLASS_IDS)
 
 
 def build_sink(
@@ -196,6 +204,8 @@ if HAS_REPLICATOR:
             self._stable_id_decoder = stable_id_decoder
             self._prim_labels = prim_labels
             self._gmo_parser = gmo_parser
+            # One class -> semantic id table for the whole export, so an id names the same class in every scan.
+            self._class_ids = seed_class_ids(sink.exporter.id_to_labels, _preferred_class_ids())
             self._frame_id = 0
             self._attempt = 0
             self._retry_pending = False
@@ -243,8 +253,15 @@ if HAS_REPLICATOR:
                     stable_id_map=stable,
                     prim_labels=self._prim_labels,
                     metadata=metadata,
+                    class_ids=self._class_ids,
                 )
-            return adapt(self.annotator_name, payload, object_labels=self._object_labels, metadata=metadata)
+            return adapt(
+                self.annotator_name,
+                payload,
+                object_labels=self._object_labels,
+                metadata=metadata,
+                class_ids=self._class_ids,
+            )
 
         def _stable_ids_for(self, rp_name: str, data: Mapping[str, Any]) -> Mapping[int, str] | None:
             """This render product's stable id -> prim path map (the frame's StableIdMap payload when usable)."""
