@@ -161,3 +161,18 @@ def test_calibrate(real_dir, tmp_path, capsys):
     one = _write_seq(tmp_path / "one", {"000000": _read_real(real_dir, "000000")})
     assert main(["calibrate", "--real", str(one)]) == 2
     assert "at least 2 real frames" in capsys.readouterr().err
+
+
+def test_squared_convention(real_dir, tmp_path):
+    rng = np.random.default_rng(3)
+    pts, sem, inst = _read_real(real_dir, "000000")
+    noisy = pts + rng.normal(0, 0.05, pts.shape).astype(np.float32)
+    synth = _write_seq(tmp_path / "synth", {"000000": (noisy, sem, inst)})
+    out = tmp_path / "r.json"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "0.5",
+                 "--squared", "--method", "norm", "--json", str(out), "--no-progress"]) == 0  # fmt: skip
+    rep = json.loads(out.read_text())
+    d = np.linalg.norm(pts[:, None].astype(np.float64) - noisy[None].astype(np.float64), axis=-1)
+    cd2 = 0.5 * ((d.min(1) ** 2).mean() + (d.min(0) ** 2).mean())
+    assert rep["squared"] and rep["frames"][0]["chamfer"] == pytest.approx(cd2, rel=1e-5)
+    assert rep["frames"][0]["g"] == pytest.approx(1 - cd2 / 0.25, rel=1e-5)
