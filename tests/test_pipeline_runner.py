@@ -1,8 +1,11 @@
 """GenerationRunner on the real Warp backend and the real gate (vlp-16, a few frames).
 
-The small quarantine window (3 frames, 2 samples) makes the gate's semantic state matter within a few frames,
-so that resume must restore it; tail percentile 40 makes cyclist / wheelchair_user tail classes of the small
-real set, so that re-randomization happens.
+The tests must not hinge on how well today's backend matches the real data, so the fixture *probes* the gate:
+it scores a few frames and sets ``g_threshold`` to the median of each frame's lowest class G, and makes every
+object class a tail class. Then about half of the attempts fail on a tail class, and a run shows accepted,
+re-randomized and rejected attempts whatever the calibration. The small quarantine window (3 frames, 2 samples,
+threshold 1.0: JS is computed but never quarantines) makes the gate's semantic state matter within a few frames,
+so that a resume must restore it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,36 +22,57 @@ import pytest
 
 from simgap_ext.backends import get_scene_source
 from simgap_ext.cli import main
-from simgap_ext.data import read_bin, read_label, read_label_map
+from simgap_ext.data import iter_scans, read_bin, read_label, read_label_map
 from simgap_ext.data.manifest import read_manifest, validate_manifest_row
 from simgap_ext.errors import ExportError, SimGapInputError
 from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
 from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed
 
 DEVICE = "cpu"  # pipeline logic is device-independent; the metrics' own tests cover CUDA
-GATE_OVERRIDES = {"quarantine_window": 3, "quarantine_min_samples": 2, "js_threshold": 1.0}
+SEED = 5
+QUARANTINE = {"quarantine_window": 3, "quarantine_min_samples": 2, "js_threshold": 1.0}
+
+
+@dataclass
+class Env:
+    bank_path: Path
+    gate: dict  # GateConfig overrides
+    tails: list[str]
+
+
+def probe_g_threshold(bank: ReferenceBank, tails: list[str], seed: int, n: int = 8) -> float:
+    """Median over ``n`` first attempts of the lowest class G in the frame."""
+    source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
+    gate = FrameGate(bank, load_gate_config(), device=DEVICE, quarantine=False)
+    lowest = []
+    for k in range(n):
+        frame = source.render(seed=derive_seed(seed, k, 0), focus_classes=[tails[k % len(tails)]], frame_id=k)
+        scores = [c.g for c in gate.evaluate(frame).per_class.values() if c.g is not None]
+        if scores:
+            lowest.append(min(scores))
+    assert len(lowest) >= n // 2, "the backend renders too few scorable objects for these tests"
+    return float(np.median(lowest))
 
 
 @pytest.fixture(scope="module")
-def bank_path(tmp_path_factory) -> Path:
+def env(tmp_path_factory) -> Env:
     root = tmp_path_factory.mktemp("real")
     real = root / "seq"
     assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "6", "--seed", "1000",
                  "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
-    from simgap_ext.data import iter_scans
-
     bank = ReferenceBank.build(
-        iter_scans(real, sensor="vlp-16"), sensor="vlp-16", config=load_gate_config(**GATE_OVERRIDES), device=DEVICE
+        iter_scans(real, sensor="vlp-16"), sensor="vlp-16", config=load_gate_config(), device=DEVICE
     )
-    return bank.save(root / "bank.npz")
+    tails = sorted(bank.object_classes)
+    return Env(bank.save(root / "bank.npz"), {**QUARANTINE, "g_threshold": probe_g_threshold(bank, tails, SEED)}, tails)
 
 
-def _runner(bank_path: Path, out: Path, *, max_retries: int = 2, seed: int = 5, **kw) -> GenerationRunner:
-    bank = ReferenceBank.load(bank_path)
-    config = load_gate_config(**{**GATE_OVERRIDES, **kw.pop("gate", {})})
+def _runner(env: Env, out: Path, *, max_retries: int = 2, seed: int = SEED, **kw) -> GenerationRunner:
+    bank = ReferenceBank.load(env.bank_path)
+    config = load_gate_config(**{**env.gate, **kw.pop("gate", {})})
     source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
     gate = FrameGate(bank, config, device=DEVICE)
-    tails = kw.pop("tail_classes", identify_tail_classes(bank.class_counts, 40.0))
+    tails = kw.pop("tail_classes", env.tails)
     return GenerationRunner(source, gate, out, tail_classes=tails, max_retries=max_retries, seed=seed, **kw)
 
 
@@ -62,33 +87,33 @@ def _hashes(out: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(bank_path, tmp_path_factory):
+def reference_run(env, tmp_path_factory):
     """An uninterrupted 5-frame run that other tests compare against."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    summary = _runner(bank_path, out).run(5, progress=False)
+    summary = _runner(env, out).run(5, progress=False)
     return out, summary
 
 
-def test_rows_schedule_and_export(reference_run, bank_path):
+def test_rows_schedule_and_export(reference_run, env):
     out, summary = reference_run
     rows = read_manifest(out / "manifest.jsonl")
-    assert tails_of(bank_path) == ["cyclist", "wheelchair_user"]
     assert len(rows) == summary.counts["attempts"] == summary.attempts
-    assert summary.counts["rerandomized"] > 0  # the configuration really exercises re-randomization
+    # the configuration really exercises every path (tests below rely on at least two exports)
+    assert summary.counts["rerandomized"] > 0 and summary.counts["accepted"] >= 2
     source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
     index = 0
     prev = None
     for row in rows:
         validate_manifest_row(row)
         fid, att = row["frame_id"], row["attempt"]
-        assert row["seed"] == derive_seed(5, fid, att)
+        assert row["seed"] == derive_seed(SEED, fid, att)
         if prev is not None and prev["decision"] == "rerandomized":
             assert (fid, att) == (prev["frame_id"], prev["attempt"] + 1)
             assert row["focus_classes"] == prev["focus_classes"]  # same focus, new seed
             assert row["seed"] != prev["seed"]
         else:
             assert att == 0 and fid == (prev["frame_id"] + 1 if prev else 0)
-        failing_tail = set(row["failing_classes"]) & {"cyclist", "wheelchair_user"}
+        failing_tail = set(row["failing_classes"]) & set(env.tails)
         if row["decision"] == "rerandomized":
             assert failing_tail and att < 2
         elif row["decision"] != "accepted":
@@ -117,14 +142,10 @@ def test_rows_schedule_and_export(reference_run, bank_path):
     assert AcceptanceStats.from_manifest(out / "manifest.jsonl").to_dict() == summary.stats.to_dict()
 
 
-def tails_of(bank_path: Path) -> list[str]:
-    return identify_tail_classes(ReferenceBank.load(bank_path).class_counts, 40.0)
-
-
-def test_retry_budget_is_respected(bank_path, tmp_path):
+def test_retry_budget_is_respected(env, tmp_path):
     # g_threshold 1.0: every scored class fails, so every frame with a tail class is retried to the budget.
     runner = _runner(
-        bank_path, tmp_path / "run", max_retries=2, gate={"g_threshold": 1.0}, tail_classes=["vehicle", "pedestrian"]
+        env, tmp_path / "run", max_retries=2, gate={"g_threshold": 1.0}, tail_classes=["vehicle", "pedestrian"]
     )
     summary = runner.run(2, progress=False)
     rows = read_manifest(tmp_path / "run" / "manifest.jsonl")
@@ -141,36 +162,36 @@ def test_retry_budget_is_respected(bank_path, tmp_path):
     assert len({r["seed"] for r in rows}) == 6
 
 
-def test_no_retries_without_tail_failure(bank_path, tmp_path):
-    runner = _runner(bank_path, tmp_path / "run", max_retries=3, gate={"g_threshold": 1.0}, tail_classes=[])
+def test_no_retries_without_tail_failure(env, tmp_path):
+    runner = _runner(env, tmp_path / "run", max_retries=3, gate={"g_threshold": 1.0}, tail_classes=[])
     runner.run(3, progress=False)
     rows = read_manifest(tmp_path / "run" / "manifest.jsonl")
     assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [(i, 0, "rejected") for i in range(3)]
 
 
-def test_resume_in_process_equals_uninterrupted(reference_run, bank_path, tmp_path):
+def test_resume_in_process_equals_uninterrupted(reference_run, env, tmp_path):
     ref_out, _ = reference_run
     out = tmp_path / "run"
-    _runner(bank_path, out).run(2, progress=False)
-    summary = _runner(bank_path, out).run(5, resume=True, progress=False)
+    _runner(env, out).run(2, progress=False)
+    summary = _runner(env, out).run(5, resume=True, progress=False)
     assert summary.resumed_at == (2, 0)
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _hashes(out) == _hashes(ref_out)
 
 
-def test_resume_without_gate_replay_would_differ(reference_run, bank_path, tmp_path):
+def test_resume_without_gate_replay_would_differ(reference_run, env, tmp_path):
     # Proves the replay matters: the quarantine window is gate state that the manifest alone does not restore.
     ref_out, _ = reference_run
     out = tmp_path / "run"
-    _runner(bank_path, out).run(2, progress=False)
-    _runner(bank_path, out, replay_on_resume=False).run(5, resume=True, progress=False)
+    _runner(env, out).run(2, progress=False)
+    _runner(env, out, replay_on_resume=False).run(5, resume=True, progress=False)
     assert _strip(read_manifest(out / "manifest.jsonl")) != _strip(read_manifest(ref_out / "manifest.jsonl"))
 
 
-def test_resume_repairs_torn_line_and_orphans(reference_run, bank_path, tmp_path):
+def test_resume_repairs_torn_line_and_orphans(reference_run, env, tmp_path):
     ref_out, _ = reference_run
     out = tmp_path / "run"
-    _runner(bank_path, out).run(3, progress=False)
+    _runner(env, out).run(3, progress=False)
     rows = read_manifest(out / "manifest.jsonl")
     n_exported = sum(r["decision"] == "accepted" for r in rows)
     # What a crash leaves: a scan written but not recorded, a temp file, and a torn manifest line.
@@ -181,24 +202,24 @@ def test_resume_repairs_torn_line_and_orphans(reference_run, bank_path, tmp_path
     (out / "labels" / f".{n_exported:06d}.label.x1y2.tmp").write_bytes(b"\0" * 8)
     with open(out / "manifest.jsonl", "ab") as fh:
         fh.write(b'{"schema_version": 1, "domain": "synth')
-    summary = _runner(bank_path, out).run(5, resume=True, progress=False)
+    summary = _runner(env, out).run(5, resume=True, progress=False)
     assert summary.orphans_removed == 2
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _hashes(out) == _hashes(ref_out)
     assert not list(out.rglob("*.tmp"))
 
 
-def test_existing_run_needs_resume_and_same_config(reference_run, bank_path, tmp_path):
+def test_existing_run_needs_resume_and_same_config(reference_run, env, tmp_path):
     out = tmp_path / "run"
-    _runner(bank_path, out).run(1, progress=False)
+    _runner(env, out).run(1, progress=False)
     with pytest.raises(SimGapInputError, match="already holds a generation run"):
-        _runner(bank_path, out).run(2, progress=False)
+        _runner(env, out).run(2, progress=False)
     with pytest.raises(SimGapInputError, match=r"configuration differs from run.json in max_retries, seed"):
-        _runner(bank_path, out, max_retries=1, seed=6).run(2, resume=True, progress=False)
+        _runner(env, out, max_retries=1, seed=6).run(2, resume=True, progress=False)
     assert len(read_manifest(out / "manifest.jsonl")) >= 1  # untouched by the refused runs
 
 
-def test_enospc_during_export_stops_cleanly_then_resumes(reference_run, bank_path, tmp_path, monkeypatch):
+def test_enospc_during_export_stops_cleanly_then_resumes(reference_run, env, tmp_path, monkeypatch):
     ref_out, _ = reference_run
     out = tmp_path / "run"
     if not Path("/proc/self/fd").is_dir():
@@ -213,7 +234,7 @@ def test_enospc_during_export_stops_cleanly_then_resumes(reference_run, bank_pat
 
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(ExportError, match=r"^no space left on device writing .*run/velodyne/000001\.bin$"):
-        _runner(bank_path, out).run(5, progress=False)
+        _runner(env, out).run(5, progress=False)
     monkeypatch.setattr(os, "fsync", real_fsync)
     rows = read_manifest(out / "manifest.jsonl")  # only complete, valid lines
     assert [r["index"] for r in rows if r["decision"] == "accepted"] == [0]
@@ -221,24 +242,25 @@ def test_enospc_during_export_stops_cleanly_then_resumes(reference_run, bank_pat
     assert (out / "manifest.jsonl").read_bytes().endswith(b"\n")
     assert not list(out.rglob("*.tmp"))
     assert _strip(rows) == _strip(read_manifest(ref_out / "manifest.jsonl"))[: len(rows)]
-    assert _runner(bank_path, out).run(5, resume=True, progress=False).orphans_removed == 1
+    assert _runner(env, out).run(5, resume=True, progress=False).orphans_removed == 1
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _hashes(out) == _hashes(ref_out)
 
 
-def test_cli_generate_and_errors(bank_path, tmp_path, capsys):
+def test_cli_generate_and_errors(env, tmp_path, capsys):
     out = tmp_path / "gen"
     gate_toml = tmp_path / "gate.toml"
     gate_toml.write_text("[gate]\nquarantine_window = 3\nquarantine_min_samples = 2\n")
-    args = ["generate", "--sensor", "vlp-16", "--frames", "2", "--bank", str(bank_path), "--out", str(out),
+    args = ["generate", "--sensor", "vlp-16", "--frames", "2", "--bank", str(env.bank_path), "--out", str(out),
             "--gate-config", str(gate_toml), "--device", DEVICE, "--no-progress",
             "--tail-percentile", "40"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
     rows = read_manifest(out / "manifest.jsonl")
-    assert f"{len(rows)} attempts" in text and "tail classes: cyclist, wheelchair_user" in text
+    tails = identify_tail_classes(ReferenceBank.load(env.bank_path).class_counts, 40.0)
+    assert f"{len(rows)} attempts" in text and f"tail classes: {', '.join(tails)}" in text
     cfg = json.loads((out / "run.json").read_text())
-    assert cfg["bank"] == str(bank_path.resolve()) and cfg["gate_config"]["quarantine_window"] == 3
+    assert cfg["bank"] == str(env.bank_path.resolve()) and cfg["gate_config"]["quarantine_window"] == 3
     # again without --resume: refused, one line
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -257,10 +279,10 @@ def test_cli_generate_and_errors(bank_path, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("simgap: error: ")
 
 
-def test_refuses_foreign_scans(bank_path, tmp_path):
+def test_refuses_foreign_scans(env, tmp_path):
     out = tmp_path / "data"
     (out / "velodyne").mkdir(parents=True)
     (out / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)
     with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
-        _runner(bank_path, out).run(1, progress=False)
+        _runner(env, out).run(1, progress=False)
     assert sorted(p.name for p in out.rglob("*")) == ["000000.bin", "velodyne"]  # nothing written, nothing deleted
