@@ -268,6 +268,18 @@ def test_bank_load_errors_name_the_file(tmp_path, bank):
         ReferenceBank.load(truncated)
 
 
+def test_bank_without_sensor_profile_still_separates(sources):
+    """Real scans of unknown sensor: rings from quantised elevations, no beam component, same verdicts."""
+    real, ideal = sources
+    frames = [dict(real.render(seed=s, frame_id=i), sensor="unknown") for i, s in enumerate(BANK_SEEDS)]
+    bank = ReferenceBank.build(frames, device="cpu")
+    assert bank.sensor is None and bank.beam_ratio.shape[1] == 0
+    gate = FrameGate(bank, GateConfig(), device="cpu", quarantine=False)
+    d = gate.evaluate(dict(real.render(seed=0), sensor="unknown"))
+    assert d.accepted and "beams" not in d.scene_components and "roughness" in d.scene_components
+    assert not gate.evaluate(dict(ideal.render(seed=0), sensor="unknown")).accepted
+
+
 def test_bank_build_needs_frames():
     with pytest.raises(ReferenceDataError, match="no real frames"):
         ReferenceBank.build([])
