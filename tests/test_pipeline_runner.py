@@ -261,6 +261,11 @@ def test_cli_generate_and_errors(env, tmp_path, capsys):
     assert f"{len(rows)} attempts" in text and f"tail classes: {', '.join(tails)}" in text
     cfg = json.loads((out / "run.json").read_text())
     assert cfg["bank"] == str(env.bank_path.resolve()) and cfg["gate_config"]["quarantine_window"] == 3
+    # resuming a finished run: nothing to do, JSON summary on request
+    assert main([*args, "--resume", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["resumed_at"] == [2, 0] and summary["frames_done"] == 0 and summary["attempts"] == 0
+    assert summary["counts"]["attempts"] == len(rows) and read_manifest(out / "manifest.jsonl") == rows
     # again without --resume: refused, one line
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -8,8 +8,9 @@ import threading
 import pytest
 
 from simgap_ext.data.manifest import ManifestWriter, make_row
+from simgap_ext.errors import SimGapInputError
 from simgap_ext.gate import ClassDecision, GateDecision
-from simgap_ext.pipeline import AcceptanceStats, decision_label
+from simgap_ext.pipeline import AcceptanceStats, TailFocusPlan, decision_label, derive_seed
 from simgap_ext.pipeline.live import LiveTable, format_plain_line, render_class_table
 
 
@@ -193,3 +194,32 @@ def test_live_table_rich_mode_unsubscribes():
         view.advance()
     assert "ped" in stream.getvalue()
     assert stats._subscribers == []
+
+
+def test_derive_seed_is_pinned_and_distinct():
+    # Pinned values: changing the derivation would silently break resuming runs made by an earlier version.
+    assert (derive_seed(0, 0, 0), derive_seed(5, 1, 2), derive_seed(11, 7, 0)) == (2968811710, 4078058680, 963745374)
+    seeds = {derive_seed(3, k, a) for k in range(50) for a in range(4)}
+    assert len(seeds) == 200 and all(0 <= s < 2**32 for s in seeds)
+    with pytest.raises(SimGapInputError, match="must be >= 0"):
+        derive_seed(-1, 0, 0)
+
+
+def test_tail_focus_plan_round_robin_and_deficits():
+    plan = TailFocusPlan(["wheel", "cargo", "bike"], targets={"wheel": 2, "cargo": 1, "bike": 0})
+    stats = AcceptanceStats()
+    # bike has no deficit (target 0): round-robin over wheel, cargo only
+    assert [plan.focus_for(k, stats) for k in range(4)] == [["wheel"], ["cargo"], ["wheel"], ["cargo"]]
+    stats.record(_decision(True, {"cargo": (0.9, None, 1), "wheel": (0.9, None, 1)}))
+    # cargo reached 1 accepted instance; wheel has 1 of 2
+    assert [plan.focus_for(k, stats) for k in range(3)] == [["wheel"], ["wheel"], ["wheel"]]
+    stats.record(_decision(True, {"wheel": (0.9, None, 1)}))
+    assert plan.focus_for(0, stats) == []
+    unbounded = TailFocusPlan(["wheel", "cargo"])
+    assert [unbounded.focus_for(k, stats) for k in range(3)] == [["wheel"], ["cargo"], ["wheel"]]
+    assert TailFocusPlan([]).focus_for(0, stats) == []
+    assert plan.describe() == {
+        "kind": "tail-round-robin",
+        "tail_classes": ["wheel", "cargo", "bike"],
+        "targets": {"wheel": 2, "cargo": 1, "bike": 0},
+    }
