@@ -4,15 +4,16 @@ Algorithm (exact for any pair of clouds, memory O(N + M), never an N x M matrix)
 
 1. Both clouds are shifted by the centre of their joint bounding box in float64 and then cast to float32, so
    that georeferenced coordinates (UTM, 1e6 m) keep their precision on the device.
-2. A ``wp.HashGrid`` is built on the reference cloud with a cell size ``h`` estimated from the reference's
-   occupancy (a few points per occupied cell, see :func:`_choose_cell`).
-3. One kernel pass queries every point with radius ``r = h``: a hash-grid query visits every cell overlapping
-   the box ``[p - r, p + r]``, so every reference point within ``r`` is seen. A query whose best distance is
-   ``<= r`` is therefore exact (any closer point would have been visited).
+2. Each cloud gets a cell size ``h`` from its own occupancy (a few points per occupied cell, see
+   :func:`_choose_cell`), is reordered by cell (hash-grid build + gather kernel, for cache locality) and gets a
+   ``wp.HashGrid`` on the sorted copy; both Chamfer directions share them.
+3. One kernel pass queries every point with radius ``r = h / 2``: a hash-grid query visits every cell
+   overlapping the box ``[p - r, p + r]``, so every reference point within ``r`` is seen. A query whose best
+   distance is ``<= r`` (less a float32 rounding slack) is therefore exact: a closer point would have been
+   visited.
 4. Unresolved queries (far-apart clouds, outliers, single points) run again, only them, with the radius
    doubled -- or, when they already found a candidate at distance ``d < 2r``, with radius ``d``, which
-   certifies them in that pass. The grid is rebuilt with a larger cell when the
-   radii have outgrown it. Once a radius exceeds the diagonal of the joint bounding box every reference point
+   certifies them in that pass. The grid is rebuilt with a larger cell when the radii have outgrown it. Once a radius exceeds the diagonal of the joint bounding box every reference point
    is visited, so the loop always ends with every query exact.
 5. The kernels return the index of the nearest neighbour; distances are recomputed in float64 on the host
    from the original coordinates, so the result matches a float64 brute force up to float32 near-ties.
