@@ -13,8 +13,9 @@ Algorithm (exact for any pair of clouds, memory O(N + M), never an N x M matrix)
    visited.
 4. Unresolved queries (far-apart clouds, outliers, single points) run again, only them, with the radius
    doubled -- or, when they already found a candidate at distance ``d < 2r``, with radius ``d``, which
-   certifies them in that pass. The grid is rebuilt with a larger cell when the radii have outgrown it. Once a radius exceeds the diagonal of the joint bounding box every reference point
-   is visited, so the loop always ends with every query exact.
+   certifies them in that pass. The grid is rebuilt with a larger cell when the radii have outgrown it. Once
+   a radius exceeds the diagonal of the joint bounding box every reference point is visited, so the loop
+   always ends with every query exact.
 5. The kernels return the index of the nearest neighbour; distances are recomputed in float64 on the host
    from the original coordinates, so the result matches a float64 brute force up to float32 near-ties.
 """
