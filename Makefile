@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test lint bench clean
+.PHONY: install kit-env demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The real headless Kit kernel (isaacsim-kernel, Python 3.12) that tests/test_kit_headless.py runs the extension in.
+kit-env:
+	bash scripts/kit_env.sh
+
 # The realistic preset stands in for real scans (none ship with the package); --resume makes a re-run continue.
 demo: install
 	$(BIN)/simgap render --sensor os1-64 --preset realistic --frames 12 --seed 1000 --out $(DEMO_OUT)/real
 	$(BIN)/simgap generate --sensor os1-64 --frames 30 --real $(DEMO_OUT)/real --out $(DEMO_OUT)/synthetic --resume
 	$(BIN)/simgap report $(DEMO_OUT)/synthetic
 
-test: install
+test: install kit-env
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -38,4 +42,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_chamfer.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) .venv-kit $(DEMO_OUT) .pytest_cache
