@@ -188,6 +188,17 @@ def test_unknown_class_rejected_or_ignored(bank, realistic):
     assert d.accepted and "class forklift has no real reference (ignored)" in d.per_class["forklift"].reasons
 
 
+def test_world_frame_with_sensor_origin_scores_like_sensor_frame(gate, realistic):
+    frame = realistic[1]
+    origin = np.array([120.0, -45.0, 3.0], dtype=np.float32)
+    world = dict(frame, data=frame["data"] + origin, sensor_origin=origin, coordinate_frame="world")
+    a, b = gate.evaluate(frame), gate.evaluate(world)
+    assert a.accepted and b.accepted
+    assert b.scene_g == pytest.approx(a.scene_g, abs=0.02)
+    for c, cd in a.class_g().items():
+        assert b.class_g()[c] == pytest.approx(cd, abs=0.02)
+
+
 def test_other_sensor_is_invalid(gate, realistic):
     frame = dict(realistic[0], sensor="os1-64")
     d = gate.evaluate(frame)

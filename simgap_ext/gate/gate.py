@@ -85,6 +85,7 @@ class FrameGate:
             if feats:
                 self.quarantine.set_reference(feats)
         self._beams, self._columns = sensor_geometry(bank.sensor)
+        self._warned_world = False
 
     # ------------------------------------------------------------------------------------------------ public
     def stats(self, frame: Mapping[str, Any]) -> FrameStats:
@@ -119,6 +120,15 @@ class FrameGate:
             "attempt": int(frame.get("attempt", 0)),
             "sensor": str(frame.get("sensor", "unknown")),
         }
+        if frame.get("coordinate_frame") == "world" and frame.get("sensor_origin") is None and not self._warned_world:
+            # Ranges, rings and canonical crops are measured from the origin: world-space points without the
+            # sensor position give meaningless ring statistics (the Replicator pointcloud annotator emits these).
+            log.warning(
+                "frame %s has world-space points and no 'sensor_origin': ring and range statistics assume the "
+                "sensor at the world origin; pass the sensor position as frame['sensor_origin']",
+                prov["frame_id"],
+            )
+            self._warned_world = True
         stats = self.stats(frame)
         per_class = {
             c: ClassDecision(c, n, stats.class_instances.get(c, 0)) for c, n in sorted(stats.class_points.items())
