@@ -199,3 +199,24 @@ def test_parent_is_a_file_is_export_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ExportError, match=r"opening manifest .*out/manifest.jsonl"):
         mf.ManifestWriter(blocker / "manifest.jsonl")
+
+
+WEIRD = [None, -1, 0, 1, 1.0, 0.5, True, "", "x", [], ["a"], [1], {}, {"a": 2}, {"a": True}, {"a": 0.5},
+         {"a": None}, {"a": -1}, float("nan"), "2026-11-25T12:00:00Z"]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", sorted(mf.MANIFEST_SCHEMA["properties"]) + ["unknown_key"])
+def test_fast_path_never_accepts_what_the_schema_rejects(field):
+    # validate_manifest_row skips jsonschema for rows its fast check accepts: that check must never be laxer.
+    validator = jsonschema.Draft202012Validator(mf.MANIFEST_SCHEMA)
+    bases = (_row(0), _row(1, decision="rejected", path=None, label_path=None, index=None))
+    assert all(mf._fast_valid(b) for b in bases)  # ordinary rows take the fast path
+    for base in bases:
+        for value in WEIRD:
+            row = {**base, field: value}
+            if mf._fast_valid(row):
+                assert validator.is_valid(row), (field, value)
+        row = dict(base)
+        row.pop(field, None)
+        if mf._fast_valid(row):
+            assert validator.is_valid(row), (field, "missing")
