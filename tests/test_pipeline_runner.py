@@ -273,6 +273,10 @@ def test_cli_generate_and_errors(env, tmp_path, capsys):
     # a different seed on resume: refused
     assert main([*args, "--resume", "--seed", "9"]) == 2
     assert "configuration differs from run.json in seed" in capsys.readouterr().err
+    # a bank of another sensor
+    other = [{"vlp-16": "hdl-32", str(out): str(tmp_path / "o2")}.get(a, a) for a in args]
+    assert main(other) == 2
+    assert "reference bank holds vlp-16 scans but --sensor is hdl-32" in capsys.readouterr().err
     # replicator outside Isaac Sim
     assert main([*args, "--backend", "replicator"]) == 2
     assert "needs Isaac Sim" in capsys.readouterr().err

@@ -114,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
     bank, bank_ident = _load_bank(args, config, device)
     tails = identify_tail_classes(bank.class_counts, args.tail_percentile) if bank.class_counts else []
     source = get_scene_source(args.backend, sensor=args.sensor, preset=args.preset, device=device)
+    if config.require_same_sensor and bank.sensor and bank.sensor != source.sensor_name:
+        # Otherwise every frame would be rejected one by one for the same reason.
+        raise SimGapInputError(
+            f"the reference bank holds {bank.sensor} scans but --sensor is {source.sensor_name}; use a bank of the "
+            "same sensor (or set require_same_sensor = false in the gate config)"
+        )
     renderable = set(getattr(source, "class_names", ()) or ())
     focusable = [c for c in tails if not renderable or c in renderable]
     targets = None
