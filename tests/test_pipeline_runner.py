@@ -26,7 +26,7 @@ from simgap_ext.data import iter_scans, read_bin, read_label, read_label_map
 from simgap_ext.data.manifest import read_manifest, validate_manifest_row
 from simgap_ext.errors import ExportError, SimGapInputError
 from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
-from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed
+from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed, write_report
 
 DEVICE = "cpu"  # pipeline logic is device-independent; the metrics' own tests cover CUDA
 SEED = 5
@@ -138,8 +138,12 @@ def test_rows_schedule_and_export(reference_run, env):
         prev = row
     assert sorted(p.name for p in (out / "velodyne").iterdir()) == [f"{i:06d}.bin" for i in range(index)]
     assert summary.exported == index
-    # The live model and a rebuild from the manifest agree exactly.
+    # The live model and a rebuild from the manifest agree exactly; so does the report built from it.
     assert AcceptanceStats.from_manifest(out / "manifest.jsonl").to_dict() == summary.stats.to_dict()
+    html = write_report(out).read_text()
+    for r in summary.stats.rows():
+        cells = [r.accepted, r.rejected, r.rerandomized, r.held_back, f"{100 * r.acceptance_rate:.1f}"]
+        assert "<tr><td>" + r.class_name + "</td>" + "".join(f"<td>{c}</td>" for c in cells) in html
 
 
 def test_retry_budget_is_respected(env, tmp_path):
