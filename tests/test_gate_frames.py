@@ -277,6 +277,20 @@ def test_bank_load_errors_name_the_file(tmp_path, bank):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ReferenceDataError, match="truncated.npz"):
         ReferenceBank.load(truncated)
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["rough_class"] = arrays["rough_class"][:-1]
+    tampered = tmp_path / "tampered.npz"
+    np.savez(tampered, **arrays)
+    with pytest.raises(ReferenceDataError, match="tampered.npz: rough_vals and its labels differ in length"):
+        ReferenceBank.load(tampered)
+
+
+def test_bank_build_refuses_mixed_sensors(sources):
+    real, _ = sources
+    frames = [real.render(seed=1), dict(real.render(seed=2), sensor="os1-64")]
+    with pytest.raises(ReferenceDataError, match="comes from sensor 'os1-64', earlier scans from 'vlp-16'"):
+        ReferenceBank.build(frames)
 
 
 def test_bank_without_sensor_profile_still_separates(sources):

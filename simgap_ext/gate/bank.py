@@ -33,8 +33,8 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
-from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, log_count_ratio
-from .stats import FrameStats, frame_stats
+from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, cap_points, log_count_ratio
+from .stats import frame_stats
 
 __all__ = [
     "ReferenceBank",
@@ -296,25 +296,34 @@ class ReferenceBank:
 
         cfg = config or GateConfig()
         rng = np.random.default_rng(seed)
-        frame_list: list[dict[str, Any]] = []
-        for i, item in enumerate(frames):
-            name, frame = item if isinstance(item, tuple) else (f"real frame {i}", item)
-            frame_list.append(validate_frame(frame, name=str(name)))
-        if not frame_list:
-            raise ReferenceDataError("reference bank: no real frames given")
-        if sensor is None:
-            sensors = {str(f.get("sensor", "unknown")) for f in frame_list} - {"unknown", ""}
-            sensor = sensors.pop() if len(sensors) == 1 else None
-            if len(sensors) > 0:
-                raise ReferenceDataError("reference bank: real frames come from several sensors; pass sensor=")
-        beams, columns = sensor_geometry(sensor)
-
+        # Frames are streamed: each is reduced to its crops and subsampled statistics and then dropped, so a
+        # bank can be built from thousands of scans without holding them in memory.
+        geometry: tuple[Any, Any] | None = None
+        frame_sensor: str | None = None
         class_counts: dict[str, int] = {}
         class_points: dict[str, int] = {}
-        names: set[str] = set()
-        all_stats: list[FrameStats] = []
+        crops: list[tuple[int, Any]] = []
+        rough: list[tuple[str, int, np.ndarray]] = []
+        dens: list[tuple[float, str, int]] = []
+        scene_r, scene_g, beam_rows = [], [], []
         feats: dict[str, list[np.ndarray]] = {}
-        for fi, frame in enumerate(frame_list):
+        n_frames = 0
+        any_points = False
+        for fi, item in enumerate(frames):
+            name, raw = item if isinstance(item, tuple) else (f"real frame {fi}", item)
+            frame = validate_frame(raw, name=str(name))
+            this_sensor = str(frame.get("sensor", "unknown"))
+            if sensor is None and this_sensor not in ("unknown", ""):
+                if frame_sensor is not None and this_sensor != frame_sensor:
+                    raise ReferenceDataError(
+                        f"reference bank: {name} comes from sensor {this_sensor!r}, earlier scans from "
+                        f"{frame_sensor!r}; pass sensor="
+                    )
+                frame_sensor = this_sensor
+            if geometry is None:
+                # The profile is chosen from the first frame (or the sensor argument) and kept for all frames.
+                geometry = sensor_geometry(sensor if sensor is not None else frame_sensor)
+            beams, columns = geometry
             st = frame_stats(
                 frame,
                 vertical_angles_deg=beams,
@@ -322,26 +331,43 @@ class ReferenceBank:
                 background_classes=cfg.background_classes,
                 duplicate_tolerance=cfg.duplicate_tolerance,
             )
-            all_stats.append(st)
-            names.update(st.class_points)
+            n_frames += 1
+            any_points = any_points or st.n_points > 0
             for c, n in st.class_points.items():
                 class_points[c] = class_points.get(c, 0) + n
             for c, n in st.class_instances.items():
                 if c not in cfg.background_classes:
                     class_counts[c] = class_counts.get(c, 0) + n
+            for cr in st.crops:
+                if cr.n_points >= cfg.min_points:
+                    cr.points = cap_points(cr.points)
+                    crops.append((fi, cr))
+            for c in st.class_points:
+                if c in cfg.background_classes:
+                    continue
+                d = st.class_density(c)
+                if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
+                    dens.append((d, c, fi))
+                rough.append((c, fi, _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
+            scene_r.append(_subsample(st.ranges, cfg.max_scene_samples, rng))
+            scene_g.append(_subsample(st.scene_roughness(), cfg.max_scene_samples, rng))
+            beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
             if st.n_points and st.crops:
                 for c, f in instance_features(frame, backbone, min_points=cfg.min_points).items():
                     arr = np.asarray(f, dtype=np.float32)
                     if arr.ndim == 2 and arr.shape[0]:
                         feats.setdefault(c, []).append(arr)
             log.debug("reference frame %d: %d points, %d crops", fi, st.n_points, len(st.crops))
-        if not any(st.n_points for st in all_stats):
+        if n_frames == 0:
+            raise ReferenceDataError("reference bank: no real frames given")
+        if not any_points:
             raise ReferenceDataError("reference bank: every real frame is empty")
-        class_names = sorted(names)
+        if sensor is None:
+            sensor = frame_sensor
+        class_names = sorted(class_points)
         cidx = {c: i for i, c in enumerate(class_names)}
 
         # Exemplars: every scorable crop, then a range-stratified subset per class.
-        crops = [(fi, cr) for fi, st in enumerate(all_stats) for cr in st.crops if cr.n_points >= cfg.min_points]
         keep: list[tuple[int, Any]] = []
         for c in class_names:
             mine = sorted((x for x in crops if x[1].class_name == c), key=lambda x: x[1].range)
@@ -355,36 +381,18 @@ class ReferenceBank:
             np.concatenate([cr.points for _, cr in keep]).astype(np.float32) if keep else np.zeros((0, 3), np.float32)
         )
 
-        rough_vals, rough_class, rough_frame = [], [], []
-        dens = []
-        scene_r, scene_rf, scene_g, scene_gf, beam_rows = [], [], [], [], []
-        for fi, st in enumerate(all_stats):
-            for c in st.class_points:
-                if c in cfg.background_classes:
-                    continue
-                d = st.class_density(c)
-                if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
-                    dens.append((d, cidx[c], fi))
-                v = _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)
-                rough_vals.append(v)
-                rough_class.append(np.full(v.shape[0], cidx[c], np.int32))
-                rough_frame.append(np.full(v.shape[0], fi, np.int32))
-            r = _subsample(st.ranges, cfg.max_scene_samples, rng)
-            scene_r.append(r)
-            scene_rf.append(np.full(r.shape[0], fi, np.int32))
-            g = _subsample(st.scene_roughness(), cfg.max_scene_samples, rng)
-            scene_g.append(g)
-            scene_gf.append(np.full(g.shape[0], fi, np.int32))
-            beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
-
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
+        def frame_index(parts: list[np.ndarray]) -> np.ndarray:
+            return cat([np.full(p.shape[0], i, np.int32) for i, p in enumerate(parts)], np.int32)
+
         feat_parts = [(c, a) for c in sorted(feats) for a in feats[c]]
         dim = feat_parts[0][1].shape[1] if feat_parts else 0
+        same_beams = bool(beam_rows) and all(b.shape == beam_rows[0].shape for b in beam_rows)
         bank = cls(
             sensor=sensor,
-            frame_count=len(frame_list),
+            frame_count=n_frames,
             class_counts=dict(sorted(class_counts.items())),
             class_points=dict(sorted(class_points.items())),
             class_names=class_names,
@@ -394,11 +402,11 @@ class ReferenceBank:
             ex_range=np.array([cr.range for _, cr in keep], dtype=np.float32),
             ex_frame=np.array([fi for fi, _ in keep], dtype=np.int32),
             ex_total=np.array([cr.total_points for _, cr in keep], dtype=np.int32),
-            rough_vals=cat(rough_vals, np.float32),
-            rough_class=cat(rough_class, np.int32),
-            rough_frame=cat(rough_frame, np.int32),
+            rough_vals=cat([v for _, _, v in rough], np.float32),
+            rough_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in rough], np.int32),
+            rough_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in rough], np.int32),
             dens_vals=np.array([d for d, _, _ in dens], dtype=np.float32),
-            dens_class=np.array([c for _, c, _ in dens], dtype=np.int32),
+            dens_class=np.array([cidx[c] for _, c, _ in dens], dtype=np.int32),
             dens_frame=np.array([f for _, _, f in dens], dtype=np.int32),
             feat=np.concatenate([a for _, a in feat_parts]).astype(np.float32)
             if feat_parts
@@ -407,12 +415,10 @@ class ReferenceBank:
             if feat_parts
             else np.zeros(0, np.int32),
             scene_ranges=cat(scene_r, np.float32),
-            scene_range_frame=cat(scene_rf, np.int32),
+            scene_range_frame=frame_index(scene_r),
             scene_rough=cat(scene_g, np.float32),
-            scene_rough_frame=cat(scene_gf, np.int32),
-            beam_ratio=np.stack(beam_rows).astype(np.float32)
-            if beam_rows and all(b.shape == beam_rows[0].shape for b in beam_rows)
-            else np.zeros((len(frame_list), 0), np.float32),
+            scene_rough_frame=frame_index(scene_g),
+            beam_ratio=np.stack(beam_rows).astype(np.float32) if same_beams else np.zeros((n_frames, 0), np.float32),
             meta={
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
@@ -594,6 +600,19 @@ class ReferenceBank:
             raise ReferenceDataError(f"reference bank {where}: exemplar class index out of range")
         if self.frame_count < 1:
             raise ReferenceDataError(f"reference bank {where}: built from no frames")
+        for values, *labels in (
+            ("rough_vals", "rough_class", "rough_frame"),
+            ("dens_vals", "dens_class", "dens_frame"),
+            ("scene_ranges", "scene_range_frame"),
+            ("scene_rough", "scene_rough_frame"),
+        ):
+            n = getattr(self, values).shape[0]
+            if any(getattr(self, lab).shape != (n,) for lab in labels):
+                raise ReferenceDataError(f"reference bank {where}: {values} and its labels differ in length")
+        if self.feat.ndim != 2 or self.feat_class.shape != (self.feat.shape[0],):
+            raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")
+        if self.beam_ratio.ndim != 2 or self.beam_ratio.shape[0] != self.frame_count:
+            raise ReferenceDataError(f"reference bank {where}: beam ratios do not have one row per frame")
 
     # Frozen-ish equality is by content, which dataclass eq on arrays cannot do.
     __hash__ = None  # type: ignore[assignment]

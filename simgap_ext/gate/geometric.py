@@ -31,6 +31,7 @@ from .stats import Crop, FrameStats
 __all__ = [
     "ComponentScore",
     "batched_trimmed_chamfer",
+    "cap_points",
     "best_exemplar_match",
     "best_exemplar_matches",
     "log_count_ratio",
@@ -65,7 +66,7 @@ class ComponentScore:
         self.score = float(normalized_score(self.distance, self.d_max))
 
 
-def _cap(points: np.ndarray, cap: int = MAX_CHAMFER_POINTS) -> np.ndarray:
+def cap_points(points: np.ndarray, cap: int = MAX_CHAMFER_POINTS) -> np.ndarray:
     """At most ``cap`` points, by a deterministic stride (a near vehicle can have thousands)."""
     if points.shape[0] <= cap:
         return points
@@ -103,7 +104,7 @@ def batched_trimmed_chamfer(
         raise SimGapInputError(f"chamfer backend must be 'auto', 'warp' or 'kdtree', got {backend!r}")
     if not pairs:
         return np.zeros(0, dtype=np.float64)
-    capped = [(_cap(np.asarray(a, np.float32)), _cap(np.asarray(b, np.float32))) for a, b in pairs]
+    capped = [(cap_points(np.asarray(a, np.float32)), cap_points(np.asarray(b, np.float32))) for a, b in pairs]
     if backend == "kdtree" or (backend == "auto" and resolve_device(device) == "cpu"):
         from scipy.spatial import cKDTree
 
