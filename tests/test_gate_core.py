@@ -40,6 +40,12 @@ def test_gate_config_file_and_overrides(tmp_path):
     assert cfg.object_weights == {"chamfer": 2.0, "count": 0.0, "roughness": 0.0, "density": 0.0}
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.g_threshold = 0.1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cfg.object_weights["chamfer"] = 5.0  # type: ignore[index]
+    assert hash(cfg) == hash(load_gate_config(path, js_threshold=0.2)) and cfg == load_gate_config(
+        path, js_threshold=0.2
+    )
+    assert cfg.replace(g_threshold=0.7).g_threshold == 0.7
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,13 @@ file; the TOML file shipped in ``config/gate.toml`` documents each key and the e
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ..config import config_dir
@@ -131,17 +133,21 @@ class GateConfig:
                 raise SimGapInputError(f"gate config: {table} has unknown keys {extra} (allowed: {list(allowed)})")
             if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
                 raise SimGapInputError(f"gate config: {table} must be non-negative with a positive sum, got {weights}")
-            # Frozen dataclass: normalise the mapping in place of the user's (possibly mutable) one.
-            object.__setattr__(self, table, {k: float(weights.get(k, 0.0)) for k in allowed})
+            # Frozen means frozen: a read-only copy, so that no caller can change a weight behind the gate's back.
+            object.__setattr__(self, table, MappingProxyType({k: float(weights.get(k, 0.0)) for k in allowed}))
         object.__setattr__(self, "background_classes", tuple(str(c) for c in self.background_classes))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every field."""
-        out = dataclasses.asdict(self)
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["object_weights"] = dict(self.object_weights)
         out["scene_weights"] = dict(self.scene_weights)
         out["background_classes"] = list(self.background_classes)
         return out
+
+    def __hash__(self) -> int:
+        # The weight tables are mappings, which the generated hash cannot take; hash the canonical JSON form.
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def replace(self, **changes: Any) -> GateConfig:
         """A copy with some fields changed (validated again)."""
