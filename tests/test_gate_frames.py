@@ -186,6 +186,14 @@ def test_unknown_class_rejected_or_ignored(bank, realistic):
     assert not d.accepted and "class forklift has no real reference" in d.reasons
     d = FrameGate(bank, GateConfig(unknown_class="ignore"), device="cpu", quarantine=False).evaluate(frame)
     assert d.accepted and "class forklift has no real reference (ignored)" in d.per_class["forklift"].reasons
+    # A background class the reference lacks only enters the scene statistics: noted, never a rejection.
+    ground = next(k for k, v in labels.items() if v["class"] == "ground")
+    labels[veh]["class"] = "vehicle"
+    labels[ground]["class"] = "vegetation" if "vegetation" not in bank.class_names else "unlabelled"
+    frame["info"] = dict(frame["info"], idToLabels=labels)
+    d = FrameGate(bank, GateConfig(), device="cpu", quarantine=False).evaluate(frame)
+    name = labels[ground]["class"]
+    assert f"class {name} has no real reference (background, ignored)" in d.per_class[name].reasons
 
 
 def test_world_frame_with_sensor_origin_scores_like_sensor_frame(gate, realistic):

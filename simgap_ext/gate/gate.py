@@ -169,7 +169,10 @@ class FrameGate:
         for c, dec in per_class.items():
             if c not in known:
                 msg = f"class {c} has no real reference"
-                if cfg.unknown_class == "reject":
+                if c in cfg.background_classes:
+                    # Background only enters the scene statistics; a missing one there is no reason to reject.
+                    dec.reasons.append(msg + " (background, ignored)")
+                elif cfg.unknown_class == "reject":
                     dec.passed = False
                     dec.reasons.append(msg)
                     reasons.append(msg)
