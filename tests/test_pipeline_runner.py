@@ -299,3 +299,28 @@ def test_refuses_foreign_scans(env, tmp_path):
     with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
         _runner(env, out).run(1, progress=False)
     assert sorted(p.name for p in out.rglob("*")) == ["000000.bin", "velodyne"]  # nothing written, nothing deleted
+
+
+def test_cli_generate_from_real_dir_caches_the_bank(tmp_path, capsys):
+    real = tmp_path / "real"
+    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "3", "--seed", "3000",
+                 "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
+    out = tmp_path / "gen"
+    args = ["generate", "--sensor", "vlp-16", "--frames", "1", "--real", str(real), "--out", str(out),
+            "--device", DEVICE, "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    bank = out / "bank.npz"
+    stamp = (bank.stat().st_mtime_ns, bank.read_bytes())
+    cfg = json.loads((out / "run.json").read_text())
+    assert cfg["real"] == str(real.resolve()) and len(cfg["bank_sha256"]) == 64
+    assert ReferenceBank.load(bank).frame_count == 3
+    # resume with more frames: the cached bank is reused, not rebuilt
+    assert main([*[a if a != "1" else "2" for a in args], "--resume"]) == 0
+    assert (bank.stat().st_mtime_ns, bank.read_bytes()) == stamp
+    assert {r["frame_id"] for r in read_manifest(out / "manifest.jsonl")} == {0, 1}
+    # resuming against other real data is refused
+    other = tmp_path / "other"
+    other.mkdir()
+    capsys.readouterr()
+    assert main([*[a if a != str(real) else str(other) for a in args], "--resume"]) == 2
+    assert "configuration differs from run.json in real" in capsys.readouterr().err
