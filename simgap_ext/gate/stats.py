@@ -321,8 +321,13 @@ def frame_stats(
     dup = 0.0
     if n > 1:
         q = np.floor(pts / float(duplicate_tolerance)).astype(np.int64)
-        _, first = np.unique(q, axis=0, return_index=True)
-        dup = float(1.0 - first.size / n)
+        # One 64-bit key per grid cell (wrapping multiply-xor mix): a 1-D unique is several times faster than
+        # np.unique(axis=0); two distinct cells colliding has probability ~n^2 / 2^64, i.e. never in practice.
+        with np.errstate(over="ignore"):
+            key = (q[:, 0] * np.int64(-7046029254386353131)) ^ (q[:, 1] * np.int64(0x27D4EB2F165667C5))
+            key = key ^ (q[:, 2] * np.int64(0x165667B19E3779F9))
+        key.sort()
+        dup = float(np.count_nonzero(key[1:] == key[:-1]) / n)
     return FrameStats(
         n_points=n,
         class_points=class_points,
