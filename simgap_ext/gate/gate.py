@@ -228,7 +228,7 @@ class FrameGate:
                 detail = (
                     f"; worst: {worst} {comps[worst].distance:.4g} vs d_max {comps[worst].d_max:.4g}" if worst else ""
                 )
-                msg = f"class {c}: G={dec.g:.2f} < {cfg.g_threshold:.2f}{detail}"
+                msg = f"class {c}: G={dec.g:.3f} < {cfg.g_threshold:.3g}{detail}"
                 dec.reasons.append(msg)
                 reasons.append(msg)
 
@@ -241,7 +241,7 @@ class FrameGate:
         elif scene_g < cfg.scene_threshold:
             worst = min((n for n in scene if cfg.scene_weights.get(n, 0) > 0), key=lambda n: scene[n].score)
             reasons.append(
-                f"scene: G={scene_g:.2f} < {cfg.scene_threshold:.2f}; worst: {worst} "
+                f"scene: G={scene_g:.3f} < {cfg.scene_threshold:.3g}; worst: {worst} "
                 f"{scene[worst].distance:.4g} vs d_max {scene[worst].d_max:.4g}"
             )
 
