@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..data.atomic import atomic_write_bytes
-from ..data.manifest import ManifestWriter, make_row, read_manifest
+from ..data.manifest import ManifestWriter, read_manifest
 from ..errors import ExportError, SimGapInputError
+from .attempt import attempt_row, plan_retry
 from .exporter import Exporter
 from .live import LiveTable
 from .stats import AcceptanceStats, decision_label
@@ -150,19 +150,6 @@ class GenerationSummary:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _class_counts(decision: Any) -> tuple[dict[str, int], dict[str, int]]:
-    points = {n: int(c.n_points) for n, c in decision.per_class.items()}
-    instances = {n: int(c.n_instances) for n, c in decision.per_class.items()}
-    return points, instances
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 class GenerationRunner:
@@ -421,46 +408,27 @@ class GenerationRunner:
         seed = derive_seed(self.seed, frame_id, attempt)
         frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
         decision = self.gate.evaluate(frame)
-        failing_tail = sorted(set(decision.failing_classes) & set(self.tail_classes))
-        retry = (not decision.accepted) and bool(failing_tail) and attempt < self.max_retries
-        label = decision_label(decision, rerandomized=retry)
-        reasons = list(decision.reasons)
-        if retry:
-            reasons.append(
-                f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
-                f"(re-randomization {attempt + 1} of {self.max_retries})"
-            )
-        elif not decision.accepted and failing_tail:
-            reasons.append(f"retry budget spent ({self.max_retries} re-randomizations)")
+        plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
         path = label_path = index = None
         if decision.accepted:
             bin_path, lab_path = self.exporter.export(frame, next_index)
             path, label_path, index = self.exporter.relative(bin_path), self.exporter.relative(lab_path), next_index
-        points, instances = _class_counts(decision)
-        row = make_row(
-            domain="synthetic",
+        row = attempt_row(
+            decision,
+            plan,
             sensor=str(frame.get("sensor") or getattr(self.source, "sensor_name", "unknown")),
-            decision=label,
-            path=path,
-            label_path=label_path,
-            index=index,
             seed=seed,
             attempt=attempt,
             frame_id=frame_id,
             focus_classes=focus,
-            class_points=points,
-            class_instances=instances,
-            g={n: c.g for n, c in decision.per_class.items()},
-            js={n: c.js for n, c in decision.per_class.items()},
-            scene_g=_finite_or_none(decision.scene_g),
-            failing_classes=decision.failing_classes,
-            quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
-            reasons=reasons,
+            path=path,
+            label_path=label_path,
+            index=index,
         )
         manifest.append(row)
         # From the row, not the decision: a resumed run rebuilds the stats from these very rows.
         self.stats.record_row(row)
-        return decision.accepted, retry
+        return decision.accepted, plan.retry
 
 
 def fingerprint_file(path: str | Path) -> str:

@@ -13,16 +13,16 @@ reason and never reach the gate, so they neither get scored nor disturb the gate
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.manifest import ManifestWriter, make_row, read_manifest
+from ..data.manifest import ManifestWriter, read_manifest
 from ..errors import SimGapInputError
 from ..gate.decision import GateDecision
+from ..pipeline.attempt import attempt_row, plan_retry
 from ..pipeline.exporter import Exporter
-from ..pipeline.stats import AcceptanceStats, decision_label
+from ..pipeline.stats import AcceptanceStats
 from .adapters import frame_issues
 
 __all__ = ["GatedExportSink", "MANIFEST_NAME"]
@@ -30,13 +30,6 @@ __all__ = ["GatedExportSink", "MANIFEST_NAME"]
 _log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 class GatedExportSink:
@@ -127,15 +120,8 @@ class GatedExportSink:
         else:
             decision = self.gate.evaluate(frame)
         attempt = int(frame.get("attempt", 0))
-        failing_tail = sorted(set(decision.failing_classes) & set(self.tail_classes))
-        retry = (not decision.accepted) and decision.sane and bool(failing_tail) and attempt < self.max_retries
-        label = decision_label(decision, rerandomized=retry)
-        reasons = list(decision.reasons)
-        if retry:
-            reasons.append(
-                f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
-                f"(re-randomization {attempt + 1} of {self.max_retries})"
-            )
+        plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
+        retry = plan.retry
         path = label_path = index = None
         if decision.accepted:
             bin_path, lab_path = self.exporter.export(frame, self._next_index)
@@ -145,25 +131,17 @@ class GatedExportSink:
                 self._next_index,
             )
             self._next_index += 1
-        row = make_row(
-            domain="synthetic",
+        row = attempt_row(
+            decision,
+            plan,
             sensor=str(frame.get("sensor", "unknown")),
-            decision=label,
-            path=path,
-            label_path=label_path,
-            index=index,
             seed=int(frame.get("seed", 0)),
             attempt=attempt,
             frame_id=int(frame.get("frame_id", 0)),
             focus_classes=list(frame.get("focus_classes", ())),
-            class_points={n: int(c.n_points) for n, c in decision.per_class.items()},
-            class_instances={n: int(c.n_instances) for n, c in decision.per_class.items()},
-            g={n: c.g for n, c in decision.per_class.items()},
-            js={n: c.js for n, c in decision.per_class.items()},
-            scene_g=_finite(decision.scene_g) if decision.sane else None,
-            failing_classes=decision.failing_classes,
-            quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
-            reasons=reasons,
+            path=path,
+            label_path=label_path,
+            index=index,
             name=frame.get("render_product") or None,
         )
         self._writer().append(row)

@@ -1,0 +1,118 @@
+"""One attempt's outcome: whether to re-randomize, its decision label and its manifest row.
+
+Shared by the pull path (:class:`~simgap_ext.pipeline.GenerationRunner`) and the push path (the Replicator writer's
+:class:`~simgap_ext.replicator.sink.GatedExportSink`) so that both record an attempt identically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..data.manifest import make_row
+from .stats import decision_label
+
+__all__ = ["RetryPlan", "plan_retry", "attempt_row"]
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What follows a gated attempt.
+
+    Attributes:
+        retry: re-render the scene with a new seed and the same focus.
+        label: manifest decision (``accepted``, ``rejected``, ``rerandomized``, ``held_back``).
+        reasons: the gate's reasons plus the re-randomization / budget note.
+    """
+
+    retry: bool
+    label: str
+    reasons: list[str]
+
+
+def plan_retry(decision: Any, *, tail_classes: Sequence[str], attempt: int, max_retries: int) -> RetryPlan:
+    """Decide whether a gated attempt is re-randomized (DESIGN.md: rejected tail-class scenes go back).
+
+    A frame is retried only when it was scored (``decision.sane``: a broken capture is not a scene problem), was
+    rejected, a tail class is among its failing classes, and re-randomizations are left.
+
+    Args:
+        decision: a :class:`~simgap_ext.gate.GateDecision`.
+        tail_classes: the run's tail classes.
+        attempt: 0 for the first render, k for the k-th re-randomization.
+        max_retries: re-randomizations allowed per scene (>= 0).
+
+    Returns:
+        The :class:`RetryPlan`.
+    """
+    failing_tail = sorted(set(decision.failing_classes) & set(tail_classes))
+    retry = (not decision.accepted) and bool(getattr(decision, "sane", True)) and bool(failing_tail)
+    retry = retry and attempt < max_retries
+    reasons = list(decision.reasons)
+    if retry:
+        reasons.append(
+            f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
+            f"(re-randomization {attempt + 1} of {max_retries})"
+        )
+    elif not decision.accepted and failing_tail:
+        reasons.append(f"retry budget spent ({max_retries} re-randomizations)")
+    return RetryPlan(retry=retry, label=decision_label(decision, rerandomized=retry), reasons=reasons)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def attempt_row(
+    decision: Any,
+    plan: RetryPlan,
+    *,
+    sensor: str,
+    seed: int,
+    attempt: int,
+    frame_id: int,
+    focus_classes: Sequence[str],
+    path: str | None = None,
+    label_path: str | None = None,
+    index: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The manifest row of one attempt (schema: ``docs/manifest.schema.json``).
+
+    Args:
+        decision: the attempt's :class:`~simgap_ext.gate.GateDecision`.
+        plan: its :class:`RetryPlan` (label and reasons).
+        sensor, seed, attempt, frame_id, focus_classes: provenance of the render.
+        path, label_path, index: the exported scan (accepted attempts only), relative to the manifest.
+        name: optional source name (e.g. a Replicator render product).
+
+    Returns:
+        A row dict built by :func:`~simgap_ext.data.manifest.make_row`.
+    """
+    per_class = decision.per_class
+    return make_row(
+        domain="synthetic",
+        sensor=sensor,
+        decision=plan.label,
+        path=path,
+        label_path=label_path,
+        index=index,
+        seed=int(seed),
+        attempt=int(attempt),
+        frame_id=int(frame_id),
+        focus_classes=list(focus_classes),
+        class_points={n: int(c.n_points) for n, c in per_class.items()},
+        class_instances={n: int(c.n_instances) for n, c in per_class.items()},
+        g={n: c.g for n, c in per_class.items()},
+        js={n: c.js for n, c in per_class.items()},
+        scene_g=_finite_or_none(decision.scene_g) if getattr(decision, "sane", True) else None,
+        failing_classes=decision.failing_classes,
+        quarantined=[n for n, c in per_class.items() if c.quarantined],
+        reasons=plan.reasons,
+        name=name,
+    )
