@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ExportError
 
-__all__ = ["atomic_write_bytes"]
+__all__ = ["atomic_write_bytes", "os_error_reason"]
 
 _log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ _REASONS = {
 }
 
 
-def _reason(exc: OSError) -> str:
+def os_error_reason(exc: OSError) -> str:
+    """A short lower-case reason for an OSError ("no space left on device"), for messages that also name the path."""
     return _REASONS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
@@ -68,7 +69,7 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
     except OSError as exc:
         if isinstance(exc, ExportError):
             raise
-        raise ExportError(f"{_reason(exc)} writing {p}") from exc
+        raise ExportError(f"{os_error_reason(exc)} writing {p}") from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError, SimGapInputError
+from .atomic import os_error_reason
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -413,7 +414,7 @@ class ManifestWriter:
         except ExportError:
             raise
         except OSError as exc:
-            raise ExportError(f"{_reason(exc)} opening manifest {self.path}") from exc
+            raise ExportError(f"{os_error_reason(exc)} opening manifest {self.path}") from exc
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Validate and durably append one row.
@@ -442,7 +443,7 @@ class ManifestWriter:
                 os.fsync(self._fd)
             except OSError:
                 _log.error("could not truncate %s after a failed write; its last line may be torn", self.path)
-            raise ExportError(f"{_reason(exc)} writing manifest {self.path}") from exc
+            raise ExportError(f"{os_error_reason(exc)} writing manifest {self.path}") from exc
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -461,17 +462,3 @@ class ManifestWriter:
             self.close()
         except Exception:
             pass
-
-
-_REASONS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EROFS: "read-only file system",
-    errno.EIO: "I/O error",
-}
-
-
-def _reason(exc: OSError) -> str:
-    return _REASONS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__).lower()
