@@ -66,6 +66,7 @@ def stage(monkeypatch, warp_source):
     rep.utils._LISTENERS[EVENT] = [randomize]
     rep.orchestrator._STEP_HOOKS.append(render)
     yield rep, state
+    monkeypatch.undo()  # stand-in off sys.path first, so nothing below can re-import it
     _drop()
 
 

@@ -34,6 +34,9 @@ def rep(monkeypatch):
     rep_mod.utils.SENT_EVENTS.clear()
     writer_mod = importlib.import_module("simgap_ext.replicator.writer")
     yield rep_mod, writer_mod
+    # Take the stand-in off sys.path BEFORE re-importing, or the "omni-less" writer would import it again and
+    # leave omni.replicator.core in sys.modules for the tests that run after this one.
+    monkeypatch.undo()
     _drop_modules()
     importlib.import_module("simgap_ext.replicator.writer")  # back to the omni-less module for other tests
 
