@@ -33,10 +33,12 @@ class RetryPlan:
 
 
 def plan_retry(decision: Any, *, tail_classes: Sequence[str], attempt: int, max_retries: int) -> RetryPlan:
-    """Decide whether a gated attempt is re-randomized (DESIGN.md: rejected tail-class scenes go back).
+    """Decide whether a gated attempt is re-randomized (DESIGN.md, "Gate, re-randomization, export").
 
-    A frame is retried only when it was scored (``decision.sane``: a broken capture is not a scene problem), was
-    rejected, a tail class is among its failing classes, and re-randomizations are left.
+    A rejected scene goes back to the scene source (new seed, same focus) when a tail class is among its failing
+    classes, or when a class of it is in semantic quarantine ("its scenes re-rendered" until it recovers), as long
+    as re-randomizations are left. Unscored frames (``decision.sane`` false: a broken capture is not a scene
+    problem) are never retried.
 
     Args:
         decision: a :class:`~simgap_ext.gate.GateDecision`.
@@ -48,15 +50,18 @@ def plan_retry(decision: Any, *, tail_classes: Sequence[str], attempt: int, max_
         The :class:`RetryPlan`.
     """
     failing_tail = sorted(set(decision.failing_classes) & set(tail_classes))
-    retry = (not decision.accepted) and bool(getattr(decision, "sane", True)) and bool(failing_tail)
-    retry = retry and attempt < max_retries
+    quarantined = sorted(set(getattr(decision, "quarantined_classes", ()) or ()) - set(failing_tail))
+    causes = []
+    if failing_tail:
+        causes.append(f"tail class(es) {', '.join(failing_tail)} failed")
+    if quarantined:
+        causes.append(f"class(es) {', '.join(quarantined)} in quarantine")
+    wanted = (not decision.accepted) and bool(getattr(decision, "sane", True)) and bool(causes)
+    retry = wanted and attempt < max_retries
     reasons = list(decision.reasons)
     if retry:
-        reasons.append(
-            f"re-randomized: tail class(es) {', '.join(failing_tail)} failed "
-            f"(re-randomization {attempt + 1} of {max_retries})"
-        )
-    elif not decision.accepted and failing_tail:
+        reasons.append(f"re-randomized: {'; '.join(causes)} (re-randomization {attempt + 1} of {max_retries})")
+    elif wanted:
         reasons.append(f"retry budget spent ({max_retries} re-randomizations)")
     return RetryPlan(retry=retry, label=decision_label(decision, rerandomized=retry), reasons=reasons)
 
