@@ -12,6 +12,7 @@ from simgap_ext.errors import SimGapInputError
 from simgap_ext.gate import ClassDecision, GateDecision
 from simgap_ext.pipeline import AcceptanceStats, TailFocusPlan, decision_label, derive_seed
 from simgap_ext.pipeline.live import LiveTable, format_plain_line, render_class_table
+from simgap_ext.pipeline.stats import reason_kind
 
 
 def _decision(accepted: bool, classes: dict, *, quarantined=(), failing=(), frame_id=0) -> GateDecision:
@@ -87,6 +88,7 @@ def _row_for(decision: GateDecision, label: str) -> dict:
         g={n: c.g for n, c in decision.per_class.items()},
         js={n: c.js for n, c in decision.per_class.items()},
         quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
+        reasons=decision.reasons,
     )
 
 
@@ -101,6 +103,17 @@ def test_manifest_rebuild_equals_live(tmp_path):
     rebuilt = AcceptanceStats.from_manifest(path)  # real rows are skipped
     assert rebuilt.to_dict() == live.to_dict()
     assert rebuilt.timeline() == live.timeline()
+
+
+def test_reasons_tally_by_kind_with_numbers_masked():
+    stats = AcceptanceStats()
+    for d, r in SEQUENCE:
+        stats.record(d, rerandomized=r)
+    assert stats.top_reasons() == [("class wheel: G low", 2), ("class ped: quarantined", 1)]
+    assert reason_kind("class cyclist: G=0.612 < 0.75; worst: count 2.66 vs d_max 1e-3") == (
+        "class cyclist: G=# < #; worst: count # vs d_max #"
+    )
+    assert stats.to_dict()["top_reasons"][0] == {"reason": "class wheel: G low", "count": 2}
 
 
 def test_nan_g_counts_like_a_null_in_the_manifest():

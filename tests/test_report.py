@@ -41,6 +41,7 @@ def _rows() -> list[dict]:
                 g=g,
                 js=js,
                 quarantined=quarantined,
+                reasons=[] if exported else [f"class wheel: G={g['wheel']} < 0.75"],
             )
         )
         idx += int(exported)
@@ -85,6 +86,8 @@ def test_report_contents(run_dir):
     assert table["wheel"] == ["1", "1", "1", "0", "33.3", f"{(0.2 + 0.3 + 0.95) / 3:.3f}", "0.050", ""]
     assert table["ground"] == ["1", "0", "0", "0", "100.0", "-", "-", ""]
     assert "Attempts: 4" in html and "&quot;seed&quot;: 7" in html
+    reasons = html.split('<table id="reasons">', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r"<tr><td>(.*?)</td><td>(\d+)</td></tr>", reasons) == [("class wheel: G=# &lt; #", "2")]
 
 
 def test_report_cli_and_custom_out(run_dir, tmp_path, capsys):

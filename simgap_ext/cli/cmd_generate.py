@@ -173,4 +173,9 @@ def _print_summary(summary: Any, tails: list[str]) -> None:
         highlight=False,
     )
     console.print(f"tail classes: {', '.join(tails) if tails else '(none)'}", highlight=False)
+    top = summary.stats.top_reasons(5)
+    if top:
+        console.print("most frequent reasons (numbers as #):", highlight=False)
+        for reason, count in top:
+            console.print(f"  {count:5d} x {reason}", highlight=False, markup=False)
     console.print(f"manifest: {summary.manifest_path}", highlight=False)

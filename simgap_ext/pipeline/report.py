@@ -7,7 +7,7 @@ opens from disk or as an e-mail attachment:
 - acceptance per class (stacked bars: accepted / rejected / re-randomized / held back);
 - G distribution per class (box plots over every scored attempt);
 - JS per class over the run (attempt order) with quarantined attempts marked;
-- the per-class summary table and the run configuration.
+- the per-class summary table, the most frequent rejection reasons and the run configuration.
 """
 
 from __future__ import annotations
@@ -123,6 +123,12 @@ def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[s
         f'<figure><img alt="{e(k)}" id="{e(k)}" src="{v}"><figcaption>{e(k.replace("_", " "))}</figcaption></figure>'
         for k, v in plots.items()
     )
+    reasons_html = "\n".join(f"<tr><td>{e(r)}</td><td>{c}</td></tr>" for r, c in stats.top_reasons(10))
+    reasons_table = (
+        f'<table id="reasons">\n<tr><th>reason (numbers as #)</th><th>attempts</th></tr>\n{reasons_html}\n</table>'
+        if reasons_html
+        else "<p>No attempt was rejected.</p>"
+    )
     cfg = e(json.dumps(run_config or {}, indent=2, sort_keys=True))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -144,6 +150,8 @@ re-randomized {f["rerandomized"]} &middot; held back {f["held_back"]}</p>
 <th>mean G</th><th>JS</th><th>quarantined</th></tr>
 {rows_html}
 </table>
+<h2>Most frequent reasons</h2>
+{reasons_table}
 <h2>Plots</h2>
 {imgs}
 <h2>Run configuration</h2>

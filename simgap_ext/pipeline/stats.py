@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.manifest import DECISIONS, read_manifest
 
-__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label"]
+__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label", "reason_kind"]
 
 _log = logging.getLogger(__name__)
 
@@ -112,6 +114,18 @@ def decision_label(decision: Any, *, rerandomized: bool = False) -> str:
     return "rejected"
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def reason_kind(reason: str) -> str:
+    """A gate reason with its numbers replaced by ``#``, so that reasons of one kind tally together.
+
+    ``"class cyclist: G=0.612 < 0.75; worst: count 2.66 vs d_max 10.5"`` ->
+    ``"class cyclist: G=# < #; worst: count # vs d_max #"``.
+    """
+    return _NUMBER.sub("#", str(reason))
+
+
 class AcceptanceStats:
     """Thread-safe, observable per-class acceptance counters.
 
@@ -124,6 +138,7 @@ class AcceptanceStats:
         self._classes: dict[str, _Counter] = {}
         self._frames = dict.fromkeys(DECISIONS, 0)
         self._timeline: list[TimelinePoint] = []
+        self._reasons: Counter[str] = Counter()
         self._steps = 0
         self._subscribers: list[Callable[[AcceptanceStats], None]] = []
 
@@ -145,7 +160,7 @@ class AcceptanceStats:
             for name, cd in sorted(getattr(decision, "per_class", {}).items())
         }
         fid = frame_id if frame_id is not None else getattr(decision, "frame_id", None)
-        self._apply(label, per_class, fid)
+        self._apply(label, per_class, fid, getattr(decision, "reasons", ()))
         return label
 
     def record_row(self, row: Mapping[str, Any]) -> str:
@@ -159,7 +174,7 @@ class AcceptanceStats:
         instances = row.get("class_instances") or {}
         names = sorted(set(row.get("class_points") or {}) | set(g) | set(js))
         per_class = {n: (g.get(n), js.get(n), n in quarantined, int(instances.get(n, 0))) for n in names}
-        self._apply(label, per_class, row.get("frame_id"))
+        self._apply(label, per_class, row.get("frame_id"), row.get("reasons") or ())
         return label
 
     @classmethod
@@ -171,11 +186,18 @@ class AcceptanceStats:
                 stats.record_row(row)
         return stats
 
-    def _apply(self, label: str, per_class: Mapping[str, tuple[Any, Any, bool, int]], frame_id: int | None) -> None:
+    def _apply(
+        self,
+        label: str,
+        per_class: Mapping[str, tuple[Any, Any, bool, int]],
+        frame_id: int | None,
+        reasons: Iterable[str] = (),
+    ) -> None:
         with self._lock:
             step = self._steps
             self._steps += 1
             self._frames[label] += 1
+            self._reasons.update(reason_kind(r) for r in reasons)
             for name, (g, js, quarantined, n_instances) in per_class.items():
                 c = self._classes.setdefault(name, _Counter())
                 if label == "rerandomized":
@@ -258,6 +280,11 @@ class AcceptanceStats:
             c = self._classes.get(class_name)
             return list(c.g_values) if c else []
 
+    def top_reasons(self, n: int = 5) -> list[tuple[str, int]]:
+        """The ``n`` most frequent reasons over all attempts, numbers replaced by ``#`` (see :func:`reason_kind`)."""
+        with self._lock:
+            return self._reasons.most_common(n)
+
     def timeline(self) -> list[TimelinePoint]:
         """Every (attempt, class) observation in order."""
         with self._lock:
@@ -273,4 +300,8 @@ class AcceptanceStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe snapshot: ``frames`` (per decision) and ``classes`` (one dict per :class:`ClassRow`)."""
-        return {"frames": self.frame_counts, "classes": [asdict(r) for r in self.rows()]}
+        return {
+            "frames": self.frame_counts,
+            "classes": [asdict(r) for r in self.rows()],
+            "top_reasons": [{"reason": k, "count": c} for k, c in self.top_reasons(10)],
+        }
