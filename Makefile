@@ -25,11 +25,17 @@ install: $(VENV)/.installed
 kit-env:
 	bash scripts/kit_env.sh
 
-# The realistic preset stands in for real scans (none ship with the package); --resume makes a re-run continue.
+# The realistic preset stands in for real scans (none ship with the package). The main job gates realistic synthetic
+# frames against it; a second, short run shows what the gate does to a naive ("ideal" sensor) pipeline.
+# --resume makes a re-run of `make demo` continue the runs instead of refusing an existing output directory.
 demo: install
-	$(BIN)/simgap render --sensor os1-64 --preset realistic --frames 12 --seed 1000 --out $(DEMO_OUT)/real
+	$(BIN)/simgap render --sensor os1-64 --preset realistic --frames 20 --seed 1000 --out $(DEMO_OUT)/real
 	$(BIN)/simgap generate --sensor os1-64 --frames 30 --real $(DEMO_OUT)/real --out $(DEMO_OUT)/synthetic --resume
 	$(BIN)/simgap report $(DEMO_OUT)/synthetic
+	$(BIN)/simgap generate --sensor os1-64 --frames 8 --preset ideal --bank $(DEMO_OUT)/synthetic/bank.npz \
+		--out $(DEMO_OUT)/naive --resume
+	$(BIN)/simgap report $(DEMO_OUT)/naive
+	@echo "reports: $(DEMO_OUT)/synthetic/report.html $(DEMO_OUT)/naive/report.html"
 
 test: install kit-env
 	$(BIN)/python -m pytest -q
