@@ -168,3 +168,22 @@ def test_shutdown_cancels_between_frames_and_the_run_resumes_cleanly(tmp_path):
     keys = [(r["frame_id"], r["attempt"]) for r in rows2]
     assert len(keys) == len(set(keys))
     assert max(r["frame_id"] for r in rows2) == frames_done
+
+
+def test_a_fresh_batch_rebuilds_a_leftover_bank_cache(tmp_path):
+    # A prepared batch that never ran leaves OUT/bank.npz behind; new settings must not run against it.
+    from simgap_ext.gate import ReferenceBank
+
+    out = tmp_path / "kit"
+    plan = prepare_batch(_settings(out, reference_frames=1).batch)
+    assert ReferenceBank.load(plan.bank_path).frame_count == 1
+    plan = prepare_batch(_settings(out, reference_frames=2).batch)
+    assert ReferenceBank.load(plan.bank_path).frame_count == 2
+
+
+def test_a_bank_of_another_sensor_is_refused_up_front(tmp_path):
+    bank = prepare_batch(_settings(tmp_path / "ref", reference_frames=1).batch).bank_path  # a vlp-16 bank
+    s = _settings(tmp_path / "kit", sensor="hdl-32", bank_path=str(bank))
+    with pytest.raises(SimGapInputError, match=r"/exts/simgap_ext/sensor: .* holds vlp-16 scans but the sensor is"):
+        prepare_batch(s.batch, s.gate)
+    assert not (tmp_path / "kit" / "run.json").exists()

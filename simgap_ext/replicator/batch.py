@@ -129,7 +129,11 @@ class BatchPlan:
 
 
 def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tuple[Path, bool, dict[str, Any]]:
-    """Locate or build the reference bank; returns (path, self_reference, run-config identity)."""
+    """Locate or build the reference bank; returns (path, self_reference, run-config identity).
+
+    The cached ``OUT/bank.npz`` is reused only when resuming a recorded run (``run.json`` then checks that it is
+    the run's bank); a fresh run rebuilds it, since a leftover cache may come from other real data or settings.
+    """
     from ..gate import ReferenceBank
 
     if batch.bank_path:
@@ -138,11 +142,12 @@ def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tupl
             raise SimGapInputError(f"setting /exts/simgap_ext/bank_path: no such file {path}")
         return path, False, {"bank": str(path.resolve())}
     cached = out_dir / BANK_CACHE_NAME
+    reuse = batch.resume and (out_dir / "run.json").is_file() and cached.is_file()
     if batch.real_dir:
         real = Path(batch.real_dir).expanduser()
         if not real.exists():
             raise SimGapInputError(f"setting /exts/simgap_ext/real_dir: no such directory {real}")
-        if not cached.is_file():
+        if not reuse:
             from ..data import iter_scans
 
             _log.info("building the reference bank from %s", real)
@@ -150,7 +155,7 @@ def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tupl
             bank = ReferenceBank.build(frames, sensor=batch.sensor, config=config, device=device)
             bank.save(cached)
         return cached, False, {"real": str(real.resolve())}
-    if not cached.is_file():
+    if not reuse:
         from ..backends import get_scene_source
         from ..pipeline import derive_seed
 
@@ -188,8 +193,8 @@ def prepare_batch(
         The plan; run it with :func:`run_batch`.
 
     Raises:
-        SimGapInputError: unusable settings (missing bank/real dir, an existing run without ``resume``,
-            Replicator requested where absent).
+        SimGapInputError: unusable settings (missing bank/real dir, a bank of another sensor, an existing run
+            without ``resume``, Replicator requested where absent).
     """
     from .._warp import resolve_device
     from ..backends import get_scene_source
@@ -214,6 +219,14 @@ def prepare_batch(
     percentile = gate.tail_percentile if gate.tail_percentile is not None else 20.0
     tails = identify_tail_classes(bank.class_counts, percentile) if bank.class_counts else []
     source = get_scene_source(backend, sensor=batch.sensor, preset=batch.preset, device=device)
+    sensor_name = getattr(source, "sensor_name", batch.sensor)
+    if config.require_same_sensor and bank.sensor and bank.sensor != sensor_name:
+        # As in `simgap generate`: otherwise every frame would be rejected one by one for the same reason.
+        raise SimGapInputError(
+            f"setting /exts/simgap_ext/sensor: the reference bank {bank_path} holds {bank.sensor} scans but the "
+            f"sensor is {sensor_name}; use a bank of the same sensor (or require_same_sensor = false in the gate "
+            "config)"
+        )
     renderable = set(getattr(source, "class_names", ()) or ())
     focusable = [c for c in tails if not renderable or c in renderable]
     cancel = threading.Event()
