@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,3 +325,39 @@ def test_cli_generate_from_real_dir_caches_the_bank(tmp_path, capsys):
     capsys.readouterr()
     assert main([*[a if a != str(real) else str(other) for a in args], "--resume"]) == 2
     assert "configuration differs from run.json in real" in capsys.readouterr().err
+
+
+def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys):
+    real = tmp_path / "real"
+    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "2", "--seed", "3100",
+                 "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
+    fewer = tmp_path / "fewer"
+    for p in real.rglob("*"):
+        if p.is_file() and not p.name.startswith("000001"):
+            (fewer / p.relative_to(real)).parent.mkdir(parents=True, exist_ok=True)
+            (fewer / p.relative_to(real)).write_bytes(p.read_bytes())
+    out = tmp_path / "gen"
+    (out / "velodyne").mkdir(parents=True)
+    (out / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)  # refused after the bank was built and cached
+    args = ["generate", "--sensor", "vlp-16", "--frames", "0", "--real", str(real), "--out", str(out),
+            "--device", DEVICE, "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 2
+    (out / "velodyne" / "000000.bin").unlink()
+    assert main([a if a != str(real) else str(fewer) for a in args]) == 0
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 1  # the new --real, not the leftover cache
+    assert json.loads((out / "run.json").read_text())["real"] == str(fewer.resolve())
+
+
+def test_cli_generate_replicator_needs_omni_replicator_core_not_just_omni(tmp_path, monkeypatch, capsys):
+    # A kernel-only Kit has an `omni` package but no Replicator: refused before any bank work.
+    (tmp_path / "site" / "omni").mkdir(parents=True)
+    (tmp_path / "site" / "omni" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    args = ["generate", "--sensor", "vlp-16", "--frames", "1", "--real", str(tmp_path / "none"), "--out",
+            str(tmp_path / "gen"), "--backend", "replicator", "--no-progress"]  # fmt: skip
+    try:
+        assert main(args) == 2
+    finally:
+        sys.modules.pop("omni", None)
+    assert "needs Isaac Sim" in capsys.readouterr().err

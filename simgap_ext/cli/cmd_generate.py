@@ -55,8 +55,17 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _has_replicator() -> bool:
+    # A kernel-only Kit has an `omni` package without omni.replicator.core; a missing parent raises, not None.
+    try:
+        return importlib.util.find_spec("omni.replicator.core") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _check_backend(name: str) -> None:
-    if name == "replicator" and importlib.util.find_spec("omni") is None:
+    # Checked before the (slow) bank build so that the user learns it at once.
+    if name == "replicator" and not _has_replicator():
         raise SimGapInputError(
             "--backend replicator needs Isaac Sim (omni.replicator.core is not importable in this Python); "
             "run inside Isaac Sim or use --backend warp"
@@ -76,8 +85,9 @@ def _load_bank(args: argparse.Namespace, config: Any, device: str | None) -> tup
             raise SimGapInputError(f"--real {args.real}: no such directory")
         bank_path = args.out / BANK_CACHE_NAME
         ident = {"real": str(args.real.resolve())}
-        if not bank_path.is_file():
-            # Built once per run and cached: a resumed run must gate against the very same bank.
+        # Built once per run and cached: a resumed run must gate against the very same bank (run.json names
+        # the real data and the bank's hash). A fresh run rebuilds it: a leftover cache may hold other real data.
+        if not (args.resume and (args.out / "run.json").is_file() and bank_path.is_file()):
             _log.info("building the reference bank from %s", args.real)
             frames = iter_scans(args.real, sensor=args.sensor)
             bank = ReferenceBank.build(frames, sensor=args.sensor, config=config, device=device)
