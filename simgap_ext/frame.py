@@ -41,6 +41,14 @@ __all__ = [
 
 FRAME_METADATA_KEYS = ("frame_id", "seed", "sensor", "focus_classes", "attempt")
 
+# label arrays are (N,) uint32 in the contract
+_MAX_ID = 0xFFFFFFFF
+
+
+def _is_real_number_dtype(dtype: np.dtype) -> bool:
+    # integer, floating or bool: not object, string, complex or datetime
+    return dtype.kind in "iufb"
+
 
 def make_frame(
     points: np.ndarray,
@@ -98,8 +106,8 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
         (N,) float32 and ``idToLabels`` keyed by ``int``.
 
     Raises:
-        SimGapInputError: missing keys, wrong shapes, non-finite points, or semantic ids absent from
-            ``idToLabels``.
+        SimGapInputError: missing keys, wrong shapes or dtypes, non-finite points or intensities, label ids that
+            are negative or beyond uint32, or semantic ids absent from ``idToLabels``.
     """
     if not isinstance(frame, Mapping):
         raise SimGapInputError(f"frame must be a mapping, got {type(frame).__name__}")
@@ -109,12 +117,16 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
     pts = np.asarray(frame["data"])
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise SimGapInputError(f"{label}: 'data' must have shape (N, 3), got {pts.shape}")
+    if not _is_real_number_dtype(pts.dtype):
+        raise SimGapInputError(f"{label}: 'data' must hold numbers, got dtype {pts.dtype}")
     pts = pts.astype(np.float32, copy=False)
     if pts.size and not np.isfinite(pts).all():
         bad = int((~np.isfinite(pts).all(axis=1)).sum())
         raise SimGapInputError(f"{label}: 'data' contains {bad} non-finite (NaN/inf) points")
     n = pts.shape[0]
     info = frame["info"]
+    if not isinstance(info, Mapping):
+        raise SimGapInputError(f"{label}: 'info' must be a mapping, got {type(info).__name__}")
     out_info: dict[str, Any] = dict(info)
     for key in ("pointSemantic", "pointInstance"):
         if key not in info:
@@ -122,18 +134,27 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
         arr = np.asarray(info[key]).reshape(-1)
         if arr.shape[0] != n:
             raise SimGapInputError(f"{label}: info[{key!r}] has {arr.shape[0]} entries for {n} points")
+        if arr.size and not _is_real_number_dtype(arr.dtype):
+            raise SimGapInputError(f"{label}: info[{key!r}] must hold integer ids, got dtype {arr.dtype}")
         if arr.size and (not np.issubdtype(arr.dtype, np.integer)) and not np.all(arr == np.round(arr)):
             raise SimGapInputError(f"{label}: info[{key!r}] must hold integer ids")
         if arr.size and arr.min() < 0:
             raise SimGapInputError(f"{label}: info[{key!r}] holds negative ids")
+        # a wider id would wrap around in the uint32 cast and silently become another class / instance
+        if arr.size and arr.max() > _MAX_ID:
+            raise SimGapInputError(f"{label}: info[{key!r}] holds id {arr.max()} beyond uint32 ({_MAX_ID})")
         out_info[key] = arr.astype(np.uint32, copy=False)
     raw_labels = info.get("idToLabels", {}) or {}
+    if not isinstance(raw_labels, Mapping):
+        raise SimGapInputError(f"{label}: idToLabels must be a mapping of id -> {{'class': name}}")
     labels: dict[int, dict[str, str]] = {}
     for k, v in raw_labels.items():
         try:
             key = int(k)
         except (TypeError, ValueError) as exc:
             raise SimGapInputError(f"{label}: idToLabels key {k!r} is not an integer id") from exc
+        if not isinstance(v, str | Mapping):
+            raise SimGapInputError(f"{label}: idToLabels[{k!r}] must be a name or {{'class': name}}, got {v!r}")
         entry = {"class": v} if isinstance(v, str) else dict(v)
         if "class" not in entry:
             raise SimGapInputError(f"{label}: idToLabels[{k!r}] has no 'class' name")
@@ -146,9 +167,15 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
     out["data"] = pts
     out["info"] = out_info
     if frame.get("intensity") is not None:
-        inten = np.asarray(frame["intensity"], dtype=np.float32).reshape(-1)
+        inten = np.asarray(frame["intensity"])
+        if not _is_real_number_dtype(inten.dtype):
+            raise SimGapInputError(f"{label}: 'intensity' must hold numbers, got dtype {inten.dtype}")
+        inten = inten.astype(np.float32, copy=False).reshape(-1)
         if inten.shape[0] != n:
             raise SimGapInputError(f"{label}: 'intensity' has {inten.shape[0]} entries for {n} points")
+        if inten.size and not np.isfinite(inten).all():
+            bad = int((~np.isfinite(inten)).sum())
+            raise SimGapInputError(f"{label}: 'intensity' contains {bad} non-finite (NaN/inf) values")
         out["intensity"] = inten
     out.setdefault("frame_id", 0)
     out.setdefault("seed", 0)

@@ -55,6 +55,14 @@ def test_empty_frame_is_valid() -> None:
         (lambda f: f["info"].pop("pointInstance"), "missing 'pointInstance'"),
         (lambda f: f.update(intensity=np.zeros(3)), "'intensity' has 3 entries"),
         (lambda f: f["info"].update(pointInstance=np.array([0, 0, -1, 0, 0])), "negative ids"),
+        # ids that do not fit the contract's uint32 would wrap around into another class / instance
+        (lambda f: f["info"].update(pointSemantic=np.array([10, 10, 30, 30, 2**32 + 10])), "beyond uint32"),
+        (lambda f: f["info"].update(pointInstance=np.array([1, 1, 2, 2, 2**32 + 1])), "beyond uint32"),
+        (lambda f: f["info"].update(pointSemantic=np.array(["a"] * 5)), "must hold integer ids, got dtype"),
+        (lambda f: f.update(data=np.full((5, 3), "x")), "'data' must hold numbers"),
+        (lambda f: f.update(info=None), "'info' must be a mapping"),
+        (lambda f: f["info"].update(idToLabels={10: "vehicle", 30: 7}), r"idToLabels\[30\] must be a name"),
+        (lambda f: f.update(intensity=np.array([0.1, np.nan, 0.2, 0.3, np.inf])), "'intensity' contains 2 non-finite"),
     ],
 )
 def test_bad_frames_raise_named_errors(mutate, message) -> None:
