@@ -238,3 +238,15 @@ def test_cli_mix_bad_ratio_is_one_line_error(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert rc == 2 and err.strip().startswith("simgap: error: ratio") and len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_mix_is_valid_but_warned_about(caplog):
+    accepted_none = [r for r in _synth_rows() if r["decision"] != "accepted"]
+    with caplog.at_level("WARNING", logger="simgap_ext.pipeline.mixing"):
+        res = mix_rows(_real_rows(), accepted_none, ratio=0.5)
+    assert res.train == [] and res.val == []
+    assert "the mix is empty: 20 real and 0 accepted synthetic rows" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="simgap_ext.pipeline.mixing"):
+        mix_rows(_real_rows(), _synth_rows(), ratio=0.5)
+    assert "mix is empty" not in caplog.text

@@ -220,6 +220,16 @@ def mix_rows(
             "val_real": v_r,
             "val_synthetic": v_s,
         }
+    if not train and not val:
+        # Valid (e.g. no accepted synthetic sample yet) but almost certainly not what was asked for: say why.
+        _log.warning(
+            "the mix is empty: %d real and %d accepted synthetic rows give no complete %d real : %d synthetic unit "
+            "in any bucket",
+            len(real),
+            len(synth),
+            q - p,
+            p,
+        )
     class_table: dict[str, dict[str, Any]] = {
         c: {"bucket": b, "real_frequency": freq.get(c, 0), "train_real": 0, "train_synthetic": 0, "val_real": 0,
             "val_synthetic": 0}
