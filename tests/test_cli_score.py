@@ -42,6 +42,16 @@ def _brute_chamfer(a, b):
     return 0.5 * (d.min(1).mean() + d.min(0).mean())
 
 
+def _brute_dcd(a, b, alpha=10.0):
+    """Density-aware Chamfer (Wu et al. 2021) from a dense distance matrix: the reference for small scans."""
+    d = np.linalg.norm(a[:, None].astype(np.float64) - b[None].astype(np.float64), axis=-1)
+    i_ab, i_ba = d.argmin(1), d.argmin(0)
+    n_b, n_a = np.bincount(i_ab, minlength=len(b)), np.bincount(i_ba, minlength=len(a))
+    term_a = 1 - np.exp(-alpha * d.min(1) ** 2) / n_b[i_ab]
+    term_b = 1 - np.exp(-alpha * d.min(0) ** 2) / n_a[i_ba]
+    return 0.5 * (term_a.mean() + term_b.mean())
+
+
 @pytest.fixture
 def real_dir(tmp_path):
     rng = np.random.default_rng(0)
@@ -86,6 +96,7 @@ def test_perturbed_and_missing_class(real_dir, tmp_path, capsys):
         r_pts, r_sem, _ = _read_real(real_dir, f"{i:06d}")
         s_pts = scans[f"{i:06d}"][0]
         assert f["g"] == pytest.approx(1 - _brute_chamfer(r_pts, s_pts) / 0.5, rel=1e-5)
+        assert f["dcd"] == pytest.approx(_brute_dcd(r_pts, s_pts), rel=1e-5)
         ped = f["per_class"]["pedestrian"]
         want = 1 - _brute_chamfer(r_pts[r_sem == 30], s_pts[scans[f"{i:06d}"][1] == 30]) / 0.5
         assert ped["g"] == pytest.approx(want, rel=1e-5)
@@ -123,12 +134,29 @@ def test_sensor_profile_gives_d_max(real_dir, tmp_path):
         ([], "--sensor PROFILE or --max-expected-distance"),
         (["--max-expected-distance", "-1"], "must be > 0"),
         (["--sensor", "no-such-lidar"], "unknown sensor profile"),
+        (["--max-expected-distance", "1", "--threshold-g", "2"], "threshold_g must be in [0, 1]"),
+        (["--max-expected-distance", "1", "--threshold-js", "-0.1"], "threshold_js must be in [0, 1]"),
+        (["--max-expected-distance", "1", "--min-points", "0"], "min_points must be >= 1"),
     ],
 )
 def test_bad_arguments_exit_2(real_dir, extra, match, capsys):
     assert main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("simgap: error:") and match in err and err.count("\n") == 1
+
+
+def test_scorer_checks_its_settings_before_any_pair():
+    from simgap_ext.errors import SimGapInputError
+    from simgap_ext.metrics.paired import PairedScorer
+
+    for kw, match in (
+        ({"threshold_js": 1.5}, "threshold_js"),
+        ({"threshold_g": -0.5}, "threshold_g"),
+        ({"method": "kl"}, "method"),
+        ({"min_points": 0}, "min_points"),
+    ):
+        with pytest.raises(SimGapInputError, match=match):
+            PairedScorer(d_max=1.0, **kw)
 
 
 def test_missing_path_exit_2(real_dir, tmp_path, capsys):

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SimGapInputError
 from ..frame import class_names, class_points, validate_frame
-from .chamfer import chamfer_from_pair, pair_nearest_neighbors
+from .chamfer import PairNN, chamfer_from_pair, pair_nearest_neighbors
 from .dcd import dcd_from_pair
 from .dogss import combined_score, normalized_score
 from .features import FrozenBackbone, instance_features
-from .semantic import semantic_alignment
+from .semantic import SEMANTIC_METHODS, semantic_alignment
 
 __all__ = ["pair_names", "FrameScore", "ClassSummary", "PairedReport", "PairedScorer", "IGNORED_CLASSES"]
 
@@ -148,6 +149,10 @@ class PairedScorer:
         backbone: embedding model (default :class:`FrozenBackbone`).
         min_points: smallest instance crop embedded.
         device: Warp device.
+
+    Raises:
+        SimGapInputError: ``d_max`` not positive, a threshold outside [0, 1], an unknown method or
+            ``min_points < 1`` (checked here, before any pair is scored).
     """
 
     def __init__(
@@ -162,7 +167,16 @@ class PairedScorer:
         min_points: int = 8,
         device: str | None = None,
     ) -> None:
+        # validate everything before the first (expensive) pair rather than at report() time
         normalized_score(0.0, d_max)  # validates d_max
+        if not 0.0 <= float(threshold_g) <= 1.0:
+            raise SimGapInputError(f"threshold_g must be in [0, 1] (G is a score), got {threshold_g}")
+        if not 0.0 <= float(threshold_js) <= 1.0:
+            raise SimGapInputError(f"threshold_js must be in [0, 1] (JS is in bits), got {threshold_js}")
+        if method not in SEMANTIC_METHODS:
+            raise SimGapInputError(f"method must be one of {SEMANTIC_METHODS}, got {method!r}")
+        if int(min_points) < 1:
+            raise SimGapInputError(f"min_points must be >= 1, got {min_points}")
         self.d_max = float(d_max)
         self._norm = self.d_max**2 if squared else self.d_max
         self.squared = bool(squared)
@@ -176,9 +190,8 @@ class PairedScorer:
         self._real_feats: dict[str, list[np.ndarray]] = defaultdict(list)
         self._synth_feats: dict[str, list[np.ndarray]] = defaultdict(list)
 
-    def _cd(self, a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> tuple[float, float]:
-        nn = pair_nearest_neighbors(a, b, device=self.device, a_name=a_name, b_name=b_name)
-        return chamfer_from_pair(nn, squared=self.squared), dcd_from_pair(nn)
+    def _nn(self, a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> PairNN:
+        return pair_nearest_neighbors(a, b, device=self.device, a_name=a_name, b_name=b_name)
 
     def add(self, real_name: str, real: Mapping[str, Any], synth_name: str, synth: Mapping[str, Any]) -> FrameScore:
         """Score one pair and keep its instance embeddings.
@@ -192,13 +205,15 @@ class PairedScorer:
         """
         rf = validate_frame(real, name=f"real scan {real_name}")
         sf = validate_frame(synth, name=f"synthetic scan {synth_name}")
-        cd, dcd = self._cd(rf["data"], sf["data"], f"real scan {real_name}", f"synthetic scan {synth_name}")
+        # one nearest-neighbour search serves the scene Chamfer and the scene DCD
+        nn = self._nn(rf["data"], sf["data"], f"real scan {real_name}", f"synthetic scan {synth_name}")
+        cd = chamfer_from_pair(nn, squared=self.squared)
         score = FrameScore(
             real=real_name,
             synthetic=synth_name,
             chamfer=cd,
             g=normalized_score(cd, self._norm),
-            dcd=dcd,
+            dcd=dcd_from_pair(nn),
             n_real=int(rf["data"].shape[0]),
             n_synthetic=int(sf["data"].shape[0]),
         )
@@ -208,7 +223,8 @@ class PairedScorer:
             sp = class_points(sf, cls) if cls in s_classes else np.zeros((0, 3), np.float32)
             entry: dict[str, Any] = {"chamfer": None, "g": None, "n_real": len(rp), "n_synthetic": len(sp), "note": ""}
             if len(rp) and len(sp):
-                c_cd, _ = self._cd(rp, sp, f"real scan {real_name} class {cls!r}", f"synthetic {cls!r}")
+                c_nn = self._nn(rp, sp, f"real scan {real_name} class {cls!r}", f"synthetic {cls!r}")
+                c_cd = chamfer_from_pair(c_nn, squared=self.squared)
                 entry["chamfer"] = c_cd
                 entry["g"] = normalized_score(c_cd, self._norm)
             else:
