@@ -58,6 +58,15 @@ def test_gate_config_file_and_overrides(tmp_path):
         ("object_weights = { colour = 1.0 }", "unknown keys \\['colour'\\]"),
         ("js_hysteresis = 0.5", "js_hysteresis must lie"),
         ("g_threshold = [", "not valid TOML"),
+        ('min_points = "8"', "min_points must be an integer, got '8'"),
+        ("k_exemplars = 2.5", "k_exemplars must be an integer"),
+        ('g_threshold = "0.8"', "g_threshold must be a finite number"),
+        ("duplicate_tolerance = nan", "duplicate_tolerance must be a finite number"),
+        ("calibration_margin = inf", "calibration_margin must be a finite number"),
+        ("require_same_sensor = 1", "require_same_sensor must be true or false"),
+        ('background_classes = "ground"', "background_classes must be a list of class names"),
+        ("object_weights = { chamfer = true }", "object_weights.chamfer must be a finite number"),
+        ("semantic_permutations = -1", "semantic_permutations must be >= 0"),
     ],
 )
 def test_gate_config_rejects_bad_values(tmp_path, text, match):
@@ -65,6 +74,12 @@ def test_gate_config_rejects_bad_values(tmp_path, text, match):
     path.write_text(text + "\n")
     with pytest.raises(SimGapInputError, match=match):
         load_gate_config(path)
+
+
+def test_gate_config_normalises_numbers():
+    cfg = GateConfig(g_threshold=1, min_points=8.0, semantic_permutations=0, background_classes=["ground"])
+    assert type(cfg.g_threshold) is float and type(cfg.min_points) is int and cfg.min_points == 8
+    assert cfg.background_classes == ("ground",) and cfg.semantic_permutations == 0
 
 
 def test_gate_config_missing_named_file(tmp_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +24,26 @@ from ..errors import SimGapInputError
 __all__ = ["GateConfig", "load_gate_config", "default_gate_config_path"]
 
 _UNKNOWN_POLICIES = ("reject", "ignore")
+_FLOAT_FIELDS = (
+    "g_threshold",
+    "scene_threshold",
+    "calibration_quantile",
+    "calibration_margin",
+    "max_duplicate_fraction",
+    "duplicate_tolerance",
+    "js_threshold",
+    "js_hysteresis",
+)
+_INT_FIELDS = (
+    "min_points",
+    "k_exemplars",
+    "quarantine_window",
+    "quarantine_min_samples",
+    "semantic_bins",
+    "semantic_permutations",
+    "max_exemplars_per_class",
+    "max_scene_samples",
+)
 _SEMANTIC_METHODS = ("sliced", "norm")
 
 
@@ -85,6 +107,8 @@ class GateConfig:
     max_scene_samples: int = 4096
 
     def __post_init__(self) -> None:
+        self._check_types()
+
         def _unit(name: str, value: float) -> None:
             if not 0.0 <= float(value) <= 1.0:
                 raise SimGapInputError(f"gate config: {name} must lie in [0, 1], got {value}")
@@ -102,17 +126,10 @@ class GateConfig:
                 f"gate config: js_hysteresis must lie in [0, js_threshold={self.js_threshold}], "
                 f"got {self.js_hysteresis}"
             )
-        for name in (
-            "min_points",
-            "k_exemplars",
-            "quarantine_window",
-            "quarantine_min_samples",
-            "semantic_bins",
-            "max_exemplars_per_class",
-            "max_scene_samples",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise SimGapInputError(f"gate config: {name} must be >= 1, got {getattr(self, name)}")
+        for name in _INT_FIELDS:
+            minimum = 0 if name == "semantic_permutations" else 1
+            if getattr(self, name) < minimum:
+                raise SimGapInputError(f"gate config: {name} must be >= {minimum}, got {getattr(self, name)}")
         if self.duplicate_tolerance <= 0:
             raise SimGapInputError(f"gate config: duplicate_tolerance must be > 0, got {self.duplicate_tolerance}")
         if self.unknown_class not in _UNKNOWN_POLICIES:
@@ -135,7 +152,34 @@ class GateConfig:
                 raise SimGapInputError(f"gate config: {table} must be non-negative with a positive sum, got {weights}")
             # Frozen means frozen: a read-only copy, so that no caller can change a weight behind the gate's back.
             object.__setattr__(self, table, MappingProxyType({k: float(weights.get(k, 0.0)) for k in allowed}))
-        object.__setattr__(self, "background_classes", tuple(str(c) for c in self.background_classes))
+
+    def _check_types(self) -> None:
+        """Types first (a TOML ``min_points = "8"`` or ``background_classes = "ground"`` must not get through)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _FLOAT_FIELDS:
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                    raise SimGapInputError(f"gate config: {f.name} must be a finite number, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            elif f.name in _INT_FIELDS:
+                ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and float(value).is_integer()
+                if not ok:
+                    raise SimGapInputError(f"gate config: {f.name} must be an integer, got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+            elif f.name == "require_same_sensor" and not isinstance(value, bool):
+                raise SimGapInputError(f"gate config: require_same_sensor must be true or false, got {value!r}")
+            elif f.name in ("unknown_class", "semantic_method") and not isinstance(value, str):
+                raise SimGapInputError(f"gate config: {f.name} must be a string, got {value!r}")
+            elif f.name in ("object_weights", "scene_weights"):
+                if not isinstance(value, Mapping):
+                    raise SimGapInputError(f"gate config: {f.name} must be a table of weights, got {value!r}")
+                for k, w in value.items():
+                    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
+                        raise SimGapInputError(f"gate config: {f.name}.{k} must be a finite number, got {w!r}")
+        classes = self.background_classes
+        if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+            raise SimGapInputError(f"gate config: background_classes must be a list of class names, got {classes!r}")
+        object.__setattr__(self, "background_classes", tuple(classes))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every field."""
@@ -190,6 +234,4 @@ def load_gate_config(path: str | os.PathLike[str] | None = None, **overrides: An
     unknown = sorted(set(values) - known)
     if unknown:
         raise SimGapInputError(f"gate config {file}: unknown keys {unknown}")
-    if "background_classes" in values:
-        values["background_classes"] = tuple(values["background_classes"])
     return GateConfig(**values)
