@@ -27,6 +27,11 @@ def _brute_chamfer(a, b):
     return 0.5 * (d.min(1).mean() + d.min(0).mean())
 
 
+def _brute_chamfer_squared(a, b):
+    d2 = ((a[:, None] - b[None]) ** 2).sum(axis=-1)
+    return 0.5 * (d2.min(1).mean() + d2.min(0).mean())
+
+
 # --------------------------------------------------------------------------- semantic alignment
 
 
@@ -203,8 +208,10 @@ def test_calibrate_rule():
     dicts = [{"data": f} for f in frames]
     assert calibrate(dicts, device="cpu") == pytest.approx(d_max)
     assert calibrate([(str(i), d) for i, d in enumerate(dicts)], device="cpu") == pytest.approx(d_max)
+    # squared Chamfer: d_max = sqrt(Q(CD^2) / (1 - target_g)), still metres
+    cds2 = np.array([_brute_chamfer_squared(frames[i], frames[i + 1]) for i in range(5)])
     sq = calibrate(frames, squared=True, device="cpu")
-    assert sq > 0
+    assert sq == pytest.approx(math.sqrt(np.quantile(cds2, 0.95) / 0.25), rel=1e-6)
 
 
 def test_calibrate_errors():
@@ -213,6 +220,12 @@ def test_calibrate_errors():
     same = np.random.default_rng(0).random((10, 3))
     with pytest.raises(ReferenceDataError, match="identical"):
         calibrate([same, same], device="cpu")
+    # no pair at all is not a calibration (a lazy iterator used to crash on the empty result)
+    for max_pairs in (0, -3):
+        with pytest.raises(SimGapInputError, match="max_pairs must be >= 1"):
+            calibration_distances((f for f in (same, same + 1.0)), max_pairs=max_pairs, device="cpu")
+        with pytest.raises(SimGapInputError, match="max_pairs must be >= 1"):
+            calibrate([same, same + 1.0], max_pairs=max_pairs, device="cpu")
 
 
 def test_calibration_streams_and_spreads_pairs():

@@ -63,13 +63,16 @@ def calibration_distances(
 
     Raises:
         ReferenceDataError: fewer than two frames.
+        SimGapInputError: ``max_pairs < 1``.
     """
+    if int(max_pairs) < 1:
+        raise SimGapInputError(f"max_pairs must be >= 1, got {max_pairs}")
     if n_frames is None and hasattr(real_frames, "__len__"):
         n_frames = len(real_frames)  # type: ignore[arg-type]
     wanted: set[int] | None = None
     if n_frames is not None and n_frames >= 2:
         n_pairs = n_frames - 1
-        k = min(n_pairs, max(int(max_pairs), 1))
+        k = min(n_pairs, int(max_pairs))
         wanted = set(np.unique(np.linspace(0, n_pairs - 1, num=k).round().astype(int)).tolist())
     out: list[float] = []
     prev: np.ndarray | None = None
@@ -144,7 +147,7 @@ def calibrate(
 
     Raises:
         ReferenceDataError: fewer than two frames, or all pairs identical (CD = 0).
-        SimGapInputError: ``quantile`` or ``target_g`` outside their ranges.
+        SimGapInputError: ``quantile`` or ``target_g`` outside their ranges, or ``max_pairs < 1``.
     """
     d_max_from_distances(np.ones(1), quantile=quantile, target_g=target_g)  # validate before the expensive part
     cds = calibration_distances(real_frames, max_pairs=max_pairs, squared=squared, device=device)
