@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,37 @@ def test_scorer_checks_its_settings_before_any_pair():
     ):
         with pytest.raises(SimGapInputError, match=match):
             PairedScorer(d_max=1.0, **kw)
+
+
+class _FullDisk:
+    """Stand-in for a file object on a full disk (the OS is what is simulated)."""
+
+    def __init__(self, fd, mode):
+        os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["score", "calibrate"])
+def test_json_report_on_a_full_disk_keeps_the_previous_report(real_dir, tmp_path, monkeypatch, capsys, command):
+    from simgap_ext.data import atomic as atomic_mod
+
+    out = tmp_path / "r.json"
+    out.write_text('{"previous": true}\n')
+    args = ["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--max-expected-distance", "1",
+            "--no-progress"] if command == "score" else ["calibrate", "--real", str(real_dir)]  # fmt: skip
+    monkeypatch.setattr(atomic_mod.os, "fdopen", _FullDisk)
+    assert main([*args, "--json", str(out)]) == 2
+    assert "no space left on device writing" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == {"previous": True}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".r.json")) == []
 
 
 def test_missing_path_exit_2(real_dir, tmp_path, capsys):

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         f"q{args.quantile:g} {np.quantile(cds, args.quantile):.4g} {unit})"
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+        from ..data import atomic_write_bytes
+
         out = {
             "real": str(args.real),
             "d_max": d_max,
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
             "n_scans": n,
             "chamfer_pairs": cds.tolist(),
         }
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_bytes(args.json, (json.dumps(out, indent=2) + "\n").encode("utf-8"))
     return 0

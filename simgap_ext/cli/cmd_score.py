@@ -159,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
     report = scorer.report(pairing=mode, warnings=warnings)
     _print_report(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+        from ..data import atomic_write_bytes
+
         data = report.to_dict()
         data.update({"real": str(args.real), "synthetic": str(args.synthetic), "sensor": args.sensor})
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        # atomic: a full disk leaves the previous report intact instead of a truncated one
+        atomic_write_bytes(args.json, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return 0
