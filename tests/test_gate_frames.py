@@ -316,3 +316,35 @@ def test_bank_without_sensor_profile_still_separates(sources):
 def test_bank_build_needs_frames():
     with pytest.raises(ReferenceDataError, match="no real frames"):
         ReferenceBank.build([])
+
+
+def test_object_components_with_the_gates_precomputed_lookups_equal_the_standalone_call(gate, bank, realistic):
+    # The gate hands its exemplar lookups and batch matches to object_components; the result must be what
+    # object_components computes on its own (independent path: its own range lookup and Chamfer matching).
+    from simgap_ext.errors import SimGapInputError
+    from simgap_ext.gate.geometric import best_exemplar_matches, object_components
+
+    frame = realistic[TEST_SEEDS[0]]
+    stats = gate.stats(frame)
+    cfg = gate.config
+    decision = gate.evaluate(frame)
+    checked = 0
+    for c in bank.object_classes:
+        crops = [cr for cr in stats.crops if cr.class_name == c]
+        scored = [cr for cr in crops if cr.n_points >= cfg.min_points]
+        if not scored:
+            continue
+        near = [bank.exemplars_near(c, cr.range, cfg.k_exemplars) for cr in scored]
+        usable = [(cr, n) for cr, n in zip(scored, near, strict=True) if n.size]
+        matches = best_exemplar_matches([cr.points for cr, _ in usable], [n for _, n in usable], bank, device="cpu")
+        kw = {"k": cfg.k_exemplars, "min_points": cfg.min_points, "device": "cpu"}
+        alone = object_components(c, crops, stats, bank, **kw)
+        given = object_components(c, crops, stats, bank, matches=matches, near=near, **kw)
+        assert {n: (s.distance, s.d_max) for n, s in given.items()} == {
+            n: (s.distance, s.d_max) for n, s in alone.items()
+        }
+        assert decision.per_class[c].components == {n: s.score for n, s in alone.items()}
+        with pytest.raises(SimGapInputError, match=f"class {c}: {len(near) - 1} exemplar lists for {len(near)}"):
+            object_components(c, crops, stats, bank, matches=matches, near=near[:-1], **kw)
+        checked += 1
+    assert checked

@@ -185,14 +185,15 @@ class FrameGate:
             by_class.setdefault(crop.class_name, []).append(crop)
         # Every class's crops are matched against their exemplars in one batch (one NN pass per frame).
         scored_by_class: dict[str, list] = {}
+        near_by_class: dict[str, list[np.ndarray]] = {}
         batch_crops, batch_near, owners = [], [], []
         for c, crops in sorted(by_class.items()):
             if c not in known:
                 continue
             scored = [cr for cr in crops if cr.n_points >= cfg.min_points]
             scored_by_class[c] = scored
-            for cr in scored:
-                near = self.bank.exemplars_near(c, cr.range, cfg.k_exemplars)
+            near_by_class[c] = [self.bank.exemplars_near(c, cr.range, cfg.k_exemplars) for cr in scored]
+            for cr, near in zip(scored, near_by_class[c], strict=True):
                 if near.size:
                     batch_crops.append(cr.points)
                     batch_near.append(near)
@@ -214,6 +215,7 @@ class FrameGate:
                 min_points=cfg.min_points,
                 device=self.device,
                 matches=matches.get(c, []),
+                near=near_by_class[c],
             )
             dec.components = {name: comp.score for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)

@@ -208,6 +208,7 @@ def object_components(
     min_points: int = 8,
     device: str | None = None,
     matches: Sequence[tuple[float, int]] | None = None,
+    near: Sequence[np.ndarray] | None = None,
 ) -> dict[str, ComponentScore]:
     """Object-level component scores of one class.
 
@@ -222,6 +223,8 @@ def object_components(
         device: Warp device.
         matches: precomputed :func:`best_exemplar_matches` of the scorable crops that have candidate exemplars, in order
             (the gate matches every class of a frame in one batch).
+        near: precomputed ``bank.exemplars_near(class_name, crop.range, k)`` of every scorable crop, in order
+            ((C_i,) int64 each, possibly empty), so that the gate's range lookup is not done a second time.
 
     Returns:
         component name -> :class:`ComponentScore`; a component without data (no crops, no exemplars, too few
@@ -233,7 +236,9 @@ def object_components(
     totals = bank.ex_total
     cd, cnt = [], []
     scored = [c for c in crops if c.n_points >= min_points]
-    near_all = [bank.exemplars_near(class_name, crop.range, k) for crop in scored]
+    if near is not None and len(near) != len(scored):
+        raise SimGapInputError(f"class {class_name}: {len(near)} exemplar lists for {len(scored)} scorable crops")
+    near_all = list(near) if near is not None else [bank.exemplars_near(class_name, crop.range, k) for crop in scored]
     usable = [(crop, near) for crop, near in zip(scored, near_all, strict=True) if near.size]
     if matches is None:
         matches = best_exemplar_matches([c.points for c, _ in usable], [n for _, n in usable], bank, device=device)
