@@ -44,7 +44,8 @@ class BatchSettings:
         backend: scene source, one of :data:`BACKENDS`.
         sensor: sensor profile name or path.
         preset: randomization preset of the embedded backend.
-        frames: number of frames to accept (>= 1).
+        frames: scheduled frames of the batch (>= 1; each rendered up to ``1 + max_retries`` times, only the
+            accepted ones exported).
         seed: base seed of the scene randomizer.
         out_dir: export root.
         resume: resume an interrupted batch in ``out_dir``.
@@ -52,7 +53,8 @@ class BatchSettings:
         real_dir: real reference scans, or None.
         reference_frames: frames rendered for a self-reference bank when neither ``bank_path`` nor ``real_dir``.
         device: Warp device name or ``"auto"``.
-        max_retries: re-randomizations of a rejected tail-class scene (>= 0).
+        max_retries: re-randomizations of a rejected scene whose tail class failed or whose class is in
+            semantic quarantine (>= 0).
         quit_on_finish: post an app quit when the headless batch ends.
     """
 

@@ -26,8 +26,8 @@ def register(subparsers: Any) -> None:
         help="generate gated synthetic LiDAR frames (SemanticKITTI export + manifest)",
         description=(
             "Render synthetic frames with a scene backend, score every frame with the DoGSS-PCL gate against a "
-            "real reference bank, re-randomize rejected tail-class scenes, and export accepted frames in "
-            "SemanticKITTI layout with a JSON Lines manifest. Interrupted runs continue with --resume."
+            "real reference bank, re-randomize rejected tail-class (or quarantined-class) scenes, and export accepted "
+            "frames in SemanticKITTI layout with a JSON Lines manifest. Interrupted runs continue with --resume."
         ),
     )
     p.add_argument("--sensor", required=True, help="sensor profile name or TOML path (e.g. vlp-16)")
@@ -40,7 +40,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--preset", choices=("realistic", "ideal"), default="realistic", help="sensor effects preset")
     p.add_argument("--seed", type=int, default=0, help="run seed (>= 0); render seeds derive from it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--max-retries", type=int, default=3, help="re-randomizations of a failed tail-class frame")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="re-randomizations of a rejected frame (tail class failed, or a class in quarantine)",
+    )
     p.add_argument("--tail-percentile", type=float, default=20.0, help="tail = classes at/below this percentile")
     p.add_argument(
         "--target-per-class",

@@ -2,8 +2,9 @@
 
 Schedule. A run renders ``n_frames`` scheduled frames ``frame_id = 0 .. n_frames-1``. Attempt ``a`` of frame ``k``
 renders with seed :func:`derive_seed` ``(run_seed, k, a)`` and the focus classes the focus plan chose for ``k``
-(kept for every attempt of ``k``). A rejected attempt whose failing classes include a tail class is re-rendered
-(``a + 1``) until ``max_retries`` re-randomizations are spent; every attempt is one manifest row:
+(kept for every attempt of ``k``). A rejected attempt whose failing classes include a tail class, or that holds a
+class in semantic quarantine (:func:`~simgap_ext.pipeline.attempt.plan_retry`), is re-rendered (``a + 1``) until
+``max_retries`` re-randomizations are spent; every attempt is one manifest row:
 ``rerandomized`` for an attempt that was retried, ``accepted`` (exported), ``held_back`` (blocked only by
 semantic quarantine) or ``rejected`` for the last one.
 
@@ -160,8 +161,9 @@ class GenerationRunner:
         gate: a :class:`~simgap_ext.gate.FrameGate` (``evaluate(frame) -> GateDecision``).
         out_dir: run directory (``manifest.jsonl``, ``run.json``, ``velodyne/``, ``labels/``, ``label_map.yaml``).
         stats: the model to record into (a fresh :class:`AcceptanceStats` by default); must be empty.
-        tail_classes: classes whose failure triggers re-randomization (rarest first). Classes the source cannot
-            render are still retried on failure but never used as focus.
+        tail_classes: classes whose failure triggers re-randomization (rarest first; quarantined classes trigger it
+            too, see :func:`~simgap_ext.pipeline.attempt.plan_retry`). Classes the source cannot render are still
+            retried on failure but never used as focus.
         max_retries: re-randomizations per scheduled frame (>= 0).
         focus_plan: a :class:`FocusPlan` (default :class:`TailFocusPlan` over the renderable tail classes).
         seed: run seed (>= 0); every render seed derives from it.

@@ -39,7 +39,8 @@ class GatedExportSink:
         gate: anything with ``evaluate(frame) -> GateDecision`` (a :class:`~simgap_ext.gate.FrameGate`).
         out_dir: export root (``velodyne/``, ``labels/``, ``label_map.yaml``, ``manifest.jsonl``).
         stats: the observable model to update (a fresh one by default).
-        tail_classes: classes whose failure asks for a re-randomization.
+        tail_classes: classes whose failure asks for a re-randomization (a quarantined class does too, see
+            :func:`~simgap_ext.pipeline.attempt.plan_retry`).
         max_retries: re-randomizations of one scene before its rejection is final (>= 0).
         on_rerandomize: called with ``(frame, decision)`` when a rejected frame should be re-rendered (the
             writer sends Replicator's custom event from here).

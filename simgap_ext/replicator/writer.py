@@ -15,8 +15,9 @@ Each ``write(data)`` finds the requested annotator's payload per render product 
 (``legacy``, ``annotator``, ``renderProduct``), turns it into the DESIGN.md frame with the adapter of that
 annotator (:mod:`simgap_ext.replicator.adapters`) and submits it to a :class:`GatedExportSink` (gate -> export ->
 manifest row -> stats). A rejected frame simply returns (Replicator has no return value that rejects a frame); when
-a tail class failed and retries remain, the writer fires ``rerandomize_event`` so that a randomizer graph triggered
-by ``rep.trigger.on_custom_event`` re-renders the scene with a new seed.
+a tail class failed or a class of the frame is in semantic quarantine, and retries remain
+(:func:`~simgap_ext.pipeline.attempt.plan_retry`), the writer fires ``rerandomize_event`` so that a randomizer graph
+triggered by ``rep.trigger.on_custom_event`` re-renders the scene with a new seed.
 """
 
 from __future__ import annotations
