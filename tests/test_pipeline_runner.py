@@ -361,3 +361,31 @@ def test_cli_generate_replicator_needs_omni_replicator_core_not_just_omni(tmp_pa
     finally:
         sys.modules.pop("omni", None)
     assert "needs Isaac Sim" in capsys.readouterr().err
+
+
+def test_quarantined_class_scenes_are_re_rendered_then_held_back(env, tmp_path):
+    # Geometry always passes (thresholds 0) and a quarantine whose JS is always 1 bit quarantines every class with
+    # real embeddings: each frame is re-rendered (no tail class involved) until the budget is spent, then held back.
+    from simgap_ext.gate import SemanticQuarantine
+
+    bank = ReferenceBank.load(env.bank_path)
+    quarantine = SemanticQuarantine(1, 0.15, 1, js_fn=lambda name, real, synth: 1.0)
+    gate = FrameGate(bank, load_gate_config(g_threshold=0.0, scene_threshold=0.0), device=DEVICE, quarantine=quarantine)
+    source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
+    out = tmp_path / "q"
+    GenerationRunner(source, gate, out, tail_classes=[], max_retries=1, seed=SEED).run(2, progress=False)
+    rows = read_manifest(out / "manifest.jsonl")
+    assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [
+        (0, 0, "rerandomized"),
+        (0, 1, "held_back"),
+        (1, 0, "rerandomized"),
+        (1, 1, "held_back"),
+    ]
+    for r in rows:
+        assert r["quarantined"] and set(r["quarantined"]) <= set(bank.class_features())
+        # JS is null where this frame's window held too few samples: the class stays quarantined meanwhile.
+        assert r["path"] is None and all(r["js"][c] in (1.0, None) for c in r["quarantined"])
+    assert "in quarantine (re-randomization 1 of 1)" in rows[0]["reasons"][-1]
+    assert rows[1]["reasons"][-1] == "retry budget spent (1 re-randomizations)"
+    assert rows[1]["seed"] == derive_seed(SEED, 0, 1) and rows[1]["focus_classes"] == rows[0]["focus_classes"]
+    assert not (out / "velodyne").exists() or not list((out / "velodyne").iterdir())

@@ -321,3 +321,24 @@ def test_gmo_v60_raw_buffer_goes_through_the_parser_and_stable_id_map(rep, world
     for s in frame["info"]["pointSemantic"].tolist():
         expected_points[names[s]] = expected_points.get(names[s], 0) + 1
     assert row["class_points"] == expected_points
+
+
+def test_sink_re_renders_quarantined_scenes_with_the_runners_rule(world, tmp_path):
+    # No Replicator needed: the push-path sink alone. A quarantine whose JS is always 1 bit quarantines every class
+    # with real embeddings; no tail class is involved, yet the scene is sent back until the budget is spent.
+    from simgap_ext.gate import FrameGate, SemanticQuarantine, load_gate_config
+    from simgap_ext.replicator.sink import GatedExportSink
+
+    quarantine = SemanticQuarantine(1, 0.15, 1, js_fn=lambda name, real, synth: 1.0)
+    config = load_gate_config(g_threshold=0.0, scene_threshold=0.0)
+    gate = FrameGate(world["bank"], config, device="cpu", quarantine=quarantine)
+    sent = []
+    sink = GatedExportSink(gate, tmp_path, max_retries=1, on_rerandomize=lambda f, d: sent.append(f["attempt"]))
+    frame = world["frames"][0]
+    for attempt in (0, 1):
+        sink.submit({**frame, "frame_id": 0, "attempt": attempt})
+    rows = _rows(tmp_path)
+    assert [(r["attempt"], r["decision"]) for r in rows] == [(0, "rerandomized"), (1, "held_back")]
+    assert sent == [0] and sink.counts["rerandomized"] == 1 and sink.next_index == 0
+    assert "in quarantine (re-randomization 1 of 1)" in rows[0]["reasons"][-1]
+    assert rows[1]["reasons"][-1] == "retry budget spent (1 re-randomizations)"
