@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import laspy
@@ -227,3 +228,61 @@ def test_label_length_mismatch_in_npz(tmp_path: Path) -> None:
     np.savez(tmp_path / "m.npz", points=np.zeros((4, 3), np.float32), semantic=np.zeros(3, np.uint32))
     with pytest.raises(SimGapInputError, match=r"m\.npz: semantic has 3 values for 4 points"):
         load_point_cloud(tmp_path / "m.npz")
+
+
+def test_bad_arrays_in_a_file_name_the_file(tmp_path: Path) -> None:
+    cases = {
+        # a wider id would wrap around in the uint32 cast and silently become another class
+        "wide.npz": (
+            {"points": np.zeros((2, 3)), "semantic": np.array([2**33 + 10, 10])},
+            "semantic ids must fit uint32",
+        ),
+        "text.npz": ({"points": np.array([["a", "b", "c"]])}, "points must be numeric, got dtype <U1"),
+        "complex.npz": ({"points": np.zeros((2, 3), complex)}, "points must be numeric, got dtype complex128"),
+        "nan_i.npz": ({"points": np.zeros((2, 3)), "intensity": np.array([np.nan, 1.0])}, "1 of 2 intensity values"),
+        "ids.npz": (
+            {"points": np.zeros((1, 3)), "label_ids": np.array(["q"]), "label_names": np.array(["a"])},
+            "'label_ids' must hold integer ids",
+        ),
+    }
+    for name, (arrays, problem) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(SimGapInputError, match=rf"{name}: {problem}"):
+            load_point_cloud(tmp_path / name)
+    with pytest.raises(SimGapInputError, match=r"nan_i\.npz: 1 of 2 intensity values are NaN/inf"):
+        list(iter_scans(tmp_path / "nan_i.npz"))
+
+
+def test_bad_header_names_and_label_map_name_the_file_once(tmp_path: Path) -> None:
+    (tmp_path / "a.pcd").write_text(
+        "# simgap_labels [1]\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1\nHEIGHT 1\n"
+        "POINTS 1\nDATA ascii\n1 2 3\n"
+    )
+    with pytest.raises(SimGapInputError) as info:
+        load_point_cloud(tmp_path / "a.pcd")
+    assert str(info.value) == f"{tmp_path / 'a.pcd'}: bad 'simgap_labels' header comment " + (
+        "('list' object has no attribute 'items')"
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "label_map.yaml").write_bytes(b"\xff\xfelabels: {}\n")
+    np.savez(sub / "b.npz", points=np.zeros((1, 3)), semantic=np.array([1]))
+    with pytest.raises(SimGapInputError, match=r"label_map\.yaml: label map is not UTF-8 text"):
+        load_point_cloud(sub / "b.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".ply", ".pcd", ".las", ".bin"])
+def test_writers_refuse_mismatched_arrays_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    c = _cloud(6)
+    c.intensity = c.intensity[:4]
+    with pytest.raises(SimGapInputError, match=rf"x{re.escape(suffix)}: intensity has 4 values for 6 points"):
+        write_point_cloud(tmp_path / f"x{suffix}", c)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_las_refuses_nan_points_instead_of_a_nan_offset(tmp_path: Path) -> None:
+    c = _cloud(5, grid=True)
+    c.points[2, 0] = np.nan
+    with pytest.raises(SimGapInputError, match=r"x\.las: 1 of 5 points are NaN/inf; LAS cannot store them"):
+        write_las(tmp_path / "x.las", c)
+    assert not (tmp_path / "x.las").exists()

@@ -99,6 +99,8 @@ def read_label_map(path: str | Path) -> dict[int, str]:
         raise SimGapInputError(f"{p}: label map not found") from exc
     except OSError as exc:
         raise SimGapInputError(f"{p}: cannot read label map ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise SimGapInputError(f"{p}: label map is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -60,7 +60,7 @@ def read_las(path: str | Path) -> PointCloud:
         if vlr.user_id == LAS_VLR_USER_ID and vlr.record_id == LAS_VLR_RECORD_ID:
             try:
                 names = {int(k): str(v) for k, v in json.loads(bytes(vlr.record_data).decode()).items()}
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, TypeError) as exc:
                 raise SimGapInputError(f"{p}: bad SimGap label-map VLR ({exc})") from exc
     try:
         return PointCloud(pts, intensity, semantic, instance, names)
@@ -84,13 +84,20 @@ def write_las(path: str | Path, cloud: PointCloud, *, scale: float = 1e-4, compr
         The path written.
 
     Raises:
-        SimGapInputError: semantic ids above 255 (LAS classification is one byte) or a non-positive scale.
+        SimGapInputError: semantic ids above 255 (LAS classification is one byte), a non-positive scale,
+            NaN/inf points (LAS stores scaled integers) or per-point arrays of the wrong length.
+        ExportError: the write failed (an existing file at ``path`` is left untouched).
     """
     import laspy
 
     p = Path(path)
     if not scale > 0:
         raise SimGapInputError(f"{p}: LAS scale must be > 0, got {scale}")
+    n = cloud.check_shapes(str(p))
+    finite = np.isfinite(cloud.points).all(axis=1)
+    if not finite.all():
+        # a NaN would also become the header offset and turn every other point's coordinate into NaN
+        raise SimGapInputError(f"{p}: {int(n - finite.sum())} of {n} points are NaN/inf; LAS cannot store them")
     if cloud.semantic is not None and cloud.semantic.size and int(cloud.semantic.max()) > 255:
         raise SimGapInputError(f"{p}: semantic id {int(cloud.semantic.max())} does not fit LAS classification (0..255)")
     header = laspy.LasHeader(point_format=6, version="1.4")

@@ -74,7 +74,10 @@ def _read_names(p: Path, arrays: dict[str, np.ndarray]) -> dict[int, str]:
         ids, names = arrays["label_ids"].reshape(-1), arrays["label_names"].reshape(-1)
         if ids.shape != names.shape:
             raise SimGapInputError(f"{p}: 'label_ids' has {ids.size} entries but 'label_names' has {names.size}")
-        return {int(i): str(n) for i, n in zip(ids.tolist(), names.tolist(), strict=True)}
+        try:
+            return {int(i): str(n) for i, n in zip(ids.tolist(), names.tolist(), strict=True)}
+        except (TypeError, ValueError) as exc:
+            raise SimGapInputError(f"{p}: 'label_ids' must hold integer ids ({exc})") from exc
     return {}
 
 
@@ -88,7 +91,12 @@ def write_npz(path: str | Path, cloud: PointCloud, *, compressed: bool = True) -
 
     Returns:
         The path written.
+
+    Raises:
+        SimGapInputError: per-point arrays whose lengths differ from the point count.
+        ExportError: the write failed (an existing file at ``path`` is left untouched).
     """
+    cloud.check_shapes(str(path))
     arrays: dict[str, np.ndarray] = {"points": np.asarray(cloud.points, dtype=np.float32)}
     for k in ("intensity", "semantic", "instance"):
         v = getattr(cloud, k)

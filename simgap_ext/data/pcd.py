@@ -60,8 +60,9 @@ def read_pcd(path: str | Path) -> PointCloud:
         return None if key is None else np.asarray(data[key]).reshape(declared, -1)[:, 0]
 
     pts = np.stack([np.asarray(data[c], dtype=np.float32).reshape(-1) for c in ("x", "y", "z")], axis=1)
+    names = _read_names(p)  # its errors already name the file
     try:
-        return PointCloud(pts, _col(_INTENSITY), _col(_SEMANTIC), _col(_INSTANCE), _read_names(p))
+        return PointCloud(pts, _col(_INTENSITY), _col(_SEMANTIC), _col(_INSTANCE), names)
     except SimGapInputError as exc:
         raise SimGapInputError(f"{p}: {exc}") from exc
 
@@ -77,7 +78,7 @@ def _read_names(p: Path) -> dict[int, str]:
                 try:
                     doc = json.loads(line[len(PCD_LABELS_COMMENT) :].decode("utf-8"))
                     return {int(k): str(v) for k, v in doc.items()}
-                except (ValueError, AttributeError) as exc:
+                except (ValueError, AttributeError, TypeError) as exc:
                     raise SimGapInputError(f"{p}: bad 'simgap_labels' header comment ({exc})") from exc
     return {}
 
@@ -107,13 +108,15 @@ def write_pcd(path: str | Path, cloud: PointCloud, *, encoding: str = "binary") 
         The path written.
 
     Raises:
-        SimGapInputError: unknown encoding.
+        SimGapInputError: unknown encoding, or per-point arrays whose lengths differ from the point count.
+        ExportError: the write failed (an existing file at ``path`` is left untouched).
     """
     from pypcd4 import Encoding
     from pypcd4 import PointCloud as PcdCloud
 
     if encoding not in PCD_ENCODINGS:
         raise SimGapInputError(f"PCD encoding must be one of {PCD_ENCODINGS}, got {encoding!r}")
+    cloud.check_shapes(str(path))
     cols: list[np.ndarray] = [cloud.points[:, 0], cloud.points[:, 1], cloud.points[:, 2]]
     names, types = ["x", "y", "z"], [np.float32] * 3
     for attr, name, dt in (

@@ -65,7 +65,7 @@ def read_ply(path: str | Path) -> PointCloud:
             try:
                 doc = json.loads(comment[len(PLY_LABELS_COMMENT) + 1 :])
                 names = {int(k): str(v) for k, v in doc.items()}
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, TypeError) as exc:
                 raise SimGapInputError(f"{p}: bad '{PLY_LABELS_COMMENT}' header comment ({exc})") from exc
     try:
         return PointCloud(
@@ -92,10 +92,14 @@ def write_ply(path: str | Path, cloud: PointCloud, *, binary: bool = True) -> Pa
 
     Returns:
         The path written.
+
+    Raises:
+        SimGapInputError: per-point arrays whose lengths differ from the point count.
+        ExportError: the write failed (an existing file at ``path`` is left untouched).
     """
     from plyfile import PlyData, PlyElement
 
-    n = len(cloud)
+    n = cloud.check_shapes(str(path))
     fields: list[tuple[str, str]] = [("x", "f4"), ("y", "f4"), ("z", "f4")]
     extra = [
         (k, dt)

@@ -18,6 +18,7 @@ from ..frame import make_frame
 __all__ = ["PointCloud", "UNLABELED_NAME", "default_class_name"]
 
 UNLABELED_NAME = "unlabeled"
+_MAX_ID = 0xFFFFFFFF
 
 
 def default_class_name(semantic_id: int) -> str:
@@ -44,9 +45,10 @@ class PointCloud:
     id_to_labels: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.points = np.ascontiguousarray(self.points, dtype=np.float32)
+        self.points = np.ascontiguousarray(_as_numbers(self.points, "points"), dtype=np.float32)
         if self.intensity is not None:
-            self.intensity = np.ascontiguousarray(self.intensity, dtype=np.float32).reshape(-1)
+            inten = _as_numbers(self.intensity, "intensity")
+            self.intensity = np.ascontiguousarray(inten, dtype=np.float32).reshape(-1)
         if self.semantic is not None:
             self.semantic = _as_ids(self.semantic, "semantic")
         if self.instance is not None:
@@ -69,16 +71,11 @@ class PointCloud:
             use named in ``id_to_labels``.
 
         Raises:
-            SimGapInputError: wrong shapes, per-point arrays of the wrong length, or NaN/inf points.
+            SimGapInputError: wrong shapes, per-point arrays of the wrong length, NaN/inf points, or NaN/inf
+                intensities on the points kept.
         """
+        n = self.check_shapes(name)
         pts = self.points
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise SimGapInputError(f"{name}: points must have shape (N, 3), got {pts.shape}")
-        n = pts.shape[0]
-        for attr in ("intensity", "semantic", "instance"):
-            arr = getattr(self, attr)
-            if arr is not None and arr.shape[0] != n:
-                raise SimGapInputError(f"{name}: {attr} has {arr.shape[0]} values for {n} points")
         finite = np.isfinite(pts).all(axis=1)
         if not finite.all():
             bad = int(n - finite.sum())
@@ -91,10 +88,35 @@ class PointCloud:
                 None if self.instance is None else self.instance[finite],
                 dict(self.id_to_labels),
             ).validate(name)
+        if self.intensity is not None and n and not np.isfinite(self.intensity).all():
+            bad = int((~np.isfinite(self.intensity)).sum())
+            raise SimGapInputError(f"{name}: {bad} of {n} intensity values are NaN/inf")
         if self.semantic is not None and n:
             for sid in np.unique(self.semantic).tolist():
                 self.id_to_labels.setdefault(int(sid), default_class_name(sid))
         return self
+
+    def check_shapes(self, name: str = "point cloud") -> int:
+        """Check the array shapes only (NaN/inf allowed): what every writer needs before it lays out a file.
+
+        Args:
+            name: how to call the cloud in error messages (usually the file path).
+
+        Returns:
+            The point count N.
+
+        Raises:
+            SimGapInputError: ``points`` not (N, 3), or a per-point array whose length is not N.
+        """
+        pts = self.points
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise SimGapInputError(f"{name}: points must have shape (N, 3), got {pts.shape}")
+        n = pts.shape[0]
+        for attr in ("intensity", "semantic", "instance"):
+            arr = getattr(self, attr)
+            if arr is not None and arr.shape[0] != n:
+                raise SimGapInputError(f"{name}: {attr} has {arr.shape[0]} values for {n} points")
+        return n
 
     def to_frame(self, **metadata: Any) -> dict[str, Any]:
         """Convert to a validated frame dict (:func:`simgap_ext.frame.make_frame`).
@@ -128,11 +150,22 @@ class PointCloud:
         )
 
 
+def _as_numbers(arr: Any, what: str) -> np.ndarray:
+    a = np.asarray(arr)
+    # integer, floating or bool: a string, object or complex array would fail (or lose its imaginary part) later
+    if a.dtype.kind not in "iufb":
+        raise SimGapInputError(f"{what} must be numeric, got dtype {a.dtype}")
+    return a
+
+
 def _as_ids(arr: Any, what: str) -> np.ndarray:
-    a = np.asarray(arr).reshape(-1)
+    a = _as_numbers(arr, f"{what} ids").reshape(-1)
     if a.size and not np.issubdtype(a.dtype, np.integer):
         if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
             raise SimGapInputError(f"{what} ids must be integers")
     if a.size and a.min() < 0:
         raise SimGapInputError(f"{what} ids must be non-negative, got {a.min()}")
+    # the uint32 cast would wrap a wider id around into another class / instance
+    if a.size and a.max() > _MAX_ID:
+        raise SimGapInputError(f"{what} ids must fit uint32, got {a.max()}")
     return np.ascontiguousarray(a, dtype=np.uint32)

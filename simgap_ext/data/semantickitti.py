@@ -158,12 +158,22 @@ def load_semantickitti_scan(
 
 
 def write_bin(path: str | Path, points: np.ndarray, intensity: np.ndarray | None = None) -> Path:
-    """Write (N, 3) points and (N,) intensity (zeros when ``None``) as a float32 ``.bin``, atomically."""
-    pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    """Write (N, 3) points and (N,) intensity (zeros when ``None``) as a float32 ``.bin``, atomically.
+
+    Raises:
+        SimGapInputError: ``points`` not (N, 3) or ``intensity`` not N values (the message names ``path``).
+        ExportError: the write failed (an existing file at ``path`` is left untouched).
+    """
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise SimGapInputError(f"{path}: points must have shape (N, 3), got {pts.shape}")
     rows = np.zeros((pts.shape[0], 4), dtype="<f4")
     rows[:, :3] = pts
     if intensity is not None:
-        rows[:, 3] = np.asarray(intensity, dtype=np.float32).reshape(-1)
+        inten = np.asarray(intensity, dtype=np.float32).reshape(-1)
+        if inten.shape[0] != pts.shape[0]:
+            raise SimGapInputError(f"{path}: intensity has {inten.shape[0]} values for {pts.shape[0]} points")
+        rows[:, 3] = inten
     return atomic_write_bytes(path, rows.tobytes())
 
 
