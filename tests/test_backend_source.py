@@ -262,3 +262,17 @@ def test_upper_layers_register_scene_sources():
         get_scene_source("replicator", sensor="vlp-16")
     with pytest.raises(SimGapInputError, match="'warp' is built in"):
         register_scene_source("warp", factory)
+
+
+def test_render_cli_refuses_an_out_dir_with_scans_it_would_not_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["render", "--sensor", "vlp-16", "--preset", "ideal", "--seed", "4", "--out", str(out), "--no-progress"]
+    assert main([*args, "--frames", "3"]) == 0
+    before = (out / "velodyne" / "000002.bin").read_bytes()
+    # a shorter render would leave 000002 from the old run in the set, undescribed by the new render.json
+    assert main([*args, "--frames", "2"]) == 2
+    assert "already holds 1 scan(s) this render would not overwrite (000002.bin)" in capsys.readouterr().err
+    assert (out / "velodyne" / "000002.bin").read_bytes() == before
+    assert len(json.loads((out / "render.json").read_text())["frames"]) == 3
+    # re-running the same render overwrites every scan: allowed (make demo does that)
+    assert main([*args, "--frames", "3"]) == 0

@@ -30,6 +30,26 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _refuse_stale_scans(out: Path, n_frames: int) -> None:
+    """Refuse an ``--out`` whose ``velodyne/`` holds scans this render would not overwrite.
+
+    They would stay beside the new frames, be read as part of the set (``simgap score`` pairs them) and not be
+    described by the new ``render.json``. Re-running the same render (same ``--frames``) is fine: it overwrites
+    every scan.
+    """
+    velodyne = out / "velodyne"
+    if not velodyne.is_dir():
+        return
+    ours = {f"{i:06d}.bin" for i in range(n_frames)}
+    stale = sorted(p.name for p in velodyne.iterdir() if p.suffix == ".bin" and p.name not in ours)
+    if stale:
+        shown = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+        raise SimGapInputError(
+            f"--out {out} already holds {len(stale)} scan(s) this render would not overwrite ({shown}); they would "
+            "mix with the new frames: use an empty or new directory"
+        )
+
+
 def register(subparsers: Any) -> None:
     """Add the ``render`` sub-command."""
     from ..backends.warp.scene import RARE_MODES
@@ -83,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [c for c in focus if c not in source.class_names]
     if unknown:
         raise SimGapInputError(f"--focus: unknown class(es) {unknown} (known: {', '.join(source.class_names)})")
+    _refuse_stale_scans(out, args.frames)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     label_map: dict[int, str] = {}
