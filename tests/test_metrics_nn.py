@@ -168,6 +168,17 @@ def test_dcd_matches_reference_formula():
     assert density_aware_chamfer(a, b, alpha=alpha, device="cpu") == pytest.approx(want, rel=1e-6)
 
 
+def test_dcd_bad_parameters():
+    a = np.random.default_rng(10).random((20, 3))
+    for kw, match in (
+        ({"alpha": 0.0}, "alpha"),
+        ({"n_lambda": float("nan")}, "n_lambda"),
+        ({"n_lambda": -1.0}, "n_lambda"),
+    ):
+        with pytest.raises(SimGapInputError, match=match):
+            density_aware_chamfer(a, a + 0.1, device="cpu", **kw)
+
+
 def test_dcd_bounds():
     rng = np.random.default_rng(8)
     a = rng.random((100, 3))

@@ -101,6 +101,9 @@ def test_alignment_bad_input():
         semantic_alignment({}, {}, method="kl")
     with pytest.raises(SimGapInputError, match="non-finite"):
         semantic_alignment({"c": np.full((3, 2), np.nan)}, {"c": np.ones((3, 2))})
+    for n_projections in (0, -1):  # -1 used to surface as numpy's "negative dimensions are not allowed"
+        with pytest.raises(SimGapInputError, match="n_projections must be >= 1"):
+            semantic_alignment({"c": np.ones((3, 2))}, {"c": np.ones((3, 2))}, n_projections=n_projections)
 
 
 # --------------------------------------------------------------------------- backbone / features

@@ -21,7 +21,14 @@ from ..errors import SimGapInputError
 from ._nn_warp import _centred_f32, _pair_indices_f32
 from ._validate import as_points, pair_distances
 
-__all__ = ["REDUCTIONS", "PairNN", "pair_nearest_neighbors", "directional_distances", "chamfer_distance"]
+__all__ = [
+    "REDUCTIONS",
+    "PairNN",
+    "pair_nearest_neighbors",
+    "directional_distances",
+    "chamfer_distance",
+    "chamfer_from_pair",
+]
 
 #: Supported ``reduction`` values of :func:`chamfer_distance`.
 REDUCTIONS = ("mean", "sum")
@@ -96,7 +103,19 @@ def chamfer_from_pair(
     density_normalized: bool = False,
     device: str | None = None,
 ) -> float:
-    """Chamfer distance from precomputed nearest neighbours (see :func:`chamfer_distance`)."""
+    """Chamfer distance from precomputed nearest neighbours, so that Chamfer and DCD share one search.
+
+    Args:
+        nn: nearest neighbours of clouds ``a`` (N, 3) and ``b`` (M, 3) in both directions
+            (:func:`pair_nearest_neighbors`); ``a`` is the reference in density-normalised mode.
+        squared, reduction, density_normalized, device: as in :func:`chamfer_distance`.
+
+    Returns:
+        The distance as a Python float.
+
+    Raises:
+        SimGapInputError: unknown reduction; fewer than two distinct points in ``a`` in density-normalised mode.
+    """
     if reduction not in REDUCTIONS:
         raise SimGapInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     d_ab, d_ba = nn.d_ab, nn.d_ba

@@ -29,9 +29,24 @@ DEFAULT_DCD_ALPHA = 10.0
 
 
 def dcd_from_pair(nn: PairNN, *, alpha: float = DEFAULT_DCD_ALPHA, n_lambda: float = 1.0) -> float:
-    """DCD from precomputed nearest neighbours (see :func:`density_aware_chamfer`)."""
+    """DCD from precomputed nearest neighbours, so that Chamfer and DCD share one search.
+
+    Args:
+        nn: nearest neighbours of clouds ``a`` (N, 3) and ``b`` (M, 3) in both directions
+            (:func:`~.chamfer.pair_nearest_neighbors`).
+        alpha: temperature in 1/metres^2.
+        n_lambda: exponent of the match count, >= 0.
+
+    Returns:
+        DCD in [0, 1] as a Python float (see :func:`density_aware_chamfer`).
+
+    Raises:
+        SimGapInputError: ``alpha`` not positive and finite, or ``n_lambda`` negative or non-finite.
+    """
     if not (np.isfinite(alpha) and alpha > 0):
         raise SimGapInputError(f"alpha must be a positive finite number, got {alpha!r}")
+    if not (np.isfinite(n_lambda) and n_lambda >= 0):
+        raise SimGapInputError(f"n_lambda must be a finite number >= 0, got {n_lambda!r}")
     # how many points of A chose each point of B as nearest neighbour (>= 1 wherever it is used)
     n_b = np.bincount(nn.idx_ab, minlength=nn.b.shape[0]).astype(np.float64)
     n_a = np.bincount(nn.idx_ba, minlength=nn.a.shape[0]).astype(np.float64)
@@ -49,10 +64,13 @@ def density_aware_chamfer(
         a: (N, 3) float array or torch tensor (metres).
         b: (M, 3) float array or torch tensor (metres).
         alpha: temperature in 1/metres^2 (see module docstring).
-        n_lambda: exponent of the match count (1 in the paper).
+        n_lambda: exponent of the match count (1 in the paper), >= 0.
         device: Warp device.
 
     Returns:
         DCD as a Python float.
+
+    Raises:
+        SimGapInputError: bad clouds (empty, NaN, wrong shape), ``alpha`` or ``n_lambda``.
     """
     return dcd_from_pair(pair_nearest_neighbors(a, b, device=device), alpha=alpha, n_lambda=n_lambda)

@@ -122,7 +122,7 @@ def semantic_alignment(
         A :class:`SemanticAlignment`.
 
     Raises:
-        SimGapInputError: unknown method, bad threshold/bins, malformed or mismatched feature arrays.
+        SimGapInputError: unknown method, bad threshold/bins/projections, malformed or mismatched feature arrays.
     """
     if method not in SEMANTIC_METHODS:
         raise SimGapInputError(f"method must be one of {SEMANTIC_METHODS}, got {method!r}")
@@ -130,6 +130,8 @@ def semantic_alignment(
         raise SimGapInputError(f"threshold must be in [0, 1] (JS is in bits), got {threshold}")
     if int(n_bins) < 1:
         raise SimGapInputError(f"n_bins must be >= 1, got {n_bins}")
+    if method == "sliced" and int(n_projections) < 1:
+        raise SimGapInputError(f"n_projections must be >= 1 for method='sliced', got {n_projections}")
     real = {str(k): _as_features(v, f"real features of class {k!r}") for k, v in real_features.items()}
     synth = {str(k): _as_features(v, f"synthetic features of class {k!r}") for k, v in synth_features.items()}
     per_class: dict[str, float] = {}
