@@ -167,3 +167,52 @@ def test_log_count_ratio_and_weighted_g():
     comps = {"chamfer": C(1.0), "count": C(0.0), "density": C(0.5)}
     assert weighted_g(comps, {"chamfer": 1.0, "count": 0.5, "density": 1.0}) == pytest.approx((1 + 0 + 0.5) / 2.5)
     assert weighted_g(comps, {"roughness": 1.0}) is None
+
+
+# ------------------------------------------------------------------------------------------- bank calibration
+
+
+def _scan(rng: np.random.Generator, frame_id: int) -> dict:
+    """8 rings x 360 columns: ground at ~12 m and one vehicle (instance 1) at ~8 m over 30 columns."""
+    pts, sem, inst = [], [], []
+    for ring in range(8):
+        ranges = 12.0 + rng.normal(0.0, 0.02 + 0.01 * (frame_id % 3), 360)
+        obj = np.arange(360) < 30
+        ranges[obj] = 8.0 + 0.3 * np.sin(np.arange(30) / 5.0) + rng.normal(0.0, 0.02, 30)
+        keep = rng.random(360) > 0.05 * (1 + frame_id % 4)  # ray drop varies by frame: density varies
+        pts.append(_ring(ranges, elevation_deg=-15.0 + 2.0 * ring)[keep])
+        sem.append(np.where(obj, 10, 40)[keep])
+        inst.append(obj.astype(np.int64)[keep])
+    return make_frame(np.concatenate(pts), np.concatenate(sem), np.concatenate(inst), {10: "vehicle", 40: "ground"})
+
+
+def test_bank_calibration_holds_out_a_bounded_frame_sample_and_matches_brute_force():
+    from scipy.stats import wasserstein_distance
+
+    from simgap_ext.gate import GateConfig, ReferenceBank
+    from simgap_ext.gate.bank import _CALIBRATION_FRAMES
+    from simgap_ext.gate.geometric import MAX_SCENE_SAMPLES
+
+    rng = np.random.default_rng(3)
+    n = _CALIBRATION_FRAMES + 6
+    cfg = GateConfig()
+    bank = ReferenceBank.build([_scan(rng, i) for i in range(n)], config=cfg, device="cpu")
+    held = bank.meta["calibration_frames"]
+    assert len(held) == _CALIBRATION_FRAMES and held == sorted(set(held)) and 0 <= held[0] and held[-1] < n
+    # scene range: leave-one-frame-out W1 over the held-out frames only (SciPy as the reference), both sides thinned
+    # by stride to MAX_SCENE_SAMPLES as the gate's scene_components does when it scores a frame
+    cap = MAX_SCENE_SAMPLES
+    w = []
+    for f in held:
+        mine, rest = bank.scene_ranges[bank.scene_range_frame == f], bank.scene_ranges[bank.scene_range_frame != f]
+        assert rest.size > cap  # the thinning is exercised
+        w.append(wasserstein_distance(mine[:: math.ceil(mine.size / cap)], rest[:: math.ceil(rest.size / cap)]))
+    assert bank.calibration["scene_range"]["scene"] == pytest.approx(np.quantile(w, cfg.calibration_quantile), rel=1e-5)
+    # density: every real frame, |value - mean of the other frames| through the public accessor
+    ci = bank.class_index("vehicle")
+    ref = [
+        abs(float(v) - bank.class_density("vehicle", exclude_frame=int(f)))
+        for v, f in zip(bank.dens_vals[bank.dens_class == ci], bank.dens_frame[bank.dens_class == ci], strict=True)
+    ]
+    assert len(ref) == n
+    assert bank.calibration["density"]["vehicle"] == pytest.approx(np.quantile(ref, cfg.calibration_quantile), rel=1e-4)

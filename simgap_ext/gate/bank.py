@@ -33,7 +33,15 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
-from .geometric import MIN_DENSITY_POINTS, MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, cap_points, log_count_ratio
+from .geometric import (
+    MAX_SCENE_SAMPLES,
+    MIN_DENSITY_POINTS,
+    MIN_ROUGHNESS_SAMPLES,
+    _thin,
+    best_exemplar_matches,
+    cap_points,
+    log_count_ratio,
+)
 from .stats import frame_stats
 
 __all__ = [
@@ -56,6 +64,10 @@ SCENE_COMPONENTS = ("range", "beams", "roughness")
 _MAX_ROUGH_PER_CLASS_FRAME = 1024
 # Real-vs-real calibration queries per class (each costs k Chamfer evaluations).
 _CALIBRATION_QUERIES = 48
+# Held-out frames of the leave-one-frame-out distribution statistics (roughness, scene range/roughness/beams).
+# Each costs a pass over the whole bank's samples, so all frames would make calibration quadratic in the bank
+# size (hours for a 4000-scan SemanticKITTI sequence); a quantile needs a few dozen values, not thousands.
+_CALIBRATION_FRAMES = 64
 # Fewer roughness samples than this make a W1 too noisy to judge; the component is then skipped.
 _EPS = 1e-9
 # Smallest real-vs-real distance a component's d_max is calibrated from (same units as the distance): below
@@ -451,17 +463,22 @@ class ReferenceBank:
         for (name, e, near), (best, _) in zip(queries, matches, strict=True):
             dists["chamfer"].setdefault(name, []).append(best)
             dists["count"].setdefault(name, []).append(abs(log_count_ratio(int(self.ex_total[e]), self.ex_total[near])))
+        held_out = np.arange(self.frame_count)
+        if held_out.size > _CALIBRATION_FRAMES:
+            held_out = np.sort(rng.choice(held_out, _CALIBRATION_FRAMES, replace=False))
         for name in self.object_classes:
             ci = self.class_index(name)
-            for fi in np.unique(self.rough_frame[self.rough_class == ci]):
+            for fi in np.intersect1d(np.unique(self.rough_frame[self.rough_class == ci]), held_out):
                 mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
                 rest = self.class_roughness(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                     dists["roughness"].setdefault(name, []).append(_w1(mine, rest))
-            for j in np.flatnonzero(self.dens_class == ci):
-                rest_d = self.class_density(name, exclude_frame=int(self.dens_frame[j]))
-                if rest_d is not None:
-                    dists["density"].setdefault(name, []).append(abs(float(self.dens_vals[j]) - rest_d))
+            # One density value per (class, frame): the mean without frame j is (sum - v_j) / (n - 1), which keeps
+            # this linear in the bank size (class_density(exclude_frame=...) per value would be quadratic).
+            vals = self.dens_vals[self.dens_class == ci].astype(np.float64)
+            if vals.size > 1:
+                rest_d = (vals.sum() - vals) / (vals.size - 1)
+                dists["density"].setdefault(name, []).extend(float(d) for d in np.abs(vals - rest_d))
         calibration: dict[str, dict[str, float]] = {}
         for comp, per_class in dists.items():
             table: dict[str, float] = {}
@@ -474,14 +491,16 @@ class ReferenceBank:
                 table[name] = float(np.quantile(v, q)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
             calibration[comp] = table
 
+        # Scene statistics are calibrated as scene_components scores them: both sides thinned to
+        # MAX_SCENE_SAMPLES by stride (which also keeps each distance cheap however large the bank).
         scene: dict[str, list[float]] = {"scene_range": [], "scene_roughness": [], "scene_beams": []}
-        for fi in range(self.frame_count):
-            mine = self.scene_ranges[self.scene_range_frame == fi]
-            rest = self.scene_ranges[self.scene_range_frame != fi]
+        for fi in held_out:
+            mine = _thin(self.scene_ranges[self.scene_range_frame == fi], MAX_SCENE_SAMPLES)
+            rest = _thin(self.scene_ranges[self.scene_range_frame != fi], MAX_SCENE_SAMPLES)
             if mine.size and rest.size:
                 scene["scene_range"].append(_w1(mine, rest))
-            mine = self.scene_rough[self.scene_rough_frame == fi]
-            rest = self.scene_rough[self.scene_rough_frame != fi]
+            mine = _thin(self.scene_rough[self.scene_rough_frame == fi], MAX_SCENE_SAMPLES)
+            rest = _thin(self.scene_rough[self.scene_rough_frame != fi], MAX_SCENE_SAMPLES)
             if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                 scene["scene_roughness"].append(_w1(mine, rest))
             if self.beam_ratio.shape[1] and self.frame_count > 1:
@@ -498,6 +517,7 @@ class ReferenceBank:
             for comp, table in calibration.items()
         }
         self.meta["calibration_quantile"] = q
+        self.meta["calibration_frames"] = [int(f) for f in held_out]
         self.meta["calibration_g_threshold"] = cfg.g_threshold
         self.meta["calibration_margin"] = cfg.calibration_margin
 
