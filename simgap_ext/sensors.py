@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -48,6 +49,8 @@ EFFECT_NAMES = (
 )
 
 _INTENSITY_MODELS = ("reflectivity", "physical")
+_PROBABILITIES = ("random_drop", "mixed_pixel_prob")
+_BOOLEANS = ("range_drop", "incidence_drop")
 
 
 class ReadOnlyMapping(Mapping):
@@ -119,6 +122,26 @@ class EffectSettings:
     mixed_pixel_max_gap: float = 4.0
     intensity_model: str = "reflectivity"
     intensity_noise_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Checked here, not only when a TOML preset is read: settings built in code reach the same kernels, and
+        # e.g. random_drop = 1.5 would silently drop every return.
+        for f in fields(self):
+            val = getattr(self, f.name)
+            if f.name == "intensity_model":
+                if val not in _INTENSITY_MODELS:
+                    raise SimGapInputError(f"'intensity_model' must be one of {list(_INTENSITY_MODELS)}, got {val!r}")
+            elif f.name in _BOOLEANS:
+                if not isinstance(val, bool):
+                    raise SimGapInputError(f"{f.name!r} must be true or false, got {val!r}")
+            elif isinstance(val, bool) or not isinstance(val, numbers.Real) or not math.isfinite(val):
+                raise SimGapInputError(f"{f.name!r} must be a finite number, got {val!r}")
+            elif val < 0:
+                raise SimGapInputError(f"{f.name!r} must be >= 0, got {val}")
+            elif f.name in _PROBABILITIES and val > 1:
+                raise SimGapInputError(f"{f.name!r} is a probability and must be in [0, 1], got {val}")
+        if self.mixed_pixel_max_gap <= self.mixed_pixel_min_gap:
+            raise SimGapInputError("'mixed_pixel_max_gap' must be > 'mixed_pixel_min_gap'")
 
     def without(self, *effects: str) -> EffectSettings:
         """Return a copy with the named effects switched off.
@@ -277,8 +300,6 @@ def load_sensor_profile(name_or_path: str | os.PathLike[str]) -> SensorProfile:
 _REQUIRED = ("channels", "vertical_angles_deg", "horizontal_resolution", "max_range", "max_expected_distance")
 _TOP_KEYS = {f.name for f in fields(SensorProfile)} - {"source"}
 _PRESET_KEYS = {f.name for f in fields(EffectSettings)}
-_PROBABILITIES = ("random_drop", "mixed_pixel_prob")
-_BOOLEANS = ("range_drop", "incidence_drop")
 
 
 def _number(doc: Mapping[str, Any], key: str, where: str, *, default: float | None = None) -> float:
@@ -298,31 +319,12 @@ def _preset_from_dict(doc: Any, where: str) -> EffectSettings:
     unknown = sorted(set(doc) - _PRESET_KEYS)
     if unknown:
         raise SimGapInputError(f"{where}: unknown key(s) {unknown} (known: {sorted(_PRESET_KEYS)})")
-    kw: dict[str, Any] = {}
-    for f in fields(EffectSettings):
-        if f.name not in doc:
-            continue
-        if f.name == "intensity_model":
-            model = doc[f.name]
-            if model not in _INTENSITY_MODELS:
-                raise SimGapInputError(f"{where}: 'intensity_model' must be one of {list(_INTENSITY_MODELS)}")
-            kw[f.name] = model
-            continue
-        if f.name in _BOOLEANS:
-            if not isinstance(doc[f.name], bool):
-                raise SimGapInputError(f"{where}: {f.name!r} must be true or false, got {doc[f.name]!r}")
-            kw[f.name] = doc[f.name]
-            continue
-        val = _number(doc, f.name, where)
-        if val < 0:
-            raise SimGapInputError(f"{where}: {f.name!r} must be >= 0, got {val}")
-        if f.name in _PROBABILITIES and val > 1:
-            raise SimGapInputError(f"{where}: {f.name!r} is a probability and must be in [0, 1], got {val}")
-        kw[f.name] = val
-    out = EffectSettings(**kw)
-    if out.mixed_pixel_max_gap <= out.mixed_pixel_min_gap:
-        raise SimGapInputError(f"{where}: 'mixed_pixel_max_gap' must be > 'mixed_pixel_min_gap'")
-    return out
+    # numbers as floats (TOML may write 0 for 0.0); EffectSettings checks every value and range
+    kw = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in doc.items()}
+    try:
+        return EffectSettings(**kw)
+    except SimGapInputError as exc:
+        raise SimGapInputError(f"{where}: {exc}") from exc
 
 
 def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
@@ -366,6 +368,8 @@ def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
     for key, val in (("rotation_rate_hz", rate), ("beam_divergence_mrad", div), ("range_accuracy_m", acc)):
         if val < 0:
             raise SimGapInputError(f"{where}: {key!r} must be >= 0, got {val}")
+    if height <= 0:  # the scenes stand the sensor this high above the ground
+        raise SimGapInputError(f"{where}: 'mount_height' must be > 0 metres, got {height}")
     presets_doc = doc.get("presets", {})
     if not isinstance(presets_doc, Mapping):
         raise SimGapInputError(f"{where}: 'presets' must be a table of tables")

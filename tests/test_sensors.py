@@ -82,6 +82,23 @@ def test_effect_toggles():
         s.without("rain")
 
 
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"random_drop": 1.5}, "'random_drop' is a probability"),
+        ({"range_noise_sigma": -0.02}, "'range_noise_sigma' must be >= 0"),
+        ({"detection_range": float("nan")}, "'detection_range' must be a finite number"),
+        ({"range_drop": 1}, "'range_drop' must be true or false"),
+        ({"intensity_model": "lidar"}, "'intensity_model' must be one of"),
+        ({"mixed_pixel_min_gap": 5.0}, "'mixed_pixel_max_gap' must be > 'mixed_pixel_min_gap'"),
+    ],
+)
+def test_effect_settings_built_in_code_are_checked_too(kw, match):
+    # the same kernels run them as TOML presets: random_drop = 1.5 used to drop every return silently
+    with pytest.raises(SimGapInputError, match=match):
+        EffectSettings(**kw)
+
+
 def test_unknown_profile_and_preset():
     with pytest.raises(SimGapInputError, match=r"unknown sensor profile 'nope' \(known: .*vlp-16"):
         load_sensor_profile("nope")
@@ -133,6 +150,10 @@ def test_profile_from_path_and_env_dir(tmp_path, monkeypatch):
         ("[presets.realistic]\nrange_noise_sigma = 0.01", "", "missing \\[presets.realistic\\]"),
         ("max_range = 50.0", "max_range = 50.0\nmin_range = 60.0", "need 0 <= 'min_range' < 'max_range'"),
         ('name = "tiny"', 'name = "tiny"\nchanels = 3', r"unknown key\(s\) \['chanels'\]"),
+        ("range_noise_sigma = 0.01", 'range_noise_sigma = "0.01"', "'range_noise_sigma' must be a finite number"),
+        ("range_noise_sigma = 0.01", "range_noise_sigma = -0.01", "'range_noise_sigma' must be >= 0"),
+        ("range_noise_sigma = 0.01", 'intensity_model = "lidar"', "'intensity_model' must be one of"),
+        ("max_range = 50.0", "max_range = 50.0\nmount_height = -1.7", "'mount_height' must be > 0"),
     ],
 )
 def test_invalid_profiles_name_file_and_key(tmp_path, old, new, match):
