@@ -28,7 +28,7 @@ import omni.kit.app
 from .backends import register_scene_source, unregister_scene_source
 from .pipeline.stats import AcceptanceStats
 from .replicator.batch import BatchController
-from .replicator.writer import HAS_REPLICATOR, register_writer, unregister_writer
+from .replicator.writer import HAS_REPLICATOR, on_writer_created, register_writer, unregister_writer
 from .settings import SETTINGS_ROOT, SimGapSettings, WriterSettings, read_settings
 from .ui.panel_model import PanelModel
 
@@ -90,6 +90,7 @@ class SimGapExtension(omni.ext.IExt):
         self.batch = BatchController(self.panel_model, on_finish=omni.kit.app.get_app().post_quit)
         self._window: Any = None
         self._menu_items: list[Any] = []
+        self._forget_writer_listener: Any = None
         _INSTANCE = self
 
         get = carb.settings.get_settings().get
@@ -107,6 +108,8 @@ class SimGapExtension(omni.ext.IExt):
             self.writer_registered = register_writer()
             if self.writer_registered:
                 carb.log_info("SimGap: SimGapWriter registered with omni.replicator.core")
+                # Replicator builds the writers; the panel follows the newest one (unless a batch is running).
+                self._forget_writer_listener = on_writer_created(self._on_writer_created)
         if HAS_REPLICATOR:
             # Lets backend=replicator (and `get_scene_source("replicator")`) render through this Kit's Replicator.
             factory = functools.partial(_replicator_source_factory, s.writer, asyncio.get_event_loop())
@@ -168,6 +171,10 @@ class SimGapExtension(omni.ext.IExt):
                 carb.log_warn(f"SimGap: no Window menu entry: {exc}")
                 self._menu_items = []
 
+    def _on_writer_created(self, writer: Any) -> None:
+        if not self.batch.running:
+            self.panel_model.follow_writer(writer)
+
     def _toggle_window(self, *_args: Any) -> None:
         if self._window is not None:
             self._window.visible = not self._window.visible
@@ -182,6 +189,9 @@ class SimGapExtension(omni.ext.IExt):
     def on_shutdown(self) -> None:
         global _INSTANCE
         self.batch.shutdown()
+        if self._forget_writer_listener is not None:
+            self._forget_writer_listener()
+            self._forget_writer_listener = None
         if self.writer_registered:
             unregister_writer()
             self.writer_registered = False

@@ -342,3 +342,38 @@ def test_sink_re_renders_quarantined_scenes_with_the_runners_rule(world, tmp_pat
     assert sent == [0] and sink.counts["rerandomized"] == 1 and sink.next_index == 0
     assert "in quarantine (re-randomization 1 of 1)" in rows[0]["reasons"][-1]
     assert rows[1]["reasons"][-1] == "retry budget spent (1 re-randomizations)"
+
+
+def test_the_panel_follows_a_writer_that_replicator_creates(rep, world, tmp_path):
+    # Replicator constructs writers itself; the extension listens with on_writer_created and points the panel's
+    # model at the writer's stats (PanelModel.follow_writer). Here: the same wiring without Kit.
+    from simgap_ext.ui.panel_model import PanelModel, panel_rows
+
+    rep_mod, writer_mod = rep
+    model = PanelModel()
+    forget = writer_mod.on_writer_created(model.follow_writer)
+    broken = writer_mod.on_writer_created(lambda w: 1 / 0)  # a failing listener must not stop the writer
+    try:
+        frames = world["frames"]
+        writer = writer_mod.SimGapWriter(
+            tmp_path / "a",
+            world["bank_path"],
+            sensor=SENSOR,
+            id_to_labels=_labels(frames),
+            device="cpu",
+            tail_classes=["cyclist"],
+            g_threshold=0.6,
+        )
+        assert model.stats is writer.stats and model.tail_classes == ["cyclist"] and model.g_threshold == 0.6
+        assert str(tmp_path / "a") in model.status_text
+        model.take_dirty()
+        rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
+        assert model.take_dirty()
+        summary, rows = model.snapshot()
+        assert summary.startswith("1 attempt:") and rows
+        assert rows == panel_rows(writer.stats.rows(), g_threshold=0.6, js_threshold=0.15, tail_classes=["cyclist"])
+    finally:
+        forget()
+        broken()
+    other = writer_mod.SimGapWriter(tmp_path / "b", world["bank_path"], sensor=SENSOR, device="cpu")
+    assert model.stats is writer.stats and other.stats is not writer.stats  # listener removed

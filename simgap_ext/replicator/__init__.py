@@ -18,7 +18,7 @@ from .adapters import (
     frame_issues,
     iter_annotator_payloads,
 )
-from .writer import HAS_REPLICATOR, WRITER_NAME, register_writer, unregister_writer
+from .writer import HAS_REPLICATOR, WRITER_NAME, on_writer_created, register_writer, unregister_writer
 
 __all__ = [
     "ADAPTERS",
@@ -33,6 +33,7 @@ __all__ = [
     "iter_annotator_payloads",
     "HAS_REPLICATOR",
     "WRITER_NAME",
+    "on_writer_created",
     "register_writer",
     "unregister_writer",
 ]

@@ -48,9 +48,27 @@ except ImportError:  # plain Python / kernel-only Kit: no Replicator
 HAS_REPLICATOR = Writer is not None
 WRITER_NAME = "SimGapWriter"
 
-__all__ = ["HAS_REPLICATOR", "WRITER_NAME", "build_sink", "register_writer", "unregister_writer"]
+__all__ = ["HAS_REPLICATOR", "WRITER_NAME", "build_sink", "on_writer_created", "register_writer", "unregister_writer"]
 
 _log = logging.getLogger(__name__)
+
+# Called with every new SimGapWriter: Replicator constructs writers itself (WriterRegistry.get + initialize), so
+# this is how the extension learns of one and points Window > SimGap at its statistics.
+_created_listeners: list[Callable[[Any], None]] = []
+
+
+def on_writer_created(callback: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``callback(writer)`` whenever a ``SimGapWriter`` is constructed (after its sink is ready).
+
+    A failing callback is logged, never raised into Replicator. Returns a callable that removes the callback.
+    """
+    _created_listeners.append(callback)
+
+    def remove() -> None:
+        if callback in _created_listeners:
+            _created_listeners.remove(callback)
+
+    return remove
 
 
 def _preferred_class_ids() -> dict[str, int]:
@@ -211,6 +229,11 @@ if HAS_REPLICATOR:
             self._attempt = 0
             self._retry_pending = False
             self.metadata = {"simgap_version": __version__, "annotator": annotator, "sensor": self.sensor}
+            for callback in list(_created_listeners):
+                try:
+                    callback(self)
+                except Exception:  # a broken listener (e.g. a UI) must not stop the capture
+                    _log.exception("SimGapWriter creation listener %r failed", callback)
 
         # ------------------------------------------------------------------ orchestration hooks
         def set_frame_context(

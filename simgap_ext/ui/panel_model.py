@@ -167,6 +167,19 @@ class PanelModel:
         self._unsubscribe = stats.subscribe(self._on_change)
         self.mark_dirty()
 
+    def follow_writer(self, writer: Any) -> None:
+        """Show a ``SimGapWriter``'s numbers: its stats, its sink's tail classes and its gate's thresholds.
+
+        Args:
+            writer: anything with ``stats`` and ``sink`` (``tail_classes``; ``gate.config`` when it has one).
+        """
+        config = getattr(getattr(writer.sink, "gate", None), "config", None)
+        if config is not None:
+            self.g_threshold = float(config.g_threshold)
+            self.js_threshold = float(config.js_threshold)
+        self.attach(writer.stats, tail_classes=list(writer.sink.tail_classes))
+        self.set_status(f"Following SimGapWriter -> {writer.sink.out_dir}")
+
     def detach(self) -> None:
         """Stop observing (idempotent)."""
         if self._unsubscribe is not None:
