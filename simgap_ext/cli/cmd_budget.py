@@ -37,22 +37,14 @@ def register(subparsers: Any) -> None:
 
 def real_class_counts(path: Path, background: tuple[str, ...]) -> dict[str, int]:
     """Instances (distinct instance ids != 0) per object class over every real scan under ``path``."""
-    import numpy as np
-
     from ..data import iter_scans
-    from ..frame import id_to_class
+    from ..pipeline.real_manifest import frame_class_counts
 
     counts: dict[str, int] = {}
     for _, frame in iter_scans(path):
-        names = id_to_class(frame)
-        sem = frame["info"]["pointSemantic"]
-        inst = frame["info"]["pointInstance"]
-        for sid in np.unique(sem):
-            name = names[int(sid)]
-            if name in background:
-                continue
-            ids = np.unique(inst[sem == sid])
-            counts[name] = counts.get(name, 0) + int((ids != 0).sum())
+        for name, n in frame_class_counts(frame)[1].items():
+            if name not in background:
+                counts[name] = counts.get(name, 0) + n
     return counts
 
 
