@@ -1,8 +1,9 @@
-"""The gate's per-frame decision objects (what the pipeline records in manifests and the panel shows).
+"""The gate's per-frame decision objects (what the pipeline turns into manifest rows and the panel shows).
 
 Every float is a plain Python ``float`` (or ``None`` when a component could not be computed) so that
-:meth:`GateDecision.to_dict` is JSON-safe without a custom encoder; :meth:`GateDecision.from_dict` reads a
-manifest row's decision back.
+:meth:`GateDecision.to_dict` is JSON-safe without a custom encoder; :meth:`GateDecision.from_dict` reads that dict
+back. A manifest row is a different, flatter record built from a decision by
+:func:`simgap_ext.pipeline.attempt.attempt_row` (schema ``docs/manifest.schema.json``).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class GateDecision:
         return {n: float(c.js) for n, c in self.per_class.items() if c.js is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (what the pipeline writes into a manifest row)."""
+        """JSON-safe dict of the whole decision (per-class components included); not a manifest row."""
         return {
             "accepted": bool(self.accepted),
             "decision": self.status,
