@@ -349,6 +349,14 @@ def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys)
     assert json.loads((out / "run.json").read_text())["real"] == str(fewer.resolve())
 
 
+def test_cli_generate_checks_the_tail_percentile_before_any_bank_work(tmp_path, capsys):
+    args = ["generate", "--sensor", "vlp-16", "--frames", "1", "--real", str(tmp_path / "none"), "--out",
+            str(tmp_path / "gen"), "--tail-percentile", "150", "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "--tail-percentile must lie in [0, 100], got 150" in capsys.readouterr().err
+    assert not (tmp_path / "gen").exists()
+
+
 def test_cli_generate_replicator_needs_omni_replicator_core_not_just_omni(tmp_path, monkeypatch, capsys):
     # A kernel-only Kit has an `omni` package but no Replicator: refused before any bank work.
     (tmp_path / "site" / "omni").mkdir(parents=True)

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         raise SimGapInputError(f"--max-retries must be >= 0, got {args.max_retries}")
     if args.seed < 0:
         raise SimGapInputError(f"--seed must be >= 0, got {args.seed}")
+    if not 0.0 <= args.tail_percentile <= 100.0:  # before the (slow) bank build, not after it
+        raise SimGapInputError(f"--tail-percentile must lie in [0, 100], got {args.tail_percentile}")
     if args.target_per_class is not None and args.target_per_class < 0:
         raise SimGapInputError(f"--target-per-class must be >= 0, got {args.target_per_class}")
     _check_backend(args.backend)
