@@ -292,6 +292,23 @@ def test_bank_load_errors_name_the_file(tmp_path, bank):
     np.savez(tampered, **arrays)
     with pytest.raises(ReferenceDataError, match="tampered.npz: rough_vals and its labels differ in length"):
         ReferenceBank.load(tampered)
+    # A class index past the class list would be an IndexError deep inside the gate; the load names it instead.
+    n = len(bank.class_names)
+    for key in ("feat_class", "dens_class", "rough_class", "ex_class"):
+        with np.load(good) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays[key] = arrays[key].copy()
+        arrays[key][0] = n
+        np.savez(tampered, **arrays)
+        with pytest.raises(ReferenceDataError, match=f"tampered.npz: {key} holds a class index outside 0..{n - 1}"):
+            ReferenceBank.load(tampered)
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["ex_offsets"] = arrays["ex_offsets"].copy()
+    arrays["ex_offsets"][1] = arrays["ex_offsets"][2] + 1  # a negative-size exemplar
+    np.savez(tampered, **arrays)
+    with pytest.raises(ReferenceDataError, match="tampered.npz: exemplar offsets are not increasing from 0"):
+        ReferenceBank.load(tampered)
 
 
 def test_bank_build_refuses_mixed_sensors(sources):

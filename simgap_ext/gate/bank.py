@@ -616,8 +616,15 @@ class ReferenceBank:
         for name in ("ex_range", "ex_frame", "ex_total"):
             if getattr(self, name).shape != (e,):
                 raise ReferenceDataError(f"reference bank {where}: {name} has the wrong length")
-        if e and (self.ex_class.max() >= len(self.class_names) or self.ex_class.min() < 0):
-            raise ReferenceDataError(f"reference bank {where}: exemplar class index out of range")
+        if e and (np.diff(self.ex_offsets).min() < 0 or self.ex_offsets[0] != 0):
+            raise ReferenceDataError(f"reference bank {where}: exemplar offsets are not increasing from 0")
+        n_classes = len(self.class_names)
+        for name in ("ex_class", "rough_class", "dens_class", "feat_class"):
+            idx = getattr(self, name)
+            if idx.size and (idx.max() >= n_classes or idx.min() < 0):
+                raise ReferenceDataError(
+                    f"reference bank {where}: {name} holds a class index outside 0..{n_classes - 1}"
+                )
         if self.frame_count < 1:
             raise ReferenceDataError(f"reference bank {where}: built from no frames")
         for values, *labels in (
