@@ -104,6 +104,47 @@ def test_chamfer_matches_brute_force(case, squared, device):
     assert isinstance(got, float)
 
 
+def _crowded(rng, n, copies):
+    """n scattered points plus `copies` copies of the origin (an organised scan's no-return rays) and 5 of one
+    other point."""
+    return np.vstack([rng.normal(0, 5, (n, 3)), np.zeros((copies, 3)), np.repeat(rng.random((1, 3)), 5, axis=0)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_many_copies_of_one_point_stay_exact(device):
+    rng = np.random.default_rng(17)
+    a, b = _crowded(rng, 200, 2100), _crowded(rng, 150, 2080)
+    d, idx = nearest_neighbors(b, a, device=device)
+    np.testing.assert_allclose(d, brute_nn(b, a)[0], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(b - a[idx], axis=1), d, rtol=1e-12)
+    assert chamfer_distance(a, b, device=device) == pytest.approx(brute_chamfer(a, b), rel=1e-6)
+    dab, iab = brute_nn(a, b)
+    dba, iba = brute_nn(b, a)
+    nb, na = np.bincount(iab, minlength=len(b)), np.bincount(iba, minlength=len(a))
+    want = 0.5 * ((1 - np.exp(-10 * dab**2) / nb[iab]).mean() + (1 - np.exp(-10 * dba**2) / na[iba]).mean())
+    assert density_aware_chamfer(a, b, device=device) == pytest.approx(want, rel=1e-6)
+    # spacing skips every coincident copy; reference: the nearest of a's distinct points at distance > 0
+    distinct = np.unique(a, axis=0)
+    spacing = np.array([np.min(d[d > 0]) for d in np.linalg.norm(a[:, None] - distinct[None], axis=-1)])
+    np.testing.assert_allclose(nearest_neighbor_spacing(a, device=device), spacing, rtol=1e-6)
+
+
+def test_copies_of_one_point_are_searched_once():
+    """k copies of one point in a reference cell would cost every query k distance tests (k^2 in all): the
+    grid holds each distinct point once."""
+    from simgap_ext.metrics._nn_warp import _GridCloud
+
+    rng = np.random.default_rng(18)
+    pts = _crowded(rng, 400, 3000).astype(np.float32)
+    grid = _GridCloud(pts, "cpu")
+    assert grid.n == 400 + 1 + 1
+    # every input point maps to a distinct point whose first copy has the same coordinates
+    slot_of_distinct = np.argsort(grid.perm)
+    np.testing.assert_array_equal(pts[grid.orig[slot_of_distinct[grid.inverse]]], pts)
+    # an ordinary cloud is left as it is
+    assert _GridCloud(rng.normal(0, 5, (500, 3)).astype(np.float32), "cpu").inverse is None
+
+
 def test_chamfer_hand_computed():
     a = np.array([[0.0, 0, 0], [1, 0, 0]])
     b = np.array([[0.0, 0, 2]])

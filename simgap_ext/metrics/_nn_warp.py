@@ -6,7 +6,8 @@ Algorithm (exact for any pair of clouds, memory O(N + M), never an N x M matrix)
    that georeferenced coordinates (UTM, 1e6 m) keep their precision on the device.
 2. Each cloud gets a cell size ``h`` from its own occupancy (a few points per occupied cell, see
    :func:`_choose_cell`), is reordered by cell (hash-grid build + gather kernel, for cache locality) and gets a
-   ``wp.HashGrid`` on the sorted copy; both Chamfer directions share them.
+   ``wp.HashGrid`` on the sorted copy; both Chamfer directions share them. A cloud with a very crowded cell
+   first has its exact duplicates merged (k copies of one point would cost k^2 distance tests).
 3. One kernel pass queries every point with radius ``r = h / 2``: a hash-grid query visits every cell
    overlapping the box ``[p - r, p + r]``, so every reference point within ``r`` is seen. A query whose best
    distance is ``<= r`` (less a float32 rounding slack) is therefore exact: a closer point would have been
@@ -50,6 +51,9 @@ _FIRST_RADIUS_FRACTION = 0.5
 # cell.
 _CERTIFY_EPS = 1e-5
 _CERTIFY_ULPS = 8.0
+# Largest point count of one volume-per-point cell before exact duplicates are merged (see _GridCloud): real
+# LiDAR scans stay near 1000 (dense near-range rings of a 128-beam scan); k copies of one point cost k^2 tests.
+_DEDUPE_CROWD = 2048
 
 _kernels: dict[str, Any] = {}
 
@@ -103,20 +107,22 @@ def _get_kernels() -> dict[str, Any]:
     return _kernels
 
 
-def _choose_cell(ref: np.ndarray) -> float:
+def _choose_cell(ref: np.ndarray) -> tuple[float, int]:
     """Cell size (float32 space) giving about ``_TARGET_POINTS_PER_CELL`` reference points per occupied cell.
 
     Args:
         ref: (M, 3) float32 reference points.
 
     Returns:
-        Positive cell size; 0.0 when the reference has no extent (the caller then uses its own minimum).
+        (cell, crowd): a positive cell size, 0.0 when the reference has no extent (the caller then uses its own
+        minimum); and the largest number of points in one cell of the volume-per-point size ``h0`` (every point
+        when there is no extent), which bounds how many copies of one point the cloud can hold.
     """
     m = ref.shape[0]
     lo, hi = bounds(ref)
     ext = (hi - lo).astype(np.float64)
     if m < 2 or ext.max() <= 0.0:
-        return 0.0
+        return 0.0, m
     # Flat or linear clouds would give a zero volume: floor thin extents at 1% of the largest.
     ext_v = np.maximum(ext, ext.max() * 1e-2)
     h0 = float(np.cbrt(np.prod(ext_v) / m))
@@ -128,9 +134,25 @@ def _choose_cell(ref: np.ndarray) -> float:
     keys = (ijk[:, 2] * dims[1] + ijk[:, 1]) * dims[0] + ijk[:, 0]
     # dims multiply to about m cells (h0 is the volume per point), so a bincount is cheap and beats a sort
     n_cells = int(np.prod(dims))
-    occupied = int(np.count_nonzero(np.bincount(keys, minlength=1))) if n_cells <= 64 * m else np.unique(keys).size
+    counts = np.bincount(keys, minlength=1) if n_cells <= 64 * m else np.unique(keys, return_counts=True)[1]
+    occupied = int(np.count_nonzero(counts))
     factor = math.sqrt(_TARGET_POINTS_PER_CELL * occupied / m)
-    return h0 * min(max(factor, 0.25), 4.0)
+    return h0 * min(max(factor, 0.25), 4.0), int(counts.max())
+
+
+def _unique_rows(pts32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact duplicate rows removed.
+
+    Args:
+        pts32: (M, 3) float32 points.
+
+    Returns:
+        ((U, 3) float32 unique points, (U,) int64 index of each one's first copy in ``pts32``, (M,) int64 index
+        of each point of ``pts32`` in the unique points).
+    """
+    rows = np.ascontiguousarray(pts32).view(np.dtype((np.void, 3 * pts32.dtype.itemsize))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return pts32[first], first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
 
 
 def _grid_dims(extent: np.ndarray, cell: float, n_points: int) -> tuple[int, int, int]:
@@ -151,24 +173,44 @@ class _GridCloud:
     Single-threaded CPU kernels are bound by cache misses on the reference points; sorting the cloud by cell
     (the order a hash-grid build computes anyway) halves the query time at 131k points.
 
+    A query visits every point in the cells its box overlaps, so k copies of one point (an organised scan's
+    no-return rays stored at the origin, repeated frames) would cost k^2 distance tests. When some cell is that
+    crowded (more than ``_DEDUPE_CROWD`` points at the volume-per-point size) exact duplicates are merged first:
+    a nearest neighbour is found once per distinct point and reported for every copy (as the first copy when
+    the cloud is the reference).
+
     Attributes:
-        n: number of points.
+        n: number of distinct points on the device (the input size unless duplicates were merged).
         extent: (3,) float64 bounding-box extent.
         cell: cell size of ``grid``.
         points: (n,) ``wp.vec3`` cell-sorted points.
-        perm: (n,) int64 NumPy permutation, ``points[i] = original[perm[i]]``.
+        perm: (n,) int64 NumPy permutation, ``points[i] = distinct[perm[i]]``.
+        orig: (n,) int64 index into the input cloud of ``points[i]`` (its first copy).
+        inverse: (M,) int64 index into the distinct points of every input point, or ``None`` when nothing was
+            merged.
         grid: ``wp.HashGrid`` over ``points`` with cell size ``cell``.
     """
 
     def __init__(self, pts32: np.ndarray, device: str) -> None:
         wp = get_warp()
         self.device = device
-        self.n = pts32.shape[0]
         lo, hi = bounds(pts32)
         self.extent = (hi - lo).astype(np.float64)
         self.max_abs = float(max(np.abs(lo).max(), np.abs(hi).max()))
         diag = float(np.linalg.norm(self.extent))
-        self.cell = max(_choose_cell(pts32), diag * 1e-4, 1e-6)
+        cell, crowd = _choose_cell(pts32)
+        first: np.ndarray | None = None
+        self.inverse: np.ndarray | None = None
+        if crowd > _DEDUPE_CROWD:
+            uniq, first, inverse = _unique_rows(pts32)
+            if uniq.shape[0] < pts32.shape[0]:
+                log.debug("nearest neighbours: merged %d duplicate points", pts32.shape[0] - uniq.shape[0])
+                pts32, self.inverse = uniq, inverse
+                cell = _choose_cell(pts32)[0]
+            else:
+                first = None
+        self.n = pts32.shape[0]
+        self.cell = max(cell, diag * 1e-4, 1e-6)
         raw = wp.array(pts32, dtype=wp.vec3, device=device)
         sort_grid = self._new_grid(self.cell)
         sort_grid.build(raw, self.cell)
@@ -178,6 +220,7 @@ class _GridCloud:
             _get_kernels()["gather_sorted"], dim=self.n, inputs=[sort_grid.id, raw, self.points, perm], device=device
         )
         self.perm = perm.numpy().astype(np.int64)
+        self.orig = self.perm if first is None else first[self.perm]
         self.grid = self._new_grid(self.cell)
         self.grid.build(self.points, self.cell)
 
@@ -201,8 +244,8 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
         exclude_zero: ignore reference points at distance exactly 0 (a point's own copy).
 
     Returns:
-        (Q,) int64 index into the *original* order of ``ref`` for each query in its *original* order; -1 where
-        no admissible neighbour exists.
+        (Q,) int64 index into the *original* order of ``ref`` for each query in its *original* order (Q counts
+        every copy of a merged duplicate); -1 where no admissible neighbour exists.
     """
     wp = get_warp()
     kern = _get_kernels()["nn_query"]
@@ -253,11 +296,11 @@ def _query_nn(ref: _GridCloud, query: _GridCloud, r_all: float, *, exclude_zero:
     if rounds > 2:
         log.debug("nearest neighbours: %d queries needed %d radius rounds", q_n, rounds)
     idx_sorted = best_i.numpy().astype(np.int64)
-    # back from cell-sorted order to the callers' order
+    # back from cell-sorted order to the callers' order (and from distinct points to every copy)
     idx = np.full(q_n, -1, dtype=np.int64)
     ok = idx_sorted >= 0
-    idx[query.perm[ok]] = ref.perm[idx_sorted[ok]]
-    return idx
+    idx[query.perm[ok]] = ref.orig[idx_sorted[ok]]
+    return idx if query.inverse is None else idx[query.inverse]
 
 
 def _r_all(a32: np.ndarray, b32: np.ndarray) -> float:
