@@ -377,3 +377,26 @@ def test_the_panel_follows_a_writer_that_replicator_creates(rep, world, tmp_path
         broken()
     other = writer_mod.SimGapWriter(tmp_path / "b", world["bank_path"], sensor=SENSOR, device="cpu")
     assert model.stats is writer.stats and other.stats is not writer.stats  # listener removed
+
+
+def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
+    from simgap_ext.gate import FrameGate, load_gate_config
+    from simgap_ext.replicator.sink import GatedExportSink
+
+    gate = FrameGate(
+        world["bank"], load_gate_config(g_threshold=0.0, scene_threshold=0.0), device="cpu", quarantine=False
+    )
+    frame = dict(world["frames"][0], sensor=SENSOR)
+    first = GatedExportSink(gate, tmp_path)
+    assert first.submit(frame).accepted
+    first.flush()
+    kept = sorted(p.name for p in tmp_path.rglob("000000.*"))
+    assert kept == ["000000.bin", "000000.label"]
+    # a session that died between writing scan 1 and its manifest row
+    (tmp_path / "velodyne" / "000001.bin").write_bytes(b"\0" * 16)
+    (tmp_path / "labels" / "000001.label").write_bytes(b"\0" * 4)
+    second = GatedExportSink(gate, tmp_path)
+    assert second.next_index == 1
+    assert not (tmp_path / "velodyne" / "000001.bin").exists() and not (tmp_path / "labels" / "000001.label").exists()
+    assert sorted(p.name for p in tmp_path.rglob("000000.*")) == kept
+    assert second.submit(frame).accepted and (tmp_path / "velodyne" / "000001.bin").stat().st_size > 16

@@ -47,7 +47,8 @@ class GatedExportSink:
         min_points: frames with fewer points are rejected unscored.
 
     Continuing into an ``out_dir`` that already holds a manifest appends to it: scan indices continue after the
-    highest exported one.
+    highest exported one, and scan/label files that no manifest row records (written by a session that died before
+    its row) are deleted first.
     """
 
     def __init__(
@@ -78,6 +79,11 @@ class GatedExportSink:
         rows = read_manifest(self.manifest_path, repair=True, missing_ok=True)
         indices = [int(r["index"]) for r in rows if r.get("index") is not None]
         self._next_index = max(indices) + 1 if indices else 0
+        # Scans written by a session that died before their manifest row are orphans: a SemanticKITTI loader
+        # would take them for samples the gate never recorded (the runner cleans them the same way on resume).
+        removed = self.exporter.remove_orphans(indices)
+        if removed:
+            _log.warning("removed %d orphan file(s) of an interrupted session from %s", len(removed), self.out_dir)
         self._manifest: ManifestWriter | None = None
         self.counts = {"received": 0, "accepted": 0, "rejected": 0, "invalid": 0, "rerandomized": 0}
 
