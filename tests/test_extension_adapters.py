@@ -217,3 +217,20 @@ def test_without_shared_ids_each_frame_numbers_classes_by_object_id():
     labels = {1: "cyclist", 2: "vehicle"}
     f = A.from_rtx_point_cloud_v50({"data": _cloud(2), "info": {"objectId": [2, 1]}}, object_labels=labels)
     assert {v["class"]: k for k, v in f["info"]["idToLabels"].items()} == {"unlabelled": 0, "cyclist": 1, "vehicle": 2}
+
+
+def test_rtx_many_objects_map_point_by_point_like_a_plain_lookup():
+    # Hundreds of prims in shuffled order, some unlabelled: each point's class is its object's label (a per-point
+    # dict lookup is the reference), its instance its object id.
+    rng = np.random.default_rng(4)
+    n = 5000
+    oids = rng.integers(0, 400, n).astype(np.uint32) * 7
+    names = ("vehicle", "pedestrian", "building", "vegetation")
+    labels = {int(o): names[int(o) % 4] for o in np.unique(oids) if o and o % 5}  # multiples of 35: no label
+    f = A.from_rtx_point_cloud_v50({"data": _cloud(n, 1), "info": {"objectId": oids}}, object_labels=labels)
+    sem_names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
+    got = [sem_names[int(s)] for s in f["info"]["pointSemantic"]]
+    expected = [labels.get(int(o), "unlabelled") if o else "unlabelled" for o in oids]
+    assert got == expected
+    np.testing.assert_array_equal(f["info"]["pointInstance"], oids)
+    assert any("have no class label" in issue for issue in f["adapter_issues"])

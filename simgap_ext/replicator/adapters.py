@@ -177,6 +177,9 @@ def _labels_from_object_ids(
         issues.append("all object ids are zero (RTX LiDAR object ids missing; IsaacSim issue 180)")
     unknown: list[int] = []
     uniq, inverse = np.unique(object_ids, return_inverse=True)
+    # One semantic id per distinct object, then one gather: a scene has hundreds of prims, and a mask per prim
+    # would cost O(N x objects) on every frame.
+    sem_of_object = np.zeros(uniq.shape[0], dtype=np.uint32)
     for idx, oid in enumerate(uniq.tolist()):
         if oid == 0:
             continue
@@ -187,7 +190,9 @@ def _labels_from_object_ids(
         if cls not in class_ids:
             class_ids[cls] = max(class_ids.values()) + 1
         id_to_labels[class_ids[cls]] = cls
-        semantic[inverse == idx] = class_ids[cls]
+        sem_of_object[idx] = class_ids[cls]
+    if n:
+        semantic = sem_of_object[inverse.reshape(-1)]
     if unknown:
         issues.append(f"{len(unknown)} object id(s) have no class label and count as {UNLABELLED!r}")
     # Instance ids travel as uint32 (SemanticKITTI packs them in 16 bits later); wider ids are folded, not clipped.
