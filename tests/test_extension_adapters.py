@@ -234,3 +234,31 @@ def test_rtx_many_objects_map_point_by_point_like_a_plain_lookup():
     assert got == expected
     np.testing.assert_array_equal(f["info"]["pointInstance"], oids)
     assert any("have no class label" in issue for issue in f["adapter_issues"])
+
+
+@pytest.mark.parametrize("layout", ["bytes", "u32", "u64", "flat_bytes"])
+def test_gmo_v60_dense_ids_match_a_python_int_reference_for_every_id_layout(layout):
+    rng = np.random.default_rng(9)
+    n = 3000
+    pool = [0, 5, 1 << 64, (1 << 64) + 5, 1 << 127, (1 << 100) + 3] + [
+        int(v) << 70 for v in rng.integers(1, 1 << 30, 40)
+    ]
+    values = [pool[i] for i in rng.integers(0, len(pool), n)]
+    as_bytes = np.array([np.frombuffer(v.to_bytes(16, "little"), np.uint8) for v in values])
+    raw = {
+        "bytes": as_bytes,
+        "u32": as_bytes.view("<u4"),
+        "u64": as_bytes.view("<u8"),
+        "flat_bytes": as_bytes.reshape(-1),
+    }[layout]
+    labels = {v: "vehicle" for v in pool[1::2]}
+    gmo = {"numElements": n, "x": rng.normal(size=n), "y": rng.normal(size=n), "z": rng.normal(size=n), "objId": raw}
+    paths = {v: f"/World/p{i}" for i, v in enumerate(pool)}
+    f = A.from_generic_model_output_v60(gmo, stable_id_map=paths, prim_labels=lambda p: labels.get(
+        next(v for v, q in paths.items() if q == p)))  # fmt: skip
+    # reference: ascending non-zero stable ids numbered 1..K, 0 stays 0
+    order = {v: i + 1 for i, v in enumerate(sorted(set(values) - {0}))}
+    np.testing.assert_array_equal(f["info"]["pointInstance"], [order.get(v, 0) for v in values])
+    names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
+    got = [names[int(s)] for s in f["info"]["pointSemantic"]]
+    assert got == [labels.get(v, "unlabelled") if v else "unlabelled" for v in values]
