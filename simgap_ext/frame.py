@@ -78,10 +78,10 @@ def make_frame(
     Returns:
         The frame dict described in the module docstring.
     """
-    labels = {int(k): ({"class": v} if isinstance(v, str) else dict(v)) for k, v in id_to_labels.items()}
     frame: dict[str, Any] = {
         "data": points,
-        "info": {"pointSemantic": semantic, "pointInstance": instance, "idToLabels": labels},
+        # validate_frame normalises the labels (int keys, {"class": name} values) and names what is wrong
+        "info": {"pointSemantic": semantic, "pointInstance": instance, "idToLabels": id_to_labels},
         "frame_id": int(frame_id),
         "seed": int(seed),
         "sensor": str(sensor),

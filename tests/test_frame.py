@@ -45,6 +45,14 @@ def test_empty_frame_is_valid() -> None:
     assert class_names(f) == []
 
 
+def test_make_frame_reports_bad_label_maps_by_name() -> None:
+    pts, ids = np.zeros((2, 3)), np.array([1, 1])
+    with pytest.raises(SimGapInputError, match=r"idToLabels key 'car' is not an integer id"):
+        make_frame(pts, ids, ids, {"car": "vehicle"})
+    with pytest.raises(SimGapInputError, match=r"idToLabels\[1\] must be a name or"):
+        make_frame(pts, ids, ids, {1: 10})
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
