@@ -163,6 +163,18 @@ def test_missing_label_file_when_others_exist(tmp_path: Path) -> None:
         list(iter_scans(tmp_path))
 
 
+def test_missing_label_file_via_velodyne_dir_or_single_scan(tmp_path: Path) -> None:
+    # the same rule when the velodyne/ directory or one scan is given (it used to read as all-unlabeled)
+    write_semantickitti_scan(tmp_path, 0, _frame(4))
+    write_semantickitti_scan(tmp_path, 1, _frame(4))
+    (tmp_path / "labels" / "000001.label").unlink()
+    for path in (tmp_path / "velodyne", tmp_path / "velodyne" / "000001.bin"):
+        with pytest.raises(SimGapInputError, match=r"000001\.label: missing label file for 000001\.bin"):
+            list(iter_scans(path))
+    (_, f0), *_ = list(iter_scans(tmp_path / "velodyne" / "000000.bin"))
+    assert f0["info"]["pointSemantic"].tolist() == _frame(4)["info"]["pointSemantic"].tolist()
+
+
 def test_nan_points_are_counted(tmp_path: Path) -> None:
     rows = np.zeros((10, 4), dtype="<f4")
     rows[[1, 4, 5], 2] = np.nan

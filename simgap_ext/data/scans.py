@@ -74,6 +74,25 @@ def count_scans(path: str | Path) -> int:
     return len(list_scans(path))
 
 
+def _check_labels_complete(path: Path, files: list[Path]) -> None:
+    """In a SemanticKITTI sequence whose ``labels/`` holds labels, refuse a ``.bin`` scan without one (it would
+    read as all-``unlabeled``), whether the sequence, its ``velodyne/`` directory or one scan was given."""
+    if is_semantickitti_dir(path):
+        seq = path
+    elif path.name == "velodyne" and path.is_dir():
+        seq = path.parent
+    elif path.is_file() and path.parent.name == "velodyne":
+        seq = path.parent.parent
+    else:
+        return
+    label_dir = seq / "labels"
+    if not (label_dir.is_dir() and any(label_dir.glob("*.label"))):
+        return
+    for f in files:
+        if f.suffix.lower() == ".bin" and not (label_dir / f"{f.stem}.label").is_file():
+            raise SimGapInputError(f"{label_dir / (f.stem + '.label')}: missing label file for {f.name}")
+
+
 def iter_scans(
     path: str | Path,
     *,
@@ -86,8 +105,8 @@ def iter_scans(
 
     Args:
         path: a file, a directory of point-cloud files, or a SemanticKITTI sequence directory. In a sequence
-            directory ``labels/`` is optional (without it every point is semantic 0 ``unlabeled``), but when it
-            holds labels every scan must have one.
+            ``labels/`` is optional (without it every point is semantic 0 ``unlabeled``), but when it holds labels
+            every scan must have one (also when the sequence's ``velodyne/`` directory or one scan is given).
         sensor: sensor profile name stored in each frame.
         id_to_labels: class names overriding ``label_map.yaml`` and the defaults.
         drop_nonfinite: drop NaN/inf points instead of raising.
@@ -109,11 +128,7 @@ def iter_scans(
         lm = find_label_map(p)
         if lm is not None:
             names.update(read_label_map(lm))
-        label_dir = p / "labels"
-        if label_dir.is_dir() and any(label_dir.glob("*.label")):
-            for f in files:
-                if not (label_dir / f"{f.stem}.label").is_file():
-                    raise SimGapInputError(f"{label_dir / (f.stem + '.label')}: missing label file for {f.name}")
+    _check_labels_complete(p, files)
     for i, f in enumerate(files):
         cloud = load_point_cloud(f, id_to_labels=names, drop_nonfinite=drop_nonfinite)
         frame_id = int(f.stem) if f.stem.isdigit() else i
