@@ -145,6 +145,16 @@ def test_instance_features_groups_instances():
     assert instance_features(frame, bb, min_points=5)["vehicle"].shape == (2, bb.dim)
 
 
+def test_instance_features_any_uint32_semantic_id():
+    # the contract allows any uint32 id; a (semantic << 32) key in int64 overflowed from 2**31 on (KeyError)
+    rng = np.random.default_rng(13)
+    big = 2**32 - 7
+    sem = np.r_[np.full(20, big), np.full(10, 3)]
+    frame = make_frame(rng.random((30, 3)), sem, np.full(30, 9), {big: "big", 3: "small"})
+    feats = instance_features(frame, FrozenBackbone(), min_points=8)
+    assert {k: v.shape[0] for k, v in feats.items()} == {"big": 1, "small": 1}
+
+
 def test_torchscript_backbone(tmp_path):
     torch = pytest.importorskip("torch")
 

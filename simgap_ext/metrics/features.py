@@ -156,10 +156,9 @@ def instance_features(
     if not keep.any():
         return {}
     pts = f["data"][keep]
-    sem_k = sem[keep].astype(np.int64)
-    inst_k = inst[keep].astype(np.int64)
-    # one crop per (semantic id, instance id): instance ids are only unique within a class in some datasets
-    key = (sem_k << 32) | inst_k
+    # one crop per (semantic id, instance id): instance ids are only unique within a class in some datasets;
+    # unsigned keys, since a semantic id >= 2**31 shifted by 32 bits would overflow int64
+    key = (sem[keep].astype(np.uint64) << np.uint64(32)) | inst[keep].astype(np.uint64)
     order = np.argsort(key, kind="stable")
     uniq, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
     out: dict[str, list[np.ndarray]] = defaultdict(list)
