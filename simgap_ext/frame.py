@@ -31,6 +31,7 @@ import numpy as np
 from .errors import SimGapInputError
 
 __all__ = [
+    "COORDINATE_FRAMES",
     "FRAME_METADATA_KEYS",
     "make_frame",
     "validate_frame",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 FRAME_METADATA_KEYS = ("frame_id", "seed", "sensor", "focus_classes", "attempt")
+#: Accepted values of a frame's ``coordinate_frame``.
+COORDINATE_FRAMES = ("sensor", "world")
 
 # label arrays are (N,) uint32 in the contract
 _MAX_ID = 0xFFFFFFFF
@@ -107,7 +110,8 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
 
     Raises:
         SimGapInputError: missing keys, wrong shapes or dtypes, non-finite points or intensities, label ids that
-            are negative or beyond uint32, or semantic ids absent from ``idToLabels``.
+            are negative or beyond uint32, semantic ids absent from ``idToLabels``, or a ``coordinate_frame``
+            other than ``"sensor"`` / ``"world"``.
     """
     if not isinstance(frame, Mapping):
         raise SimGapInputError(f"frame must be a mapping, got {type(frame).__name__}")
@@ -163,6 +167,11 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
     if unknown:
         raise SimGapInputError(f"{label}: semantic ids {unknown} are not in idToLabels")
     out_info["idToLabels"] = labels
+    # the gate measures ranges from the origin unless the frame says "world": a misspelt value must not pass
+    if frame.get("coordinate_frame") is not None and frame["coordinate_frame"] not in COORDINATE_FRAMES:
+        raise SimGapInputError(
+            f"{label}: coordinate_frame must be one of {COORDINATE_FRAMES}, got {frame['coordinate_frame']!r}"
+        )
     out = dict(frame)
     out["data"] = pts
     out["info"] = out_info

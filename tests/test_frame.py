@@ -71,6 +71,7 @@ def test_make_frame_reports_bad_label_maps_by_name() -> None:
         (lambda f: f.update(info=None), "'info' must be a mapping"),
         (lambda f: f["info"].update(idToLabels={10: "vehicle", 30: 7}), r"idToLabels\[30\] must be a name"),
         (lambda f: f.update(intensity=np.array([0.1, np.nan, 0.2, 0.3, np.inf])), "'intensity' contains 2 non-finite"),
+        (lambda f: f.update(coordinate_frame="World"), r"coordinate_frame must be one of \('sensor', 'world'\)"),
     ],
 )
 def test_bad_frames_raise_named_errors(mutate, message) -> None:
