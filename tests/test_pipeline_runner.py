@@ -300,6 +300,10 @@ def test_refuses_foreign_scans(env, tmp_path):
     with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
         _runner(env, out).run(1, progress=False)
     assert sorted(p.name for p in out.rglob("*")) == ["000000.bin", "velodyne"]  # nothing written, nothing deleted
+    # --resume on someone else's data must not "clean up" their scans as orphans
+    with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
+        _runner(env, out).run(1, resume=True, progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == ["000000.bin", "velodyne"]
 
 
 def test_cli_generate_from_real_dir_caches_the_bank(tmp_path, capsys):

@@ -380,6 +380,7 @@ def test_the_panel_follows_a_writer_that_replicator_creates(rep, world, tmp_path
 
 
 def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
+    from simgap_ext.errors import ExportError, SimGapInputError
     from simgap_ext.gate import FrameGate, load_gate_config
     from simgap_ext.replicator.sink import GatedExportSink
 
@@ -400,3 +401,20 @@ def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
     assert not (tmp_path / "velodyne" / "000001.bin").exists() and not (tmp_path / "labels" / "000001.label").exists()
     assert sorted(p.name for p in tmp_path.rglob("000000.*")) == kept
     assert second.submit(frame).accepted and (tmp_path / "velodyne" / "000001.bin").stat().st_size > 16
+    # scans without a manifest are someone else's data: refused, never "cleaned up"
+    foreign = tmp_path / "foreign"
+    (foreign / "velodyne").mkdir(parents=True)
+    (foreign / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
+        GatedExportSink(gate, foreign)
+    assert sorted(p.name for p in foreign.rglob("*")) == ["000000.bin", "velodyne"]
+    # our own first scan is never written before the manifest exists: a session that dies in its first export
+    # leaves a manifest, so the next one continues (cleaning the orphan) instead of refusing
+    ours = tmp_path / "ours"
+    sink = GatedExportSink(gate, ours)
+    (ours / "velodyne").write_text("in the way")  # the first export fails half-way
+    with pytest.raises(ExportError):
+        sink.submit(frame)
+    assert (ours / "manifest.jsonl").is_file() and (ours / "manifest.jsonl").read_bytes() == b""
+    (ours / "velodyne").unlink()
+    assert GatedExportSink(gate, ours).next_index == 0

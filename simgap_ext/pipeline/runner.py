@@ -356,7 +356,9 @@ class GenerationRunner:
             if resume or self.manifest_path.exists()
             else []
         )
-        if not rows and not resume and self.exporter.existing_indices():
+        # Also on resume: our own runs create the manifest before the first scan, so scans without a manifest are
+        # someone else's data, and the orphan clean-up of a resume would delete every one of them.
+        if not self.manifest_path.exists() and self.exporter.existing_indices():
             raise SimGapInputError(
                 f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
             )

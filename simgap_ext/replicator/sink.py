@@ -46,6 +46,9 @@ class GatedExportSink:
             writer sends Replicator's custom event from here).
         min_points: frames with fewer points are rejected unscored.
 
+    Raises:
+        SimGapInputError: ``out_dir`` holds SemanticKITTI scans but no manifest (not an export of ours).
+
     Continuing into an ``out_dir`` that already holds a manifest appends to it: scan indices continue after the
     highest exported one, and scan/label files that no manifest row records (written by a session that died before
     its row) are deleted first.
@@ -76,6 +79,11 @@ class GatedExportSink:
         self.manifest_path = self.out_dir / MANIFEST_NAME
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.exporter = Exporter(self.out_dir)
+        if not self.manifest_path.exists() and self.exporter.existing_indices():
+            # Someone else's data: appending would mix it into our export, and the orphan clean-up would delete it.
+            raise SimGapInputError(
+                f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
+            )
         rows = read_manifest(self.manifest_path, repair=True, missing_ok=True)
         indices = [int(r["index"]) for r in rows if r.get("index") is not None]
         self._next_index = max(indices) + 1 if indices else 0
@@ -109,6 +117,8 @@ class GatedExportSink:
         Raises:
             ExportError: writing the scan or the manifest row failed (nothing partial is left behind).
         """
+        # The manifest exists before the first scan (as in the runner): scans without a manifest are never ours.
+        manifest = self._writer()
         self.counts["received"] += 1
         issues = frame_issues(frame, min_points=self.min_points)
         if issues:
@@ -151,7 +161,7 @@ class GatedExportSink:
             index=index,
             name=frame.get("render_product") or None,
         )
-        self._writer().append(row)
+        manifest.append(row)
         self.stats.record_row(row)
         if decision.accepted:
             self.counts["accepted"] += 1
