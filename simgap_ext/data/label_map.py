@@ -11,7 +11,7 @@ A bare top-level ``{id: name}`` mapping is accepted too. SimGap exports always w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -24,8 +24,6 @@ __all__ = [
     "SEMANTIC_KITTI_RAW_NAMES",
     "SEMANTIC_KITTI_LEARNING_NAMES",
     "ASPRS_CLASS_NAMES",
-    "semantickitti_names",
-    "names_for_ids",
     "read_label_map",
     "write_label_map",
     "find_label_map",
@@ -64,20 +62,6 @@ ASPRS_CLASS_NAMES: dict[int, str] = {
     13: "wire_guard", 14: "wire_conductor", 15: "transmission_tower", 16: "wire_connector", 17: "bridge_deck",
     18: "high_noise",
 }  # fmt: skip
-
-
-def semantickitti_names(*, learning: bool = True) -> dict[int, str]:
-    """A copy of the SemanticKITTI id -> name table (learning-class names by default, raw names otherwise)."""
-    return dict(SEMANTIC_KITTI_LEARNING_NAMES if learning else SEMANTIC_KITTI_RAW_NAMES)
-
-
-def names_for_ids(ids: Iterable[int], known: Mapping[int, str]) -> dict[int, str]:
-    """Name every id: ``known[id]`` where present, else ``unlabeled`` for 0 and ``class_<id>`` otherwise."""
-    out: dict[int, str] = {}
-    for i in ids:
-        i = int(i)
-        out[i] = known.get(i, "unlabeled" if i == 0 else f"class_{i}")
-    return out
 
 
 def read_label_map(path: str | Path) -> dict[int, str]:
