@@ -408,6 +408,12 @@ def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
     with pytest.raises(SimGapInputError, match="holds SemanticKITTI scans but no manifest.jsonl"):
         GatedExportSink(gate, foreign)
     assert sorted(p.name for p in foreign.rglob("*")) == ["000000.bin", "velodyne"]
+    # nor may it append to a `simgap generate` run (its schedule and --resume would break)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(SimGapInputError, match="holds a simgap generate run"):
+        GatedExportSink(gate, run)
     # our own first scan is never written before the manifest exists: a session that dies in its first export
     # leaves a manifest, so the next one continues (cleaning the orphan) instead of refusing
     ours = tmp_path / "ours"

@@ -22,6 +22,7 @@ from ..errors import SimGapInputError
 from ..gate.decision import GateDecision
 from ..pipeline.attempt import attempt_row, plan_retry
 from ..pipeline.exporter import Exporter
+from ..pipeline.runner import RUN_CONFIG_NAME
 from ..pipeline.stats import AcceptanceStats
 from .adapters import frame_issues
 
@@ -47,7 +48,8 @@ class GatedExportSink:
         min_points: frames with fewer points are rejected unscored.
 
     Raises:
-        SimGapInputError: ``out_dir`` holds SemanticKITTI scans but no manifest (not an export of ours).
+        SimGapInputError: ``out_dir`` holds SemanticKITTI scans but no manifest (not an export of ours), or is a
+            ``simgap generate`` run directory.
 
     Continuing into an ``out_dir`` that already holds a manifest appends to it: scan indices continue after the
     highest exported one, and scan/label files that no manifest row records (written by a session that died before
@@ -79,6 +81,11 @@ class GatedExportSink:
         self.manifest_path = self.out_dir / MANIFEST_NAME
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.exporter = Exporter(self.out_dir)
+        if (self.out_dir / RUN_CONFIG_NAME).exists():
+            # A `simgap generate` run: rows appended here would break its schedule and its --resume.
+            raise SimGapInputError(
+                f"{self.out_dir} holds a simgap generate run ({RUN_CONFIG_NAME}); give the writer its own output_dir"
+            )
         if not self.manifest_path.exists() and self.exporter.existing_indices():
             # Someone else's data: appending would mix it into our export, and the orphan clean-up would delete it.
             raise SimGapInputError(
