@@ -250,6 +250,7 @@ def test_torch_input():
         (np.zeros((4, 2)), r"expected shape \(N, 3\)"),
         (np.zeros(3), r"expected shape \(N, 3\)"),
         (np.array([["a", "b", "c"]]), "numeric"),
+        (np.zeros((2, 3), complex), "numeric"),
     ],
 )
 def test_bad_input_raises(a, match):

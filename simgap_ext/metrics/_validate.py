@@ -15,6 +15,11 @@ from ..errors import SimGapInputError
 __all__ = ["as_points", "as_vector", "bounds", "pair_distances"]
 
 
+def _is_real(dtype: np.dtype) -> bool:
+    # integer, floating or bool; complex would lose its imaginary part in the float64 cast
+    return dtype.kind in "iufb"
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     # torch tensors (CPU or CUDA, with or without grad) without importing torch here
     if hasattr(x, "detach") and hasattr(x, "cpu"):
@@ -40,7 +45,7 @@ def as_points(x: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
         arr = _to_numpy(x)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
         raise SimGapInputError(f"{name}: cannot convert {type(x).__name__} to an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if not _is_real(arr.dtype):
         raise SimGapInputError(f"{name}: expected a numeric (N, 3) array, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise SimGapInputError(f"{name}: expected shape (N, 3), got {tuple(arr.shape)}")
@@ -103,7 +108,7 @@ def as_vector(x: Any, name: str, *, nonnegative: bool = False, allow_empty: bool
         SimGapInputError: not 1-D, empty (unless allowed), non-finite or (optionally) negative values.
     """
     arr = _to_numpy(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if not _is_real(arr.dtype):
         raise SimGapInputError(f"{name}: expected a numeric 1-D array, got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise SimGapInputError(f"{name}: expected a 1-D array, got shape {tuple(arr.shape)}")
