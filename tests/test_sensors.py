@@ -12,7 +12,7 @@ from simgap_ext.config import config_dir, load_toml
 from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import EFFECT_NAMES, EffectSettings, list_sensor_profiles, load_sensor_profile
 
-REQUIRED = ("vlp-16", "hdl-32", "os1-64", "os1-128")
+REQUIRED = ("vlp-16", "hdl-32", "hdl-64", "os1-64", "os1-128")
 
 
 def test_config_dir_is_repo_config_and_env_overrides(monkeypatch, tmp_path):
@@ -44,6 +44,14 @@ def test_hdl32_table():
     assert p.channels == 32 == a.size
     assert a[0] == pytest.approx(10.67) and a[-1] == pytest.approx(-30.67)
     np.testing.assert_allclose(-np.diff(a), 4.0 / 3.0, atol=0.011)
+
+
+def test_hdl64_two_block_table():
+    """HDL-64E S2 (KITTI): upper block +2 .. -8.33 deg every 1/3 deg, lower block -8.83 .. -24.33 every 1/2 deg."""
+    a = np.asarray(load_sensor_profile("hdl-64").vertical_angles_deg)
+    assert a.size == 64
+    np.testing.assert_allclose(a[:32], np.linspace(2.0, -8.333, 32), atol=2e-3)
+    np.testing.assert_allclose(a[32:], np.linspace(-8.83, -24.33, 32), atol=2e-3)
 
 
 @pytest.mark.parametrize(("name", "channels", "columns"), [("os1-64", 64, 1024), ("os1-128", 128, 2048)])
