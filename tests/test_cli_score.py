@@ -109,6 +109,18 @@ def test_perturbed_and_missing_class(real_dir, tmp_path, capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
+def test_only_paired_scans_are_read(real_dir, tmp_path, capsys):
+    # a real scan without a synthetic twin is not scored, so it is not even opened (here: a corrupt file)
+    synth = _write_seq(tmp_path / "synth", {f"{i:06d}": _read_real(real_dir, f"{i:06d}") for i in range(3)})
+    (real_dir / "velodyne" / "000009.bin").write_bytes(b"\0" * 20)
+    (real_dir / "labels" / "000009.label").write_bytes(b"\0" * 4)
+    out = tmp_path / "r.json"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "1",
+                 "--json", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert [f["real"] for f in json.loads(out.read_text())["frames"]] == ["000000", "000001", "000002"]
+    assert "1 real scans have no synthetic twin" in capsys.readouterr().err
+
+
 def test_names_differ_fall_back_to_order(real_dir, tmp_path, capsys):
     rng = np.random.default_rng(2)
     synth = _write_seq(tmp_path / "synth", {f"sim_{i}": _scene(rng) for i in range(2)})

@@ -175,6 +175,17 @@ def test_missing_label_file_via_velodyne_dir_or_single_scan(tmp_path: Path) -> N
     assert f0["info"]["pointSemantic"].tolist() == _frame(4)["info"]["pointSemantic"].tolist()
 
 
+def test_iter_scans_only_reads_the_named_scans(tmp_path: Path) -> None:
+    for idx in (0, 1, 2):
+        write_semantickitti_scan(tmp_path, idx, _frame(6, seed=idx))
+    (tmp_path / "velodyne" / "000001.bin").write_bytes(b"\0" * 20)  # corrupt, but not asked for
+    got = list(iter_scans(tmp_path, only={"000002", "000000"}))
+    assert [n for n, _ in got] == ["000000", "000002"] and [f["frame_id"] for _, f in got] == [0, 2]
+    np.testing.assert_array_equal(got[1][1]["data"], _frame(6, seed=2)["data"])
+    with pytest.raises(SimGapInputError, match=r"000001\.bin: size 20 bytes"):
+        list(iter_scans(tmp_path))
+
+
 def test_nan_points_are_counted(tmp_path: Path) -> None:
     rows = np.zeros((10, 4), dtype="<f4")
     rows[[1, 4, 5], 2] = np.nan

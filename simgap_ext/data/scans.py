@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ def iter_scans(
     id_to_labels: Mapping[int, str] | None = None,
     drop_nonfinite: bool = False,
     coordinate_frame: str = "sensor",
+    only: Collection[str] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(name, frame)`` for every scan under ``path``, in natural stem order.
 
@@ -111,6 +112,7 @@ def iter_scans(
         id_to_labels: class names overriding ``label_map.yaml`` and the defaults.
         drop_nonfinite: drop NaN/inf points instead of raising.
         coordinate_frame: ``"sensor"`` or ``"world"``, stored in each frame.
+        only: scan names (stems) to read; the other files are not opened (``None``: every scan).
 
     Yields:
         (file stem, validated frame dict). ``frame_id`` is the stem's integer value when the stem is all
@@ -128,8 +130,11 @@ def iter_scans(
         lm = find_label_map(p)
         if lm is not None:
             names.update(read_label_map(lm))
-    _check_labels_complete(p, files)
+    wanted = None if only is None else set(only)
+    _check_labels_complete(p, files if wanted is None else [f for f in files if f.stem in wanted])
     for i, f in enumerate(files):
+        if wanted is not None and f.stem not in wanted:
+            continue  # frame ids stay positions in the full listing
         cloud = load_point_cloud(f, id_to_labels=names, drop_nonfinite=drop_nonfinite)
         frame_id = int(f.stem) if f.stem.isdigit() else i
         frame = cloud.to_frame(frame_id=frame_id, sensor=sensor, coordinate_frame=coordinate_frame)
