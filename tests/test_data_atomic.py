@@ -28,13 +28,15 @@ def test_writes_and_replaces(tmp_path: Path) -> None:
     assert _listing(p.parent) == ["f.bin"]
 
 
-def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path: Path) -> None:
-    old = os.umask(0o027)
+@pytest.mark.parametrize("mask", [0o027, 0o077, 0o002])
+def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path: Path, mask: int) -> None:
+    old = os.umask(mask)
     try:
         p = atomic_write_bytes(tmp_path / "scan.bin", b"x")
+        assert atomic_mod._umask() == mask and os.umask(mask) == mask  # read without changing it
     finally:
         os.umask(old)
-    assert p.stat().st_mode & 0o777 == 0o640
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 _REAL_FDOPEN = os.fdopen

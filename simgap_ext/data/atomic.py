@@ -79,7 +79,15 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
 
 
 def _umask() -> int:
-    # os.umask can only be read by setting it; restore at once (single call, no window for other writers).
+    # Linux reports the umask in /proc without changing it. os.umask can only be read by setting it, which
+    # leaves a short window in which another thread's new files would get the temporary mask.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
