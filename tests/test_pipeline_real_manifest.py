@@ -80,3 +80,20 @@ def test_mix_from_a_real_directory(real_dir, tmp_path, capsys):
     n_real = sum(r["domain"] == "real" for r in train)
     assert n_real == sum(r["domain"] == "synthetic" for r in train)  # 50:50 in every bucket
     assert f"train: {len(train)} rows" in text
+
+
+def test_a_corrupt_scan_keeps_the_previous_manifest_and_leaves_no_partial_file(real_dir, tmp_path, capsys):
+    seq = tmp_path / "seq"
+    for p in real_dir.rglob("*"):
+        if p.is_file():
+            (seq / p.relative_to(real_dir)).parent.mkdir(parents=True, exist_ok=True)
+            (seq / p.relative_to(real_dir)).write_bytes(p.read_bytes())
+    out = tmp_path / "real.jsonl"
+    assert main(["manifest", "--real", str(seq), "--out", str(out)]) == 0
+    before = out.read_bytes()
+    (seq / "velodyne" / "000002.bin").write_bytes(b"\0" * 15)  # not a whole number of float32 x4 points
+    capsys.readouterr()
+    assert main(["manifest", "--real", str(seq), "--out", str(out)]) == 2
+    assert "000002.bin" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.jsonl", "seq"]

@@ -71,28 +71,33 @@ def build_real_manifest(real_dir: str | Path, out_path: str | Path, *, sensor: s
     tmp = out.with_name(f".{out.name}.partial")
     if tmp.exists():
         tmp.unlink()
-    with ManifestWriter(tmp) as writer:
-        for i, ((name, frame), f) in enumerate(zip(iter_scans(real_dir, sensor=sensor), files, strict=True)):
-            if name != f.stem:  # pragma: no cover - both come from list_scans' order
-                raise SimGapInputError(f"{real_dir}: scan order mismatch at {name} / {f.name}")
-            points, instances = frame_class_counts(frame)
-            label = find_label_file(f) if f.suffix.lower() == ".bin" else None
-            row = make_row(
-                domain="real",
-                sensor=sensor,
-                decision="accepted",
-                path=_rel(f, base),
-                label_path=_rel(label, base) if label is not None else None,
-                index=i,
-                seed=None,
-                attempt=0,
-                frame_id=int(frame.get("frame_id", i)),
-                class_points=points,
-                class_instances=instances,
-                name=name,
-            )
-            writer.append(row)
-            rows.append(row)
+    try:
+        with ManifestWriter(tmp) as writer:
+            for i, ((name, frame), f) in enumerate(zip(iter_scans(real_dir, sensor=sensor), files, strict=True)):
+                if name != f.stem:  # pragma: no cover - both come from list_scans' order
+                    raise SimGapInputError(f"{real_dir}: scan order mismatch at {name} / {f.name}")
+                points, instances = frame_class_counts(frame)
+                label = find_label_file(f) if f.suffix.lower() == ".bin" else None
+                row = make_row(
+                    domain="real",
+                    sensor=sensor,
+                    decision="accepted",
+                    path=_rel(f, base),
+                    label_path=_rel(label, base) if label is not None else None,
+                    index=i,
+                    seed=None,
+                    attempt=0,
+                    frame_id=int(frame.get("frame_id", i)),
+                    class_points=points,
+                    class_instances=instances,
+                    name=name,
+                )
+                writer.append(row)
+                rows.append(row)
+    except BaseException:
+        # A corrupt scan midway: the previous manifest (if any) stays as it was, and no partial file is left.
+        tmp.unlink(missing_ok=True)
+        raise
     # The whole manifest appears at once: a reader never sees half a real manifest.
     os.replace(tmp, out)
     _log.info("wrote %d real rows to %s", len(rows), out)
