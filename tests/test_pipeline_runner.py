@@ -401,3 +401,15 @@ def test_quarantined_class_scenes_are_re_rendered_then_held_back(env, tmp_path):
     assert rows[1]["reasons"][-1] == "retry budget spent (1 re-randomizations)"
     assert rows[1]["seed"] == derive_seed(SEED, 0, 1) and rows[1]["focus_classes"] == rows[0]["focus_classes"]
     assert not (out / "velodyne").exists() or not list((out / "velodyne").iterdir())
+
+
+def test_a_focus_plan_without_describe_still_resumes(env, tmp_path):
+    class NoFocus:  # a user plan that skipped the optional describe()
+        def focus_for(self, frame_id, stats):
+            return []
+
+    out = tmp_path / "nf"
+    _runner(env, out, max_retries=0, focus_plan=NoFocus()).run(1, progress=False)
+    summary = _runner(env, out, max_retries=0, focus_plan=NoFocus()).run(2, resume=True, progress=False)
+    assert summary.resumed_at == (1, 0) and summary.frames_done == 1
+    assert json.loads((out / "run.json").read_text())["focus_plan"].endswith("NoFocus")

@@ -225,9 +225,11 @@ class GenerationRunner:
                 "sensor": str(getattr(self.source, "sensor_name", "unknown")),
                 "max_retries": self.max_retries,
                 "tail_classes": self.tail_classes,
+                # Without describe(): the plan's class (a default repr holds a memory address, so no resume would
+                # ever match).
                 "focus_plan": self.focus_plan.describe()
                 if hasattr(self.focus_plan, "describe")
-                else repr(self.focus_plan),
+                else f"{type(self.focus_plan).__module__}.{type(self.focus_plan).__qualname__}",
                 **self.run_config,
             }
         )
