@@ -99,3 +99,19 @@ def test_js_matches_scipy():
 def test_js_bad_input(p, q, match):
     with pytest.raises(SimGapInputError, match=match):
         js_divergence(p, q)
+
+
+def test_exact_emd_memory_is_one_cost_matrix():
+    """The (N, N) float64 cost matrix is the O(N^2) part; no (N, N, 3) broadcast temporary on top of it."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    n = 1000
+    a, b = rng.random((n, 3)), rng.random((n, 3))
+    tracemalloc.start()
+    try:
+        exact_emd(a, b)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * n * n * 8

@@ -106,6 +106,7 @@ def exact_emd(a: Any, b: Any) -> float:
         SimGapInputError: different sizes or too many points.
     """
     from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
 
     a64 = as_points(a, "a")
     b64 = as_points(b, "b")
@@ -115,6 +116,7 @@ def exact_emd(a: Any, b: Any) -> float:
         raise SimGapInputError(
             f"exact_emd is O(N^2): {a64.shape[0]} points exceed {EXACT_EMD_MAX_POINTS}; use sliced_wasserstein"
         )
-    cost = np.linalg.norm(a64[:, None, :] - b64[None, :, :], axis=-1)
+    # cdist builds the (N, N) matrix directly; broadcasting a - b would first build an (N, N, 3) temporary (3x)
+    cost = cdist(a64, b64)
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())
