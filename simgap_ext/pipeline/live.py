@@ -123,7 +123,8 @@ class LiveTable:
         """Mark ``frames`` scheduled frames as finished."""
         self.completed += frames
         if self.plain:
-            print(format_plain_line(self.stats, self.completed, self.total), file=self.stream, flush=True)
+            self.stream.write(format_plain_line(self.stats, self.completed, self.total) + "\n")
+            self.stream.flush()
         else:
             self._progress.update(self._task, completed=self.completed)
             self._redraw(force=True)
