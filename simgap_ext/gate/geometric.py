@@ -67,7 +67,15 @@ class ComponentScore:
 
 
 def cap_points(points: np.ndarray, cap: int = MAX_CHAMFER_POINTS) -> np.ndarray:
-    """At most ``cap`` points, by a deterministic stride (a near vehicle can have thousands)."""
+    """At most ``cap`` points, by a deterministic stride (a near vehicle can have thousands).
+
+    Args:
+        points: (N, 3) float32 points.
+        cap: the most points to keep (>= 1).
+
+    Returns:
+        (M, 3) float32, ``M <= cap``: ``points`` itself when ``N <= cap``, else every ``ceil(N / cap)``-th point.
+    """
     if points.shape[0] <= cap:
         return points
     return points[:: int(math.ceil(points.shape[0] / cap))]
