@@ -63,6 +63,16 @@ def test_sliced_is_lower_bound_of_exact_emd(seed):
     assert 0 < sw <= exact_emd(a, b) + 1e-12
 
 
+@pytest.mark.parametrize("n, m", [(120, 120), (120, 77)])
+def test_sliced_is_the_mean_1d_w1_of_the_projections(n, m):
+    rng = np.random.default_rng(n + m)
+    a, b = rng.normal(0, 1, (n, 3)), rng.normal(0.2, 1.5, (m, 3))
+    dirs = np.random.default_rng(5).normal(size=(32, 3))  # the documented directions: seed, normalised normals
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    want = np.mean([wasserstein_distance(a @ d, b @ d) for d in dirs])
+    assert sliced_wasserstein(a, b, n_projections=32, seed=5) == pytest.approx(want, rel=1e-10)
+
+
 def test_sliced_tracks_shifts():
     rng = np.random.default_rng(5)
     a = rng.random((300, 3))
