@@ -69,6 +69,24 @@ def test_reference_build_show_and_budget(real_dir, tmp_path, capsys):
         assert name in table
 
 
+def test_reference_build_limit_opens_only_the_chosen_scans(real_dir, tmp_path, capsys):
+    root, _ = real_dir
+    seq = tmp_path / "seq"
+    for p in root.rglob("*"):
+        if p.is_file():
+            (seq / p.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            (seq / p.relative_to(root)).write_bytes(p.read_bytes())
+    (seq / "velodyne" / "000001.bin").write_bytes(b"\0" * 15)  # corrupt, but --limit 2 picks scans 0 and 4
+    out = tmp_path / "bank.npz"
+    assert main(["reference", "build", "--real", str(seq), "--out", str(out), "--limit", "2"]) == 0
+    assert "2 scans" in capsys.readouterr().out and ReferenceBank.load(out).frame_count == 2
+    assert main(["reference", "build", "--real", str(seq), "--out", str(out), "--limit", "3"]) == 0  # 0, 2, 4
+    assert ReferenceBank.load(out).frame_count == 3
+    assert main(["reference", "build", "--real", str(seq), "--out", str(out), "--limit", "4"]) == 2  # 0, 1, 3, 4
+    assert main(["reference", "build", "--real", str(seq), "--out", str(out)]) == 2  # every scan: 000001 is read
+    assert "000001.bin" in capsys.readouterr().err
+
+
 def test_reference_errors_are_one_line(tmp_path, capsys):
     assert main(["reference", "show", str(tmp_path / "nope.npz")]) == 2
     err = capsys.readouterr().err

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     """Entry point of ``simgap reference build``."""
-    from ..data import count_scans, iter_scans
+    from ..data import iter_scans, list_scans
     from ..errors import SimGapInputError
     from ..gate import ReferenceBank, load_gate_config
 
@@ -49,15 +49,13 @@ def run_build(args: argparse.Namespace) -> int:
     if args.out.suffix != ".npz":
         raise SimGapInputError(f"--out {args.out}: the bank is an .npz file")
     config = load_gate_config(args.gate_config)
-    n = count_scans(args.real)
-    keep = None
+    files = list_scans(args.real)
+    n = len(files)
+    only = None
     if args.limit is not None and args.limit < n:
-        keep = {round(i * (n - 1) / max(args.limit - 1, 1)) for i in range(args.limit)}
-    scans = (
-        (name, frame)
-        for i, (name, frame) in enumerate(iter_scans(args.real, sensor=args.sensor or "unknown"))
-        if keep is None or i in keep
-    )
+        # Only the chosen scans are opened: --limit 20 on a 4000-scan sequence must not read all 4000.
+        only = {files[round(i * (n - 1) / max(args.limit - 1, 1))].stem for i in range(args.limit)}
+    scans = iter_scans(args.real, sensor=args.sensor or "unknown", only=only)
     t0 = time.perf_counter()
     bank = ReferenceBank.build(scans, sensor=args.sensor, config=config, device=args.device)
     path = bank.save(args.out)
