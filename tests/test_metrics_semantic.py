@@ -259,6 +259,11 @@ def test_pair_names():
     pairs, mode, warns = pair_names(["000000", "000001", "000002"], ["000000", "000002"])
     assert (pairs, mode) == ([("000000", "000000"), ("000002", "000002")], "name")
     assert "1 real scans have no synthetic twin" in warns[0]
-    pairs, mode, warns = pair_names(["a", "b", "c"], ["x", "a"])
-    assert (pairs, mode) == ([("a", "x"), ("b", "a")], "order")
+    # one name matches: pair by name, never real "b" with synthetic "a" while a real "a" exists
+    pairs, mode, warns = pair_names(["a", "b", "c"], ["a", "x"])
+    assert (pairs, mode) == ([("a", "a")], "name")
+    assert "1 synthetic scans have no real scan of the same name" in warns[0]
+    assert "2 real scans have no synthetic twin" in warns[1]
+    pairs, mode, warns = pair_names(["a", "b", "c"], ["x", "y"])
+    assert (pairs, mode) == ([("a", "x"), ("b", "y")], "order")
     assert "do not match" in warns[0] and "1 scans are left unpaired" in warns[1]

@@ -22,10 +22,10 @@ def register(subparsers: Any) -> None:
         "score",
         help="score synthetic scans against real scans of the same places (DoGSS-PCL, paired mode)",
         description=(
-            "Pair each synthetic scan with the real scan of the same name (sorted order, with a warning, when "
-            "names differ), compute scene and per-class geometric scores G = 1 - clamp(Chamfer / d_max, 0, 1) "
-            "and per-class semantic JS divergence of instance embeddings over all frames, and print a table. "
-            "Exit 0 whenever scoring ran, whatever the scores."
+            "Pair each synthetic scan with the real scan of the same name (scans without a twin are left out with a "
+            "warning; sorted order, with a warning, when no name matches), compute scene and per-class geometric "
+            "scores G = 1 - clamp(Chamfer / d_max, 0, 1) and per-class semantic JS divergence of instance "
+            "embeddings over all frames, and print a table. Exit 0 whenever scoring ran, whatever the scores."
         ),
     )
     p.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")

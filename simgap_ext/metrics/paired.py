@@ -48,16 +48,22 @@ def pair_names(real: Sequence[str], synthetic: Sequence[str]) -> tuple[list[tupl
         synthetic: synthetic scan names in natural order.
 
     Returns:
-        (list of (real name, synthetic name), mode ``"name"`` or ``"order"``, warnings). By name when every
-        synthetic name exists among the real ones; otherwise by position in sorted order, truncated to the
-        shorter list, with a warning.
+        (list of (real name, synthetic name), mode ``"name"`` or ``"order"``, warnings). By name whenever some
+        synthetic name exists among the real ones (scans without a twin of the same name are left out, with a
+        warning: pairing them by position would shift every pair after a gap); by position in sorted order,
+        truncated to the shorter list, with a warning, only when no name matches.
     """
     warnings: list[str] = []
     real_set = set(real)
-    if synthetic and all(s in real_set for s in synthetic):
-        if len(real) > len(synthetic):
-            warnings.append(f"{len(real) - len(synthetic)} real scans have no synthetic twin and are not scored")
-        return [(s, s) for s in synthetic], "name", warnings
+    named = [s for s in synthetic if s in real_set]
+    if named:
+        if len(named) < len(synthetic):
+            warnings.append(
+                f"{len(synthetic) - len(named)} synthetic scans have no real scan of the same name and are not scored"
+            )
+        if len(real) > len(named):
+            warnings.append(f"{len(real) - len(named)} real scans have no synthetic twin and are not scored")
+        return [(s, s) for s in named], "name", warnings
     n = min(len(real), len(synthetic))
     warnings.append(f"synthetic scan names do not match real scan names; pairing the first {n} scans in sorted order")
     if len(real) != len(synthetic):
