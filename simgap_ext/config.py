@@ -2,12 +2,15 @@
 
 ``config_dir()`` is the one place that decides where configuration lives, so that the CLI, the gate and the
 scene backends agree: the environment variable ``SIMGAP_CONFIG_DIR`` wins (deployments, tests), otherwise the
-``config/`` folder next to the ``simgap_ext`` package (a source checkout or an editable install).
+``config/`` folder next to the ``simgap_ext`` package (a source checkout, an editable install, or Kit loading the
+repository as the extension folder), and for a regular ``pip install .`` the copy the wheel installs as data files
+under ``<prefix>/share/simgap/config``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,17 @@ def config_dir() -> Path:
 
     Returns:
         ``$SIMGAP_CONFIG_DIR`` when set and non-empty, else ``<repo>/config`` (the folder beside the
-        ``simgap_ext`` package). The folder is not required to exist; readers report missing files by name.
+        ``simgap_ext`` package) when it exists, else the installed ``<sys.prefix>/share/simgap/config``. The folder
+        is not required to exist; readers report missing files by name.
     """
     env = os.environ.get(CONFIG_ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "config"
+    beside = Path(__file__).resolve().parent.parent / "config"
+    if beside.is_dir():
+        return beside
+    installed = Path(sys.prefix) / "share" / "simgap" / "config"
+    return installed if installed.is_dir() else beside
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
