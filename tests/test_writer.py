@@ -174,6 +174,34 @@ def test_unusable_frames_are_recorded_rejected_and_not_exported(rep, world, tmp_
     assert writer.sink.counts == {"received": 2, "accepted": 0, "rejected": 2, "invalid": 2, "rerandomized": 0}
 
 
+def test_malformed_payloads_are_recorded_not_raised_into_replicator(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    writer = writer_mod.SimGapWriter(
+        tmp_path, world["bank_path"], sensor=SENSOR, id_to_labels=_labels(frames), device="cpu"
+    )
+    n = 20
+    bad_shape = {
+        "data": np.ones((n, 2), np.float32),
+        "info": {"pointSemantic": np.zeros(n), "pointInstance": np.zeros(n)},
+    }
+    short_labels = {
+        "data": np.ones((n, 3), np.float32),
+        "info": {"pointSemantic": np.zeros(n - 1), "pointInstance": np.zeros(n)},
+    }
+    rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": bad_shape}}})
+    rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": short_labels}}})
+    rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": _payload(frames[0])}}})
+    rows = _rows(tmp_path)
+    assert [r["decision"] for r in rows[:2]] == ["rejected", "rejected"]
+    for row in rows[:2]:
+        assert len(row["reasons"]) == 1 and row["reasons"][0].startswith("malformed payload: ")
+    assert "shape (20, 2)" in rows[0]["reasons"][0]
+    assert "pointSemantic" in rows[1]["reasons"][0]
+    assert [r["frame_id"] for r in rows] == [0, 1, 2]  # the capture went on
+    assert writer.sink.counts["invalid"] == 2 and writer.sink.counts["received"] == 3
+
+
 def test_failed_tail_frames_fire_the_rerandomize_event_until_the_budget_is_spent(rep, world, tmp_path):
     rep_mod, writer_mod = rep
     frames = world["frames"]

@@ -50,6 +50,8 @@ __all__ = [
     "iter_annotator_payloads",
     "frame_issues",
     "seed_class_ids",
+    "unusable_frame",
+    "MALFORMED_PAYLOAD",
 ]
 
 POINTCLOUD = "pointcloud"
@@ -624,6 +626,34 @@ def iter_annotator_payloads(data: Mapping[str, Any], annotator: str) -> Iterator
         yield key[len(prefix) :], data[key]
 
 
+#: Prefix of the adapter issue that marks a payload the adapters could not read (see :func:`unusable_frame`).
+MALFORMED_PAYLOAD = "malformed payload"
+
+
+def unusable_frame(reason: str, *, metadata: Mapping[str, Any] | None = None, annotator: str = "") -> dict[str, Any]:
+    """An empty frame standing for a payload that could not be read, so that it is recorded, not raised.
+
+    Args:
+        reason: what was wrong with the payload (an adapter's error message).
+        metadata: frame provenance (``frame_id``, ``seed``, ``sensor``, ``attempt``, ...).
+        annotator: the annotator the payload came from.
+
+    Returns:
+        A validated empty frame whose ``adapter_issues`` holds ``"malformed payload: <reason>"``.
+    """
+    empty = np.zeros(0, np.uint32)
+    return _finish(
+        np.zeros((0, 3), np.float32),
+        empty,
+        empty,
+        {},
+        intensity=None,
+        metadata=metadata,
+        annotator=annotator,
+        issues=[f"{MALFORMED_PAYLOAD}: {reason}"],
+    )
+
+
 def frame_issues(frame: Mapping[str, Any], *, min_points: int = 1) -> list[str]:
     """Reasons not to score a frame at all (before the gate): empty, too small, or unusable labels.
 
@@ -634,6 +664,9 @@ def frame_issues(frame: Mapping[str, Any], *, min_points: int = 1) -> list[str]:
     Returns:
         Fatal issues; an empty list means the frame goes on to the gate.
     """
+    malformed = [i for i in frame.get("adapter_issues", ()) if i.startswith(MALFORMED_PAYLOAD)]
+    if malformed:  # nothing was read from the payload: its other issues would only be echoes of that
+        return malformed
     issues: list[str] = []
     n = int(np.asarray(frame["data"]).shape[0])
     if n < min_points:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import SimGapInputError
 from .adapters import (
     GENERIC_MODEL_OUTPUT_V60,
     POINTCLOUD,
@@ -35,6 +36,7 @@ from .adapters import (
     adapt,
     iter_annotator_payloads,
     seed_class_ids,
+    unusable_frame,
 )
 from .sink import GatedExportSink
 
@@ -255,8 +257,8 @@ if HAS_REPLICATOR:
             _rep.utils.send_og_event(self.rerandomize_event)
 
         # ------------------------------------------------------------------ Writer API
-        def _adapt(self, rp_name: str, payload: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-            metadata = {
+        def _metadata(self, rp_name: str) -> dict[str, Any]:
+            return {
                 "frame_id": self._frame_id,
                 "seed": self._seed,
                 "sensor": self.sensor,
@@ -264,6 +266,9 @@ if HAS_REPLICATOR:
                 "attempt": self._attempt,
                 "render_product": rp_name,
             }
+
+        def _adapt(self, rp_name: str, payload: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+            metadata = self._metadata(rp_name)
             if self.annotator_name == POINTCLOUD:
                 return adapt(POINTCLOUD, payload, id_to_labels=self._id_to_labels, metadata=metadata)
             if self.annotator_name == GENERIC_MODEL_OUTPUT_V60:
@@ -312,7 +317,13 @@ if HAS_REPLICATOR:
                 _log.warning("SimGapWriter: no %r data in this frame (keys: %s)", self.annotator_name, sorted(data))
                 return
             for rp_name, payload in payloads:
-                frame = self._adapt(rp_name, payload, data)
+                try:
+                    frame = self._adapt(rp_name, payload, data)
+                except SimGapInputError as exc:
+                    # Raising here would stop the whole Replicator capture for one bad payload: record it as an
+                    # unusable attempt instead (manifest row + stats, reason named), like an empty RTX frame.
+                    _log.warning("SimGapWriter: unreadable %r payload from %s: %s", self.annotator_name, rp_name, exc)
+                    frame = unusable_frame(str(exc), metadata=self._metadata(rp_name), annotator=self.annotator_name)
                 # A rejected frame is only recorded (manifest row, stats): nothing else to write for it.
                 self.sink.submit(frame)
             if self._retry_pending:
