@@ -89,6 +89,7 @@ def _row_for(decision: GateDecision, label: str) -> dict:
         js={n: c.js for n, c in decision.per_class.items()},
         quarantined=[n for n, c in decision.per_class.items() if c.quarantined],
         reasons=decision.reasons,
+        scene_g=decision.scene_g,
     )
 
 
@@ -103,6 +104,7 @@ def test_manifest_rebuild_equals_live(tmp_path):
     rebuilt = AcceptanceStats.from_manifest(path)  # real rows are skipped
     assert rebuilt.to_dict() == live.to_dict()
     assert rebuilt.timeline() == live.timeline()
+    assert rebuilt.scene_g_values() == live.scene_g_values() == [0.9] * len(SEQUENCE)
 
 
 def test_reasons_tally_by_kind_with_numbers_masked():
@@ -114,6 +116,16 @@ def test_reasons_tally_by_kind_with_numbers_masked():
         "class cyclist: G=# < #; worst: count # vs d_max #"
     )
     assert stats.to_dict()["top_reasons"][0] == {"reason": "class wheel: G low", "count": 2}
+
+
+def test_scene_g_of_scored_attempts_only():
+    stats = AcceptanceStats()
+    for d, r in SEQUENCE:
+        stats.record(d, rerandomized=r)
+    unscored = _decision(False, {"ped": (None, None, 0)})
+    unscored.sane = False
+    stats.record(unscored)
+    assert stats.scene_g_values() == [0.9] * len(SEQUENCE)
 
 
 def test_nan_g_counts_like_a_null_in_the_manifest():

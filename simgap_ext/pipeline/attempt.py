@@ -6,13 +6,12 @@ Shared by the pull path (:class:`~simgap_ext.pipeline.GenerationRunner`) and the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..data.manifest import make_row
-from .stats import decision_label
+from .stats import decision_label, finite_or_none
 
 __all__ = ["RetryPlan", "plan_retry", "attempt_row"]
 
@@ -66,13 +65,6 @@ def plan_retry(decision: Any, *, tail_classes: Sequence[str], attempt: int, max_
     return RetryPlan(retry=retry, label=decision_label(decision, rerandomized=retry), reasons=reasons)
 
 
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
 def attempt_row(
     decision: Any,
     plan: RetryPlan,
@@ -115,7 +107,7 @@ def attempt_row(
         class_instances={n: int(c.n_instances) for n, c in per_class.items()},
         g={n: c.g for n, c in per_class.items()},
         js={n: c.js for n, c in per_class.items()},
-        scene_g=_finite_or_none(decision.scene_g) if getattr(decision, "sane", True) else None,
+        scene_g=finite_or_none(decision.scene_g) if getattr(decision, "sane", True) else None,
         failing_classes=decision.failing_classes,
         quarantined=[n for n, c in per_class.items() if c.quarantined],
         reasons=plan.reasons,

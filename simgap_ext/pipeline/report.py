@@ -5,7 +5,7 @@ showed) and embeds matplotlib PNGs as base64 ``data:`` URIs, with no external sc
 opens from disk or as an e-mail attachment:
 
 - acceptance per class (stacked bars: accepted / rejected / re-randomized / held back);
-- G distribution per class (box plots over every scored attempt);
+- G distribution of the scene and per class (box plots over every scored attempt, gate thresholds drawn);
 - JS per class over the run (attempt order) with quarantined attempts marked;
 - the per-class summary table, the most frequent rejection reasons and the run configuration.
 """
@@ -41,7 +41,7 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plots(stats: AcceptanceStats) -> dict[str, str]:
+def _plots(stats: AcceptanceStats, gate_config: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -69,15 +69,23 @@ def _plots(stats: AcceptanceStats) -> dict[str, str]:
     ax.tick_params(axis="x", rotation=30)
     out["acceptance"] = _png(fig)
 
-    scored = [(n, stats.g_values(n)) for n in names if stats.g_values(n)]
+    # The scene-level G first: a naive sensor model typically fails there while every class looks fine.
+    scored = [("(scene)", stats.scene_g_values())] if stats.scene_g_values() else []
+    scored += [(n, stats.g_values(n)) for n in names if stats.g_values(n)]
     fig, ax = plt.subplots(figsize=(width, 4))
     if scored:
         ax.boxplot([v for _, v in scored], tick_labels=[n for n, _ in scored])
         ax.set_ylim(-0.02, 1.02)
+        thresholds = (("g_threshold", "class threshold", "--"), ("scene_threshold", "scene threshold", ":"))
+        for key, label, style in thresholds:
+            if isinstance(gate_config.get(key), int | float):
+                ax.axhline(float(gate_config[key]), color="#c62828", linestyle=style, linewidth=1, label=label)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower left", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no class was scored", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("G (geometric score)")
-    ax.set_title("G distribution per class")
+    ax.set_title("G distribution: scene and per class")
     ax.tick_params(axis="x", rotation=30)
     out["g_distribution"] = _png(fig)
 
@@ -110,7 +118,7 @@ def _fmt(v: float | None) -> str:
 
 def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[str, Any] | None = None) -> str:
     """The report page for ``stats`` (see the module docstring)."""
-    plots = _plots(stats)
+    plots = _plots(stats, dict((run_config or {}).get("gate_config") or {}))
     f = stats.frame_counts
     e = html.escape
     rows_html = "\n".join(

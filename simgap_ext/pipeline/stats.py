@@ -28,7 +28,7 @@ from typing import Any
 
 from ..data.manifest import DECISIONS, read_manifest
 
-__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label", "reason_kind"]
+__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label", "finite_or_none", "reason_kind"]
 
 _log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class _Counter:
     quarantined: bool = False
 
 
-def _finite(value: Any) -> float | None:
-    # Manifest rows store NaN scores as null; the live path must count them the same way.
+def finite_or_none(value: Any) -> float | None:
+    """``float(value)`` when finite, else ``None`` (manifest rows store NaN scores as null; live counts must agree)."""
     if value is None:
         return None
     v = float(value)
@@ -139,6 +139,7 @@ class AcceptanceStats:
         self._frames = dict.fromkeys(DECISIONS, 0)
         self._timeline: list[TimelinePoint] = []
         self._reasons: Counter[str] = Counter()
+        self._scene_g: list[float] = []
         self._steps = 0
         self._subscribers: list[Callable[[AcceptanceStats], None]] = []
 
@@ -156,11 +157,12 @@ class AcceptanceStats:
         """
         label = decision_label(decision, rerandomized=rerandomized)
         per_class = {
-            name: (_finite(cd.g), _finite(cd.js), bool(cd.quarantined), int(cd.n_instances))
+            name: (finite_or_none(cd.g), finite_or_none(cd.js), bool(cd.quarantined), int(cd.n_instances))
             for name, cd in sorted(getattr(decision, "per_class", {}).items())
         }
         fid = frame_id if frame_id is not None else getattr(decision, "frame_id", None)
-        self._apply(label, per_class, fid, getattr(decision, "reasons", ()))
+        scene_g = finite_or_none(decision.scene_g) if getattr(decision, "sane", True) else None
+        self._apply(label, per_class, fid, getattr(decision, "reasons", ()), scene_g)
         return label
 
     def record_row(self, row: Mapping[str, Any]) -> str:
@@ -174,7 +176,7 @@ class AcceptanceStats:
         instances = row.get("class_instances") or {}
         names = sorted(set(row.get("class_points") or {}) | set(g) | set(js))
         per_class = {n: (g.get(n), js.get(n), n in quarantined, int(instances.get(n, 0))) for n in names}
-        self._apply(label, per_class, row.get("frame_id"), row.get("reasons") or ())
+        self._apply(label, per_class, row.get("frame_id"), row.get("reasons") or (), row.get("scene_g"))
         return label
 
     @classmethod
@@ -192,12 +194,15 @@ class AcceptanceStats:
         per_class: Mapping[str, tuple[Any, Any, bool, int]],
         frame_id: int | None,
         reasons: Iterable[str] = (),
+        scene_g: float | None = None,
     ) -> None:
         with self._lock:
             step = self._steps
             self._steps += 1
             self._frames[label] += 1
             self._reasons.update(reason_kind(r) for r in reasons)
+            if scene_g is not None:
+                self._scene_g.append(float(scene_g))
             for name, (g, js, quarantined, n_instances) in per_class.items():
                 c = self._classes.setdefault(name, _Counter())
                 if label == "rerandomized":
@@ -279,6 +284,11 @@ class AcceptanceStats:
         with self._lock:
             c = self._classes.get(class_name)
             return list(c.g_values) if c else []
+
+    def scene_g_values(self) -> list[float]:
+        """Every scored attempt's scene-level G, in attempt order."""
+        with self._lock:
+            return list(self._scene_g)
 
     def top_reasons(self, n: int = 5) -> list[tuple[str, int]]:
         """The ``n`` most frequent reasons over all attempts, numbers replaced by ``#`` (see :func:`reason_kind`)."""
