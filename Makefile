@@ -37,8 +37,11 @@ demo: install
 	$(BIN)/simgap report $(DEMO_OUT)/naive
 	@echo "reports: $(DEMO_OUT)/synthetic/report.html $(DEMO_OUT)/naive/report.html"
 
+# The suite runs twice: on the project venv (Python 3.11 here, with torch) and on the Kit venv (Python 3.12, the
+# numpy Kit pins, no torch: those few tests skip), the two interpreters Isaac Sim 5.x and 6.x bring.
 test: install kit-env
 	$(BIN)/python -m pytest -q
+	PYTHONPATH=$(CURDIR) .venv-kit/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/test_kit_headless.py
 
 lint: install
 	$(BIN)/ruff check simgap_ext tests benchmarks

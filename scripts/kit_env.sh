@@ -11,7 +11,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-kit}"
-STAMP="$VENV/.simgap-kit-installed"
+# Bump the suffix when the package list below changes, so that an existing venv is completed.
+STAMP="$VENV/.simgap-kit-installed-v2"
 KERNEL_VERSION="6.2.0.0"
 
 if [[ -f "$STAMP" ]]; then
@@ -49,14 +50,15 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 "$VENV/bin/python" -c 'import numpy; print(f"numpy=={numpy.__version__}")' >"$CONSTRAINTS"
-# SimGap's runtime dependencies (pyproject.toml) minus torch, which the Kit path never needs.
+# SimGap's runtime dependencies (pyproject.toml) minus torch, which the Kit path never needs; pytest so that
+# `make test` also runs the suite on this Python 3.12 + Kit-pinned numpy (the Isaac Sim 6.x interpreter).
 "${PIP[@]}" -c "$CONSTRAINTS" \
     "warp-lang>=1.5" "scipy>=1.11" "rich>=13" "tqdm>=4.66" "pyyaml>=6" "plyfile>=1.0" "pypcd4>=1.1" \
-    "laspy>=2.5" "lazrs>=0.6" "matplotlib>=3.8" "jsonschema>=4.20"
+    "laspy>=2.5" "lazrs>=0.6" "matplotlib>=3.8" "jsonschema>=4.20" "pytest>=8"
 
 "$VENV/bin/python" - <<'EOF'
 import importlib.util, sys
-missing = [m for m in ("isaacsim", "numpy", "warp", "scipy", "yaml", "jsonschema") if importlib.util.find_spec(m) is None]
+missing = [m for m in ("isaacsim", "numpy", "warp", "scipy", "yaml", "jsonschema", "pytest") if importlib.util.find_spec(m) is None]
 if missing:
     sys.exit(f"kit_env: missing after install: {missing}")
 EOF
