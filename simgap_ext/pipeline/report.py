@@ -12,9 +12,7 @@ opens from disk or as an e-mail attachment:
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 from ..data.atomic import atomic_write_bytes
 from ..errors import SimGapInputError
+from ..plots import png_data_uri, use_agg
 from .runner import MANIFEST_NAME, RUN_CONFIG_NAME
 from .stats import AcceptanceStats
 
@@ -32,19 +31,8 @@ _log = logging.getLogger(__name__)
 _COLORS = {"accepted": "#2e7d32", "rejected": "#c62828", "rerandomized": "#f9a825", "held_back": "#6a1b9a"}
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _plots(stats: AcceptanceStats, gate_config: dict[str, Any]) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    use_agg()
     import matplotlib.pyplot as plt
 
     rows = stats.rows()
@@ -67,7 +55,7 @@ def _plots(stats: AcceptanceStats, gate_config: dict[str, Any]) -> dict[str, str
     ax.set_title("Acceptance per class")
     ax.legend(loc="upper right", fontsize=8)
     ax.tick_params(axis="x", rotation=30)
-    out["acceptance"] = _png(fig)
+    out["acceptance"] = png_data_uri(fig)
 
     # The scene-level G first: a naive sensor model typically fails there while every class looks fine.
     scored = [("(scene)", stats.scene_g_values())] if stats.scene_g_values() else []
@@ -87,7 +75,7 @@ def _plots(stats: AcceptanceStats, gate_config: dict[str, Any]) -> dict[str, str
     ax.set_ylabel("G (geometric score)")
     ax.set_title("G distribution: scene and per class")
     ax.tick_params(axis="x", rotation=30)
-    out["g_distribution"] = _png(fig)
+    out["g_distribution"] = png_data_uri(fig)
 
     fig, ax = plt.subplots(figsize=(max(width, 8.0), 4))
     timeline = stats.timeline()
@@ -108,7 +96,7 @@ def _plots(stats: AcceptanceStats, gate_config: dict[str, Any]) -> dict[str, str
     ax.set_title("Semantic JS per class (bars at the top: quarantined)")
     if any_js:
         ax.legend(loc="upper left", fontsize=8, ncol=2)
-    out["quarantine_timeline"] = _png(fig)
+    out["quarantine_timeline"] = png_data_uri(fig)
     return out
 
 
