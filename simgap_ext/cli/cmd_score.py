@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapInputError
 
-__all__ = ["register", "run", "resolve_d_max"]
+__all__ = ["register", "run", "resolve_d_max", "check_output_path"]
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ def register(subparsers: Any) -> None:
             "Pair each synthetic scan with the real scan of the same name (scans without a twin are left out with a "
             "warning; sorted order, with a warning, when no name matches), compute scene and per-class geometric "
             "scores G = 1 - clamp(Chamfer / d_max, 0, 1) and per-class semantic JS divergence of instance "
-            "embeddings over all frames, and print a table. Exit 0 whenever scoring ran, whatever the scores."
+            "embeddings over all frames, and print a table (--json, --html: also write it as JSON / as a "
+            "self-contained HTML page with plots). Exit 0 whenever scoring ran, whatever the scores."
         ),
     )
     p.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")
@@ -44,6 +47,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--device", default=None, help="Warp device: cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the report as JSON")
+    p.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="also write a self-contained HTML page: G per scene and per class, JS, nearest-neighbour distances",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -65,6 +75,23 @@ def resolve_d_max(sensor: str | None, max_expected_distance: float | None) -> fl
     from ..sensors import load_sensor_profile
 
     return float(load_sensor_profile(sensor).max_expected_distance)
+
+
+def check_output_path(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be written, before hours of scoring rather than after.
+
+    Raises:
+        SimGapInputError: ``path`` is a directory, or its nearest existing ancestor is not a writable directory.
+    """
+    if path.is_dir():
+        raise SimGapInputError(f"{flag} {path}: is a directory (give a file name)")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SimGapInputError(f"{flag} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SimGapInputError(f"{flag} {path}: directory {parent} is not writable")
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -118,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics.paired import PairedScorer, pair_names
 
     d_max = resolve_d_max(args.sensor, args.max_expected_distance)
+    for flag, out in (("--json", args.json), ("--html", args.html)):
+        if out is not None:
+            check_output_path(out, flag)
+    if args.html is not None and importlib.util.find_spec("matplotlib") is None:
+        raise SimGapInputError("--html needs matplotlib (pip install matplotlib)")
     real_names = [p.stem for p in list_scans(args.real)]
     synth_names = [p.stem for p in list_scans(args.synthetic)]
     pairs, mode, warnings = pair_names(real_names, synth_names)
@@ -159,11 +191,18 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
     report = scorer.report(pairing=mode, warnings=warnings)
     _print_report(report)
+    sources = {"real": str(args.real), "synthetic": str(args.synthetic), "sensor": args.sensor}
     if args.json:
         from ..data import atomic_write_bytes
 
         data = report.to_dict()
-        data.update({"real": str(args.real), "synthetic": str(args.synthetic), "sensor": args.sensor})
+        data.update(sources)
         # atomic: a full disk leaves the previous report intact instead of a truncated one
         atomic_write_bytes(args.json, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    if args.html:
+        from ..metrics.score_report import write_score_html
+
+        write_score_html(
+            report, args.html, title=f"SimGap score: {args.synthetic.name} vs {args.real.name}", sources=sources
+        )
     return 0

@@ -5,7 +5,11 @@ This is the engine behind ``simgap score``; the CLI only reads files and prints.
 - scene G: Chamfer between the whole clouds, normalised by ``d_max``; scene DCD for reference;
 - per-class G: Chamfer restricted to the points of class c, where both frames have that class (a class on one
   side only is recorded with ``g=None`` and a note);
-- instance embeddings (:func:`.features.instance_features`) collected for the semantic component.
+- instance embeddings (:func:`.features.instance_features`) collected for the semantic component;
+- the scene's one-directional nearest-neighbour distances (the same search that gave the Chamfer, nothing is
+  searched twice) added to a fixed-bin :class:`DistanceHistogram`, so that memory stays O(bins) over any number
+  of pairs while a report can still show *where* the Chamfer comes from (synthetic points far from any real
+  point: phantom geometry; real points far from any synthetic one: missing geometry).
 
 After the last pair, per-class JS (:func:`.semantic.semantic_alignment`, with ``adaptive_bins=True``: a scored
 set often has only a few instances of a tail class) over all frames, and per class:
@@ -19,7 +23,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +36,15 @@ from .dogss import combined_score, normalized_score
 from .features import FrozenBackbone, instance_features
 from .semantic import SEMANTIC_METHODS, semantic_alignment
 
-__all__ = ["pair_names", "FrameScore", "ClassSummary", "PairedReport", "PairedScorer", "IGNORED_CLASSES"]
+__all__ = [
+    "pair_names",
+    "FrameScore",
+    "ClassSummary",
+    "DistanceHistogram",
+    "PairedReport",
+    "PairedScorer",
+    "IGNORED_CLASSES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +134,132 @@ class ClassSummary:
     reasons: list[str] = field(default_factory=list)
 
 
+class DistanceHistogram:
+    """Nearest-neighbour distances of both directions pooled over pairs, counted into fixed log-spaced bins.
+
+    Bins are fixed when the histogram is made (not from the data), so pairs are added one at a time and only the
+    counts are kept. The edges are ``d_max * 10**(k / bins_per_decade)`` for
+    ``k = -decades_below * bins_per_decade ... decades_above * bins_per_decade``: ``d_max`` is exactly one edge,
+    so the count of distances ``>= d_max`` is exact.
+
+    Each direction has ``B + 2`` counts for ``B = len(edges) - 1`` bins: index 0 counts distances below
+    ``edges[0]`` (exact matches, distance 0, included), index ``i`` in ``1..B`` counts ``edges[i-1] <= d <
+    edges[i]`` and index ``B + 1`` counts ``d >= edges[-1]``. The counts of a direction therefore sum to the number
+    of points of that side over all pairs.
+
+    Args:
+        d_max: ``max_expected_distance`` in metres (> 0); distances are Euclidean metres whatever the Chamfer
+            convention (with ``squared`` the Chamfer of metres^2 is compared with ``d_max**2``, which is the same
+            point on this axis).
+        decades_below, decades_above: range of the bins below / above ``d_max``, in powers of ten (>= 1).
+        bins_per_decade: bins per power of ten (>= 1).
+
+    Attributes:
+        d_max: as given.
+        edges: (B + 1,) float64 bin edges in metres, increasing.
+        synthetic_to_real: (B + 2,) int64 counts of the distance from each synthetic point to the nearest real one.
+        real_to_synthetic: (B + 2,) int64 counts of the distance from each real point to the nearest synthetic one.
+        sum_synthetic_to_real, sum_real_to_synthetic: float sums of the distances (for exact means).
+
+    Raises:
+        SimGapInputError: a non-positive ``d_max`` or a range/bin count below 1.
+    """
+
+    def __init__(
+        self, d_max: float, *, decades_below: int = 4, decades_above: int = 2, bins_per_decade: int = 20
+    ) -> None:
+        if not (math.isfinite(float(d_max)) and float(d_max) > 0):
+            raise SimGapInputError(f"DistanceHistogram d_max must be a finite number > 0, got {d_max}")
+        for name, v in (
+            ("decades_below", decades_below),
+            ("decades_above", decades_above),
+            ("bins_per_decade", bins_per_decade),
+        ):
+            if int(v) < 1:
+                raise SimGapInputError(f"DistanceHistogram {name} must be >= 1, got {v}")
+        self.d_max = float(d_max)
+        k = np.arange(-int(decades_below) * int(bins_per_decade), int(decades_above) * int(bins_per_decade) + 1)
+        # 10**0.0 is exactly 1.0, so d_max itself is an edge
+        self.edges = self.d_max * 10.0 ** (k / int(bins_per_decade))
+        self._d_max_index = int(np.flatnonzero(k == 0)[0])
+        n = len(self.edges) + 1
+        self.synthetic_to_real = np.zeros(n, np.int64)
+        self.real_to_synthetic = np.zeros(n, np.int64)
+        self.sum_synthetic_to_real = 0.0
+        self.sum_real_to_synthetic = 0.0
+
+    def copy(self) -> DistanceHistogram:
+        """An independent copy (the counts are copied)."""
+        new = DistanceHistogram.__new__(DistanceHistogram)
+        new.__dict__.update(self.__dict__)
+        new.edges = self.edges.copy()
+        new.synthetic_to_real = self.synthetic_to_real.copy()
+        new.real_to_synthetic = self.real_to_synthetic.copy()
+        return new
+
+    def _counts(self, d: np.ndarray) -> np.ndarray:
+        # side="right": a distance equal to an edge belongs to the bin that starts there
+        idx = np.searchsorted(self.edges, d, side="right")
+        return np.bincount(idx, minlength=len(self.edges) + 1).astype(np.int64)
+
+    def add(self, synthetic_to_real: np.ndarray, real_to_synthetic: np.ndarray) -> None:
+        """Count one pair's distances.
+
+        Args:
+            synthetic_to_real: (M,) float distances (metres) from each synthetic point to its nearest real point.
+            real_to_synthetic: (N,) float distances (metres) from each real point to its nearest synthetic point.
+
+        Raises:
+            SimGapInputError: not 1-D, negative or non-finite distances.
+        """
+        arrays = []
+        for name, d in (("synthetic_to_real", synthetic_to_real), ("real_to_synthetic", real_to_synthetic)):
+            a = np.asarray(d, dtype=np.float64)
+            if a.ndim != 1:
+                raise SimGapInputError(f"DistanceHistogram.add: {name} must be 1-D, got shape {a.shape}")
+            if a.size and not (np.isfinite(a).all() and a.min() >= 0):
+                raise SimGapInputError(f"DistanceHistogram.add: {name} has negative or non-finite distances")
+            arrays.append(a)
+        s2r, r2s = arrays
+        self.synthetic_to_real += self._counts(s2r)
+        self.real_to_synthetic += self._counts(r2s)
+        self.sum_synthetic_to_real += float(s2r.sum())
+        self.sum_real_to_synthetic += float(r2s.sum())
+
+    def total(self, direction: str) -> int:
+        """Number of distances counted in ``direction`` (``"synthetic_to_real"`` or ``"real_to_synthetic"``)."""
+        return int(self._direction(direction).sum())
+
+    def mean(self, direction: str) -> float | None:
+        """Exact mean distance (metres) in ``direction``, or None when nothing was counted."""
+        n = self.total(direction)
+        return getattr(self, f"sum_{direction}") / n if n else None
+
+    def fraction_beyond_d_max(self, direction: str) -> float | None:
+        """Fraction of the distances in ``direction`` that are ``>= d_max`` (exact: ``d_max`` is an edge)."""
+        c = self._direction(direction)
+        n = int(c.sum())
+        return float(c[self._d_max_index + 1 :].sum()) / n if n else None
+
+    def _direction(self, direction: str) -> np.ndarray:
+        if direction not in ("synthetic_to_real", "real_to_synthetic"):
+            raise SimGapInputError(f"direction must be 'synthetic_to_real' or 'real_to_synthetic', got {direction!r}")
+        return getattr(self, direction)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: ``d_max``, ``edges`` and per direction the ``B + 2`` counts, total, mean and the
+        fraction beyond ``d_max``."""
+        out: dict[str, Any] = {"d_max": self.d_max, "edges": self.edges.tolist()}
+        for direction in ("synthetic_to_real", "real_to_synthetic"):
+            out[direction] = {
+                "counts": self._direction(direction).tolist(),
+                "total": self.total(direction),
+                "mean": self.mean(direction),
+                "fraction_beyond_d_max": self.fraction_beyond_d_max(direction),
+            }
+        return out
+
+
 @dataclass
 class PairedReport:
     """Everything ``simgap score`` prints and writes with ``--json``."""
@@ -137,10 +275,16 @@ class PairedReport:
     passed: bool
     failed_classes: list[str]
     warnings: list[str] = field(default_factory=list)
+    #: scene nearest-neighbour distances of every pair (None for a report built without a scorer)
+    distances: DistanceHistogram | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (NaN never appears; missing values are None)."""
-        return asdict(self)
+        """JSON-safe dict (NaN never appears; missing values are None); ``distances`` is
+        :meth:`DistanceHistogram.to_dict` or None."""
+        # replace() is a shallow copy: asdict would deep-copy the histogram's arrays into the dict
+        data = asdict(replace(self, distances=None))
+        data["distances"] = self.distances.to_dict() if self.distances is not None else None
+        return data
 
 
 class PairedScorer:
@@ -195,6 +339,7 @@ class PairedScorer:
         self.frames: list[FrameScore] = []
         self._real_feats: dict[str, list[np.ndarray]] = defaultdict(list)
         self._synth_feats: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.distances = DistanceHistogram(self.d_max)
 
     def _nn(self, a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> PairNN:
         return pair_nearest_neighbors(a, b, device=self.device, a_name=a_name, b_name=b_name)
@@ -214,6 +359,8 @@ class PairedScorer:
         # one nearest-neighbour search serves the scene Chamfer and the scene DCD
         nn = self._nn(rf["data"], sf["data"], f"real scan {real_name}", f"synthetic scan {synth_name}")
         cd = chamfer_from_pair(nn, squared=self.squared)
+        # a = real, b = synthetic: d_ba is synthetic -> real
+        self.distances.add(nn.d_ba, nn.d_ab)
         score = FrameScore(
             real=real_name,
             synthetic=synth_name,
@@ -297,4 +444,6 @@ class PairedScorer:
             passed=bool(self.frames) and not failed and scene_g >= self.threshold_g,
             failed_classes=failed,
             warnings=list(warnings),
+            # a copy: pairs added after this report must not change it
+            distances=self.distances.copy(),
         )
