@@ -249,3 +249,97 @@ def test_squared_convention(real_dir, tmp_path):
     cd2 = 0.5 * ((d.min(1) ** 2).mean() + (d.min(0) ** 2).mean())
     assert rep["squared"] and rep["frames"][0]["chamfer"] == pytest.approx(cd2, rel=1e-5)
     assert rep["frames"][0]["g"] == pytest.approx(1 - cd2 / 0.25, rel=1e-5)
+
+
+def _perturbed_synth(real_dir: Path, root: Path) -> Path:
+    """Noisy copies of the real scans without the vehicle (so that one class fails and one has no JS twin)."""
+    rng = np.random.default_rng(1)
+    scans = {}
+    for i in range(3):
+        pts, sem, inst = _read_real(real_dir, f"{i:06d}")
+        keep = sem != 10
+        scans[f"{i:06d}"] = (pts[keep] + rng.normal(0, 0.05, (int(keep.sum()), 3)).astype(np.float32), sem[keep],
+                             inst[keep])  # fmt: skip
+    return _write_seq(root, scans)
+
+
+def test_html_page_agrees_with_json(real_dir, tmp_path, capsys):
+    import base64
+    import re
+
+    synth = _perturbed_synth(real_dir, tmp_path / "synth")
+    out, page_path = tmp_path / "r.json", tmp_path / "pages" / "score.html"
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(synth), "--max-expected-distance", "0.5",
+                 "--json", str(out), "--html", str(page_path), "--no-progress"]) == 0  # fmt: skip
+    rep = json.loads(out.read_text())
+    page = page_path.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page, flags=re.I)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    pngs = re.findall(r'<img alt="([a-z_]+)" id="[a-z_]+" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert [n for n, _ in pngs] == ["scene_g", "class_scores", "nn_distances"]
+    assert all(base64.b64decode(d)[:8] == b"\x89PNG\r\n\x1a\n" for _, d in pngs)
+    body = page.split('<table id="per-class">', 1)[1].split("</table>", 1)[0]
+    rows = {}
+    for tr in body.split("<tr>"):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr)
+        if cells:
+            rows[cells[0]] = cells[1:]
+
+    def f3(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    assert set(rows) == set(rep["classes"]) == {"ground", "pedestrian", "vehicle"}
+    for name, c in rep["classes"].items():
+        want = [str(c["n_frames"]), f3(c["g_mean"]), f3(c["g_min"]), f3(c["js"]), f3(c["combined"]),
+                f"{c['n_real_instances']}/{c['n_synthetic_instances']}"]  # fmt: skip
+        assert rows[name][:6] == want
+        assert rows[name][6] == ("pass" if c["passed"] else "FAIL")
+    assert rows["vehicle"] == [
+        "0",
+        "-",
+        "-",
+        "1.000",
+        "-",
+        "3/0",
+        "FAIL",
+        "JS 1.000 &gt; 0.15 (no synthetic instances)",
+    ]
+    # the pooled histogram counts every point of every pair once per direction
+    dist = rep["distances"]
+    assert sum(dist["real_to_synthetic"]["counts"]) == sum(f["n_real"] for f in rep["frames"])
+    assert sum(dist["synthetic_to_real"]["counts"]) == sum(f["n_synthetic"] for f in rep["frames"])
+    assert "FAIL" in page.split('<p id="verdict">', 1)[1].split("</p>", 1)[0]
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file"])
+def test_bad_html_path_exit_2_before_scoring(real_dir, tmp_path, capsys, where):
+    if where == "directory":
+        target = tmp_path / "pages"
+        target.mkdir()
+        match = "is a directory"
+    else:
+        (tmp_path / "notes.txt").write_text("x")
+        target = tmp_path / "notes.txt" / "score.html"
+        match = "is not a directory"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--max-expected-distance", "1",
+                 "--html", str(target), "--no-progress"]) == 2  # fmt: skip
+    captured = capsys.readouterr()
+    assert captured.err.startswith("simgap: error: --html") and match in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""  # refused before any pair was scored
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, no partial file
+
+
+def test_html_on_a_full_disk_keeps_the_previous_page(real_dir, tmp_path, monkeypatch, capsys):
+    from simgap_ext.data import atomic as atomic_mod
+
+    page = tmp_path / "score.html"
+    page.write_text("previous page")
+    monkeypatch.setattr(atomic_mod.os, "fdopen", _FullDisk)
+    assert main(["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--max-expected-distance", "1",
+                 "--html", str(page), "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("simgap: error: no space left on device writing") and err.count("\n") == 1
+    assert page.read_text() == "previous page"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".score.html")] == []
