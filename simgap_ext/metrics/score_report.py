@@ -157,7 +157,16 @@ def _distance_plot(hist: DistanceHistogram | None, *, squared: bool) -> str:
         ax.set_xlim(hist.edges[0], hist.edges[-1])
         ax.axvline(hist.d_max, color=_FAIL, linestyle="--", linewidth=1, label=f"d_max = {hist.d_max:g} m")
         if notes:
-            ax.text(0.99, 0.97, "\n".join(notes), ha="right", va="top", fontsize=8, transform=ax.transAxes)
+            ax.text(
+                0.99,
+                0.97,
+                "\n".join(notes),
+                ha="right",
+                va="top",
+                fontsize=8,
+                transform=ax.transAxes,
+                bbox={"facecolor": "white", "edgecolor": "#bbb", "alpha": 0.9},
+            )
         ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel("distance to the nearest point of the other scan (m, log scale)")
     ax.set_ylabel("% of the direction's points per bin")
