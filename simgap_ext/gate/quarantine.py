@@ -9,10 +9,17 @@ it are held back. It is released when its JS falls to ``threshold - hysteresis``
 Why the window takes geometrically passing frames and not only exported ones: frames held back by the
 quarantine must still feed the window, otherwise a quarantined class could never recover (its window would
 never change). Re-rendered scenes therefore move the window, and the class recovers when they look real again.
+
+State. Everything that decides future updates is the per-class windows (the arrays themselves, including empty
+``(0, 0)`` entries for frames where the class had no scorable crop: they count as frames) and the per-class
+:class:`QuarantineState` (the hysteresis flag depends on the whole history, not only on the window).
+:meth:`SemanticQuarantine.state_dict` / :meth:`~SemanticQuarantine.load_state_dict` copy exactly that, so that a
+resumed generation run continues from the state it had instead of re-gating its whole history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import deque
@@ -95,6 +102,16 @@ def _default_js(method: str, n_bins: int, threshold: float, n_permutations: int)
     return js
 
 
+def _reference_fingerprint(reference: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the reference's class names, shapes and float32 bytes (identifies it in a saved state)."""
+    h = hashlib.sha256()
+    for name in sorted(reference):
+        arr = np.ascontiguousarray(reference[name], dtype="<f4")
+        h.update(f"{name}\0{arr.shape}\0".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
 class SemanticQuarantine:
     """Rolling-window semantic quarantine of classes.
 
@@ -140,6 +157,7 @@ class SemanticQuarantine:
         self._js_fn = js_fn or _default_js(method, int(n_bins), self.threshold, int(n_permutations))
         self._lock = threading.RLock()
         self._reference: dict[str, np.ndarray] = {}
+        self._reference_sha256 = _reference_fingerprint({})
         self._windows: dict[str, deque[np.ndarray]] = {}
         self._states: dict[str, QuarantineState] = {}
         self._listeners: list[Callable[[dict[str, QuarantineState]], None]] = []
@@ -163,6 +181,7 @@ class SemanticQuarantine:
             ref[str(name)] = arr
         with self._lock:
             self._reference = ref
+            self._reference_sha256 = _reference_fingerprint(ref)
 
     # ----------------------------------------------------------------------------------------- updates
     def update(self, class_features: Mapping[str, np.ndarray]) -> dict[str, QuarantineState]:
@@ -236,6 +255,85 @@ class SemanticQuarantine:
             for name in names:
                 self._windows.pop(name, None)
                 self._states.pop(name, None)
+
+    # ----------------------------------------------------------------------------------------- persistence
+    def settings(self) -> dict[str, Any]:
+        """The settings a saved state is only valid for: window, threshold, min_samples, hysteresis and the
+        SHA-256 of the reference embeddings (the JS function itself cannot be fingerprinted; keep it fixed)."""
+        with self._lock:
+            return {
+                "window": self.window,
+                "threshold": self.threshold,
+                "min_samples": self.min_samples,
+                "hysteresis": self.hysteresis,
+                "reference_sha256": self._reference_sha256,
+            }
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of everything that decides future updates (see the module docstring, "State").
+
+        Returns:
+            ``{"settings": settings(), "windows": {class: [(K, D) float32 arrays, oldest first]},
+            "states": {class: QuarantineState.to_dict()}}``. The arrays are copies; ``K`` may be 0 (a frame
+            without a scorable crop of the class, shape ``(0, 0)`` or ``(0, D)`` as it was fed).
+        """
+        with self._lock:
+            return {
+                "settings": self.settings(),
+                "windows": {n: [a.copy() for a in win] for n, win in sorted(self._windows.items())},
+                "states": {n: s.to_dict() for n, s in sorted(self._states.items())},
+            }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace the windows and per-class states with those of :meth:`state_dict`.
+
+        All or nothing: the state is checked completely before anything changes. Subscribers are called once with
+        every restored class state.
+
+        Args:
+            state: a dict as returned by :meth:`state_dict` (arrays may be any float32-convertible 2-D arrays).
+
+        Raises:
+            SimGapInputError: the state was saved with other settings (window, threshold, min_samples,
+                hysteresis, reference embeddings) or is malformed; the message names the key.
+        """
+        if not isinstance(state, Mapping):
+            raise SimGapInputError(f"quarantine state must be a mapping, got {type(state).__name__}")
+        mine = self.settings()
+        saved = state.get("settings")
+        if not isinstance(saved, Mapping):
+            raise SimGapInputError("quarantine state has no 'settings'")
+        diff = sorted(k for k in set(mine) | set(saved) if saved.get(k) != mine.get(k))
+        if diff:
+            raise SimGapInputError(
+                f"quarantine state was saved with other settings ({', '.join(diff)}): "
+                + ", ".join(f"{k}: {saved.get(k)!r} != {mine.get(k)!r}" for k in diff)
+            )
+        windows: dict[str, deque[np.ndarray]] = {}
+        for name, win in dict(state.get("windows") or {}).items():
+            if not isinstance(win, (list, tuple)) or len(win) > self.window:
+                raise SimGapInputError(f"quarantine state window of class {name!r} must be a list of <= {self.window}")
+            arrays = []
+            for arr in win:
+                a = np.array(arr, dtype=np.float32, copy=True)
+                if a.ndim != 2:
+                    raise SimGapInputError(f"quarantine state window of class {name!r} holds a {a.ndim}-D array")
+                arrays.append(a)
+            windows[str(name)] = deque(arrays, maxlen=self.window)
+        states: dict[str, QuarantineState] = {}
+        fields = set(QuarantineState.__dataclass_fields__)
+        for name, st in dict(state.get("states") or {}).items():
+            if not isinstance(st, Mapping) or set(st) != fields or st.get("class_name") != name:
+                raise SimGapInputError(f"quarantine state of class {name!r} is malformed")
+            states[str(name)] = QuarantineState(**st)
+        with self._lock:
+            self._windows = windows
+            self._states = states
+            listeners = list(self._listeners)
+            restored = dict(sorted(states.items()))
+        if restored:
+            for callback in listeners:
+                callback(dict(restored))
 
     # ----------------------------------------------------------------------------------------- queries
     def is_quarantined(self, class_name: str) -> bool:
