@@ -12,14 +12,24 @@ Crash safety. An accepted frame's files are written atomically first (scan index
 far, so indices are contiguous), then its manifest row is appended and fsynced; the stats model is updated
 last. ``run.json`` holds the run configuration. On ``resume=True`` the runner cuts a torn last manifest line,
 checks ``run.json`` against the new configuration (a mismatch is an error), deletes orphan files (written but
-never recorded), rebuilds the stats from the manifest, replays the recorded attempts through the gate so that its
-state (the semantic quarantine's rolling window) is what it was, and continues the schedule at the first
-attempt without a row. A resumed run therefore ends with the same manifest rows and files as an uninterrupted
-one. ``n_frames`` is not part of the configuration: resuming with a larger ``n_frames`` extends a run.
+never recorded), rebuilds the stats from the manifest, restores the gate's state (the semantic quarantine's
+rolling windows and hysteresis flags) to what it was after the last recorded attempt, and continues the schedule
+at the first attempt without a row. A resumed run therefore ends with the same manifest rows and files as an
+uninterrupted one. ``n_frames`` is not part of the configuration: resuming with a larger ``n_frames`` extends a run.
+
+Gate state. After each attempt's row is durable, the quarantine's ``state_dict()`` is written atomically to
+``gate_state.json`` together with the number of manifest rows it reflects (``rows``) and the key of the last. Since
+it is written *after* the row, ``rows <= len(manifest)`` whatever the moment of a kill (between the row and the
+state write: ``rows = len(manifest) - 1``). The gate is a deterministic function of (its state, the frame) and a
+recorded attempt re-renders to the same frame (seed and focus are in the row), so loading the state of ``rows`` and
+replaying only ``manifest[rows:]`` (normally 0 or 1 attempts) yields exactly the state of an uninterrupted run. A
+missing, foreign or unreadable state file falls back to replaying every row from a fresh gate (what older runs get),
+which is equally exact, only slower.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -47,13 +57,16 @@ __all__ = [
     "fingerprint_file",
     "MANIFEST_NAME",
     "RUN_CONFIG_NAME",
+    "GATE_STATE_NAME",
 ]
 
 _log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
 RUN_CONFIG_NAME = "run.json"
+GATE_STATE_NAME = "gate_state.json"
 _RUN_FORMAT = 1
+_GATE_STATE_FORMAT = 1
 
 
 def derive_seed(run_seed: int, frame_id: int, attempt: int) -> int:
@@ -149,6 +162,12 @@ class GenerationSummary:
         }
 
 
+def _row_key(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a manifest row for a saved gate state (timestamps excluded: a resumed run's state file
+    must be byte-identical to an uninterrupted run's)."""
+    return _jsonable({k: row.get(k) for k in ("frame_id", "attempt", "seed", "decision", "index", "quarantined")})
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
@@ -169,8 +188,9 @@ class GenerationRunner:
         seed: run seed (>= 0); every render seed derives from it.
         run_config: extra settings stored in ``run.json`` and compared on resume (sensor, backend, preset, bank
             fingerprint, gate config...).
-        replay_on_resume: re-render and re-gate the recorded attempts on resume so that the gate's state (the
-            semantic quarantine window) matches an uninterrupted run. ``None`` (default): replay unless the gate
+        replay_on_resume: restore the gate's state (the semantic quarantine windows) on resume so that it matches
+            an uninterrupted run: load ``gate_state.json`` and re-render and re-gate only the recorded attempts it
+            does not cover (all of them without a usable state file). ``None`` (default): restore unless the gate
             has no quarantine (``gate.quarantine is None``, a stateless gate).
     """
 
@@ -213,7 +233,10 @@ class GenerationRunner:
         self.replay_on_resume = bool(replay_on_resume)
         self.manifest_path = self.out_dir / MANIFEST_NAME
         self.run_config_path = self.out_dir / RUN_CONFIG_NAME
+        self.gate_state_path = self.out_dir / GATE_STATE_NAME
         self.exporter = Exporter(self.out_dir)
+        self._n_rows = 0  # manifest rows so far (the position a saved gate state refers to)
+        self._config_sha256: str | None = None
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict[str, Any]:
@@ -263,7 +286,7 @@ class GenerationRunner:
 
     # ------------------------------------------------------------------ resume
     def _restore(self, rows: list[dict[str, Any]]) -> tuple[int, int, list[str] | None, int]:
-        """Check recorded rows, clean orphans, rebuild stats and gate state.
+        """Check recorded rows, clean orphans, rebuild stats and gate state (saved state + replay of the rest).
 
         Returns:
             (next frame_id, next attempt, focus of a frame in progress or None, orphans removed).
@@ -302,9 +325,22 @@ class GenerationRunner:
         removed = self.exporter.remove_orphans(exported)
         for row in rows:
             self.stats.record_row(row)
+        removed += self._remove_gate_state_temps()
+        if not rows:
+            # Nothing recorded: a state file here is stale (a kill before the first row of an earlier start).
+            self._unlink(self.gate_state_path)
         if self.replay_on_resume and rows:
-            _log.info("replaying %d recorded attempts through the gate to restore its state", len(rows))
-            for row in rows:
+            # The saved state reflects rows[:start] (start <= len(rows): it is written after its row); the gate is
+            # deterministic in (state, frame), so replaying only rows[start:] ends where an uninterrupted run was.
+            # start == 0 (no usable file) is the full replay from the gate as built.
+            start = self._load_gate_state(rows)
+            if start < len(rows):
+                _log.info(
+                    "replaying %d of %d recorded attempts through the gate to restore its state",
+                    len(rows) - start,
+                    len(rows),
+                )
+            for row in rows[start:]:
                 frame = self.source.render(
                     seed=int(row["seed"]),
                     focus_classes=list(row["focus_classes"]),
@@ -365,7 +401,9 @@ class GenerationRunner:
                 f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
             )
         self._check_or_write_config(resume, bool(rows) or self.manifest_path.exists())
+        self._config_sha256 = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()
         next_frame, next_attempt, pending_focus, orphans = self._restore(rows)
+        self._n_rows = len(rows)
         resumed_at = (next_frame, next_attempt) if resume and rows else None
         if resumed_at:
             _log.info("resuming %s at frame %d attempt %d", self.out_dir, next_frame, next_attempt)
@@ -434,7 +472,98 @@ class GenerationRunner:
         manifest.append(row)
         # From the row, not the decision: a resumed run rebuilds the stats from these very rows.
         self.stats.record_row(row)
+        self._n_rows += 1
+        # After the row is durable, never before: a saved state then never covers a row the manifest lacks.
+        self._save_gate_state(row)
         return decision.accepted, plan.retry
+
+    # ------------------------------------------------------------------ gate state
+    def _stateful_quarantine(self) -> Any:
+        """The gate's quarantine when it can be saved and restored (else ``None``: full replay on resume)."""
+        q = getattr(self.gate, "quarantine", None)
+        return q if hasattr(q, "state_dict") and hasattr(q, "load_state_dict") else None
+
+    def _save_gate_state(self, last_row: Mapping[str, Any]) -> None:
+        q = self._stateful_quarantine()
+        if not self.replay_on_resume or q is None:
+            return
+        qs = q.state_dict()
+        # float32 bytes in base64: exact, and JSON keeps the file deterministic (no timestamps, sorted keys), so an
+        # uninterrupted and a resumed run end with byte-identical state files.
+        windows = {
+            name: [
+                {
+                    "shape": list(a.shape),
+                    "data": base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode(),
+                }
+                for a in win
+            ]
+            for name, win in qs["windows"].items()
+        }
+        doc = {
+            "format": _GATE_STATE_FORMAT,
+            "rows": self._n_rows,
+            "last_row": _row_key(last_row),
+            "run_config_sha256": self._config_sha256,
+            "quarantine": {**qs, "windows": windows},
+        }
+        atomic_write_bytes(
+            self.gate_state_path, (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        )
+
+    def _load_gate_state(self, rows: list[dict[str, Any]]) -> int:
+        """Load ``gate_state.json`` into the quarantine; returns how many leading rows it covers (0: none usable)."""
+        q = self._stateful_quarantine()
+        if q is None:
+            return 0
+        if not self.gate_state_path.is_file():
+            _log.info("%s: no saved gate state, replaying every recorded attempt", self.out_dir)
+            return 0
+        try:
+            doc = json.loads(self.gate_state_path.read_bytes())
+            if not isinstance(doc, dict) or doc.get("format") != _GATE_STATE_FORMAT:
+                raise ValueError(f"unknown format {doc.get('format') if isinstance(doc, dict) else doc!r}")
+            if doc.get("run_config_sha256") != self._config_sha256:
+                raise ValueError("saved for another run configuration")
+            k = doc.get("rows")
+            if not isinstance(k, int) or not 1 <= k <= len(rows):
+                raise ValueError(f"covers {k!r} rows, the manifest has {len(rows)}")
+            if doc.get("last_row") != _row_key(rows[k - 1]):
+                raise ValueError(f"its last row does not match manifest row {k}")
+            qs = dict(doc["quarantine"])
+            qs["windows"] = {
+                name: [
+                    np.frombuffer(base64.b64decode(a["data"], validate=True), dtype="<f4")
+                    .reshape([int(d) for d in a["shape"]])
+                    .astype(np.float32)
+                    for a in win
+                ]
+                for name, win in dict(qs["windows"]).items()
+            }
+            q.load_state_dict(qs)  # all or nothing: on failure the quarantine stays fresh
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            _log.warning(
+                "%s: saved gate state not usable (%s); replaying every recorded attempt", self.gate_state_path, exc
+            )
+            return 0
+        _log.info("restored the gate state after %d of %d recorded attempts", k, len(rows))
+        return k
+
+    def _remove_gate_state_temps(self) -> list[Path]:
+        """Temporaries of a gate-state write interrupted by a kill (the exporter's clean-up does not know them)."""
+        removed = []
+        if self.out_dir.is_dir():
+            for p in sorted(self.out_dir.glob(f".{GATE_STATE_NAME}.*.tmp")):
+                self._unlink(p)
+                removed.append(p)
+        return removed
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot remove {path}: {exc.strerror or exc}") from exc
 
 
 def fingerprint_file(path: str | Path) -> str:
