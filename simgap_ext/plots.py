@@ -10,7 +10,12 @@ import base64
 import io
 from typing import Any
 
-__all__ = ["use_agg", "png_data_uri"]
+__all__ = ["use_agg", "png_data_uri", "PAGE_CSS"]
+
+#: Style rules every SimGap HTML page starts with (pages append their own rules after these).
+PAGE_CSS = """body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: right; }"""
 
 
 def use_agg() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.atomic import atomic_write_bytes
-from ..plots import png_data_uri, use_agg
+from ..plots import PAGE_CSS, png_data_uri, use_agg
 from .paired import DistanceHistogram, PairedReport
 
 __all__ = ["render_score_html", "write_score_html"]
@@ -251,9 +251,7 @@ def render_score_html(
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: right; }}
+{PAGE_CSS}
 th:first-child, td:first-child, #scenes td:nth-child(2), #per-class td:last-child, #per-class th:last-child,
 #settings td {{ text-align: left; }}
 figcaption {{ max-width: 60em; color: #444; font-size: 90%; }}

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..data.atomic import atomic_write_bytes
 from ..errors import SimGapInputError
-from ..plots import png_data_uri, use_agg
+from ..plots import PAGE_CSS, png_data_uri, use_agg
 from .runner import MANIFEST_NAME, RUN_CONFIG_NAME
 from .stats import AcceptanceStats
 
@@ -129,9 +129,7 @@ def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[s
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: right; }}
+{PAGE_CSS}
 th:first-child, td:first-child {{ text-align: left; }}
 figure {{ display: inline-block; margin: 1em; }}
 img {{ max-width: 100%; }}
