@@ -92,7 +92,9 @@ def test_las_foreign_file_uses_asprs_names_and_point_source_id(tmp_path: Path) -
     las.point_source_id = [4, 4, 9]
     las.write(tmp_path / "aerial.las")
     c = load_point_cloud(tmp_path / "aerial.las")
-    assert c.id_to_labels == {2: "ground", 6: "building", 7: "low_noise"}
+    # ASPRS 2 ground / 6 building / 7 low noise -> taxonomy ground 40, building 50, unlabeled 0
+    assert c.semantic.tolist() == [40, 50, 0]
+    assert c.id_to_labels == {40: "ground", 50: "building", 0: "unlabeled"}
     assert c.instance.tolist() == [4, 4, 9]
     np.testing.assert_allclose(c.intensity, [0.0, 1.0, 32768 / 65535], rtol=0, atol=1e-7)
     np.testing.assert_array_equal(c.points[:, 0], np.float32([1.0, 2.0, 3.0]))
