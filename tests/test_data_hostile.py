@@ -202,6 +202,8 @@ def _seeds(tmp_path: Path) -> dict[str, bytes]:
     rows = np.hstack([c.points, c.intensity[:, None]]).astype("<f4")
     out["k.bin"] = rows.tobytes()
     out["n.pcd.bin"] = np.hstack([rows, (np.arange(48) % 32)[:, None].astype("<f4")]).tobytes()
+    np.save(tmp_path / "a.npy", rows)
+    out["a.npy"] = (tmp_path / "a.npy").read_bytes()
     out["label_map.yaml"] = (DATA.parent.parent / "config/label_maps/nuscenes.yaml").read_bytes()
     out["calib.txt"] = (DATA / "kitti_object/calib/002155.txt").read_bytes()
     out["label.txt"] = (DATA / "kitti_object/label_2/002155.txt").read_bytes()
@@ -257,5 +259,5 @@ def test_seeded_fuzz_over_every_reader_ends_cleanly(tmp_path):
                 pass  # a clean refusal (SimGapInputError is a ValueError)
             except Exception as exc:  # noqa: BLE001 - the point of the test is to catch any other exception
                 bad.append(f"{name} case {k}: {type(exc).__name__}: {str(exc)[:120]}")
-    assert cases >= 300
+    assert cases >= 390
     assert not bad, "\n".join(bad)

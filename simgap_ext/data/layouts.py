@@ -12,6 +12,8 @@ layout                    what is detected                                      
 ``mcd``                   ``lidar_bin/data/S.bin`` with ``../../gt_labels/S.bin``          ``mcd``
 ``semantickitti``         any other ``.bin`` (x, y, z, remission) with ``S.label`` beside  ``semantickitti``
                           or ``../labels/S.label`` (or no labels at all)
+``npy``                   an (N, 3|4) ``.npy`` (Open3D-ML), labels ``../labels/S.npy``      ``semantickitti_learning``
+``squeezeseg``            an (H, W, 6) ``.npy`` range image (x, y, z, i, range, label)     ``squeezeseg``
 ========================  ==============================================================  ===================
 
 ``gt_labels`` and ``.label`` files are uint32 per point, lower 16 bits the class id, upper 16 bits the instance id.
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 BIN_LAYOUTS = ("semantickitti", "nuscenes", "kitti_object", "kitti360", "mcd")
-LAYOUTS = (*BIN_LAYOUTS, "npz", "ply", "pcd", "las")
+LAYOUTS = (*BIN_LAYOUTS, "npy", "squeezeseg", "npz", "ply", "pcd", "las")
 #: The shipped label map each dataset layout's ids are read with when nothing else names them.
 DEFAULT_LABEL_MAPS = {
     "semantickitti": "semantickitti",
@@ -51,6 +53,8 @@ DEFAULT_LABEL_MAPS = {
     "kitti_object": "kitti_object",
     "kitti360": "kitti360",
     "mcd": "mcd",
+    "npy": "semantickitti_learning",
+    "squeezeseg": "squeezeseg",
     "las": "asprs",
 }
 _NUSCENES_LABEL_SIBLINGS = ("lidarseg.bin", "ground.bin", "labels.bin")
@@ -108,6 +112,10 @@ def detect_layout(path: str | Path) -> str:
     suffix = p.suffix.lower()
     if suffix in _SUFFIX_LAYOUT:
         return _SUFFIX_LAYOUT[suffix]
+    if suffix == ".npy":
+        from .npy_scans import npy_layout
+
+        return npy_layout(p)
     if suffix != ".bin":
         raise SimGapInputError(f"{p}: cannot tell the layout of a {suffix or 'suffix-less'} file")
     if p.name.lower().endswith(".pcd.bin"):
