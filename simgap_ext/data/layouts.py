@@ -42,6 +42,7 @@ __all__ = [
     "nuscenes_label_file",
     "kitti_object_files",
     "gt_label_file",
+    "label_file",
 ]
 
 BIN_LAYOUTS = ("semantickitti", "nuscenes", "kitti_object", "kitti360", "mcd")
@@ -104,6 +105,33 @@ def gt_label_file(path: Path) -> tuple[str, Path] | None:
         return None
     label = path.parent.parent.parent / "gt_labels" / path.name
     return (kind, label) if label.is_file() else None
+
+
+def label_file(path: str | Path) -> Path | None:
+    """The file holding a scan's labels in its detected layout (``.label``, lidarseg ``.bin``, ``gt_labels``,
+    KITTI ``label_2`` text, Open3D-ML labels ``.npy``), or ``None`` (unlabelled, or labels inside the file)."""
+    p = Path(path)
+    try:
+        layout = detect_layout(p)
+    except SimGapInputError:
+        return None
+    if layout == "nuscenes":
+        return nuscenes_label_file(p)
+    if layout == "kitti_object":
+        files = kitti_object_files(p)
+        return None if files is None else files[0]
+    if layout in ("kitti360", "mcd"):
+        gt = gt_label_file(p)
+        return None if gt is None else gt[1]
+    if layout == "semantickitti":
+        from .semantickitti import find_label_file
+
+        return find_label_file(p)
+    if layout == "npy":
+        from .npy_scans import npy_label_file
+
+        return npy_label_file(p)
+    return None
 
 
 def detect_layout(path: str | Path) -> str:
