@@ -301,8 +301,8 @@ class _Prim:
     def IsValid(self):  # noqa: N802
         return True
 
-    def GetAppliedSchemas(self):  # noqa: N802
-        return self.schemas
+    def GetPropertyNames(self):  # noqa: N802
+        return sorted(self.attrs)
 
     def GetAttribute(self, name):  # noqa: N802
         return _Attr(self.attrs.get(name))
@@ -336,3 +336,32 @@ def test_prim_labels_read_labels_api_old_semantics_api_and_ancestors():
         None,
         None,
     ]
+
+
+def test_prim_labels_and_aux_level_on_a_real_usd_stage():
+    """The same reads on real ``pxr`` (usd-core) when it is installed; the Kit tests run it inside Isaac Sim."""
+    pytest.importorskip("pxr")
+    from pxr import Sdf, Usd
+
+    stage = Usd.Stage.CreateInMemory()
+    car = stage.DefinePrim("/World/car", "Xform")
+    stage.DefinePrim("/World/car/wheel", "Mesh")
+    car.AddAppliedSchema("SemanticsLabelsAPI:class")
+    car.CreateAttribute("semantics:labels:class", Sdf.ValueTypeNames.TokenArray).Set(["vehicle"])
+    ped = stage.DefinePrim("/World/ped", "Xform")
+    ped.AddAppliedSchema("SemanticsAPI:Semantics")
+    ped.CreateAttribute("semantic:Semantics:params:semanticType", Sdf.ValueTypeNames.Token).Set("class")
+    ped.CreateAttribute("semantic:Semantics:params:semanticData", Sdf.ValueTypeNames.Token).Set("pedestrian")
+    resolve = semantics.stage_prim_labels(lambda: stage)
+    assert [resolve(p) for p in ("/World/car/wheel", "/World/ped", "/World", "/missing")] == [
+        "vehicle",
+        "pedestrian",
+        None,
+        None,
+    ]
+    lidar = stage.DefinePrim("/World/lidar", "OmniLidar")
+    lidar.CreateAttribute(rtx_settings.AUX_OUTPUT_ATTR, Sdf.ValueTypeNames.Token).Set("basic")
+    rp = stage.DefinePrim("/Render/RP_lidar", "RenderProduct")
+    rp.CreateRelationship("camera").SetTargets([Sdf.Path("/World/lidar")])
+    assert rtx_settings.aux_output_level(stage, "/Render/RP_lidar") == "BASIC"
+    assert rtx_settings.aux_output_level(stage, "/Render/none") is None

@@ -2,7 +2,7 @@
 
 RTX LiDAR payloads name the prim a point hit (a 32-bit object id or a stable id resolved to a prim path through
 ``StableIdMap``), never its class. Isaac Sim stores classes on prims in two schemas, both read here through the
-plain ``Usd.Prim`` API (``GetAppliedSchemas``, ``GetAttribute(...).Get()``, ``GetParent``), so no ``pxr`` import is
+plain ``Usd.Prim`` API (``GetAttribute(...).Get()``, ``GetPropertyNames``, ``GetParent``), so no ``pxr`` import is
 needed and any stage-like object works:
 
 * ``UsdSemantics.LabelsAPI`` (Isaac Sim 4.5+): applied schema ``SemanticsLabelsAPI:<instance>``, labels in the
@@ -22,8 +22,9 @@ from typing import Any
 
 __all__ = ["prim_class", "stage_prim_labels"]
 
-_LABELS_SCHEMA = "SemanticsLabelsAPI:"
-_OLD_SCHEMA = "SemanticsAPI:"
+_OLD_PREFIX = "semantic:"
+_OLD_TYPE = ":params:semanticType"
+_OLD_DATA = ":params:semanticData"
 
 
 def _valid(prim: Any) -> bool:
@@ -41,17 +42,17 @@ def _attr_value(prim: Any, name: str) -> Any:
 
 
 def _own_class(prim: Any, instance: str) -> str | None:
-    schemas = [str(s) for s in (prim.GetAppliedSchemas() or ())]
-    if f"{_LABELS_SCHEMA}{instance}" in schemas:
-        labels = _attr_value(prim, f"semantics:labels:{instance}")
-        if labels:
-            return str(list(labels)[0])
-    for schema in schemas:
-        if not schema.startswith(_OLD_SCHEMA):
+    # Attributes, not GetAppliedSchemas(): USD drops applied schemas it has no plugin for (the old SemanticsAPI
+    # outside Isaac Sim), while the attributes stay readable.
+    labels = _attr_value(prim, f"semantics:labels:{instance}")
+    if labels:
+        return str(list(labels)[0])
+    for prop in prim.GetPropertyNames() or ():
+        prop = str(prop)
+        if not (prop.startswith(_OLD_PREFIX) and prop.endswith(_OLD_TYPE)):
             continue
-        name = schema[len(_OLD_SCHEMA) :]
-        if str(_attr_value(prim, f"semantic:{name}:params:semanticType") or "") == instance:
-            data = _attr_value(prim, f"semantic:{name}:params:semanticData")
+        if str(_attr_value(prim, prop) or "") == instance:
+            data = _attr_value(prim, prop[: -len(_OLD_TYPE)] + _OLD_DATA)
             if data:
                 return str(data)
     return None
@@ -61,7 +62,7 @@ def prim_class(prim: Any, instance: str = "class") -> str | None:
     """The class label of ``prim`` or of its nearest labelled ancestor (None when none is labelled).
 
     Args:
-        prim: a ``Usd.Prim`` (or an object with ``GetAppliedSchemas``, ``GetAttribute``, ``GetParent``).
+        prim: a ``Usd.Prim`` (or an object with ``GetAttribute``, ``GetPropertyNames``, ``GetParent``).
         instance: the semantic instance / type to read (``"class"``).
     """
     while _valid(prim):
