@@ -192,10 +192,11 @@ def test_rtx_scan_buffer_source_plays_the_timeline_and_keeps_it_playing(stage, w
         sensor=SENSOR,
         render_product="/Render/RP_lidar",
         randomize_event=EVENT,
-        annotator=A.RTX_SCAN_BUFFER_V50,
+        annotator="auto",
         isaac_version="5.0.0",
         adapter_kwargs={"object_labels": names},
     )
+    assert src.annotator_name == A.RTX_SCAN_BUFFER_V50
     assert src.annotator.init_params == {"outputObjectId": True, "outputIntensity": True}
     for seed in (3, 4):
         frame = src.render(seed=seed)

@@ -34,6 +34,7 @@ from .adapters import (
     SEMANTIC_SEGMENTATION,
     STABLE_ID_MAP_V60,
     adapt,
+    annotator_for_isaac_version,
     annotator_init_params,
     seed_class_ids,
 )
@@ -54,7 +55,8 @@ class ReplicatorSceneSource:
         render_product: path of the LiDAR / depth camera render product the annotator attaches to.
         preset: accepted for interface parity with the warp source (the Isaac Sim sensor config decides effects).
         device: unused (Replicator decides); accepted for interface parity.
-        annotator: annotator name (a key of :data:`~simgap_ext.replicator.adapters.ADAPTERS`).
+        annotator: annotator name (a key of :data:`~simgap_ext.replicator.adapters.ADAPTERS`), or ``"auto"`` for
+            the running Isaac Sim's full-scan RTX annotator.
         randomize_event: custom event the randomizer graph triggers on.
         class_names: classes the scene can contain (what the runner may use as focus).
         loop: Kit's asyncio loop, for renders requested from a worker thread.
@@ -95,6 +97,9 @@ class ReplicatorSceneSource:
                 "replicator scene source: no render product (set /exts/simgap_ext/render_product to the LiDAR's "
                 "render product path)"
             )
+        isaac_version = isaac_version or detect_isaac_version()
+        if annotator == "auto":  # the full-scan RTX annotator of the running Isaac Sim
+            annotator = annotator_for_isaac_version(isaac_version or "6.0")
         if annotator not in ADAPTERS:
             raise SimGapInputError(f"replicator scene source: no adapter for annotator {annotator!r}")
         self._rep = rep
@@ -116,7 +121,7 @@ class ReplicatorSceneSource:
             self.adapter_kwargs.setdefault("class_ids", seed_class_ids(None, CLASS_IDS))
         self._loop = loop
         self._loop_thread: int | None = None
-        self.isaac_version = isaac_version or detect_isaac_version()
+        self.isaac_version = isaac_version
         self._rtx = annotator != POINTCLOUD
         if self._rtx and timeline is None:
             import omni.timeline
