@@ -1,11 +1,12 @@
 """Stand-in for ``omni.replicator.core`` (Replicator 1.12.x API subset), for tests only.
 
-Faithful where SimGap touches it: ``Writer`` (abstract ``write``; ``initialize`` re-runs ``__init__``; ``attach``,
-``detach``, ``on_final_frame``, class attributes ``backend``, ``version``, ``annotators``, ``metadata``,
-``num_written``, ``data_structure``), ``WriterRegistry`` (keyed on the class ``__name__``; ``register``,
-``unregister``, ``get``, ``get_writers``), ``AnnotatorRegistry.get_annotator(name, init_params=...)`` and
-``utils.send_og_event``, ``set_global_seed``, ``orchestrator.step`` / ``step_async`` and ``Annotator.get_data``.
-Stand-in-only: ``_deliver(writer, data)`` plays the framework's part for a writer (calls ``write`` and counts);
+Faithful where SimGap touches it: ``Writer`` / ``WriterRegistry`` / ``WriterRegistryError`` live in
+``scripts/writers.py`` as in Replicator and are re-exported here; ``AnnotatorRegistry.get_annotator(name,
+init_params=...)``, ``Annotator.get_data``, ``utils.send_og_event``, ``set_global_seed``, ``orchestrator.step`` /
+``step_async``. Like the real pipeline, RTX annotators deliver empty buffers unless the timeline (``omni.timeline``
+stand-in) plays during the step, and a writer receives each frame one tick late: ``data["reference_time"]`` is the
+rendered frame's rational time while the timeline has already moved on.
+Stand-in-only: ``_deliver(writer, data)`` plays the framework's part for a writer (one tick, ``write``, count);
 ``utils._LISTENERS`` lets a test play a randomizer graph (called on ``send_og_event``); ``orchestrator._STEP_HOOKS``
 are called on every step (a test "renders" there and fills annotators with ``Annotator._set_data``).
 """
