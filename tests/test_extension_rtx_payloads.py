@@ -365,3 +365,19 @@ def test_prim_labels_and_aux_level_on_a_real_usd_stage():
     rp.CreateRelationship("camera").SetTargets([Sdf.Path("/World/lidar")])
     assert rtx_settings.aux_output_level(stage, "/Render/RP_lidar") == "BASIC"
     assert rtx_settings.aux_output_level(stage, "/Render/none") is None
+
+
+def test_isaac_version_is_not_probed_outside_kit(monkeypatch):
+    """Outside a running Kit, importing the pip ``isaacsim`` package would bootstrap a Kit kernel and prompt for
+    its EULA on stdin: detection must not touch it. Inside Kit it reads ``isaacsim.core.version.get_version()``."""
+    import sys
+    import types
+
+    calls = []
+    version = types.ModuleType("isaacsim.core.version")
+    version.get_version = lambda: calls.append(1) or ("5.1.0", "", "5", "1", "0", "", "", "")
+    monkeypatch.setitem(sys.modules, "isaacsim.core.version", version)
+    monkeypatch.delitem(sys.modules, "carb", raising=False)
+    assert rtx_settings.detect_isaac_version() is None and calls == []
+    monkeypatch.setitem(sys.modules, "carb", types.ModuleType("carb"))  # inside Kit
+    assert rtx_settings.detect_isaac_version() == "5.1.0" and calls == [1]

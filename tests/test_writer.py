@@ -566,7 +566,7 @@ def test_a_gmo_scan_delivered_twice_is_scored_once_and_pointcloud_classes_come_f
     for stamp in (5, 5, 6):  # GMO repeats the last finished scan until the next one completes
         rep_mod._deliver(writer, {A.GENERIC_MODEL_OUTPUT_V60: {"data": dict(gmo, timestampNs=stamp)}})
     writer.wait_until_idle()
-    assert len(_rows(tmp_path / "gmo")) == 2 and writer.skipped["repeated_scan"] == 1
+    assert [r["frame_id"] for r in _rows(tmp_path / "gmo")] == [0, 1] and writer.skipped["repeated_scan"] == 1
 
     # pointcloud: numeric ids only; names from semantic_segmentation's idToLabels, read for every frame
     seg_writer = writer_mod.SimGapWriter(tmp_path / "pc", world["bank_path"], sensor=SENSOR, device="cpu")

@@ -15,6 +15,7 @@ Pure Python: the writer passes in carb's setting getter and the stage; tests pas
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +45,10 @@ _ID_LEVELS = ("EXTRA", "FULL")
 
 def detect_isaac_version() -> str | None:
     """The running Isaac Sim's version (``isaacsim.core.version.get_version()[0]``), or None outside Isaac Sim."""
+    if "carb" not in sys.modules:
+        # Not inside a running Kit: importing the pip ``isaacsim`` package here would bootstrap a Kit kernel (and
+        # prompt for its EULA on stdin).
+        return None
     try:
         from isaacsim.core.version import get_version
     except ImportError:

@@ -420,6 +420,7 @@ if HAS_REPLICATOR:
             frames in between show the rejected scene again and are skipped (``skipped["stale"]``). The previous
             frame's decision is awaited before numbering this one only in that mode.
             """
+            before = (self._frame_id, self._attempt, self._frame_started, self._next_is_retry)
             advance = True
             if self.rerandomize_event:
                 self._worker.wait()  # the previous scene's decision decides this frame's number
@@ -439,6 +440,7 @@ if HAS_REPLICATOR:
                 self._frame_started = False
                 return
             self._frame_started = True
+            submitted = 0
             for rp_name, payload in payloads:
                 try:
                     frame = self._adapt(rp_name, payload, data)
@@ -456,6 +458,9 @@ if HAS_REPLICATOR:
                     self._last_scan_stamp[rp_name] = stamp
                 # Replicator reuses its buffers after write() returns: the worker gets its own copy.
                 self._worker.submit(_detached(frame))
+                submitted += 1
+            if not submitted:  # only repeats of scans already scored: this trigger is not a new frame
+                self._frame_id, self._attempt, self._frame_started, self._next_is_retry = before
 
         _frame_started = False
         _next_is_retry = False
