@@ -209,3 +209,28 @@ def test_rtx_scan_buffer_source_plays_the_timeline_and_keeps_it_playing(stage, w
         ]
     assert timeline.is_playing() and rep.orchestrator.LAST_STEP_PLAYING[-2:] == [True, True]
     src.close()
+
+
+def test_pointcloud_classes_come_from_semantic_segmentation_when_the_payload_has_none(stage, warp_source):
+    """Replicator's pointcloud info holds numeric pointSemantic only; the source also attaches
+    semantic_segmentation and names the ids with its idToLabels (read for every frame)."""
+    rep, state = stage
+
+    def render_split():
+        f = state["frame"]
+        info = {"pointSemantic": f["info"]["pointSemantic"], "pointInstance": f["info"]["pointInstance"]}
+        src.annotator._set_data({"data": f["data"], "info": info})
+        labels = {str(k): v for k, v in f["info"]["idToLabels"].items()}
+        src._extra._set_data({"data": np.zeros((2, 2), np.uint32), "info": {"idToLabels": labels}})
+
+    rep.orchestrator._STEP_HOOKS[:] = [render_split]
+    src = _source(rep, state)
+    assert src._extra.get_name() == "semantic_segmentation" and src._extra.render_products == ["/Render/RP_lidar"]
+    frame = src.render(seed=8)
+    ref = warp_source.render(seed=8)
+    names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    ref_names = {int(k): v["class"] for k, v in ref["info"]["idToLabels"].items()}
+    assert [names[int(s)] for s in frame["info"]["pointSemantic"]] == [
+        ref_names[int(s)] for s in ref["info"]["pointSemantic"]
+    ]
+    assert not frame["adapter_issues"]
