@@ -417,6 +417,7 @@ def test_gmo_v60_raw_buffer_goes_through_the_parser_and_stable_id_map(rep, world
     writer.wait_until_idle()
     empty, row = _rows(tmp_path)
     assert empty["decision"] == "rejected" and "empty" in empty["reasons"][0]
+    assert any(r.startswith("timeline not playing") for r in empty["reasons"])
     names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
     expected_points: dict[str, int] = {}
     for s in frame["info"]["pointSemantic"].tolist():

@@ -53,6 +53,7 @@ __all__ = [
     "GENERIC_MODEL_OUTPUT_V60",
     "STABLE_ID_MAP_V60",
     "PARTIAL_SCAN",
+    "TIMELINE_NOT_PLAYING",
     "UNLABELLED",
     "ADAPTERS",
     "LabelResolver",
@@ -84,6 +85,11 @@ STABLE_ID_MAP_V60 = "StableIdMap"
 UNLABELLED = "unlabelled"
 #: Prefix of the adapter issue of a frame that holds only part of a LiDAR rotation (never scored).
 PARTIAL_SCAN = "partial scan"
+#: Why an RTX frame is empty when the timeline is not playing (IsaacSim issue 110); the writer adds it.
+TIMELINE_NOT_PLAYING = (
+    "timeline not playing: RTX sensors produce no data (call timeline.play() and step with "
+    "rep.orchestrator.step(pause_timeline=False))"
+)
 _PER_FRAME_FIX = (
     "per-frame output holds a slice of a rotation; read full scans with IsaacCreateRTXLidarScanBuffer (5.x) or "
     "GenericModelOutput (6.x)"
@@ -840,7 +846,7 @@ def frame_issues(frame: Mapping[str, Any], *, min_points: int = 1) -> list[str]:
     if n < min_points:
         issues.append(f"empty frame: {n} point(s) < {min_points}")
     for issue in frame.get("adapter_issues", ()):
-        if issue.startswith(("all object ids are zero", "no per-point object ids", PARTIAL_SCAN)):
+        if issue.startswith(("all object ids are zero", "no per-point object ids", PARTIAL_SCAN, "timeline not")):
             issues.append(issue)
     if n and np.all(np.asarray(frame["info"]["pointSemantic"]) == 0) and not issues:
         issues.append("every point is unlabelled: nothing to score")

@@ -39,6 +39,7 @@ from .adapters import (
     RTX_SCAN_BUFFER_V45,
     SEMANTIC_SEGMENTATION,
     STABLE_ID_MAP_V60,
+    TIMELINE_NOT_PLAYING,
     adapt,
     annotator_for_isaac_version,
     annotator_init_params,
@@ -256,7 +257,10 @@ if HAS_REPLICATOR:
             self._gmo_parser = gmo_parser
             self._check_settings = bool(check_settings)
             self._get_setting = get_setting or _default_setting_getter()
-            self._clock = sim_clock or _default_sim_clock()
+            self._timeline = _default_timeline()
+            if sim_clock is None and self._timeline is not None:
+                sim_clock = lambda tl=self._timeline: float(tl.get_current_time())  # noqa: E731
+            self._clock = sim_clock
             # One class -> semantic id table for the whole export, so an id names the same class in every scan.
             self._class_ids = seed_class_ids(sink.exporter.id_to_labels, _preferred_class_ids())
             self._frame_id = 0
@@ -449,6 +453,8 @@ if HAS_REPLICATOR:
                     # unusable attempt instead (manifest row + stats, reason named), like an empty RTX frame.
                     _log.warning("SimGapWriter: unreadable %r payload from %s: %s", self.annotator_name, rp_name, exc)
                     frame = unusable_frame(str(exc), metadata=self._metadata(rp_name), annotator=self.annotator_name)
+                if self.annotator_name != POINTCLOUD and not len(frame["data"]) and self._timeline_stopped():
+                    frame["adapter_issues"].append(TIMELINE_NOT_PLAYING)
                 stamp = frame.get("scan_timestamp_ns")
                 if stamp is not None and self._last_scan_stamp.get(rp_name) == stamp:
                     # GenericModelOutput repeats the last finished scan until the next one completes: score once.
@@ -464,6 +470,9 @@ if HAS_REPLICATOR:
 
         _frame_started = False
         _next_is_retry = False
+
+        def _timeline_stopped(self) -> bool:
+            return self._timeline is not None and not self._timeline.is_playing()
 
         def wait_until_idle(self) -> None:
             """Block until every frame handed to the background gate is scored and exported."""
@@ -535,13 +544,12 @@ def _default_setting_getter() -> Callable[[str], Any] | None:
     return settings.get
 
 
-def _default_sim_clock() -> Callable[[], float] | None:
+def _default_timeline() -> Any:
     try:
         import omni.timeline
     except ImportError:
         return None
-    timeline = omni.timeline.get_timeline_interface()
-    return lambda: float(timeline.get_current_time())
+    return omni.timeline.get_timeline_interface()
 
 
 def register_writer() -> bool:
