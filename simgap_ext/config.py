@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (Isaac Sim 4.5): the same parser as the tomli package
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any
 

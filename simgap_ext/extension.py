@@ -117,6 +117,7 @@ class SimGapExtension(omni.ext.IExt):
             self.source_registered = True
         if s.ui.show_window and _has_module("omni.ui"):
             self._open_window()
+        self._add_menu()  # Window > SimGap is there even with show_window=false: it builds the panel on demand
         if s.batch.headless_batch:
             self.start_batch()
 
@@ -148,19 +149,20 @@ class SimGapExtension(omni.ext.IExt):
     # ------------------------------------------------------------------ UI
     def _open_window(self) -> None:
         try:
+            from .ui.events import subscribe_update
             from .ui.window import SimGapWindow
 
-            def subscribe(callback: Any) -> Any:
-                stream = omni.kit.app.get_app().get_update_event_stream()
-                return stream.create_subscription_to_pop(callback, name="simgap panel refresh")
-
             self._window = SimGapWindow(
-                self.panel_model, subscribe_updates=subscribe, on_run_batch=self._on_run_clicked
+                self.panel_model,
+                subscribe_updates=lambda cb: subscribe_update(cb, "simgap panel refresh"),
+                on_run_batch=self._on_run_clicked,
             )
         except Exception as exc:  # noqa: BLE001 - a broken UI must not take the extension down
             carb.log_warn(f"SimGap: panel unavailable: {exc}")
             self._window = None
-            return
+
+    def _add_menu(self) -> None:
+        """Window > SimGap, registered even when the panel could not be built (it opens it on demand)."""
         if _has_module("omni.kit.menu.utils"):
             try:
                 from omni.kit.menu.utils import MenuItemDescription, add_menu_items
@@ -176,7 +178,10 @@ class SimGapExtension(omni.ext.IExt):
             self.panel_model.follow_writer(writer)
 
     def _toggle_window(self, *_args: Any) -> None:
-        if self._window is not None:
+        if self._window is None:
+            if _has_module("omni.ui"):
+                self._open_window()
+        else:
             self._window.visible = not self._window.visible
 
     def _on_run_clicked(self) -> None:

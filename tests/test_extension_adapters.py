@@ -85,7 +85,7 @@ def test_rtx_v45_flat_payload_maps_object_ids_to_classes_and_instances():
 def test_rtx_v50_info_layout_with_callable_resolver_and_unknown_objects():
     pts = _cloud(4)
     payload = {"data": pts, "info": {"objectId": [5, 5, 6, 0], "intensity": [0.1, 0.2, 0.3, 0.4]}}
-    f = A.from_rtx_point_cloud_v50(payload, object_labels=lambda oid: {5: "cargo_pallet"}.get(oid))
+    f = A.from_rtx_scan_buffer_v50(payload, object_labels=lambda oid: {5: "cargo_pallet"}.get(oid))
     names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
     assert [names[int(s)] for s in f["info"]["pointSemantic"]] == ["cargo_pallet"] * 2 + ["unlabeled"] * 2
     assert any("1 object id(s) have no class label" in i for i in f["adapter_issues"])
@@ -148,8 +148,8 @@ def test_gmo_v60_cartesian_attribute_object():
     ("version", "expected"),
     [
         ("4.5.0", A.RTX_SCAN_BUFFER_V45),
-        ("5.0.0", A.RTX_POINT_CLOUD_V50),
-        ("5.1", A.RTX_POINT_CLOUD_V50),
+        ("5.0.0", A.RTX_SCAN_BUFFER_V50),
+        ("5.1", A.RTX_SCAN_BUFFER_V50),
         ("6.0.1", A.GENERIC_MODEL_OUTPUT_V60),
         ("6.2.0.0", A.GENERIC_MODEL_OUTPUT_V60),
     ],
@@ -227,7 +227,7 @@ def test_rtx_many_objects_map_point_by_point_like_a_plain_lookup():
     oids = rng.integers(0, 400, n).astype(np.uint32) * 7
     names = ("vehicle", "pedestrian", "building", "vegetation")
     labels = {int(o): names[int(o) % 4] for o in np.unique(oids) if o and o % 5}  # multiples of 35: no label
-    f = A.from_rtx_point_cloud_v50({"data": _cloud(n, 1), "info": {"objectId": oids}}, object_labels=labels)
+    f = A.from_rtx_scan_buffer_v50({"data": _cloud(n, 1), "info": {"objectId": oids}}, object_labels=labels)
     sem_names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
     got = [sem_names[int(s)] for s in f["info"]["pointSemantic"]]
     expected = [labels.get(int(o), "unlabeled") if o else "unlabeled" for o in oids]

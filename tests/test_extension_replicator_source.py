@@ -166,3 +166,71 @@ def test_auto_backend_picks_replicator_only_when_a_render_product_is_configured(
     assert resolve_backend("auto", render_product="/Render/RP_lidar") == "replicator"
     assert resolve_backend("auto") == "warp"
     assert resolve_backend("replicator") == "replicator"
+
+
+def test_rtx_scan_buffer_source_plays_the_timeline_and_keeps_it_playing(stage, warp_source):
+    """RTX annotators deliver nothing on a paused timeline (the stand-in's Annotator.get_data returns empty
+    buffers then): stepping with pause_timeline=True would leave every frame after the first empty."""
+    from simgap_ext.replicator import adapters as A
+    from simgap_ext.replicator.source import ReplicatorSceneSource
+
+    rep, state = stage
+    timeline = importlib.import_module("omni.timeline").get_timeline_interface()
+    timeline.stop()
+    names = {}
+
+    def render_rtx():  # IsaacCreateRTXLidarScanBuffer (5.0): objectId uint32 beside data and in info
+        f = state["frame"]
+        labels = {int(k): v["class"] for k, v in f["info"]["idToLabels"].items()}
+        oid = (f["info"]["pointSemantic"].astype(np.uint32) + 100).astype(np.uint32)
+        names.update({int(o): labels[int(o) - 100] for o in np.unique(oid)})
+        payload = {"data": f["data"], "objectId": oid, "info": {"objectId": oid, "numReturnsPerScan": oid.size}}
+        src.annotator._set_data(payload)
+
+    rep.orchestrator._STEP_HOOKS[:] = [render_rtx]
+    src = ReplicatorSceneSource(
+        sensor=SENSOR,
+        render_product="/Render/RP_lidar",
+        randomize_event=EVENT,
+        annotator="auto",
+        isaac_version="5.0.0",
+        adapter_kwargs={"object_labels": names},
+    )
+    assert src.annotator_name == A.RTX_SCAN_BUFFER_V50
+    assert src.annotator.init_params == {"outputObjectId": True, "outputIntensity": True}
+    for seed in (3, 4):
+        frame = src.render(seed=seed)
+        ref = warp_source.render(seed=seed)
+        np.testing.assert_array_equal(frame["data"], ref["data"])
+        ref_names = {int(k): v["class"] for k, v in ref["info"]["idToLabels"].items()}
+        got_names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+        assert [got_names[int(s)] for s in frame["info"]["pointSemantic"]] == [
+            ref_names[int(s)] for s in ref["info"]["pointSemantic"]
+        ]
+    assert timeline.is_playing() and rep.orchestrator.LAST_STEP_PLAYING[-2:] == [True, True]
+    src.close()
+
+
+def test_pointcloud_classes_come_from_semantic_segmentation_when_the_payload_has_none(stage, warp_source):
+    """Replicator's pointcloud info holds numeric pointSemantic only; the source also attaches
+    semantic_segmentation and names the ids with its idToLabels (read for every frame)."""
+    rep, state = stage
+
+    def render_split():
+        f = state["frame"]
+        info = {"pointSemantic": f["info"]["pointSemantic"], "pointInstance": f["info"]["pointInstance"]}
+        src.annotator._set_data({"data": f["data"], "info": info})
+        labels = {str(k): v for k, v in f["info"]["idToLabels"].items()}
+        src._extra._set_data({"data": np.zeros((2, 2), np.uint32), "info": {"idToLabels": labels}})
+
+    rep.orchestrator._STEP_HOOKS[:] = [render_split]
+    src = _source(rep, state)
+    assert src._extra.get_name() == "semantic_segmentation" and src._extra.render_products == ["/Render/RP_lidar"]
+    frame = src.render(seed=8)
+    ref = warp_source.render(seed=8)
+    names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    ref_names = {int(k): v["class"] for k, v in ref["info"]["idToLabels"].items()}
+    assert [names[int(s)] for s in frame["info"]["pointSemantic"]] == [
+        ref_names[int(s)] for s in ref["info"]["pointSemantic"]
+    ]
+    assert not frame["adapter_issues"]

@@ -147,3 +147,27 @@ def test_window_without_stats_shows_a_hint(ui):
     texts = ui_mod._texts(win.window)
     assert "No stats attached." in texts and "Per-class numbers appear here as frames are gated." in texts
     assert not [w for w in ui_mod._walk(win.window) if isinstance(w, ui_mod.Button)]
+
+
+def test_update_subscription_prefers_the_event_dispatcher_and_falls_back_to_the_stream():
+    """Kit 106+: carb.eventdispatcher observe_event(GLOBAL_EVENT_UPDATE) (isaacsim.core.nodes base_writer_node.py,
+    IsaacSim v5.1.0); older Kits: the update event stream's create_subscription_to_pop."""
+    from types import SimpleNamespace
+
+    from simgap_ext.ui.events import subscribe_update
+
+    calls = []
+    dispatcher = SimpleNamespace(
+        get_eventdispatcher=lambda: SimpleNamespace(observe_event=lambda **kw: calls.append(("observe", kw)) or "obs")
+    )
+    stream = SimpleNamespace(create_subscription_to_pop=lambda cb, name: calls.append(("pop", name)) or "sub")
+    old_app = SimpleNamespace(get_app=lambda: SimpleNamespace(get_update_event_stream=lambda: stream))
+    new_app = SimpleNamespace(GLOBAL_EVENT_UPDATE="omni.kit.app:update", get_app=old_app.get_app)
+
+    def cb(event):
+        return None
+
+    assert subscribe_update(cb, "simgap", app=new_app, dispatcher=dispatcher) == "obs"
+    assert calls[-1] == ("observe", {"event_name": "omni.kit.app:update", "on_event": cb, "observer_name": "simgap"})
+    assert subscribe_update(cb, "simgap", app=old_app, dispatcher=dispatcher) == "sub"
+    assert calls[-1] == ("pop", "simgap")

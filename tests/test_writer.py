@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_extension_rtx_payloads import _stable_id_map_bytes
 
 STUBS = Path(__file__).resolve().parent / "stubs"
 SENSOR = "vlp-16"
@@ -32,6 +33,7 @@ def rep(monkeypatch):
     rep_mod = importlib.import_module("omni.replicator.core")
     rep_mod.WriterRegistry._writers.clear()
     rep_mod.utils.SENT_EVENTS.clear()
+    importlib.import_module("omni.timeline")._reset()
     writer_mod = importlib.import_module("simgap_ext.replicator.writer")
     yield rep_mod, writer_mod
     # Take the stand-in off sys.path BEFORE re-importing, or the "omni-less" writer would import it again and
@@ -100,10 +102,14 @@ def test_registry_round_trip_and_annotator_request(rep, world, tmp_path):
     )
     assert isinstance(writer, rep_mod.Writer)
     assert writer.data_structure == "annotator"
-    (ann,) = writer.annotators
+    ann, seg = writer.annotators
     assert ann.get_name() == "pointcloud" and ann.init_params == {"includeUnlabelled": True}
+    assert seg.get_name() == "semantic_segmentation"  # pointcloud names no classes: idToLabels comes from here
     writer_mod.unregister_writer()
     assert "SimGapWriter" not in rep_mod.WriterRegistry.get_writers()
+    writer_mod.unregister_writer()  # unknown now: Replicator raises WriterRegistryError, which is swallowed
+    with pytest.raises(importlib.import_module("omni.replicator.core.scripts.writers").WriterRegistryError):
+        rep_mod.WriterRegistry.get("SimGapWriter")
 
 
 def test_unsupported_annotator_and_missing_paths_raise(rep, world, tmp_path):
@@ -166,6 +172,7 @@ def test_unusable_frames_are_recorded_rejected_and_not_exported(rep, world, tmp_
     rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": unlabelled}}})
     rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": empty}}})
     rep_mod._deliver(writer, {"annotators": {"rgb": {"RP": None}}})  # no pointcloud at all: skipped, no row
+    writer.wait_until_idle()
     rows = _rows(tmp_path)
     assert [r["decision"] for r in rows] == ["rejected", "rejected"]
     assert rows[0]["reasons"] == ["every point is unlabeled: nothing to score"]
@@ -192,6 +199,7 @@ def test_malformed_payloads_are_recorded_not_raised_into_replicator(rep, world, 
     rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": bad_shape}}})
     rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": short_labels}}})
     rep_mod._deliver(writer, {"annotators": {"pointcloud": {"RP": _payload(frames[0])}}})
+    writer.wait_until_idle()
     rows = _rows(tmp_path)
     assert [r["decision"] for r in rows[:2]] == ["rejected", "rejected"]
     for row in rows[:2]:
@@ -218,8 +226,14 @@ def test_failed_tail_frames_fire_the_rerandomize_event_until_the_budget_is_spent
         g_threshold=1.0,  # nothing is perfect: every object class fails
         scene_threshold=1.0,
     )
-    for i in range(4):  # scene 0: attempts 0, 1, 2 (budget 2 re-randomizations); scene 1: attempt 0
+    sent_at = []
+    clock = omni_timeline()
+    rep_mod.utils._LISTENERS["simgap_rerandomize"] = [lambda: sent_at.append(clock.get_current_time())]
+    # Replicator hands each frame over one tick after it was rendered (the stand-in's _deliver does the same): the
+    # frames rendered before an event took effect show the rejected scene and must not count as its retry.
+    for i in range(9):
         rep_mod._deliver(writer, {"pointcloud": _payload(frames[i % len(frames)])})
+    writer.wait_until_idle()
     rows = _rows(tmp_path)
     assert [(r["frame_id"], r["attempt"], r["decision"]) for r in rows] == [
         (0, 0, "rerandomized"),
@@ -229,6 +243,40 @@ def test_failed_tail_frames_fire_the_rerandomize_event_until_the_budget_is_spent
     ]
     assert rep_mod.utils.SENT_EVENTS == [("simgap_rerandomize", {})] * 3
     assert "re-randomization 1 of 2" in rows[0]["reasons"][-1]
+    # events at sim times 2/60, 5/60, 9/60; deliveries 1-2 and 4-5 (reference times <= the event) were stale
+    np.testing.assert_allclose(sent_at, [2 / 60, 5 / 60, 9 / 60])
+    assert writer.skipped["stale"] == 5
+
+
+def test_retry_is_the_first_frame_rendered_after_the_event_not_the_next_call(rep, world, tmp_path):
+    rep_mod, writer_mod = rep
+    frames = world["frames"]
+    now = [0.0]
+    writer = writer_mod.SimGapWriter(
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        id_to_labels=_labels(frames),
+        device="cpu",
+        tail_classes=["pedestrian", "vehicle", "cyclist", "wheelchair_user", "cargo_pallet"],
+        max_retries=1,
+        rerandomize_event="simgap_rerandomize",
+        g_threshold=1.0,
+        scene_threshold=1.0,
+        sim_clock=lambda: now[0],
+    )
+
+    def write(ref_frame: int, sim_frame: int) -> None:
+        now[0] = sim_frame / 60
+        writer.write({"reference_time": (ref_frame, 60), "pointcloud": _payload(frames[0])})
+
+    write(0, 0)  # scene 0, attempt 0 -> rejected, retry wanted
+    write(1, 10)  # the event goes out at sim time 10/60: this frame (rendered at 1/60) is the old scene
+    write(7, 11)  # still rendered before the event
+    write(11, 12)  # first frame rendered after the event: attempt 1
+    writer.wait_until_idle()
+    assert [(r["frame_id"], r["attempt"]) for r in _rows(tmp_path)] == [(0, 0), (0, 1)]
+    assert writer.skipped["stale"] == 2
 
 
 def test_without_an_event_no_row_claims_a_rerandomization(rep, world, tmp_path):
@@ -246,6 +294,7 @@ def test_without_an_event_no_row_claims_a_rerandomization(rep, world, tmp_path):
     )
     rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
     rep_mod._deliver(writer, {"pointcloud": _payload(frames[1])})
+    writer.wait_until_idle()
     assert [(r["frame_id"], r["attempt"], r["decision"]) for r in _rows(tmp_path)] == [
         (0, 0, "rejected"),
         (1, 0, "rejected"),
@@ -258,9 +307,10 @@ def test_final_frame_flushes_and_detach_resets_counters(rep, world, tmp_path):
     frames = world["frames"]
     writer = writer_mod.SimGapWriter(tmp_path, world["bank_path"], sensor=SENSOR, id_to_labels=_labels(frames))
     writer.attach(["/Render/RP_lidar"])
-    (ann,) = writer.annotators
+    ann, _seg = writer.annotators
     assert ann.render_products == ["/Render/RP_lidar"]
     rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
+    writer.wait_until_idle()
     assert writer.sink._manifest is not None  # open while capturing
     writer.on_final_frame()
     assert writer.sink._manifest is None
@@ -269,7 +319,12 @@ def test_final_frame_flushes_and_detach_resets_counters(rep, world, tmp_path):
     assert writer.sink.counts["received"] == 0 and writer._frame_id == 0 and writer._attempt == 0
     # Writing again continues the same export (next index, manifest appended).
     rep_mod._deliver(writer, {"pointcloud": _payload(frames[1])})
+    writer.wait_until_idle()
     assert len(_rows(tmp_path)) == 2
+
+
+def omni_timeline():
+    return importlib.import_module("omni.timeline").get_timeline_interface()
 
 
 def _object_payload(frame: dict) -> tuple[np.ndarray, dict[int, str]]:
@@ -294,18 +349,28 @@ def test_rtx_v50_annotator_with_two_render_products(rep, world, tmp_path):
     labels = l0 | {k + 5000: v for k, v in l1.items()}
     o1 = np.where(o1 > 0, o1 + 5000, 0).astype(np.uint32)
     writer = writer_mod.SimGapWriter(
-        tmp_path, world["bank_path"], sensor=SENSOR, annotator=A.RTX_POINT_CLOUD_V50, object_labels=labels, device="cpu"
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        annotator=A.RTX_SCAN_BUFFER_V50,
+        isaac_version="5.0.0",
+        object_labels=labels,
+        device="cpu",
     )
-    assert [a.get_name() for a in writer.annotators] == [A.RTX_POINT_CLOUD_V50]
-    p0 = {"data": f0["data"], "info": {"objectId": o0, "intensity": f0["intensity"]}}
-    p1 = {"data": f1["data"], "info": {"objectId": o1, "intensity": f1["intensity"]}}
-    rep_mod._deliver(writer, {"annotators": {A.RTX_POINT_CLOUD_V50: {"RP_front": p0, "RP_back": p1}}})
+    (ann,) = writer.annotators  # 5.0 ids are uint32: no StableIdMap
+    assert ann.get_name() == A.RTX_SCAN_BUFFER_V50
+    assert ann.init_params == {"outputObjectId": True, "outputIntensity": True}
+    p0 = {"data": f0["data"], "objectId": o0, "intensity": f0["intensity"], "info": {"objectId": o0}}
+    p1 = {"data": f1["data"], "objectId": o1, "intensity": f1["intensity"], "info": {"objectId": o1}}
+    omni_timeline().play()  # RTX sensors deliver nothing while the timeline is stopped
+    rep_mod._deliver(writer, {"annotators": {A.RTX_SCAN_BUFFER_V50: {"RP_front": p0, "RP_back": p1}}})
+    writer.wait_until_idle()
     rows = _rows(tmp_path)
     assert [r["name"] for r in rows] == ["RP_back", "RP_front"]  # sorted render products, same scene frame 0
     assert [r["frame_id"] for r in rows] == [0, 0]
     reference = FrameGate(world["bank"], world["config"], device="cpu")
     for row, p in zip(rows, (p1, p0), strict=True):
-        expected = reference.evaluate(A.from_rtx_point_cloud_v50(p, object_labels=labels, metadata={"sensor": SENSOR}))
+        expected = reference.evaluate(A.from_rtx_scan_buffer_v50(p, object_labels=labels, metadata={"sensor": SENSOR}))
         assert (row["decision"] == "accepted") == expected.accepted
         assert row["class_points"] == {n: c.n_points for n, c in expected.per_class.items()}
 
@@ -338,12 +403,21 @@ def test_gmo_v60_raw_buffer_goes_through_the_parser_and_stable_id_map(rep, world
         sensor=SENSOR,
         annotator=A.GENERIC_MODEL_OUTPUT_V60,
         prim_labels=prim_labels,
-        gmo_parser=lambda buf: parsed if buf == raw else None,
+        # parse_generic_model_output_data (isaacsim.sensors.experimental.rtx utils.py, v6.0.1) turns a buffer
+        # without the GMO magic number into a GMO with numElements = 0
+        gmo_parser=lambda buf: parsed if buf == raw else {"numElements": 0, "x": [], "y": [], "z": []},
         device="cpu",
     )
     assert [a.get_name() for a in writer.annotators] == [A.GENERIC_MODEL_OUTPUT_V60, A.STABLE_ID_MAP_V60]
-    rep_mod._deliver(writer, {A.GENERIC_MODEL_OUTPUT_V60: {"data": raw}, A.STABLE_ID_MAP_V60: {"data": stable}})
-    (row,) = _rows(tmp_path)
+    stable_bytes = np.frombuffer(_stable_id_map_bytes(stable), np.uint8)  # raw StableIdMap, as Isaac Sim sends it
+    data = {A.GENERIC_MODEL_OUTPUT_V60: {"data": raw}, A.STABLE_ID_MAP_V60: {"data": stable_bytes}}
+    rep_mod._deliver(writer, data)  # timeline stopped: empty RTX buffers, recorded as an empty frame
+    omni_timeline().play()
+    rep_mod._deliver(writer, data)
+    writer.wait_until_idle()
+    empty, row = _rows(tmp_path)
+    assert empty["decision"] == "rejected" and "empty" in empty["reasons"][0]
+    assert any(r.startswith("timeline not playing") for r in empty["reasons"])
     names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
     expected_points: dict[str, int] = {}
     for s in frame["info"]["pointSemantic"].tolist():
@@ -396,6 +470,7 @@ def test_the_panel_follows_a_writer_that_replicator_creates(rep, world, tmp_path
         assert str(tmp_path / "a") in model.status_text
         model.take_dirty()
         rep_mod._deliver(writer, {"pointcloud": _payload(frames[0])})
+        writer.wait_until_idle()
         assert model.take_dirty()
         summary, rows = model.snapshot()
         assert summary.startswith("1 attempt:") and rows
@@ -452,3 +527,84 @@ def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
     assert (ours / "manifest.jsonl").is_file() and (ours / "manifest.jsonl").read_bytes() == b""
     (ours / "velodyne").unlink()
     assert GatedExportSink(gate, ours).next_index == 0
+
+
+def test_attach_refuses_rtx_setups_that_cannot_deliver_object_ids(rep, world, tmp_path):
+    from simgap_ext.errors import SimGapInputError
+    from simgap_ext.replicator import adapters as A
+
+    _, writer_mod = rep
+    settings = {"/rtx-transient/stableIds/enabled": False}
+    writer = writer_mod.SimGapWriter(
+        tmp_path,
+        world["bank_path"],
+        sensor=SENSOR,
+        annotator="auto",
+        isaac_version="6.0.1",
+        get_setting=settings.get,
+        device="cpu",
+    )
+    assert writer.annotator_name == A.GENERIC_MODEL_OUTPUT_V60
+    with pytest.raises(SimGapInputError, match=r"--/rtx-transient/stableIds/enabled=true"):
+        writer.attach(["/Render/RP_lidar"])
+    settings["/rtx-transient/stableIds/enabled"] = True
+    writer.attach(["/Render/RP_lidar"])  # no stage to read the aux level from here: only the setting is checked
+    writer.detach()
+
+
+def test_a_gmo_scan_delivered_twice_is_scored_once_and_pointcloud_classes_come_from_segmentation(rep, world, tmp_path):
+    from simgap_ext.replicator import adapters as A
+
+    rep_mod, writer_mod = rep
+    frame = world["frames"][0]
+    n = frame["data"].shape[0]
+    gmo = {"numElements": n, "x": frame["data"][:, 0], "y": frame["data"][:, 1], "z": frame["data"][:, 2]}
+    gmo |= {"objId": np.zeros(n * 16, np.uint8), "scanComplete": 1, "timestampNs": 5}
+    writer = writer_mod.SimGapWriter(
+        tmp_path / "gmo", world["bank_path"], sensor=SENSOR, annotator=A.GENERIC_MODEL_OUTPUT_V60, device="cpu"
+    )
+    omni_timeline().play()
+    for stamp in (5, 5, 6):  # GMO repeats the last finished scan until the next one completes
+        rep_mod._deliver(writer, {A.GENERIC_MODEL_OUTPUT_V60: {"data": dict(gmo, timestampNs=stamp)}})
+    writer.wait_until_idle()
+    assert [r["frame_id"] for r in _rows(tmp_path / "gmo")] == [0, 1] and writer.skipped["repeated_scan"] == 1
+
+    # pointcloud: numeric ids only; names from semantic_segmentation's idToLabels, read for every frame
+    seg_writer = writer_mod.SimGapWriter(tmp_path / "pc", world["bank_path"], sensor=SENSOR, device="cpu")
+    labels = {str(k): v for k, v in frame["info"]["idToLabels"].items()}
+    seg = {"data": np.zeros((4, 4), np.uint32), "info": {"idToLabels": labels}}
+    rep_mod._deliver(
+        seg_writer, {"annotators": {"pointcloud": {"RP": _payload(frame)}, "semantic_segmentation": {"RP": seg}}}
+    )
+    seg_writer.wait_until_idle()
+    (row,) = _rows(tmp_path / "pc")
+    names = {int(k): v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    expected: dict[str, int] = {}
+    for s in frame["info"]["pointSemantic"].tolist():
+        expected[names[s]] = expected.get(names[s], 0) + 1
+    assert row["class_points"] == expected and not any(c.startswith("semantic_") for c in row["class_points"])
+
+
+def test_the_isaac_sim_example_calls_only_what_exists(rep):
+    """examples/isaacsim_lidar_sdg.py cannot run here: check that every SimGap name it imports exists and every
+    writer method / initialize keyword it uses is SimGapWriter's (each is exercised by the tests above)."""
+    import ast
+    import inspect
+
+    _, writer_mod = rep
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "examples" / "isaacsim_lidar_sdg.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simgap_ext"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
+    used = {
+        n.func.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", "") == "writer"
+    }
+    assert used == {"initialize", "attach", "wait_until_idle", "detach"}
+    assert all(callable(getattr(writer_mod.SimGapWriter, m)) for m in used)
+    init = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "initialize")
+    params = inspect.signature(writer_mod.SimGapWriter.__init__).parameters
+    assert {k.arg for k in init.keywords} <= set(params)

@@ -237,8 +237,8 @@ def validate_manifest_row(row: Mapping[str, Any], *, where: str = "manifest row"
 
 def utc_timestamp(now: _dt.datetime | None = None) -> str:
     """ISO 8601 UTC timestamp with microseconds and a ``Z`` suffix."""
-    now = now or _dt.datetime.now(_dt.UTC)
-    return now.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return now.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _score(value: Any) -> float | None:

@@ -11,7 +11,11 @@ import json
 import math
 import numbers
 import os
-import tomllib
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (Isaac Sim 4.5): the same parser as the tomli package
+    import tomli as tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -3,23 +3,33 @@
 Pure Python and NumPy (no omni import), so that every mapping is tested outside Kit. Each adapter turns what one
 annotator delivers for one render product into the frame layout of DESIGN.md (:mod:`simgap_ext.frame`):
 
-=====================================  ==================  =====================================================
-annotator                              Isaac Sim           adapter
-=====================================  ==================  =====================================================
-``pointcloud`` (camera / RGB-D)        all (Replicator)    :func:`from_pointcloud`
-``RtxSensorCpuIsaacCreateRTXLidarScanBuffer``  4.5         :func:`from_rtx_scan_buffer_v45`
-``IsaacExtractRTXSensorPointCloudNoAccumulator``  5.0/5.1  :func:`from_rtx_point_cloud_v50`
-``GenericModelOutput`` + ``StableIdMap``  6.0+             :func:`from_generic_model_output_v60`
-=====================================  ==================  =====================================================
+===================================================  ==========  ==========  ======================================
+annotator                                            Isaac Sim   scan        adapter
+===================================================  ==========  ==========  ======================================
+``pointcloud`` (+ ``semantic_segmentation`` names)   all         camera      :func:`from_pointcloud`
+``RtxSensorCpuIsaacCreateRTXLidarScanBuffer``        4.5         full        :func:`from_rtx_scan_buffer_v45`
+``IsaacCreateRTXLidarScanBuffer``                    5.0 / 5.1   full        :func:`from_rtx_scan_buffer_v50`
+``IsaacExtractRTXSensorPointCloudNoAccumulator``     5.0 / 5.1   per frame   :func:`from_rtx_point_cloud_v50`
+``GenericModelOutput`` + ``StableIdMap``             6.x         full        :func:`from_generic_model_output_v60`
+``IsaacExtractRTXSensorPointCloud``                  6.x         per frame   :func:`from_rtx_point_cloud_v60`
+===================================================  ==========  ==========  ======================================
 
-RTX LiDAR annotators deliver per-point *object* ids (prim handles) rather than semantic ids, so their adapters take
-a ``object_labels`` resolver (object id -> class name: a mapping or a callable, e.g. one built on
-``omni.syntheticdata``'s id -> prim path lookup and the prim's semantic label). Semantic ids come from a
-``class_ids`` mapping (class name -> id, 0 = ``unlabeled``) that callers share across a run's frames so that an id
-names the same class in every exported scan; the object id becomes the instance id.
+:func:`annotator_for_isaac_version` picks the full-scan annotator of a version and :func:`annotator_init_params` its
+init parameters (``outputObjectId`` / ``outputIntensity``: without them the scan buffer emits no ids --
+``OgnIsaacCreateRTXLidarScanBuffer.ogn`` at IsaacSim ``v5.1.0``). Per-frame annotators deliver a slice of a
+rotation: their frames carry a ``partial scan`` issue and are never scored against a bank of full scans, nor is a
+GenericModelOutput with ``scanComplete`` false.
+
+RTX LiDAR annotators deliver per-point *object* ids rather than semantic ids. 4.5 / 5.0 ids are ``uint32`` and are
+named by an ``object_labels`` resolver (object id -> class); 5.1 / 6.x ids are 128-bit stable ids
+(:mod:`.rtx_ids`), resolved to prim paths by the ``StableIdMap`` annotator and to classes by ``prim_labels`` (by
+default the stage's semantics, :mod:`.semantics`). Semantic ids come from a ``class_ids`` mapping (class name -> id,
+0 = ``unlabeled``) that callers share across a run's frames so that an id names the same class in every exported
+scan; the object id (32-bit) or a dense 1..K numbering of the stable ids (128-bit) becomes the instance id.
 
 Every adapter records what it noticed about the payload in ``frame["adapter_issues"]`` (empty cloud, all-zero
-object ids -- IsaacSim issue 180 --, points with no label); :func:`frame_issues` is the writer's pre-gate check.
+object ids -- IsaacSim issue 180 --, points with no label, partial scans); :func:`frame_issues` is the writer's
+pre-gate check.
 """
 
 from __future__ import annotations
@@ -32,23 +42,33 @@ import numpy as np
 from ..data.taxonomy import UNLABELED, normalize_class_name
 from ..errors import SimGapInputError
 from ..frame import make_frame
+from .rtx_ids import decode_object_ids, lookup_stable_id
 
 __all__ = [
     "POINTCLOUD",
+    "SEMANTIC_SEGMENTATION",
     "RTX_SCAN_BUFFER_V45",
+    "RTX_SCAN_BUFFER_V50",
     "RTX_POINT_CLOUD_V50",
+    "RTX_POINT_CLOUD_V60",
     "GENERIC_MODEL_OUTPUT_V60",
     "STABLE_ID_MAP_V60",
+    "PARTIAL_SCAN",
+    "TIMELINE_NOT_PLAYING",
     "UNLABELED",
     "UNLABELLED",
     "ADAPTERS",
     "LabelResolver",
     "from_pointcloud",
     "from_rtx_scan_buffer_v45",
+    "from_rtx_scan_buffer_v50",
     "from_rtx_point_cloud_v50",
+    "from_rtx_point_cloud_v60",
     "from_generic_model_output_v60",
     "adapt",
     "annotator_for_isaac_version",
+    "annotator_init_params",
+    "parse_isaac_version",
     "iter_annotator_payloads",
     "frame_issues",
     "seed_class_ids",
@@ -57,12 +77,26 @@ __all__ = [
 ]
 
 POINTCLOUD = "pointcloud"
+SEMANTIC_SEGMENTATION = "semantic_segmentation"
 RTX_SCAN_BUFFER_V45 = "RtxSensorCpuIsaacCreateRTXLidarScanBuffer"
+RTX_SCAN_BUFFER_V50 = "IsaacCreateRTXLidarScanBuffer"
 RTX_POINT_CLOUD_V50 = "IsaacExtractRTXSensorPointCloudNoAccumulator"
+RTX_POINT_CLOUD_V60 = "IsaacExtractRTXSensorPointCloud"
 GENERIC_MODEL_OUTPUT_V60 = "GenericModelOutput"
 STABLE_ID_MAP_V60 = "StableIdMap"
 #: Kept as an alias of the one unlabeled name (:data:`simgap_ext.data.taxonomy.UNLABELED`).
 UNLABELLED = UNLABELED
+#: Prefix of the adapter issue of a frame that holds only part of a LiDAR rotation (never scored).
+PARTIAL_SCAN = "partial scan"
+#: Why an RTX frame is empty when the timeline is not playing (IsaacSim issue 110); the writer adds it.
+TIMELINE_NOT_PLAYING = (
+    "timeline not playing: RTX sensors produce no data (call timeline.play() and step with "
+    "rep.orchestrator.step(pause_timeline=False))"
+)
+_PER_FRAME_FIX = (
+    "per-frame output holds a slice of a rotation; read full scans with IsaacCreateRTXLidarScanBuffer (5.x) or "
+    "GenericModelOutput (6.x)"
+)
 
 LabelResolver = Mapping[Any, str] | Callable[[Any], str | None]
 
@@ -79,7 +113,7 @@ def _normalise_class(name: str | None) -> str:
     """Replicator labels may be ``"class"`` dicts, comma-joined multi-labels or upper-case BACKGROUND."""
     if not name:
         return UNLABELED
-    # Replicator's "no semantic label" spellings (UNLABELLED, BACKGROUND, ...) become the one unlabeled name.
+    # Replicator's "no semantic label" spellings (UNLABELED, BACKGROUND, ...) become the one unlabeled name.
     return normalize_class_name(str(name).strip())
 
 
@@ -292,6 +326,37 @@ def from_pointcloud(
     )
 
 
+def _resolve_object_ids(
+    raw: Any,
+    n: int,
+    what: str,
+    *,
+    object_labels: LabelResolver | None,
+    stable_id_map: Mapping[int, str] | None,
+    prim_labels: LabelResolver | None,
+) -> tuple[np.ndarray | None, LabelResolver | None]:
+    """Per-point ids of any generation -> (object ids for :func:`_labels_from_object_ids`, their class resolver).
+
+    32-bit ids (4.5 / 5.0) stay as they are and are named by ``object_labels``. 128-bit stable ids (5.1 / 6.x)
+    become a dense 1..K numbering (they do not fit SemanticKITTI's 16-bit instance field) whose class is
+    stable id -> prim path (``StableIdMap``) -> ``prim_labels``, with ``object_labels`` (keyed on the stable id)
+    as a fallback.
+    """
+    if raw is None:
+        return None, None
+    dense, ids, wide = decode_object_ids(raw, n, what)
+    if not wide:
+        return np.asarray(raw).reshape(-1).astype(np.uint64), object_labels
+
+    def resolve(oid: int) -> str | None:
+        sid = ids[oid - 1]
+        path = lookup_stable_id(stable_id_map, sid)
+        name = None if path is None else _resolve(prim_labels, path)
+        return name if name is not None else _resolve(object_labels, sid)
+
+    return dense, resolve
+
+
 def _rtx_common(
     pts: np.ndarray,
     object_ids: np.ndarray | None,
@@ -302,11 +367,18 @@ def _rtx_common(
     annotator: str,
     default_frame: str,
     class_ids: MutableMapping[str, int] | None,
+    partial: str | None = None,
 ) -> dict[str, Any]:
     issues: list[str] = []
+    if partial:
+        issues.append(f"{PARTIAL_SCAN}: {partial}")
     n = pts.shape[0]
-    if object_ids is None:
-        issues.append("no per-point object ids (enable them in the annotator / aux output level)")
+    missing = object_ids is None
+    if missing:
+        issues.append(
+            "no per-point object ids (request outputObjectId=True and set the LiDAR's aux output level to EXTRA or "
+            "FULL; see docs/kit.md)"
+        )
         object_ids = np.zeros(n, dtype=np.uint64)
     pts, (object_ids, intensity), dropped = _finite_rows(pts, object_ids, intensity)
     if dropped:
@@ -314,12 +386,60 @@ def _rtx_common(
     if pts.shape[0] == 0:
         issues.append("empty point cloud")
     semantic, instance, labels = _labels_from_object_ids(object_ids, object_labels, issues, class_ids)
+    if missing:  # the zero ids are our placeholder, not Isaac Sim's issue-180 zeros
+        issues = [i for i in issues if not i.startswith("all object ids are zero")]
     if intensity is not None and intensity.size and float(np.nanmax(intensity)) > 1.0:
         # RTX reports intensity either normalised or in raw 0..255 counts; the frame contract wants [0, 1].
         intensity = intensity / np.float32(255.0)
     meta = {"coordinate_frame": default_frame} | dict(metadata or {})
-    return _finish(
+    frame = _finish(
         pts, semantic, instance, labels, intensity=intensity, metadata=meta, annotator=annotator, issues=issues
+    )
+    frame["scan_complete"] = partial is None
+    return frame
+
+
+def _flat_rtx_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Scan-buffer payloads put per-point arrays both beside ``data`` and in ``info``; merge them (top level wins)."""
+    info = payload.get("info")
+    return (dict(info) if isinstance(info, Mapping) else {}) | {k: v for k, v in payload.items() if k != "info"}
+
+
+def _rtx_point_payload(
+    payload: Mapping[str, Any],
+    annotator: str,
+    *,
+    object_labels: LabelResolver | None,
+    stable_id_map: Mapping[int, str] | None,
+    prim_labels: LabelResolver | None,
+    metadata: Mapping[str, Any] | None,
+    class_ids: MutableMapping[str, int] | None,
+    partial: str | None,
+) -> dict[str, Any]:
+    what = f"annotator {annotator!r}"
+    flat = _flat_rtx_payload(payload)
+    pts = _points(flat, "data", what)
+    n = pts.shape[0]
+    oid_key = "objectId" if "objectId" in flat else "objId"
+    raw = flat.get(oid_key)
+    if raw is not None and np.asarray(raw).size == 0 and n:
+        raw = None  # the annotator allocates the key but fills it only with ids enabled
+    oids, resolver = _resolve_object_ids(
+        raw, n, what, object_labels=object_labels, stable_id_map=stable_id_map, prim_labels=prim_labels
+    )
+    inten = _per_point(flat.get("intensity"), n, what, "intensity", np.float32)
+    if inten is not None and inten.size == 0 and n:
+        inten = None
+    return _rtx_common(
+        pts,
+        oids,
+        inten,
+        object_labels=resolver,
+        metadata=metadata,
+        annotator=annotator,
+        default_frame="sensor",
+        class_ids=class_ids,
+        partial=partial,
     )
 
 
@@ -330,13 +450,12 @@ def from_rtx_scan_buffer_v45(
     metadata: Mapping[str, Any] | None = None,
     class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Adapter for Isaac Sim 4.5's ``RtxSensorCpuIsaacCreateRTXLidarScanBuffer`` annotator.
+    """Adapter for Isaac Sim 4.5's ``RtxSensorCpuIsaacCreateRTXLidarScanBuffer`` annotator (full scans).
 
     Args:
-        payload: flat dict: ``data`` (N, 3) float32 points (the sensor frame unless the annotator was created
-            with ``transformPoints=True``), ``objectId`` (N,) uint32, ``intensity`` (N,) float32, plus
-            ``distance``, ``azimuth``, ``elevation``, ``timestamp``, ... which are not needed here. An ``info`` dict
-            holding the same per-point keys is accepted too.
+        payload: ``data`` (N, 3) float32 points (the sensor frame unless the annotator was created with
+            ``transformPoints=True``), ``objectId`` (N,) uint32, ``intensity`` (N,) float32, plus ``distance``,
+            ``azimuth``, ... which are not needed here, beside ``data`` and/or in ``info``.
         object_labels: object id -> class name (mapping or callable).
         metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
         class_ids: class name -> semantic id, shared across a run's frames and extended in place (default: a
@@ -345,21 +464,52 @@ def from_rtx_scan_buffer_v45(
     Returns:
         A validated frame (see module docstring for the id mapping).
     """
-    what = f"annotator {RTX_SCAN_BUFFER_V45!r}"
-    flat = dict(payload.get("info") or {}) | {k: v for k, v in payload.items() if k != "info"}
-    pts = _points(flat, "data", what)
-    n = pts.shape[0]
-    oids = _per_point(flat.get("objectId"), n, what, "objectId", np.uint64)
-    inten = _per_point(flat.get("intensity"), n, what, "intensity", np.float32)
-    return _rtx_common(
-        pts,
-        oids,
-        inten,
+    return _rtx_point_payload(
+        payload,
+        RTX_SCAN_BUFFER_V45,
         object_labels=object_labels,
+        stable_id_map=None,
+        prim_labels=None,
         metadata=metadata,
-        annotator=RTX_SCAN_BUFFER_V45,
-        default_frame="sensor",
         class_ids=class_ids,
+        partial=None,
+    )
+
+
+def from_rtx_scan_buffer_v50(
+    payload: Mapping[str, Any],
+    *,
+    object_labels: LabelResolver | None = None,
+    stable_id_map: Mapping[int, str] | None = None,
+    prim_labels: LabelResolver | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    class_ids: MutableMapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Adapter for Isaac Sim 5.0 / 5.1's ``IsaacCreateRTXLidarScanBuffer`` annotator (full scans).
+
+    Layout (``test_annotators.py`` of ``isaacsim.sensors.rtx`` at IsaacSim ``v5.1.0``): ``data`` (N, 3) float32
+    sensor-frame points, and with ``outputObjectId=True`` / ``outputIntensity=True`` (see
+    :func:`annotator_init_params`) ``objectId`` and ``intensity`` both beside ``data`` and in ``info`` (with
+    ``numReturnsPerScan``, ``transform``, ...). ``objectId`` is (N,) uint32 in 5.0 and a 128-bit stable id per
+    point in 5.1 ((N * 4,) uint32 words).
+
+    Args:
+        payload: the annotator's ``get_data()`` dict.
+        object_labels: 32-bit object id (5.0) or stable id (5.1) -> class name, mapping or callable.
+        stable_id_map: 5.1 stable id -> prim path (the ``StableIdMap`` annotator, parsed).
+        prim_labels: prim path -> class name (mapping or callable), used with ``stable_id_map``.
+        metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
+        class_ids: see :func:`from_rtx_scan_buffer_v45`.
+    """
+    return _rtx_point_payload(
+        payload,
+        RTX_SCAN_BUFFER_V50,
+        object_labels=object_labels,
+        stable_id_map=stable_id_map,
+        prim_labels=prim_labels,
+        metadata=metadata,
+        class_ids=class_ids,
+        partial=None,
     )
 
 
@@ -367,42 +517,63 @@ def from_rtx_point_cloud_v50(
     payload: Mapping[str, Any],
     *,
     object_labels: LabelResolver | None = None,
+    stable_id_map: Mapping[int, str] | None = None,
+    prim_labels: LabelResolver | None = None,
     metadata: Mapping[str, Any] | None = None,
     class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Adapter for Isaac Sim 5.0 / 5.1's ``IsaacExtractRTXSensorPointCloudNoAccumulator`` annotator.
+    """Adapter for Isaac Sim 5.0 / 5.1's ``IsaacExtractRTXSensorPointCloudNoAccumulator`` (per-frame output).
+
+    In 5.0 the node (``IsaacExtractRTXSensorPointCloud``) outputs points and a transform only, no object ids; in 5.1
+    it is ``IsaacCreateRTXLidarScanBuffer`` with ``enablePerFrameOutput`` (``isaacsim.sensors.rtx`` extension.py
+    and CHANGELOG at IsaacSim ``v5.0.0`` / ``v5.1.0``), so its payload is that of :func:`from_rtx_scan_buffer_v50`.
+    Either way a frame is a slice of a rotation: it carries a ``partial scan`` issue and is never scored.
 
     Args:
-        payload: ``{"data": (N, 3) float32 Cartesian points in the sensor frame, "info": {"objectId": (N,) uint32,
-            "intensity": (N,) float32, "azimuth", "elevation", "distance", "transform": (16,) ...}}``; which
-            ``info`` members are filled depends on the sensor's aux output level. Per-point keys beside ``data``
-            are accepted too.
-        object_labels: object id -> class name (mapping or callable).
-        metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
-        class_ids: class name -> semantic id, shared across a run's frames and extended in place (default: a
-            fresh mapping: ids are numbered within this frame only, by object id).
-
-    Returns:
-        A validated frame. Isaac Sim 5.0 may return all-zero object ids (issue 180): reported in
-        ``adapter_issues`` so that the writer drops the frame instead of scoring an unlabeled cloud.
+        payload, object_labels, stable_id_map, prim_labels, metadata, class_ids: see
+            :func:`from_rtx_scan_buffer_v50`.
     """
-    what = f"annotator {RTX_POINT_CLOUD_V50!r}"
-    info = payload.get("info")
-    flat = {k: v for k, v in payload.items() if k != "info"} | (dict(info) if isinstance(info, Mapping) else {})
-    pts = _points(flat, "data", what)
-    n = pts.shape[0]
-    oid_key = "objectId" if "objectId" in flat else "objId"
-    oids = _per_point(flat.get(oid_key), n, what, oid_key, np.uint64)
-    inten = _per_point(flat.get("intensity"), n, what, "intensity", np.float32)
-    return _rtx_common(
-        pts,
-        oids,
-        inten,
+    return _rtx_point_payload(
+        payload,
+        RTX_POINT_CLOUD_V50,
         object_labels=object_labels,
+        stable_id_map=stable_id_map,
+        prim_labels=prim_labels,
         metadata=metadata,
-        annotator=RTX_POINT_CLOUD_V50,
-        default_frame="sensor",
         class_ids=class_ids,
+        partial=_PER_FRAME_FIX,
+    )
+
+
+def from_rtx_point_cloud_v60(
+    payload: Mapping[str, Any],
+    *,
+    object_labels: LabelResolver | None = None,
+    stable_id_map: Mapping[int, str] | None = None,
+    prim_labels: LabelResolver | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    class_ids: MutableMapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Adapter for Isaac Sim 6.x's ``IsaacExtractRTXSensorPointCloud`` (Cartesian points, per-frame output).
+
+    Layout (``OgnIsaacExtractRTXSensorPointCloud.ogn`` of ``isaacsim.sensors.rtx.nodes`` at IsaacSim ``v6.0.1``):
+    ``data`` (N, 3) float32 points; ``objectId`` as ``uint[4]`` per point (128-bit stable ids) and ``intensity``
+    when the aux output level fills them. A frame is what the sensor produced during one render frame: it carries a
+    ``partial scan`` issue and is never scored.
+
+    Args:
+        payload, object_labels, stable_id_map, prim_labels, metadata, class_ids: see
+            :func:`from_rtx_scan_buffer_v50`.
+    """
+    return _rtx_point_payload(
+        payload,
+        RTX_POINT_CLOUD_V60,
+        object_labels=object_labels,
+        stable_id_map=stable_id_map,
+        prim_labels=prim_labels,
+        metadata=metadata,
+        class_ids=class_ids,
+        partial=_PER_FRAME_FIX,
     )
 
 
@@ -422,50 +593,8 @@ def _gmo_field(gmo: Any, name: str, n: int) -> np.ndarray | None:
         return np.asarray(value)
 
 
-def _dense_stable_ids(raw: np.ndarray, n: int, what: str) -> tuple[np.ndarray, list[int]]:
-    """Dense instance numbering of 128-bit stable ids, vectorised (a Python int per point costs ~1 us each).
-
-    Args:
-        raw: (N, 16) uint8 / (N, 4) uint32 / (N, 2) uint64 little-endian ids, their flat (N * k,) form, or (N,)
-            integers.
-        n: number of points.
-        what: how to name the payload in errors.
-
-    Returns:
-        ((N,) uint64 dense ids: 0 for stable id 0, else 1..K in ascending stable-id order; the K non-zero stable
-        ids as Python ints, ascending).
-    """
-    arr = np.asarray(raw)
-    if arr.ndim == 1 and arr.shape[0] == n and arr.dtype.kind in "iu":
-        uniq, inverse = np.unique(arr, return_inverse=True)
-        ints = [int(u) for u in uniq.tolist()]
-    elif arr.ndim == 1 and arr.shape[0] == n:  # Python ints (object array): few enough to take the slow path
-        values = [int(v) for v in arr.tolist()]
-        ints = sorted(set(values))
-        pos = {v: i for i, v in enumerate(ints)}
-        inverse = np.array([pos[v] for v in values], dtype=np.int64)
-    else:
-        if arr.ndim == 1 and n and arr.size % n == 0:
-            arr = arr.reshape(n, -1)
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise SimGapInputError(f"{what}: objId has shape {arr.shape} for {n} points")
-        as_bytes = np.ascontiguousarray(arr).view(np.uint8).reshape(n, -1)
-        width = -(-as_bytes.shape[1] // 8) * 8
-        if width != as_bytes.shape[1]:
-            as_bytes = np.pad(as_bytes, ((0, 0), (0, width - as_bytes.shape[1])))
-        # Little-endian 64-bit words; lexsort's last key is the primary one, so the most significant word goes
-        # last and the sort is the integer order (np.unique(axis=0) does the same several times slower).
-        words = np.ascontiguousarray(as_bytes).view("<u8")
-        order = np.lexsort(words.T)
-        ranked = words[order]
-        first = np.ones(n, dtype=bool)
-        first[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        ints = [sum(int(w) << (64 * i) for i, w in enumerate(row)) for row in ranked[first].tolist()]
-    dense_of_unique = np.arange(len(ints), dtype=np.uint64) + np.uint64(0 if ints and ints[0] == 0 else 1)
-    dense = dense_of_unique[np.asarray(inverse).reshape(-1)] if n else np.zeros(0, np.uint64)
-    return dense, [v for v in ints if v != 0]
+def _gmo_scalar(gmo: Any, name: str) -> Any:
+    return gmo.get(name) if isinstance(gmo, Mapping) else getattr(gmo, name, None)
 
 
 def from_generic_model_output_v60(
@@ -473,28 +602,34 @@ def from_generic_model_output_v60(
     *,
     stable_id_map: Mapping[int, str] | None = None,
     prim_labels: LabelResolver | None = None,
+    object_labels: LabelResolver | None = None,
     metadata: Mapping[str, Any] | None = None,
     class_ids: MutableMapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Adapter for Isaac Sim 6.0's ``GenericModelOutput`` (parsed) plus ``StableIdMap``.
+    """Adapter for Isaac Sim 6.x's ``GenericModelOutput`` (parsed) plus ``StableIdMap`` (full scans).
 
     Args:
-        gmo: the parsed GMO (``isaacsim.sensors.experimental.rtx.parse_generic_model_output_data``: attributes
-            ``numElements``, ``elementsCoordsType``, ``x``, ``y``, ``z``, ``scalar`` and, with an EXTRA/FULL aux
-            output level, ``objId``) or a mapping with those keys. ``elementsCoordsType`` 0 / ``"cartesian"``: x, y,
-            z in metres; 1 / ``"spherical"``: x = azimuth (deg), y = elevation (deg), z = range (m).
-        stable_id_map: 128-bit stable id -> prim path (the ``StableIdMap`` annotator, which needs
+        gmo: the parsed GMO (``parse_generic_model_output_data`` of ``isaacsim.sensors.experimental.rtx``, IsaacSim
+            ``v6.0.1``: attributes ``numElements``, ``elementsCoordsType``, ``x``, ``y``, ``z``, ``scalar``,
+            ``scanComplete``, ``timestampNs`` and, with an EXTRA/FULL aux output level, ``objId`` -- 16 bytes per
+            element) or a mapping with those keys. ``elementsCoordsType`` 0 / ``"cartesian"``: x, y, z in metres;
+            1 / ``"spherical"``: x = azimuth (deg), y = elevation (deg), z = range (m).
+        stable_id_map: 128-bit stable id -> prim path (the ``StableIdMap`` annotator, parsed with
+            :func:`~simgap_ext.replicator.rtx_ids.parse_stable_id_map`; needs
             ``--/rtx-transient/stableIds/enabled=true``).
-        prim_labels: prim path -> class name (mapping or callable, e.g. reading the prim's semantic label).
+        prim_labels: prim path -> class name (mapping or callable, e.g.
+            :func:`~simgap_ext.replicator.semantics.stage_prim_labels`).
+        object_labels: stable id -> class name, for ids ``stable_id_map`` does not name.
         metadata: frame provenance; ``coordinate_frame`` defaults to ``"sensor"``.
         class_ids: see :func:`from_rtx_scan_buffer_v45`.
 
     Returns:
-        A validated frame; instance ids are a dense 1..K numbering of the stable ids present (128-bit ids do
-        not fit SemanticKITTI's 16-bit instance field).
+        A validated frame; instance ids are a dense 1..K numbering of the stable ids present. ``scan_complete`` is
+        False (and a ``partial scan`` issue is recorded) when the GMO says ``scanComplete`` is 0;
+        ``scan_timestamp_ns`` is the GMO's ``timestampNs`` (the writer drops a scan delivered twice).
     """
     what = f"annotator {GENERIC_MODEL_OUTPUT_V60!r}"
-    n_raw = gmo.get("numElements") if isinstance(gmo, Mapping) else getattr(gmo, "numElements", None)
+    n_raw = _gmo_scalar(gmo, "numElements")
     if n_raw is None:
         x0 = _gmo_field(gmo, "x", 0)
         if x0 is None:
@@ -510,7 +645,7 @@ def from_generic_model_output_v60(
         if col.shape[0] != n:
             raise SimGapInputError(f"{what}: {name!r} has {col.shape[0]} entries for numElements={n}")
         cols.append(col)
-    coords = gmo.get("elementsCoordsType", 0) if isinstance(gmo, Mapping) else getattr(gmo, "elementsCoordsType", 0)
+    coords = _gmo_scalar(gmo, "elementsCoordsType") or 0
     coords_name = str(getattr(coords, "name", coords)).lower()
     if coords_name in ("1", "spherical", "coordstype.spherical") or coords_name.endswith("spherical"):
         az, el, rng = np.radians(cols[0]), np.radians(cols[1]), cols[2]
@@ -520,36 +655,45 @@ def from_generic_model_output_v60(
     pts = pts.astype(np.float32)
     inten_raw = _gmo_field(gmo, "scalar", n)
     inten = None if inten_raw is None else np.asarray(inten_raw, dtype=np.float32).reshape(-1)[:n]
+    if inten is not None and inten.shape[0] != n:
+        inten = None
     raw_ids = _gmo_field(gmo, "objId", n)
-    oids: np.ndarray | None = None
-    object_labels: Callable[[int], str | None] | None = None
-    if raw_ids is not None:
-        if np.asarray(raw_ids).ndim == 1 and np.asarray(raw_ids).shape[0] != n:
-            raw_ids = _gmo_field(gmo, "objId", n * 16)  # ctypes byte pointer: 16 bytes per element
-        # Dense renumbering keeps instance ids small; the class comes from stable id -> prim path -> label.
-        oids, uniq = _dense_stable_ids(raw_ids, n, what)
-        paths = {i + 1: (stable_id_map or {}).get(sid) for i, sid in enumerate(uniq)}
-
-        def object_labels(oid: int) -> str | None:
-            path = paths.get(oid)
-            return None if path is None else _resolve(prim_labels, path)
-
-    return _rtx_common(
+    if raw_ids is not None and not isinstance(raw_ids, np.ndarray):
+        raw_ids = np.asarray(raw_ids)
+    if raw_ids is not None and raw_ids.ndim == 1 and raw_ids.shape[0] == n and raw_ids.dtype == np.uint8 and n:
+        raw_ids = _gmo_field(gmo, "objId", n * 16)  # a ctypes byte pointer read as n bytes: 16 bytes per element
+    if raw_ids is not None and np.asarray(raw_ids).size == 0 and n:
+        raw_ids = None  # aux level below EXTRA: the member exists but is empty
+    oids, resolver = _resolve_object_ids(
+        raw_ids, n, what, object_labels=object_labels, stable_id_map=stable_id_map, prim_labels=prim_labels
+    )
+    complete = _gmo_scalar(gmo, "scanComplete")
+    partial = None
+    if complete is not None and not bool(complete):
+        partial = "GenericModelOutput scanComplete is 0 (the sensor has not finished this rotation)"
+    frame = _rtx_common(
         pts,
         oids,
         inten,
-        object_labels=object_labels,
+        object_labels=resolver,
         metadata=metadata,
         annotator=GENERIC_MODEL_OUTPUT_V60,
         default_frame="sensor",
         class_ids=class_ids,
+        partial=partial,
     )
+    stamp = _gmo_scalar(gmo, "timestampNs")
+    if stamp is not None:
+        frame["scan_timestamp_ns"] = int(stamp)
+    return frame
 
 
 ADAPTERS: dict[str, Callable[..., dict[str, Any]]] = {
     POINTCLOUD: from_pointcloud,
     RTX_SCAN_BUFFER_V45: from_rtx_scan_buffer_v45,
+    RTX_SCAN_BUFFER_V50: from_rtx_scan_buffer_v50,
     RTX_POINT_CLOUD_V50: from_rtx_point_cloud_v50,
+    RTX_POINT_CLOUD_V60: from_rtx_point_cloud_v60,
     GENERIC_MODEL_OUTPUT_V60: from_generic_model_output_v60,
 }
 
@@ -569,8 +713,21 @@ def adapt(annotator: str, payload: Any, **kwargs: Any) -> dict[str, Any]:
     return fn(payload, **kwargs)
 
 
+def parse_isaac_version(version: str) -> tuple[int, int]:
+    """``"5.1.0"`` -> ``(5, 1)``.
+
+    Raises:
+        SimGapInputError: not of the form MAJOR.MINOR[.PATCH...].
+    """
+    try:
+        major, minor = (int(p) for p in (str(version).split("-")[0].split(".") + ["0"])[:2])
+    except ValueError as exc:
+        raise SimGapInputError(f"Isaac Sim version {version!r} is not of the form MAJOR.MINOR[.PATCH]") from exc
+    return major, minor
+
+
 def annotator_for_isaac_version(version: str, *, lidar: bool = True) -> str:
-    """The annotator SimGap requests in a given Isaac Sim version.
+    """The full-scan annotator SimGap requests in a given Isaac Sim version.
 
     Args:
         version: Isaac Sim version string, e.g. ``"4.5.0"``, ``"5.1.0"``, ``"6.0.1"``.
@@ -581,17 +738,34 @@ def annotator_for_isaac_version(version: str, *, lidar: bool = True) -> str:
     """
     if not lidar:
         return POINTCLOUD
-    try:
-        major, minor = (int(p) for p in (str(version).split(".") + ["0"])[:2])
-    except ValueError as exc:
-        raise SimGapInputError(f"Isaac Sim version {version!r} is not of the form MAJOR.MINOR[.PATCH]") from exc
+    major, minor = parse_isaac_version(version)
     if (major, minor) >= (6, 0):
         return GENERIC_MODEL_OUTPUT_V60
     if (major, minor) >= (5, 0):
-        return RTX_POINT_CLOUD_V50
+        return RTX_SCAN_BUFFER_V50
     if (major, minor) >= (4, 5):
         return RTX_SCAN_BUFFER_V45
     raise SimGapInputError(f"Isaac Sim {version}: RTX LiDAR annotators older than 4.5 are not supported")
+
+
+def annotator_init_params(annotator: str, isaac_version: str | None = None) -> dict[str, Any] | None:
+    """The ``init_params`` SimGap creates an annotator with (None: the annotator takes none).
+
+    * ``pointcloud``: ``includeUnlabelled`` -- unlabelled points (ground, walls) are part of a LiDAR scene.
+    * scan buffers (4.5, 5.x) and the 5.1 per-frame annotator: ``outputObjectId`` and ``outputIntensity``, which
+      default to False (``OgnIsaacCreateRTXLidarScanBuffer.ogn`` at IsaacSim ``v5.0.0`` / ``v5.1.0``; the 5.1
+      ``NoAccumulator`` annotator is that node with ``enablePerFrameOutput``).
+    * 5.0's per-frame annotator, 6.x ``GenericModelOutput`` / ``IsaacExtractRTXSensorPointCloud``: none (their
+      outputs follow the sensor's aux output level).
+    """
+    if annotator == POINTCLOUD:
+        return {"includeUnlabelled": True}
+    ids = {"outputObjectId": True, "outputIntensity": True}
+    if annotator in (RTX_SCAN_BUFFER_V45, RTX_SCAN_BUFFER_V50):
+        return ids
+    if annotator == RTX_POINT_CLOUD_V50 and (isaac_version is None or parse_isaac_version(isaac_version) >= (5, 1)):
+        return ids
+    return None
 
 
 def iter_annotator_payloads(data: Mapping[str, Any], annotator: str) -> Iterator[tuple[str, Any]]:
@@ -670,7 +844,7 @@ def frame_issues(frame: Mapping[str, Any], *, min_points: int = 1) -> list[str]:
     if n < min_points:
         issues.append(f"empty frame: {n} point(s) < {min_points}")
     for issue in frame.get("adapter_issues", ()):
-        if issue.startswith("all object ids are zero") or issue.startswith("no per-point object ids"):
+        if issue.startswith(("all object ids are zero", "no per-point object ids", PARTIAL_SCAN, "timeline not")):
             issues.append(issue)
     if n and np.all(np.asarray(frame["info"]["pointSemantic"]) == 0) and not issues:
         issues.append("every point is unlabeled: nothing to score")

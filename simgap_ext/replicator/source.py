@@ -6,6 +6,11 @@ orchestrator once, read the annotator attached to the LiDAR / depth render produ
 (:mod:`simgap_ext.replicator.adapters`). The user's randomizer graph listens with
 ``rep.trigger.on_custom_event(event_name=randomize_event)``.
 
+Timeline: RTX sensors only produce data while the timeline plays, so for RTX annotators the source plays it and
+steps with ``pause_timeline=False``; the camera ``pointcloud`` annotator is stepped with the timeline paused, as
+Replicator's SDG examples do. The ``pointcloud`` path reads ``semantic_segmentation``'s ``idToLabels`` for class
+names; the stable-id RTX paths read ``StableIdMap`` (see :mod:`.adapters`).
+
 Threads: Replicator must be driven from Kit's main thread, while the extension runs the batch in a worker thread
 (so that Kit keeps updating). Given Kit's asyncio ``loop``, :meth:`render` called from another thread schedules
 :meth:`render_async` on that loop and waits for it; called without a loop (a standalone ``SimulationApp`` script)
@@ -22,7 +27,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import SimGapInputError
-from .adapters import ADAPTERS, POINTCLOUD, adapt, seed_class_ids
+from .adapters import (
+    ADAPTERS,
+    GENERIC_MODEL_OUTPUT_V60,
+    POINTCLOUD,
+    SEMANTIC_SEGMENTATION,
+    STABLE_ID_MAP_V60,
+    adapt,
+    annotator_for_isaac_version,
+    annotator_init_params,
+    seed_class_ids,
+)
+from .rtx_ids import parse_stable_id_map
+from .rtx_settings import detect_isaac_version, uses_stable_ids
+from .semantics import stage_prim_labels
 
 __all__ = ["ReplicatorSceneSource", "DEFAULT_RANDOMIZE_EVENT"]
 
@@ -37,7 +55,8 @@ class ReplicatorSceneSource:
         render_product: path of the LiDAR / depth camera render product the annotator attaches to.
         preset: accepted for interface parity with the warp source (the Isaac Sim sensor config decides effects).
         device: unused (Replicator decides); accepted for interface parity.
-        annotator: annotator name (a key of :data:`~simgap_ext.replicator.adapters.ADAPTERS`).
+        annotator: annotator name (a key of :data:`~simgap_ext.replicator.adapters.ADAPTERS`), or ``"auto"`` for
+            the running Isaac Sim's full-scan RTX annotator.
         randomize_event: custom event the randomizer graph triggers on.
         class_names: classes the scene can contain (what the runner may use as focus).
         loop: Kit's asyncio loop, for renders requested from a worker thread.
@@ -47,6 +66,8 @@ class ReplicatorSceneSource:
             ``/exts/simgap_ext/runtime/*`` for the randomizer graph to read).
         adapter_kwargs: passed to the adapter (``id_to_labels``, ``object_labels``, ``stable_id_map``,
             ``prim_labels``).
+        isaac_version: Isaac Sim version (default: detected), for annotator init parameters and id layouts.
+        timeline: ``omni.timeline``'s interface (default: imported lazily for RTX annotators).
     """
 
     def __init__(
@@ -64,6 +85,8 @@ class ReplicatorSceneSource:
         timeout_s: float = 120.0,
         on_focus: Callable[[list[str], int], None] | None = None,
         adapter_kwargs: Mapping[str, Any] | None = None,
+        isaac_version: str | None = None,
+        timeline: Any = None,
     ) -> None:
         import omni.replicator.core as rep
 
@@ -74,6 +97,9 @@ class ReplicatorSceneSource:
                 "replicator scene source: no render product (set /exts/simgap_ext/render_product to the LiDAR's "
                 "render product path)"
             )
+        isaac_version = isaac_version or detect_isaac_version()
+        if annotator == "auto":  # the full-scan RTX annotator of the running Isaac Sim
+            annotator = annotator_for_isaac_version(isaac_version or "6.0")
         if annotator not in ADAPTERS:
             raise SimGapInputError(f"replicator scene source: no adapter for annotator {annotator!r}")
         self._rep = rep
@@ -95,11 +121,34 @@ class ReplicatorSceneSource:
             self.adapter_kwargs.setdefault("class_ids", seed_class_ids(None, CLASS_IDS))
         self._loop = loop
         self._loop_thread: int | None = None
-        params = {"includeUnlabelled": True} if annotator == POINTCLOUD else None
+        self.isaac_version = isaac_version
+        self._rtx = annotator != POINTCLOUD
+        if self._rtx and timeline is None:
+            import omni.timeline
+
+            timeline = omni.timeline.get_timeline_interface()
+        self._timeline = timeline
+        params = annotator_init_params(annotator, self.isaac_version)
         self.annotator = rep.AnnotatorRegistry.get_annotator(annotator, init_params=params)
         self.annotator.attach([self.render_product])
+        self._extra: Any = None
+        if annotator == POINTCLOUD:
+            self._extra = rep.AnnotatorRegistry.get_annotator(SEMANTIC_SEGMENTATION, init_params={"colorize": False})
+        elif uses_stable_ids(annotator, self.isaac_version):
+            self._extra = rep.AnnotatorRegistry.get_annotator(STABLE_ID_MAP_V60)
+        if self._extra is not None:
+            self._extra.attach([self.render_product])
+        if self._rtx and "prim_labels" not in self.adapter_kwargs:
+            try:
+                import omni.usd
+            except ImportError:  # no stage here: classes come from object_labels only
+                pass
+            else:
+                self.adapter_kwargs["prim_labels"] = stage_prim_labels(lambda: omni.usd.get_context().get_stage())
 
     def _prepare(self, seed: int, focus_classes: Sequence[str]) -> None:
+        if self._rtx and not self._timeline.is_playing():
+            self._timeline.play()  # RTX annotators stay empty on a paused timeline (IsaacSim issue 110)
         self._rep.set_global_seed(int(seed))
         if self.on_focus is not None:
             self.on_focus(list(focus_classes), int(seed))
@@ -120,7 +169,22 @@ class ReplicatorSceneSource:
             "attempt": attempt,
             "render_product": self.render_product,
         }
-        return adapt(self.annotator_name, payload, metadata=meta, **self.adapter_kwargs)
+        kwargs = dict(self.adapter_kwargs)
+        extra = self._extra.get_data() if self._extra is not None else None
+        if self.annotator_name == POINTCLOUD and isinstance(extra, Mapping):
+            info = extra.get("info") if isinstance(extra.get("info"), Mapping) else extra
+            if info.get("idToLabels"):
+                kwargs["id_to_labels"] = info["idToLabels"]
+        elif extra is not None:
+            raw = extra.get("data", extra) if isinstance(extra, Mapping) else extra
+            kwargs["stable_id_map"] = {**kwargs.get("stable_id_map", {}), **parse_stable_id_map(raw)}
+        if self.annotator_name == GENERIC_MODEL_OUTPUT_V60:
+            payload = payload.get("data", payload) if isinstance(payload, Mapping) else payload
+            if not isinstance(payload, Mapping) and not hasattr(payload, "numElements"):
+                from isaacsim.sensors.experimental.rtx import parse_generic_model_output_data
+
+                payload = parse_generic_model_output_data(payload)
+        return adapt(self.annotator_name, payload, metadata=meta, **kwargs)
 
     async def render_async(
         self, *, seed: int, focus_classes: Sequence[str] = (), frame_id: int = 0, attempt: int = 0
@@ -128,7 +192,7 @@ class ReplicatorSceneSource:
         """Render one frame on Kit's loop (``await orchestrator.step_async``)."""
         self._loop_thread = threading.get_ident()
         self._prepare(seed, focus_classes)
-        await self._rep.orchestrator.step_async(rt_subframes=self.rt_subframes, pause_timeline=True)
+        await self._rep.orchestrator.step_async(rt_subframes=self.rt_subframes, pause_timeline=not self._rtx)
         return self._frame(seed=seed, focus_classes=focus_classes, frame_id=frame_id, attempt=attempt)
 
     def render(
@@ -144,7 +208,7 @@ class ReplicatorSceneSource:
         kw = {"seed": int(seed), "focus_classes": list(focus_classes), "frame_id": int(frame_id), "attempt": attempt}
         if self._loop is None:
             self._prepare(seed, focus_classes)
-            self._rep.orchestrator.step(rt_subframes=self.rt_subframes, pause_timeline=True)
+            self._rep.orchestrator.step(rt_subframes=self.rt_subframes, pause_timeline=not self._rtx)
             return self._frame(**kw)
         try:
             running = asyncio.get_running_loop()
@@ -156,5 +220,7 @@ class ReplicatorSceneSource:
         return future.result(timeout=self.timeout_s)
 
     def close(self) -> None:
-        """Detach the annotator from the render product."""
+        """Detach the annotators from the render product."""
         self.annotator.detach()
+        if self._extra is not None:
+            self._extra.detach()

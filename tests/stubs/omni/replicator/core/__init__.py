@@ -1,21 +1,25 @@
 """Stand-in for ``omni.replicator.core`` (Replicator 1.12.x API subset), for tests only.
 
-Faithful where SimGap touches it: ``Writer`` (abstract ``write``; ``initialize`` re-runs ``__init__``; ``attach``,
-``detach``, ``on_final_frame``, class attributes ``backend``, ``version``, ``annotators``, ``metadata``,
-``num_written``, ``data_structure``), ``WriterRegistry`` (keyed on the class ``__name__``; ``register``,
-``unregister``, ``get``, ``get_writers``), ``AnnotatorRegistry.get_annotator(name, init_params=...)`` and
-``utils.send_og_event``, ``set_global_seed``, ``orchestrator.step`` / ``step_async`` and ``Annotator.get_data``.
-Stand-in-only: ``_deliver(writer, data)`` plays the framework's part for a writer (calls ``write`` and counts);
+Faithful where SimGap touches it: ``Writer`` / ``WriterRegistry`` / ``WriterRegistryError`` live in
+``scripts/writers.py`` as in Replicator and are re-exported here; ``AnnotatorRegistry.get_annotator(name,
+init_params=...)``, ``Annotator.get_data``, ``utils.send_og_event``, ``set_global_seed``, ``orchestrator.step`` /
+``step_async``. Like the real pipeline, RTX annotators deliver empty buffers unless the timeline (``omni.timeline``
+stand-in) plays during the step, and a writer receives each frame one tick late: ``data["reference_time"]`` is the
+rendered frame's rational time while the timeline has already moved on.
+Stand-in-only: ``_deliver(writer, data)`` plays the framework's part for a writer (one tick, ``write``, count);
 ``utils._LISTENERS`` lets a test play a randomizer graph (called on ``send_og_event``); ``orchestrator._STEP_HOOKS``
 are called on every step (a test "renders" there and fills annotators with ``Annotator._set_data``).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
+import omni.timeline
+
 from . import orchestrator, utils  # noqa: F401  (rep.orchestrator.step*, rep.utils.send_og_event)
+from .scripts.writers import _ATTACHED, Writer, WriterRegistry  # noqa: F401  (re-exported as in Replicator)
 
 __version__ = "1.12.27-stub"
 
@@ -24,10 +28,19 @@ _KNOWN_ANNOTATORS = {
     "pointcloud",
     "semantic_segmentation",
     "RtxSensorCpuIsaacCreateRTXLidarScanBuffer",
+    "IsaacCreateRTXLidarScanBuffer",
     "IsaacExtractRTXSensorPointCloudNoAccumulator",
+    "IsaacExtractRTXSensorPointCloud",
     "GenericModelOutput",
     "StableIdMap",
 }
+# RTX sensors tick with the timeline: without a playing timeline their annotators deliver empty buffers (IsaacSim
+# issue 110; "RTX Sensor Annotators rely on the simulation timeline", Isaac Sim RTX annotator docs).
+RTX_ANNOTATORS = _KNOWN_ANNOTATORS - {"pointcloud", "semantic_segmentation"}
+
+
+def _empty_rtx(name: str) -> dict:
+    return {"data": np.zeros((0, 3), np.float32), "info": {}} if name != "GenericModelOutput" else {"data": b""}
 
 
 class Annotator:
@@ -43,7 +56,9 @@ class Annotator:
         return self.name
 
     def get_data(self, device: str | None = None) -> Any:
-        """The annotator's output for the last step (None before any)."""
+        """The annotator's output for the last step (None before any; empty for RTX without a playing timeline)."""
+        if self.name in RTX_ANNOTATORS and not orchestrator.LAST_STEP_PLAYING[-1:] == [True]:
+            return _empty_rtx(self.name) if hasattr(self, "_data") else None
         return getattr(self, "_data", None)
 
     def _set_data(self, data: Any) -> None:
@@ -71,54 +86,6 @@ class AnnotatorRegistry:
         return sorted(_KNOWN_ANNOTATORS)
 
 
-class Writer(ABC):
-    """Base writer: subclasses fill ``self.annotators`` in ``__init__`` and implement ``write``."""
-
-    backend = None
-    version = "0.0.0"
-    annotators: list = []
-    metadata = None
-    num_written = 0
-    data_structure = "legacy"
-
-    @abstractmethod
-    def write(self, data: dict) -> None:
-        raise NotImplementedError
-
-    def initialize(self, **kwargs: Any) -> None:
-        self.__init__(**kwargs)
-
-    def attach(self, render_products: Any, trigger: Any = "omni.replicator.core.OgnOnFrame") -> None:
-        rps = render_products if isinstance(render_products, list | tuple) else [render_products]
-        self._render_products = [str(rp) for rp in rps]
-        self._trigger = trigger
-        for annotator in self.annotators:
-            if isinstance(annotator, Annotator):
-                annotator.attach(self._render_products)
-        _ATTACHED.append(self)
-
-    async def attach_async(self, render_products: Any, trigger: Any = "omni.replicator.core.OgnOnFrame") -> None:
-        self.attach(render_products, trigger)
-
-    def detach(self) -> None:
-        for annotator in self.annotators:
-            if isinstance(annotator, Annotator):
-                annotator.detach()
-        if self in _ATTACHED:
-            _ATTACHED.remove(self)
-        self._render_products = []
-
-    def on_final_frame(self) -> None:  # noqa: B027 - a no-op hook in Replicator too
-        pass
-
-    def get_metadata(self) -> dict:
-        return dict(self.metadata or {})
-
-    def write_metadata(self) -> None:  # noqa: B027 - a no-op hook in Replicator too
-        pass
-
-
-_ATTACHED: list[Writer] = []
 _GLOBAL_SEED: list[int] = []
 
 
@@ -126,53 +93,48 @@ def set_global_seed(seed: int) -> None:
     _GLOBAL_SEED.append(int(seed))
 
 
-class WriterRegistry:
-    _writers: dict[str, type] = {}
-    _categories: dict[str, str | None] = {}
-
-    @classmethod
-    def register(cls, writer: type, category: str | None = None) -> None:
-        cls._writers[writer.__name__] = writer
-        cls._categories[writer.__name__] = category
-
-    @classmethod
-    def unregister(cls, writer_name: str) -> None:
-        if writer_name not in cls._writers:
-            raise KeyError(f"Writer {writer_name} is not registered")
-        del cls._writers[writer_name]
-        cls._categories.pop(writer_name, None)
-
-    @classmethod
-    def get(cls, writer_name: str, init_params: dict | None = None, render_products: Any = None) -> Writer:
-        try:
-            writer_cls = cls._writers[writer_name]
-        except KeyError:
-            raise ValueError(f"Writer {writer_name} is not registered") from None
-        # As in Replicator: an uninitialized instance; ``initialize(**params)`` runs ``__init__``.
-        writer = writer_cls.__new__(writer_cls)
-        if init_params is not None:
-            writer.initialize(**init_params)
-        if render_products is not None:
-            writer.attach(render_products)
-        return writer
-
-    @classmethod
-    def get_writers(cls, category: str | None = None) -> dict[str, type]:
-        return {n: w for n, w in cls._writers.items() if category is None or cls._categories.get(n) == category}
-
-
-def _base_data(frame_number: int = 0) -> dict:
-    """The keys Replicator always puts into ``data``."""
+def _base_data(reference_frame: int) -> dict:
+    """The keys Replicator always puts into ``data``; ``reference_time`` is a rational (numerator, denominator)."""
     return {
-        "reference_time": (frame_number, 60),
+        "reference_time": (reference_frame, 60),
         "trigger_outputs": {"on_time": 0},
         "distribution_outputs": {},
         "named_outputs": {},
-        "swhFrameNumber": frame_number,
+        "swhFrameNumber": reference_frame,
     }
 
 
 def _deliver(writer: Writer, data: dict) -> None:
-    """Stand-in only: what the framework does for each triggered frame (``write`` then count)."""
-    writer.write({**_base_data(writer.num_written), **data})
+    """Stand-in only: what the framework does for one triggered frame.
+
+    As in Replicator, the payload handed to ``write`` is that of the frame rendered one tick earlier (``get_data``:
+    "this payload corresponds to the frame at data["reference_time"] which may be older than the current simulation
+    time"): the simulation clock advances by one frame, ``reference_time`` stays at the frame that was rendered.
+    RTX payloads are empty unless the timeline plays.
+    """
+    timeline = omni.timeline.get_timeline_interface()
+    rendered = round(timeline.get_current_time() * 60)
+    timeline._advance()
+    if not timeline.is_playing():
+        data = _blank_rtx(data)
+    payload = {**_base_data(rendered), **data}
+    writer._last_data = payload
+    writer.write(payload)
     writer.num_written += 1
+
+
+def _blank_rtx(data: dict) -> dict:
+    out = {}
+    for key, value in data.items():
+        if key in RTX_ANNOTATORS or any(key.startswith(f"{n}-") for n in RTX_ANNOTATORS):
+            out[key] = _empty_rtx(key.split("-")[0])
+        elif key == "annotators" and isinstance(value, dict):
+            out[key] = {n: ({rp: _empty_rtx(n) for rp in v} if n in RTX_ANNOTATORS else v) for n, v in value.items()}
+        elif key == "renderProducts" and isinstance(value, dict):
+            out[key] = {
+                rp: {n: (_empty_rtx(n) if n in RTX_ANNOTATORS else p) for n, p in per.items()}
+                for rp, per in value.items()
+            }
+        else:
+            out[key] = value
+    return out
