@@ -23,7 +23,7 @@ from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_senso
 from .fit import RealScan, fit_effect_model
 from .model import SensorEffectModel
 
-__all__ = ["load_real_scans", "tuned_profile", "tune_profile"]
+__all__ = ["load_real_scans", "mount_height", "tuned_profile", "tune_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,32 @@ def load_real_scans(
     return scans, frames
 
 
+def mount_height(frames: Sequence[dict[str, Any]]) -> float | None:
+    """Sensor height above the ground: minus the median z of ``ground`` returns 4-15 m away (None: < 200 points)."""
+    import numpy as np
+
+    zs = []
+    for fr in frames:
+        labels = fr["info"]["idToLabels"]
+        ids = [int(k) for k, v in labels.items() if v["class"] == "ground"]
+        pts = np.asarray(fr["data"])
+        m = np.isin(fr["info"]["pointSemantic"], ids)
+        d = np.hypot(pts[:, 0], pts[:, 1])
+        zs.append(pts[m & (d >= 4.0) & (d <= 15.0), 2])
+    z = np.concatenate(zs) if zs else np.zeros(0)
+    if z.size < 200 or not -float(np.median(z)) > 0:
+        return None
+    return round(-float(np.median(z)), 3)
+
+
 def tuned_profile(
-    base: SensorProfile, model: SensorEffectModel, *, rotation_rate_hz: float | None = None
+    base: SensorProfile,
+    model: SensorEffectModel,
+    *,
+    rotation_rate_hz: float | None = None,
+    mount: float | None = None,
 ) -> SensorProfile:
-    """``base`` with the model's beam table and columns and a ``tuned`` preset carrying the model."""
+    """``base`` with the model's beam table, columns, measured mount height and a ``tuned`` preset (the model)."""
     presets = dict(base.presets)
     presets["tuned"] = EffectSettings(model=model)
     return replace(
@@ -67,6 +89,7 @@ def tuned_profile(
         vertical_angles_deg=tuple(model.elevations_deg),
         horizontal_resolution=int(model.columns),
         rotation_rate_hz=float(rotation_rate_hz if rotation_rate_hz is not None else base.rotation_rate_hz),
+        mount_height=float(mount if mount is not None else base.mount_height),
         description=f"{base.description} -- tuned on {model.n_scans} real scans (simgap tune)".strip(" -"),
         presets=ReadOnlyMapping(presets),
         source="",
@@ -113,8 +136,14 @@ def tune_profile(
         raise SimGapInputError("no real scans to tune on")
     say(f"fitting on {len(scans)} real scan(s)")
     model = fit_effect_model(scans)
-    report: dict[str, Any] = {"scans": len(scans), "columns": model.columns, "classes": list(model.classes)}
-    profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz)
+    mount = mount_height(frames)
+    report: dict[str, Any] = {
+        "scans": len(scans),
+        "columns": model.columns,
+        "classes": list(model.classes),
+        "mount_height": mount,
+    }
+    profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
     if search:
         from ..backends.warp.source import WarpLidarSource
 
@@ -133,5 +162,5 @@ def tune_profile(
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep
-        profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz)
+        profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
     return profile, report

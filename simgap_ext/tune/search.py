@@ -91,7 +91,7 @@ def search_scene_terms(
     )
     best = (start_val, start_d, {"drop_offset": 0.0, "far_range50": 0.0, "far_width": model.far_width})
     n = 0
-    while not es.stop():
+    while not es.stop() and n < evaluations:
         xs = es.ask()
         vals = []
         for x in xs:

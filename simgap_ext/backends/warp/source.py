@@ -23,9 +23,12 @@ from ...tune.apply import apply_sensor_effects
 from .effects import apply_effects
 from .labels import CLASS_IDS, OBJECT_CLASSES, REFLECTIVITY, id_to_labels
 from .raycast import build_mesh, cast_spinning, spinning_directions
-from .scene import Scene, SceneRandomizer
+from .scene import RandomizerConfig, Scene, SceneRandomizer
 
-__all__ = ["WarpLidarSource"]
+__all__ = ["LAYOUTS", "WarpLidarSource"]
+
+#: Scene layouts of the embedded backend.
+LAYOUTS = ("street", "open")
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class WarpLidarSource:
         noise_seed: default noise seed (see module docstring).
         rotation_rate_hz: spin rate, Hz (default: the profile's datasheet rate); sets the columns per turn
             (:meth:`~simgap_ext.sensors.SensorProfile.at_rotation_rate`).
+        layout: ``"street"`` (urban street, the default) or ``"open"`` (clutter around the sensor); ignored when
+            ``randomizer`` is given.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class WarpLidarSource:
         rare: str | None = None,
         noise_seed: int = 0,
         rotation_rate_hz: float | None = None,
+        layout: str = "street",
     ) -> None:
         self.profile: SensorProfile = sensor if isinstance(sensor, SensorProfile) else load_sensor_profile(sensor)
         if _is_profile_path(preset):
@@ -92,8 +98,12 @@ class WarpLidarSource:
         base = effects if effects is not None else self.profile.preset(preset)
         self.effects: EffectSettings = base.without(*disable)
         self.device = resolve_device(device)
+        if layout not in LAYOUTS:
+            raise SimGapInputError(f"unknown scene layout {layout!r} (known: {', '.join(LAYOUTS)})")
         self.randomizer = randomizer or SceneRandomizer(
-            sensor_height=self.profile.mount_height, max_range=self.profile.max_range
+            RandomizerConfig(street=layout == "street"),
+            sensor_height=self.profile.mount_height,
+            max_range=self.profile.max_range,
         )
         self.rare = rare
         self.noise_seed = _check_seed(noise_seed, "noise_seed")
