@@ -12,7 +12,7 @@ Every estimate reads the real range image (:class:`RealScan`, one per scan):
   estimate per (class, range bin) gives ``sigma``;
 - intensity: quantiles per (class, range bin) of the returned intensity divided by the data's full scale;
 - self-occlusion: cells of the beams below ``-10`` degrees (which always see the ground unless something
-  hides it) without a return in at least 80 % of the scans, on the model's azimuth grid, as azimuth intervals;
+  hides it) without a return in at least 80 % of (two or more) scans, on the model's azimuth grid, as intervals;
 - mixed pixels: of the cells between two neighbours on a depth edge (gap in ``(min_gap, max_gap]``), the share
   whose range lies inside the gap (10 % margins); the post-process turns an edge cell into a mixed pixel with
   probability ``share / 0.8`` (a uniform blend lands inside the margins 80 % of the time).
@@ -219,7 +219,7 @@ def _occlusion(
 ) -> tuple[tuple[float, float, float], ...]:
     """Azimuth intervals (per low beam) with no return in at least ``min_share`` of the scans."""
     usable = [s for s in scans if s.azimuth_deg is not None]
-    if len(usable) < 3:
+    if len(usable) < 2:  # one scan cannot tell a parked car beside the sensor from its own roof
         return ()
     n_b = elev.size
     missing = np.zeros((n_b, columns))

@@ -174,6 +174,28 @@ class SensorEffectModel:
         e = np.asarray(self.cos_edges)
         return np.clip(np.searchsorted(e, cos, side="right") - 1, 0, e.size - 2)
 
+    def drop_probability(
+        self, beam: np.ndarray, range_m: np.ndarray, cos: np.ndarray, class_idx: np.ndarray
+    ) -> np.ndarray:
+        """Isolated-drop probability (logistic part, with ``drop_offset``; no far-range loss, no occlusion).
+
+        Args:
+            beam: int beam indices; range_m: ranges, metres; cos: |cos incidence|; class_idx: model class indices
+                (all broadcastable to one shape).
+
+        Returns:
+            float64 probabilities of that shape.
+        """
+        z = (
+            self.drop_bias
+            + self.drop_offset
+            + np.asarray(self.drop_beam)[np.asarray(beam, dtype=np.int64)]
+            + np.asarray(self.drop_range)[self.range_bin(np.asarray(range_m))]
+            + np.asarray(self.drop_cos)[self.cos_bin(np.asarray(cos))]
+            + np.asarray(self.drop_class)[np.asarray(class_idx, dtype=np.int64)]
+        )
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+
     def replace(self, **changes: Any) -> SensorEffectModel:
         """A copy with some fields changed (validated again)."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
