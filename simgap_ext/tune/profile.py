@@ -159,6 +159,7 @@ def tune_profile(
             max_range=profile.max_range,
             evaluations=evaluations,
             seed=seed,
+            device=device,
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep

@@ -4,9 +4,12 @@ A missing return between two returning neighbours is visible in a real range ima
 nothing at all (far ground, dark cars far away) is not. Three terms therefore cannot be read off real scans:
 the far-range loss (``far_range50``, ``far_width``) and a global shift of the drop logit (``drop_offset``). They
 are searched with CMA-ES (the ``cma`` package) so that clean synthetic frames, post-processed with the model,
-match the real scans' scene statistics: range W1 (metres) + elevation W1 (degrees) + 10 x per-beam return-ratio
-L1 (:mod:`.stats`). Every evaluation reuses the same synthetic frames and post-process seeds, so the objective
-is deterministic and the search is reproducible from its seed.
+look like the real scans to the gate itself: the objective is ``1 - mean scene G`` of those frames, scored by a
+:class:`~simgap_ext.gate.FrameGate` over a :class:`~simgap_ext.gate.ReferenceBank` of the real fit scans
+(range W1, per-beam return ratio and roughness against the bank, each normalised by its real-vs-real
+calibrated ``d_max``), plus ``0.02 x`` the elevation W1 in degrees (which the gate does not see) so that the
+search cannot trade elevations for ranges. Every evaluation reuses the same synthetic frames and post-process
+seeds, so the objective is deterministic and the search is reproducible from its seed.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ __all__ = ["search_scene_terms", "objective"]
 
 log = logging.getLogger(__name__)
 
-_BEAM_WEIGHT = 10.0
+_ELEVATION_WEIGHT = 0.02
 
 
-def objective(distances: Mapping[str, float]) -> float:
-    """The scalar the search minimises: ``range_w1 + elevation_w1 + 10 * beam_ratio_l1``."""
-    return distances["range_w1"] + distances["elevation_w1"] + _BEAM_WEIGHT * distances["beam_ratio_l1"]
+def objective(scene_g: Sequence[float], distances: Mapping[str, float]) -> float:
+    """The scalar the search minimises: ``1 - mean(scene G) + 0.02 * elevation_w1`` (degrees)."""
+    return 1.0 - float(np.mean(scene_g)) + _ELEVATION_WEIGHT * distances["elevation_w1"]
 
 
 def _decode(x: np.ndarray, max_range: float) -> dict[str, float]:
@@ -54,6 +57,7 @@ def search_scene_terms(
     evaluations: int = 48,
     seed: int = 0,
     progress: Any = None,
+    device: str | None = None,
 ) -> tuple[SensorEffectModel, dict[str, Any]]:
     """Search ``drop_offset``, ``far_range50`` and ``far_width`` with CMA-ES.
 
@@ -65,6 +69,7 @@ def search_scene_terms(
         evaluations: objective evaluations (CMA-ES population 8).
         seed: CMA-ES seed and post-process seed base.
         progress: optional callable ``progress(n_done, best)`` after each generation.
+        device: Warp device of the gate's nearest-neighbour searches.
 
     Returns:
         (model with the searched terms, report dict: start/best objective and distances, evaluations, terms).
@@ -76,13 +81,23 @@ def search_scene_terms(
 
     if not clean_frames or not real_frames:
         raise SimGapInputError("the search needs clean synthetic frames and real frames")
+    from ..gate import FrameGate, GateConfig, ReferenceBank
+    from ..gate.geometric import scene_components, weighted_g
+
     el, cols = model.elevations_deg, model.columns
     real = summarize([scene_stats(f, el, cols) for f in real_frames])
+    cfg = GateConfig()
+    bank = ReferenceBank.build(list(real_frames), config=cfg, device=device, seed=seed)
+    gate = FrameGate(bank, cfg, device=device, quarantine=False)
 
     def evaluate(m: SensorEffectModel) -> tuple[float, dict[str, float]]:
         syn = [apply_sensor_effects(f, m, seed + i) for i, f in enumerate(clean_frames)]
         d = compare(real, summarize([scene_stats(f, el, cols) for f in syn]))
-        return objective(d), d
+        gs = [weighted_g(scene_components(gate.stats(f), bank), cfg.scene_weights) for f in syn]
+        if any(g is None for g in gs):
+            raise SimGapInputError("the gate could not score the scene statistics (bank without calibration)")
+        d["scene_g"] = float(np.mean(gs))
+        return objective(gs, d), d
 
     start_val, start_d = evaluate(model.replace(drop_offset=0.0, far_range50=0.0))
     x0 = np.array([0.0, 0.0, math.log(8.0)])
