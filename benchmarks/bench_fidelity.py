@@ -5,8 +5,9 @@ Real data: the 40 consecutive nuScenes-lidarseg HDL-32E keyframes of ``../shared
 stretch of the drive) and every statistic is measured against the remaining held-out keyframes (a later stretch).
 ``ideal`` and ``realistic`` are the shipped ``hdl-32`` presets at ``--rotation-rate 20``, as a user would render
 them; ``realistic (nuscenes)`` is the shipped ``hdl-32-nuscenes`` profile (``simgap tune`` output on the same fit
-keyframes, committed in config/sensors). Every source renders the same ``--frames`` scene seeds of the embedded street world (the synthetic scenes are
-not digital twins of the real ones: these are distribution distances, not paired ones).
+keyframes, committed in config/sensors). Every source renders the same ``--frames`` scene seeds of the embedded
+street world (the synthetic scenes are not digital twins of the real ones: these are distribution distances, not
+paired ones).
 
 Statistics (simgap_ext.tune.stats, all on the measured beam table): range W1 (m), elevation W1 (deg), per-beam
 return-ratio L1, roughness (robust along-beam residual, m), points per vehicle cluster vs range (log-log fit:
