@@ -23,7 +23,7 @@ from simgap_ext.tune.real import list_nuscenes_dirs, load_nuscenes_dir, nuscenes
 from simgap_ext.tune.stats import compare, scene_stats, summarize
 
 DATA = Path(__file__).parent / "data" / "nuscenes_hdl32"
-PROFILE = load_sensor_profile("hdl-32").at_rotation_rate(20.0)  # 1125 columns, close to nuScenes' 1085
+PROFILE = load_sensor_profile("hdl-32").at_rotation_rate(20.0)  # 1085 columns, as nuScenes
 
 
 def _render(effects: EffectSettings, seeds=(0, 1)) -> list[dict]:
@@ -71,12 +71,14 @@ def test_noise_fit_recovers_the_rendered_sigma():
 
 
 def test_drop_fit_recovers_a_uniform_drop_rate():
-    """random_drop = 0.1 in the raycaster: predicted drop 0.1 +- 0.025 for every beam on ground at 10-20 m."""
-    model = fit_effect_model(_scans(_render(EffectSettings(random_drop=0.1))))
+    """random_drop = 0.1 in the raycaster: predicted drop on ground at 12 m is 0.1 +- 0.01 averaged over the beams
+    and 0.1 +- 0.04 for every beam (about 4 binomial standard errors of ~1,000 candidate cells per beam)."""
+    model = fit_effect_model(_scans(_render(EffectSettings(random_drop=0.1), seeds=(0, 1, 2))))
     k = model.classes.index("ground")
     beams = np.arange(12, PROFILE.channels)  # the beams that see ground at 10-20 m
     p = model.drop_probability(beams, np.full(beams.size, 12.0), np.full(beams.size, 0.3), np.full(beams.size, k))
-    assert np.all(np.abs(p - 0.1) <= 0.025), p
+    assert abs(float(np.mean(p)) - 0.1) <= 0.01, p
+    assert np.all(np.abs(p - 0.1) <= 0.04), p
     ideal = fit_effect_model(_scans(_render(EffectSettings())))
     p0 = ideal.drop_probability(beams, np.full(beams.size, 12.0), np.full(beams.size, 0.3), np.full(beams.size, 0))
     assert np.all(p0 < 0.01)
@@ -202,7 +204,7 @@ def test_tuned_post_process_moves_synthetic_beam_returns_towards_real():
     d_ideal = compare(real, summarize([scene_stats(f, el, cols) for f in ideal]))
     d_fit = compare(real, summarize([scene_stats(f, el, cols) for f in fitted]))
     assert d_fit["beam_ratio_l1"] < 0.6 * d_ideal["beam_ratio_l1"]
-    assert prof.horizontal_resolution == 1125
+    assert prof.horizontal_resolution == 1085  # 2170 columns at 10 Hz, spun at 20 Hz
 
 
 # ------------------------------------------------------------------------------------------- render / CLI
