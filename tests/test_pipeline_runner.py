@@ -314,7 +314,7 @@ def test_cli_generate_and_errors(env, tmp_path, capsys):
     # a bank of another sensor
     other = [{"vlp-16": "hdl-32", str(out): str(tmp_path / "o2")}.get(a, a) for a in args]
     assert main(other) == 2
-    assert "reference bank holds vlp-16 scans but --sensor is hdl-32" in capsys.readouterr().err
+    assert "holds vlp-16 scans but the sensor is hdl-32" in capsys.readouterr().err
     # replicator outside Isaac Sim
     assert main([*args, "--backend", "replicator"]) == 2
     assert "needs Isaac Sim" in capsys.readouterr().err
@@ -375,12 +375,25 @@ def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys)
             (fewer / p.relative_to(real)).write_bytes(p.read_bytes())
     out = tmp_path / "gen"
     (out / "velodyne").mkdir(parents=True)
-    (out / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)  # refused after the bank was built and cached
+    (out / "velodyne" / "000000.bin").write_bytes(b"\0" * 16)  # refused before any bank work
     args = ["generate", "--sensor", "vlp-16", "--frames", "0", "--real", str(real), "--out", str(out),
             "--device", DEVICE, "--no-progress"]  # fmt: skip
     assert main(args) == 2
-    assert ReferenceBank.load(out / "bank.npz").frame_count == 2
+    assert not (out / "bank.npz").exists()
     (out / "velodyne" / "000000.bin").unlink()
+    # A user's bank.npz in the output folder is never overwritten (nor used as the cache).
+    user_bank = (out / "bank.npz").write_bytes(b"my bank") and out / "bank.npz"
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds a bank.npz that no SimGap run here records" in err and "never overwrites" in err
+    assert user_bank.read_bytes() == b"my bank"
+    user_bank.unlink()
+    # A cache SimGap built here for a run that never recorded anything (killed after the bank build) is replaced.
+    assert main(args) == 0
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 2
+    for name in ("run.json", "manifest.jsonl"):
+        (out / name).unlink()
     assert main([a if a != str(real) else str(fewer) for a in args]) == 0
     assert ReferenceBank.load(out / "bank.npz").frame_count == 1  # the new --real, not the leftover cache
     assert json.loads((out / "run.json").read_text())["real"] == str(fewer.resolve())
