@@ -65,6 +65,7 @@ __all__ = [
     "run_id_for_config",
     "encode_gate_state",
     "decode_gate_state",
+    "check_schedule",
 ]
 
 _log = logging.getLogger(__name__)
@@ -469,6 +470,38 @@ def _read_pid(fd: int) -> int | None:
         return int(text) if text.isdigit() else None
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def check_schedule(rows: Sequence[Mapping[str, Any]], where: str | Path) -> None:
+    """Refuse a generation manifest that breaks the schedule: what two concurrent writers (or a hand edit) leave.
+
+    Checked on the synthetic rows of each run (``run_id``; rows without one form one group) that are not mixed rows
+    (``source_manifest``): an export index used twice, and a (frame_id, attempt) recorded twice by the same run.
+
+    Raises:
+        SimGapInputError: naming the manifest, the line and the duplicate.
+    """
+    seen_index: dict[int, int] = {}
+    seen_attempt: dict[tuple[Any, int, int], int] = {}
+    for line, row in enumerate(rows, start=1):
+        if row.get("domain") != "synthetic" or "source_manifest" in row:
+            continue
+        idx = row.get("index")
+        if idx is not None:
+            if idx in seen_index:
+                raise SimGapInputError(
+                    f"{where}:{line}: export index {idx} is recorded twice (first on line {seen_index[idx]}); the "
+                    "manifest was written by two runs at once or edited: it breaks the schedule"
+                )
+            seen_index[idx] = line
+        if row.get("frame_id") is not None and row.get("run_id") is not None:
+            key = (row.get("run_id"), int(row["frame_id"]), int(row.get("attempt", 0)))
+            if key in seen_attempt:
+                raise SimGapInputError(
+                    f"{where}:{line}: frame {key[1]} attempt {key[2]} of run {key[0]} is recorded twice (first on "
+                    f"line {seen_attempt[key]}); the manifest breaks the schedule"
+                )
+            seen_attempt[key] = line
 
 
 # ---------------------------------------------------------------------- gate-state codec
