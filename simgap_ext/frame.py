@@ -1,4 +1,4 @@
-"""The frame contract between scene sources and the gate (DESIGN.md, "Frame layout").
+"""The frame contract between scene sources and the gate (docs/data.md).
 
 A frame is a plain ``dict`` in the layout of Replicator's ``pointcloud`` annotator so that the Replicator path
 and the embedded Warp path share every line downstream::
@@ -117,7 +117,7 @@ def make_frame(
         instance: (N,) integer instance id per point.
         id_to_labels: semantic id -> ``{"class": name}`` (a bare name string is accepted too).
         intensity: optional (N,) float intensity in [0, 1].
-        frame_id, seed, sensor, focus_classes, attempt: provenance metadata (DESIGN.md).
+        frame_id, seed, sensor, focus_classes, attempt: provenance metadata (module docstring).
         coordinate_frame: ``"sensor"`` or ``"world"``.
 
     Returns:

@@ -1,4 +1,5 @@
-"""Sample manifests: append-only JSON Lines, one row per sample or generation attempt (DESIGN.md, "Manifests").
+"""Sample manifests: append-only JSON Lines, one row per sample or generation attempt
+(docs/pipeline.md, "Manifest rows").
 
 A row records where a sample lives, where it came from and what the gate said about it::
 

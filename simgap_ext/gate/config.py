@@ -52,7 +52,7 @@ class GateConfig:
     """Thresholds and weights of :class:`~simgap_ext.gate.FrameGate` (see ``config/gate.toml``).
 
     Attributes:
-        g_threshold: a class passes the geometric test when its G >= this (DESIGN.md default 0.75).
+        g_threshold: a class passes the geometric test when its G >= this (default 0.75; docs/gate.md).
         scene_threshold: the frame's scene-level G must be >= this.
         min_points: instance crops with fewer points are counted but not scored.
         k_exemplars: each crop is compared with this many real exemplars of its class closest in range.

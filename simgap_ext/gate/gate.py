@@ -102,7 +102,7 @@ class FrameGate:
         """Decide on one frame.
 
         Args:
-            frame: a frame in the DESIGN.md layout (validated here).
+            frame: a frame in the layout of :mod:`simgap_ext.frame` (docs/data.md) (validated here).
             update_quarantine: feed a geometrically passing frame's embeddings into the quarantine window
                 (set False to score without changing state, e.g. for reports).
 

@@ -1,4 +1,4 @@
-"""Batch generation pipeline: randomize -> render -> gate -> export / re-randomize (DESIGN.md).
+"""Batch generation pipeline: randomize -> render -> gate -> export / re-randomize (docs/pipeline.md).
 
 - :class:`AcceptanceStats` - the one observable per-class model (CLI table, HTML report, Kit panel);
 - :class:`Exporter` - SemanticKITTI export with atomic writes and orphan clean-up;

@@ -32,7 +32,7 @@ class RetryPlan:
 
 
 def plan_retry(decision: Any, *, tail_classes: Sequence[str], attempt: int, max_retries: int) -> RetryPlan:
-    """Decide whether a gated attempt is re-randomized (DESIGN.md, "Gate, re-randomization, export").
+    """Decide whether a gated attempt is re-randomized (docs/pipeline.md, "The schedule").
 
     A rejected scene goes back to the scene source (new seed, same focus) when a tail class is among its failing
     classes, or when a class of it is in semantic quarantine ("its scenes re-rendered" until it recovers), as long

@@ -1,4 +1,4 @@
-"""Stratified real:synthetic mixing into train/val manifests (DESIGN.md, "Mixing").
+"""Stratified real:synthetic mixing into train/val manifests (docs/pipeline.md, "Mixing").
 
 Definitions (written down because the seed leaves them open):
 

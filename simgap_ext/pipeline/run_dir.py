@@ -1,9 +1,9 @@
 """The run directory: the one owner of a generation run's files.
 
-DESIGN.md ("Meeting reality") asks for one owner module, an exclusive lock per run, and a run directory that never
-truncates, overwrites or deletes what it cannot prove it wrote. Every name, check and clean-up of a run directory
-lives here; :class:`~simgap_ext.pipeline.GenerationRunner` (``simgap generate``, the Kit batch) and the Replicator
-writer's :class:`~simgap_ext.replicator.sink.GatedExportSink` go through it. Layout (see ``docs/pipeline.md``)::
+The design (docs/pipeline.md, "Run directory") asks for one owner module, an exclusive lock per run, and a run
+directory that never truncates, overwrites or deletes what it cannot prove it wrote. Every name, check and clean-up
+of a run directory lives here; :class:`~simgap_ext.pipeline.GenerationRunner` (``simgap generate``, the Kit batch)
+and the Replicator writer's :class:`~simgap_ext.replicator.sink.GatedExportSink` go through it. Layout::
 
     run.json             the run configuration and its run_id (``simgap generate``; written once, compared on resume)
     writer.json          the run_id of a Replicator writer's export (instead of run.json)

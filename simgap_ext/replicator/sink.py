@@ -165,7 +165,8 @@ class GatedExportSink:
         """Gate one frame, export it when accepted, append its manifest row and update the stats.
 
         Args:
-            frame: a frame in the DESIGN.md layout (usually from :mod:`simgap_ext.replicator.adapters`).
+            frame: a frame in the layout of :mod:`simgap_ext.frame` (usually from
+                :mod:`simgap_ext.replicator.adapters`).
 
         Returns:
             The decision (an unscored ``invalid`` one for frames with fatal adapter issues).
