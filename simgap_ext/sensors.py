@@ -1,6 +1,6 @@
 """LiDAR sensor profiles: beam geometry, range limits, DoGSS-PCL ``d_max`` and sensor-effect presets.
 
-Profiles live in ``config/sensors/<name>.toml`` (see :func:`simgap_ext.config.config_dir`). Each gives the real
+Profiles live in ``config/sensors/<name>.toml`` (see :func:`simgap_ext.config_files.config_dir`). Each gives the real
 vertical angle table of a spinning LiDAR, its horizontal resolution (columns per revolution), range limits, the
 ``max_expected_distance`` used to normalise the geometric score, and two effect presets: ``ideal`` (what a naive
 synthetic pipeline produces) and ``realistic`` (what the real sensor shows). ``docs/backend.md`` documents every key.
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import config_dir, load_toml
+from .config_files import config_dir, load_toml
 from .errors import SimGapInputError
 
 __all__ = [

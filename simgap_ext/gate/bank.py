@@ -2,9 +2,9 @@
 
 Built once from real scans (``simgap reference build --real DIR --out bank.npz``), it stores
 
-- per class: instance *exemplars* in canonical pose (:func:`~simgap_ext.gate.stats.canonical_crop`) with
+- per class: instance *exemplars* in canonical pose (:func:`~simgap_ext.gate.frame_stats.canonical_crop`) with
   their range, point count and frame of origin, stratified by range to at most ``max_exemplars_per_class``;
-- per class: range-roughness samples (:mod:`simgap_ext.gate.stats`) and instance embeddings of the frozen
+- per class: range-roughness samples (:mod:`simgap_ext.gate.frame_stats`) and instance embeddings of the frozen
   backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
 - scene statistics: range samples, range-roughness samples and per-beam return ratios of every frame;
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
+from .frame_stats import frame_stats
 from .geometric import (
     MAX_SCENE_SAMPLES,
     MIN_DENSITY_POINTS,
@@ -42,7 +43,6 @@ from .geometric import (
     cap_points,
     log_count_ratio,
 )
-from .stats import frame_stats
 
 __all__ = [
     "ReferenceBank",

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..config import config_dir
+from ..config_files import config_dir
 from ..errors import SimGapInputError
 
 __all__ = ["GateConfig", "load_gate_config", "default_gate_config_path"]
@@ -199,7 +199,7 @@ class GateConfig:
 
 
 def default_gate_config_path() -> Path:
-    """``gate.toml`` in :func:`simgap_ext.config.config_dir` (``SIMGAP_CONFIG_DIR`` overrides ``config/``)."""
+    """``gate.toml`` in :func:`simgap_ext.config_files.config_dir` (``SIMGAP_CONFIG_DIR`` overrides ``config/``)."""
     return config_dir() / "gate.toml"
 
 
