@@ -329,3 +329,15 @@ def test_bad_configs_and_flags_are_one_line_errors(small_bank, tmp_path, capsys)
     _err_line(capsys)
     assert main(["no-such-command"]) == 2
     _err_line(capsys)
+
+
+def test_two_writer_sinks_on_one_directory_are_refused_even_in_one_thread(small_bank, tmp_path):
+    from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
+    from simgap_ext.replicator.sink import GatedExportSink
+
+    gate = FrameGate(ReferenceBank.load(small_bank.path), load_gate_config(), device="cpu", quarantine=False)
+    first = GatedExportSink(gate, tmp_path / "w")
+    with pytest.raises(RunDirBusyError, match=rf"being written by another simgap run \(pid {os.getpid()}"):
+        GatedExportSink(gate, tmp_path / "w")
+    first.flush()  # releases the directory
+    GatedExportSink(gate, tmp_path / "w").flush()

@@ -464,4 +464,5 @@ def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
         sink.submit(frame)
     assert (ours / "manifest.jsonl").is_file() and (ours / "manifest.jsonl").read_bytes() == b""
     (ours / "velodyne").unlink()
+    sink.flush()  # one writer per directory: the next session starts once this one released it
     assert GatedExportSink(gate, ours).next_index == 0

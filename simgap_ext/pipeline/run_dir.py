@@ -231,8 +231,12 @@ class RunDir:
 
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the directory's exclusive lock for the ``with`` block (re-entrant within one thread).
+    def lock(self, *, reentrant: bool = True) -> Iterator[None]:
+        """Hold the directory's exclusive lock for the ``with`` block.
+
+        Args:
+            reentrant: a thread that holds the lock may take it again (the CLI's bank build, then its runner); a
+                writer sink passes False, since two sinks of one thread would each append rows.
 
         Raises:
             RunDirBusyError: another process or thread holds it (the message names the holder's pid).
@@ -244,6 +248,11 @@ class RunDir:
         with _HELD_GUARD:
             held = _HELD.get(key)
             if held is not None:
+                if not reentrant:
+                    raise RunDirBusyError(
+                        f"{self.path} is being written by another simgap run (pid {os.getpid()}, this process); "
+                        "close the other writer first"
+                    )
                 held[1] += 1
         if held is not None:
             try:

@@ -90,7 +90,7 @@ class GatedExportSink:
             # Read-only check before the lock: a refused directory is left without even a lock file.
             self.run_dir.check_fresh(bank_cache_ok=True)
         self._lock = contextlib.ExitStack()
-        self._lock.enter_context(self.run_dir.lock())
+        self._lock.enter_context(self.run_dir.lock(reentrant=False))
         self._locked = True
         try:
             self.run_id, self._next_index = self._open_session(owner)
@@ -152,7 +152,7 @@ class GatedExportSink:
     def _writer(self) -> AttemptRecorder:
         if self._recorder is None:
             if not self._locked:  # released by flush(): take it again
-                self._lock.enter_context(self.run_dir.lock())
+                self._lock.enter_context(self.run_dir.lock(reentrant=False))
                 self._locked = True
             with temp_tag(self.run_id):
                 manifest = ManifestWriter(self.manifest_path, repair=False)
@@ -221,6 +221,10 @@ class GatedExportSink:
             self._recorder = None
         self._lock.close()
         self._locked = False
+
+    def __del__(self) -> None:  # pragma: no cover - safety net: a sink dropped without flush() frees its directory
+        with contextlib.suppress(Exception):
+            self.flush()
 
     def reset_counts(self) -> None:
         """Zero the per-session counters (the manifest and the export are kept)."""
