@@ -1,4 +1,4 @@
-"""The frame contract between scene sources and the gate (DESIGN.md, "Frame layout").
+"""The frame contract between scene sources and the gate (docs/data.md).
 
 A frame is a plain ``dict`` in the layout of Replicator's ``pointcloud`` annotator so that the Replicator path
 and the embedded Warp path share every line downstream::
@@ -31,6 +31,7 @@ import numpy as np
 from .errors import SimGapInputError
 
 __all__ = [
+    "Frame",
     "COORDINATE_FRAMES",
     "FRAME_METADATA_KEYS",
     "make_frame",
@@ -51,6 +52,47 @@ _MAX_ID = 0xFFFFFFFF
 def _is_real_number_dtype(dtype: np.dtype) -> bool:
     # integer, floating or bool: not object, string, complex or datetime
     return dtype.kind in "iufb"
+
+
+class Frame(dict):
+    """A frame that :func:`validate_frame` checked and normalised: later stages accept it as is.
+
+    The gate, the exporter and the SemanticKITTI writer each call :func:`validate_frame`; for an unchanged
+    ``Frame`` that is a no-op, so an accepted frame is validated once instead of at every stage. Replacing a
+    validated part (``data``, ``info`` or one of its entries, ``intensity``, ``coordinate_frame``) is noticed (the
+    identities of the validated parts are recorded) and validates again. Writing into the arrays in place is not
+    noticed: a frame's arrays are treated as immutable once validated.
+    """
+
+    __slots__ = ("_signature",)
+
+    def __init__(self, items: Mapping[str, Any] = ()) -> None:
+        dict.__init__(self, items)
+        self._signature = _signature(self)
+
+    @property
+    def unchanged(self) -> bool:
+        """The validated parts are the objects that were validated (nothing was swapped in since)."""
+        now = _signature(self)
+        return len(now) == len(self._signature) and all(a is b for a, b in zip(now, self._signature, strict=True))
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # Rebuilt from its items: the recorded identities are those of the new objects.
+        return (_restore_frame, (dict(self),))
+
+
+def _restore_frame(items: dict[str, Any]) -> Frame:
+    return Frame(items)
+
+
+def _signature(frame: Mapping[str, Any]) -> tuple[Any, ...]:
+    # The objects themselves, compared with `is` (ids of freed objects are reused).
+    info = frame.get("info")
+    parts = [frame.get("data"), info, frame.get("intensity"), frame.get("coordinate_frame")]
+    if isinstance(info, Mapping):
+        parts += [info.get("pointSemantic"), info.get("pointInstance"), info.get("idToLabels")]
+        parts += list(info)  # interned key strings: a removed or added key changes the tuple
+    return tuple(parts)
 
 
 def make_frame(
@@ -75,7 +117,7 @@ def make_frame(
         instance: (N,) integer instance id per point.
         id_to_labels: semantic id -> ``{"class": name}`` (a bare name string is accepted too).
         intensity: optional (N,) float intensity in [0, 1].
-        frame_id, seed, sensor, focus_classes, attempt: provenance metadata (DESIGN.md).
+        frame_id, seed, sensor, focus_classes, attempt: provenance metadata (module docstring).
         coordinate_frame: ``"sensor"`` or ``"world"``.
 
     Returns:
@@ -105,14 +147,17 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
         name: how to call the frame in error messages (default: ``frame <frame_id>``).
 
     Returns:
-        A new dict with ``data`` as (N, 3) float32, label arrays as (N,) uint32, ``intensity`` (if present) as
-        (N,) float32 and ``idToLabels`` keyed by ``int``.
+        A new read-only :class:`Frame` with ``data`` as (N, 3) float32, label arrays as (N,) uint32,
+        ``intensity`` (if present) as (N,) float32 and ``idToLabels`` keyed by ``int``; a :class:`Frame` is
+        returned as it is (validated already).
 
     Raises:
         SimGapInputError: missing keys, wrong shapes or dtypes, non-finite points or intensities, label ids that
             are negative or beyond uint32, semantic ids absent from ``idToLabels``, or a ``coordinate_frame``
             other than ``"sensor"`` / ``"world"``.
     """
+    if type(frame) is Frame and frame.unchanged:
+        return frame  # validated when it was made, nothing swapped in since
     if not isinstance(frame, Mapping):
         raise SimGapInputError(f"frame must be a mapping, got {type(frame).__name__}")
     label = name or f"frame {frame.get('frame_id', '?')}"
@@ -191,7 +236,7 @@ def validate_frame(frame: Mapping[str, Any], *, name: str | None = None) -> dict
     out.setdefault("sensor", "unknown")
     out.setdefault("focus_classes", [])
     out.setdefault("attempt", 0)
-    return out
+    return Frame(out)
 
 
 def id_to_class(frame: Mapping[str, Any]) -> dict[int, str]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simgap_ext.config import config_dir
+from simgap_ext.config_files import config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_installed_package_finds_the_data_files_under_its_prefix(tmp_path: Path)
     shutil.copytree(ROOT / "config", prefix / "share" / "simgap" / "config")
     code = (
         f"import sys; sys.prefix = {str(prefix)!r}; sys.path.insert(0, {str(site)!r}); "
-        "from simgap_ext.config import config_dir; from simgap_ext.sensors import load_sensor_profile; "
+        "from simgap_ext.config_files import config_dir; from simgap_ext.sensors import load_sensor_profile; "
         "print(config_dir()); print(load_sensor_profile('vlp-16').channels)"
     )
     env = {"PATH": "/usr/bin:/bin"}

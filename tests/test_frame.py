@@ -80,3 +80,21 @@ def test_bad_frames_raise_named_errors(mutate, message) -> None:
     mutate(f)
     with pytest.raises(SimGapInputError, match=message):
         validate_frame(f)
+
+
+def test_a_validated_frame_is_accepted_as_is_until_a_part_is_swapped() -> None:
+    import copy
+    import pickle
+
+    from simgap_ext.frame import Frame
+
+    f = _frame()
+    assert type(f) is Frame and validate_frame(f) is f  # later stages do not validate it again
+    g = pickle.loads(pickle.dumps(f))
+    assert type(g) is Frame and validate_frame(g) is g and np.array_equal(g["data"], f["data"])
+    assert validate_frame(copy.deepcopy(f)) is not f
+    f["info"]["idToLabels"] = {10: {"class": "vehicle"}}  # swapped in: noticed, validated again
+    with pytest.raises(SimGapInputError, match=r"semantic ids \[30\] are not in idToLabels"):
+        validate_frame(f)
+    plain = dict(_frame())
+    assert type(plain) is dict and type(validate_frame(plain)) is Frame

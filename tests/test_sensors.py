@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simgap_ext.config import config_dir, load_toml
+from simgap_ext.config_files import config_dir, load_toml
 from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import EFFECT_NAMES, EffectSettings, list_sensor_profiles, load_sensor_profile
 

@@ -1,6 +1,6 @@
 """Scene sources: where frames come from before the gate sees them.
 
-A scene source renders one frame (DESIGN.md layout, see :mod:`simgap_ext.frame`) per call of
+A scene source renders one frame (the layout of :mod:`simgap_ext.frame`, docs/data.md) per call of
 ``render(seed=..., focus_classes=..., frame_id=..., attempt=...)``. Two exist:
 
 - ``"warp"``: the embedded LiDAR simulator (:class:`simgap_ext.backends.warp.WarpLidarSource`), plain Python,
@@ -39,7 +39,7 @@ class SceneSource(Protocol):
     def render(
         self, *, seed: int, focus_classes: Sequence[str] = (), frame_id: int = 0, attempt: int = 0
     ) -> dict[str, Any]:
-        """Render one frame (a dict in the DESIGN.md frame layout)."""
+        """Render one frame (a dict in the layout of :mod:`simgap_ext.frame`)."""
         ...
 
 

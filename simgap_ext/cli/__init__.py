@@ -16,6 +16,7 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import SimGapError
@@ -23,9 +24,17 @@ from ..errors import SimGapError
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors read like every other error: one ``simgap: error: ...`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"simgap: error: {message.splitlines()[0] if message else 'invalid arguments'}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every ``cmd_*`` module's sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simgap",
         description="SimGap: measure and gate the sim-to-real gap of synthetic point clouds (DoGSS-PCL).",
     )
@@ -41,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simgap`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (2), --help and --version (0): a return code, as documented
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -53,11 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("simgap: interrupted", file=sys.stderr)
         return 130
-    except (SimGapError, ValueError, OSError) as exc:
+    except (SimGapError, ValueError, OSError, MemoryError, RecursionError) as exc:
+        # MemoryError/RecursionError: the readers bound declared sizes and nesting; these are the safety net for an
+        # input that still gets past them, reported like any other bad input instead of a traceback.
         if args.verbose:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"simgap: error: {msg}", file=sys.stderr)
+        if isinstance(exc, MemoryError | RecursionError):
+            msg = f"input too large or nested too deeply ({type(exc).__name__})"
+        print(f"simgap: error: {msg[:2000]}", file=sys.stderr)
         return 2
 
 

@@ -54,9 +54,24 @@ def real_class_counts(path: Path, background: tuple[str, ...], **read: Any) -> d
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap budget``."""
-    from ..errors import ReferenceDataError
+    import math
+
+    from ..errors import ReferenceDataError, SimGapInputError
     from ..gate import ReferenceBank, compute_synthetic_generation_budget, identify_tail_classes, load_gate_config
 
+    # A rate of 0 would print "inf h": refused here, with the flag's name, before any scan is read.
+    for flag, value, lo in (
+        ("--acceptance-rate", args.acceptance_rate, 0.0),
+        ("--frames-per-hour", args.frames_per_hour, 0.0),
+        ("--instances-per-frame", args.instances_per_frame, 0.0),
+    ):
+        if not math.isfinite(value) or value <= lo or (flag == "--acceptance-rate" and value > 1.0):
+            bound = "in (0, 1]" if flag == "--acceptance-rate" else "a finite number > 0"
+            raise SimGapInputError(f"{flag} must be {bound}, got {value}")
+    if args.target_per_class < 0:
+        raise SimGapInputError(f"--target-per-class must be >= 0, got {args.target_per_class}")
+    if not 0.0 <= args.percentile <= 100.0:
+        raise SimGapInputError(f"--percentile must lie in [0, 100], got {args.percentile}")
     config = load_gate_config(args.gate_config)
     if args.bank is not None:
         counts = ReferenceBank.load(args.bank).class_counts

@@ -17,8 +17,6 @@ __all__ = ["register", "run"]
 
 _log = logging.getLogger(__name__)
 
-BANK_CACHE_NAME = "bank.npz"
-
 
 def register(subparsers: Any) -> None:
     """Add the ``generate`` sub-command."""
@@ -86,31 +84,6 @@ def _check_backend(name: str) -> None:
         )
 
 
-def _load_bank(args: argparse.Namespace, config: Any, device: str | None) -> tuple[Any, dict[str, Any]]:
-    from ..data import iter_scans
-    from ..gate import ReferenceBank
-    from ..pipeline import fingerprint_file
-
-    if args.bank is not None:
-        bank_path = args.bank
-        ident = {"bank": str(args.bank.resolve())}
-    else:
-        if not args.real.exists():
-            raise SimGapInputError(f"--real {args.real}: no such directory")
-        bank_path = args.out / BANK_CACHE_NAME
-        ident = {"real": str(args.real.resolve())}
-        # Built once per run and cached: a resumed run must gate against the very same bank (run.json names
-        # the real data and the bank's hash). A fresh run rebuilds it: a leftover cache may hold other real data.
-        if not (args.resume and (args.out / "run.json").is_file() and bank_path.is_file()):
-            _log.info("building the reference bank from %s", args.real)
-            frames = iter_scans(args.real, sensor=args.sensor, **scan_options(args))
-            bank = ReferenceBank.build(frames, sensor=args.sensor, config=config, device=device)
-            bank.save(bank_path)
-    bank = ReferenceBank.load(bank_path)
-    ident["bank_sha256"] = fingerprint_file(bank_path)
-    return bank, ident
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap generate``."""
     if args.frames < 0:
@@ -124,60 +97,33 @@ def run(args: argparse.Namespace) -> int:
     if args.target_per_class is not None and args.target_per_class < 0:
         raise SimGapInputError(f"--target-per-class must be >= 0, got {args.target_per_class}")
     _check_backend(args.backend)
-    if not args.resume and (args.out / "run.json").exists():
-        raise SimGapInputError(
-            f"{args.out} already holds a generation run (run.json); pass --resume to continue it or choose "
-            "an empty output directory"
-        )
 
     from .._warp import resolve_device
-    from ..backends import get_scene_source
-    from ..gate import FrameGate, compute_synthetic_generation_budget, identify_tail_classes, load_gate_config
-    from ..pipeline import GenerationRunner, TailFocusPlan
+    from ..pipeline.assembly import assemble_run
 
     device = resolve_device(args.device)
-    config = load_gate_config(args.gate_config)
-    bank, bank_ident = _load_bank(args, config, device)
-    tails = identify_tail_classes(bank.class_counts, args.tail_percentile) if bank.class_counts else []
-    extra = {"rotation_rate_hz": args.rotation_rate} if args.backend == "warp" and args.rotation_rate else {}
-    source = get_scene_source(args.backend, sensor=args.sensor, preset=args.preset, device=device, **extra)
-    if config.require_same_sensor and bank.sensor and bank.sensor != source.sensor_name:
-        # Otherwise every frame would be rejected one by one for the same reason.
-        raise SimGapInputError(
-            f"the reference bank holds {bank.sensor} scans but --sensor is {source.sensor_name}; use a bank of the "
-            "same sensor (or set require_same_sensor = false in the gate config)"
-        )
-    renderable = set(getattr(source, "class_names", ()) or ())
-    focusable = [c for c in tails if not renderable or c in renderable]
-    targets = None
-    if args.target_per_class is not None and focusable:
-        budget = compute_synthetic_generation_budget(bank.class_counts, args.target_per_class, tail_classes=focusable)
-        targets = {name: row.deficit for name, row in budget.items()}
-    gate = FrameGate(bank, config, device=device)
-    run_config = {
-        "backend": args.backend,
-        "preset": args.preset,
-        "sensor_profile": args.sensor,
-        "tail_percentile": args.tail_percentile,
-        "target_per_class": args.target_per_class,
-        "gate_config": config.to_dict(),
-        **bank_ident,
-    }
-    runner = GenerationRunner(
-        source,
-        gate,
-        args.out,
-        tail_classes=tails,
-        max_retries=args.max_retries,
-        focus_plan=TailFocusPlan(focusable, targets),
+    built = assemble_run(
+        sensor=args.sensor,
+        out_dir=args.out,
+        backend=args.backend,
+        preset=args.preset,
         seed=args.seed,
-        run_config=run_config,
+        max_retries=args.max_retries,
+        tail_percentile=args.tail_percentile,
+        target_per_class=args.target_per_class,
+        bank_path=args.bank,
+        real_dir=args.real,
+        gate_config=args.gate_config,
+        device=device,
+        resume=args.resume,
+        scan_options=scan_options(args),
+        rotation_rate_hz=args.rotation_rate,
     )
-    summary = runner.run(args.frames, resume=args.resume, progress=not args.no_progress)
+    summary = built.runner.run(args.frames, resume=args.resume, progress=not args.no_progress)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
-        _print_summary(summary, tails)
+        _print_summary(summary, built.tail_classes)
     return 0
 
 
@@ -205,4 +151,9 @@ def _print_summary(summary: Any, tails: list[str]) -> None:
         console.print("most frequent reasons (numbers as #):", highlight=False)
         for reason, count in top:
             console.print(f"  {count:5d} x {reason}", highlight=False, markup=False)
+    if summary.removed:
+        # Every file SimGap deletes is named (each was proven to be this run's: see pipeline/run_dir.py).
+        console.print(f"removed {len(summary.removed)} file(s) left by the interrupted run:", highlight=False)
+        for p in summary.removed:
+            console.print(f"  {p}", highlight=False, markup=False)
     console.print(f"manifest: {summary.manifest_path}", highlight=False)

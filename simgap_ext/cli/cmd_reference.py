@@ -51,6 +51,10 @@ def run_build(args: argparse.Namespace) -> int:
         raise SimGapInputError(f"--limit must be >= 1, got {args.limit}")
     if args.out.suffix != ".npz":
         raise SimGapInputError(f"--out {args.out}: the bank is an .npz file")
+    from ..pipeline.assembly import resolve_sensor
+
+    # A misspelt name (vlp16) is refused here instead of being written into the bank (banks record profile names).
+    sensor = resolve_sensor(args.sensor) if args.sensor else None
     config = load_gate_config(args.gate_config)
     files = list_scans(args.real)
     n = len(files)
@@ -58,9 +62,9 @@ def run_build(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < n:
         # Only the chosen scans are opened: --limit 20 on a 4000-scan sequence must not read all 4000.
         only = {scan_name(files[round(i * (n - 1) / max(args.limit - 1, 1))]) for i in range(args.limit)}
-    scans = iter_scans(args.real, sensor=args.sensor or "unknown", only=only, **scan_options(args))
+    scans = iter_scans(args.real, sensor=sensor or "unknown", only=only, **scan_options(args))
     t0 = time.perf_counter()
-    bank = ReferenceBank.build(scans, sensor=args.sensor, config=config, device=args.device)
+    bank = ReferenceBank.build(scans, sensor=sensor, config=config, device=args.device)
     path = bank.save(args.out)
     per_class = ", ".join(f"{c} {k}" for c, k in bank.class_counts.items()) or "none"
     print(

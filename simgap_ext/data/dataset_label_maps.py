@@ -122,7 +122,7 @@ class LabelMap:
 
 def label_maps_dir() -> Path:
     """Folder of the shipped label maps (``<config_dir>/label_maps``)."""
-    from ..config import config_dir
+    from ..config_files import config_dir
 
     return config_dir() / LABEL_MAPS_DIRNAME
 

@@ -1,6 +1,6 @@
 """SimGap's class taxonomy: class names, their ids, and the parent each tail class is scored against.
 
-The taxonomy ships as ``config/taxonomy.yaml`` (see :func:`simgap_ext.config.config_dir`). Every class has a
+The taxonomy ships as ``config/taxonomy.yaml`` (see :func:`simgap_ext.config_files.config_dir`). Every class has a
 unique semantic ``id``, a ``parent`` (``None`` for roots), a ``kind`` (``thing``, ``stuff`` or ``ignore``) and a
 ``head`` flag marking the coarse classes the gate scores by default. Two questions are answered here:
 
@@ -275,7 +275,7 @@ def _default(config: str) -> Taxonomy:
 
 def default_taxonomy() -> Taxonomy:
     """The shipped taxonomy (``<config_dir>/taxonomy.yaml``), read once per configuration folder."""
-    from ..config import config_dir
+    from ..config_files import config_dir
 
     return _default(str(config_dir()))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..config import config_dir
+from ..config_files import config_dir
 from ..errors import SimGapInputError
 
 __all__ = ["GateConfig", "load_gate_config", "default_gate_config_path"]
@@ -56,7 +56,7 @@ class GateConfig:
     """Thresholds and weights of :class:`~simgap_ext.gate.FrameGate` (see ``config/gate.toml``).
 
     Attributes:
-        g_threshold: a class passes the geometric test when its G >= this (DESIGN.md default 0.75).
+        g_threshold: a class passes the geometric test when its G >= this (default 0.75; docs/gate.md).
         scene_threshold: the frame's scene-level G must be >= this.
         min_points: instance crops with fewer points are counted but not scored.
         k_exemplars: each crop is compared with this many real exemplars of its class closest in range.
@@ -203,7 +203,7 @@ class GateConfig:
 
 
 def default_gate_config_path() -> Path:
-    """``gate.toml`` in :func:`simgap_ext.config.config_dir` (``SIMGAP_CONFIG_DIR`` overrides ``config/``)."""
+    """``gate.toml`` in :func:`simgap_ext.config_files.config_dir` (``SIMGAP_CONFIG_DIR`` overrides ``config/``)."""
     return config_dir() / "gate.toml"
 
 
@@ -229,8 +229,15 @@ def load_gate_config(path: str | os.PathLike[str] | None = None, **overrides: An
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SimGapInputError(f"gate config {file}: not valid TOML ({exc})") from exc
+        except RecursionError as exc:
+            raise SimGapInputError(f"gate config {file}: not valid TOML (nested too deeply)") from exc
+        except OSError as exc:
+            raise SimGapInputError(f"gate config {file}: cannot read ({exc.strerror or exc})") from exc
         # Keys may sit at top level or under a [gate] table.
-        values = dict(raw.get("gate", raw))
+        table = raw.get("gate", raw)
+        if not isinstance(table, dict):
+            raise SimGapInputError(f"gate config {file}: 'gate' must be a table ([gate]), got {table!r}"[:300])
+        values = dict(table)
     elif path is not None:
         raise SimGapInputError(f"gate config {file}: file not found")
     values.update(overrides)

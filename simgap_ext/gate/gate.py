@@ -24,9 +24,9 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
+from .frame_stats import FrameStats, frame_stats
 from .geometric import best_exemplar_matches, object_components, scene_components, weighted_g
 from .quarantine import SemanticQuarantine
-from .stats import FrameStats, frame_stats
 
 __all__ = ["FrameGate"]
 
@@ -102,7 +102,7 @@ class FrameGate:
         """Decide on one frame.
 
         Args:
-            frame: a frame in the DESIGN.md layout (validated here).
+            frame: a frame in the layout of :mod:`simgap_ext.frame` (docs/data.md) (validated here).
             update_quarantine: feed a geometrically passing frame's embeddings into the quarantine window
                 (set False to score without changing state, e.g. for reports).
 

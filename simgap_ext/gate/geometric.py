@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SimGapInputError
-from .stats import Crop, FrameStats
+from .frame_stats import Crop, FrameStats
 
 __all__ = [
     "ComponentScore",

@@ -1,4 +1,4 @@
-"""Exact Chamfer distance between two point clouds (DESIGN.md, geometric component G).
+"""Exact Chamfer distance between two point clouds (docs/metrics.md, geometric component G).
 
 ``CD(A, B) = 1/2 (mean_a min_b d(a, b) + mean_b min_a d(a, b))`` with ``d`` Euclidean (metres) by default or
 squared Euclidean (metres^2, the seed article's and pytorch3d's convention) with ``squared=True``. Nearest
@@ -149,7 +149,7 @@ def chamfer_distance(
         a: (N, 3) float array or torch tensor; the reference (real) cloud in density-normalised mode.
         b: (M, 3) float array or torch tensor.
         squared: use squared Euclidean distances (metres^2) instead of Euclidean (metres).
-        reduction: ``"mean"``: ``1/2 (mean_a + mean_b)`` (DESIGN.md); ``"sum"``: ``sum_a + sum_b``
+        reduction: ``"mean"``: ``1/2 (mean_a + mean_b)`` (docs/metrics.md); ``"sum"``: ``sum_a + sum_b``
             (pytorch3d's ``point_reduction="sum"``). Per-point values: :func:`directional_distances`.
         density_normalized: divide each distance by the local spacing of ``a`` at the pair's ``a`` point
             (dimensionless result; see module docstring).

@@ -1,4 +1,4 @@
-"""Class-conditional instance embeddings for the semantic component (DESIGN.md, "frozen backbone").
+"""Class-conditional instance embeddings for the semantic component (docs/metrics.md, "Semantic component").
 
 :class:`FrozenBackbone` is the default shipped with the package: no download, no training, deterministic.
 It is a random-feature PointNet in NumPy -- the crop is centred on its centroid (metres, not rescaled, so size

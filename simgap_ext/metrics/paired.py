@@ -1,4 +1,4 @@
-"""Paired-mode DoGSS-PCL scoring (DESIGN.md): synthetic frame i against the real frame of the same place.
+"""Paired-mode DoGSS-PCL scoring (docs/metrics.md): synthetic frame i against the real frame of the same place.
 
 This is the engine behind ``simgap score``; the CLI only reads files and prints. For every pair:
 

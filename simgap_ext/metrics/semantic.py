@@ -15,7 +15,7 @@ instances per side on, the configured ``n_bins`` applies unchanged. The default 
 (fixed ``n_bins``); ``simgap score`` turns it on.
 
 A class present in the real features but absent (or with zero rows) in the synthetic ones scores 1.0. A class
-fails when its JS exceeds ``threshold`` (0.15 by default, DESIGN.md). Synthetic-only classes cannot be scored
+fails when its JS exceeds ``threshold`` (0.15 by default, docs/metrics.md). Synthetic-only classes cannot be scored
 and are listed in ``synthetic_only``. Raising on failure is the caller's choice.
 """
 

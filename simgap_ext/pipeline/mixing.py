@@ -1,4 +1,4 @@
-"""Stratified real:synthetic mixing into train/val manifests (DESIGN.md, "Mixing").
+"""Stratified real:synthetic mixing into train/val manifests (docs/pipeline.md, "Mixing").
 
 Definitions (written down because the seed leaves them open):
 
@@ -243,10 +243,14 @@ def mix_rows(
 
 
 def _load(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
+    from .run_dir import MANIFEST_NAME, check_schedule
+
     p = Path(path)
     if p.is_dir():
-        p = p / "manifest.jsonl"
-    return p, read_manifest(p)
+        p = p / MANIFEST_NAME
+    rows = read_manifest(p)
+    check_schedule(rows, p)
+    return p, rows
 
 
 def _rebase(row: dict[str, Any], manifest: Path, out_dir: Path) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..data.atomic import atomic_write_bytes
+from ..data.manifest import read_manifest
 from ..errors import SimGapInputError
 from ..plots import PAGE_CSS, png_data_uri, use_agg
-from .runner import MANIFEST_NAME, RUN_CONFIG_NAME
+from .run_dir import MANIFEST_NAME, RUN_CONFIG_NAME, check_schedule
 from .stats import AcceptanceStats
 
 __all__ = ["write_report", "render_report_html"]
@@ -173,14 +174,22 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not manifest.is_file():
         raise SimGapInputError(f"{manifest}: no manifest (is {src} a simgap generate output directory?)")
     base = manifest.parent
-    stats = AcceptanceStats.from_manifest(manifest)
+    rows = read_manifest(manifest)
+    check_schedule(rows, manifest)
+    stats = AcceptanceStats()
+    for row in rows:
+        if row["domain"] == "synthetic":
+            stats.record_row(row)
     run_config = None
     cfg_path = base / RUN_CONFIG_NAME
     if cfg_path.is_file():
         try:
             run_config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             _log.warning("ignoring unreadable %s: %s", cfg_path, exc)
+        if not isinstance(run_config, dict):
+            _log.warning("ignoring %s: not a JSON object", cfg_path)
+            run_config = None
     page = render_report_html(stats, title=f"SimGap generation report: {base.name}", run_config=run_config)
     target = Path(out) if out is not None else base / "report.html"
     atomic_write_bytes(target, page.encode("utf-8"))

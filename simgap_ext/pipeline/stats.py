@@ -28,7 +28,15 @@ from typing import Any
 
 from ..data.manifest import DECISIONS, read_manifest
 
-__all__ = ["ClassRow", "TimelinePoint", "AcceptanceStats", "decision_label", "finite_or_none", "reason_kind"]
+__all__ = [
+    "GATE_STATUS_TO_DECISION",
+    "ClassRow",
+    "TimelinePoint",
+    "AcceptanceStats",
+    "decision_label",
+    "finite_or_none",
+    "reason_kind",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -94,8 +102,19 @@ def finite_or_none(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+#: The one outcome vocabulary: gate status (:attr:`GateDecision.status`) -> manifest decision (``DECISIONS``), which
+#: the stats, the CLI table, the report, the writer sink's counts and the Kit panel all use. A rejected attempt that
+#: is sent back for another render becomes ``rerandomized`` whatever its status.
+GATE_STATUS_TO_DECISION = {
+    "accepted": "accepted",
+    "quarantined": "held_back",
+    "rejected": "rejected",
+    "invalid": "rejected",
+}
+
+
 def decision_label(decision: Any, *, rerandomized: bool = False) -> str:
-    """The manifest decision of one gate verdict.
+    """The manifest decision of one gate verdict (:data:`GATE_STATUS_TO_DECISION`).
 
     Args:
         decision: a :class:`~simgap_ext.gate.GateDecision` (``accepted``, ``decision`` or ``quarantined_classes``).
@@ -108,10 +127,7 @@ def decision_label(decision: Any, *, rerandomized: bool = False) -> str:
         return "accepted"
     if rerandomized:
         return "rerandomized"
-    verdict = getattr(decision, "decision", None)
-    if verdict == "quarantined":
-        return "held_back"
-    return "rejected"
+    return GATE_STATUS_TO_DECISION.get(str(getattr(decision, "decision", "rejected")), "rejected")
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapError, SimGapInputError
+from ..pipeline.assembly import KIT_NAMES, SELF_REFERENCE_SEED, assemble_run
+from ..pipeline.run_dir import BANK_CACHE_NAME
 from ..settings import BatchSettings, GateSettings, WriterSettings
 
 __all__ = [
@@ -38,11 +40,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-BANK_CACHE_NAME = "bank.npz"
-# Run seeds derive from SeedSequence([run_seed, frame, attempt]); the reference frames use a different entropy
-# prefix so that no reference scene equals a generated one.
-SELF_REFERENCE_SEED = 0x5E1F
 
 
 class BatchCancelled(SimGapError):
@@ -128,52 +125,6 @@ class BatchPlan:
         return self.runner.stats
 
 
-def _bank(batch: BatchSettings, out_dir: Path, config: Any, device: str) -> tuple[Path, bool, dict[str, Any]]:
-    """Locate or build the reference bank; returns (path, self_reference, run-config identity).
-
-    The cached ``OUT/bank.npz`` is reused only when resuming a recorded run (``run.json`` then checks that it is
-    the run's bank); a fresh run rebuilds it, since a leftover cache may come from other real data or settings.
-    """
-    from ..gate import ReferenceBank
-
-    if batch.bank_path:
-        path = Path(batch.bank_path).expanduser()
-        if not path.is_file():
-            raise SimGapInputError(f"setting /exts/simgap_ext/bank_path: no such file {path}")
-        return path, False, {"bank": str(path.resolve())}
-    cached = out_dir / BANK_CACHE_NAME
-    reuse = batch.resume and (out_dir / "run.json").is_file() and cached.is_file()
-    if batch.real_dir:
-        real = Path(batch.real_dir).expanduser()
-        if not real.exists():
-            raise SimGapInputError(f"setting /exts/simgap_ext/real_dir: no such directory {real}")
-        if not reuse:
-            from ..data import iter_scans
-
-            _log.info("building the reference bank from %s", real)
-            frames = iter_scans(real, sensor=batch.sensor)
-            bank = ReferenceBank.build(frames, sensor=batch.sensor, config=config, device=device)
-            bank.save(cached)
-        return cached, False, {"real": str(real.resolve())}
-    if not reuse:
-        from ..backends import get_scene_source
-        from ..pipeline import derive_seed
-
-        _log.warning(
-            "SimGap: neither bank_path nor real_dir is set: building a SELF-REFERENCE bank from %d frames of the "
-            "embedded backend; the gate then measures consistency with the simulator, not the sim-to-real gap",
-            batch.reference_frames,
-        )
-        source = get_scene_source("warp", sensor=batch.sensor, preset=batch.preset, device=device)
-        frames = [
-            source.render(seed=derive_seed(SELF_REFERENCE_SEED, i, 0), frame_id=i)
-            for i in range(batch.reference_frames)
-        ]
-        bank = ReferenceBank.build(frames, sensor=batch.sensor, config=config, device=device)
-        bank.save(cached)
-    return cached, True, {"self_reference_frames": batch.reference_frames}
-
-
 def prepare_batch(
     batch: BatchSettings,
     gate: GateSettings | None = None,
@@ -197,58 +148,34 @@ def prepare_batch(
             without ``resume``, Replicator requested where absent).
     """
     from .._warp import resolve_device
-    from ..backends import get_scene_source
-    from ..gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
-    from ..pipeline import GenerationRunner, TailFocusPlan, fingerprint_file
 
     gate = gate or GateSettings()
     backend = resolve_backend(batch.backend, render_product=replicator.render_product if replicator else "")
-    out_dir = Path(batch.out_dir).expanduser()
-    if not batch.resume and (out_dir / "run.json").exists():
-        raise SimGapInputError(
-            f"setting /exts/simgap_ext/out_dir: {out_dir} already holds a generation run; set "
-            "/exts/simgap_ext/resume=true to continue it or choose an empty directory"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(None if batch.device == "auto" else batch.device)
-    overrides = {k: v for k, v in gate.overrides().items() if k != "tail_percentile"}
-    config = load_gate_config(gate.gate_config, **overrides)
-    bank_path, self_ref, ident = _bank(batch, out_dir, config, device)
-    bank = ReferenceBank.load(bank_path)
-    ident["bank_sha256"] = fingerprint_file(bank_path)
-    percentile = gate.tail_percentile if gate.tail_percentile is not None else 20.0
-    tails = identify_tail_classes(bank.class_counts, percentile) if bank.class_counts else []
-    source = get_scene_source(backend, sensor=batch.sensor, preset=batch.preset, device=device)
-    sensor_name = getattr(source, "sensor_name", batch.sensor)
-    if config.require_same_sensor and bank.sensor and bank.sensor != sensor_name:
-        # As in `simgap generate`: otherwise every frame would be rejected one by one for the same reason.
-        raise SimGapInputError(
-            f"setting /exts/simgap_ext/sensor: the reference bank {bank_path} holds {bank.sensor} scans but the "
-            f"sensor is {sensor_name}; use a bank of the same sensor (or require_same_sensor = false in the gate "
-            "config)"
-        )
-    renderable = set(getattr(source, "class_names", ()) or ())
-    focusable = [c for c in tails if not renderable or c in renderable]
     cancel = threading.Event()
-    runner = GenerationRunner(
-        _CancellableSource(source, cancel),
-        FrameGate(bank, config, device=device),
-        out_dir,
-        stats=stats,
-        tail_classes=tails,
-        max_retries=batch.max_retries,
-        focus_plan=TailFocusPlan(focusable),
+    built = assemble_run(
+        sensor=batch.sensor,
+        out_dir=Path(batch.out_dir).expanduser(),
+        backend=backend,
+        preset=batch.preset,
         seed=batch.seed,
-        run_config={
-            "backend": backend,
-            "preset": batch.preset,
-            "sensor_profile": batch.sensor,
-            "tail_percentile": percentile,
-            "gate_config": config.to_dict(),
-            "launched_by": "kit-extension",
-            **ident,
-        },
+        max_retries=batch.max_retries,
+        tail_percentile=gate.tail_percentile if gate.tail_percentile is not None else 20.0,
+        target_per_class=getattr(batch, "target_per_class", None),
+        bank_path=batch.bank_path or None,
+        real_dir=batch.real_dir or None,
+        self_reference_frames=batch.reference_frames,
+        gate_config=gate.gate_config,
+        gate_overrides={k: v for k, v in gate.overrides().items() if k != "tail_percentile"},
+        device=device,
+        resume=batch.resume,
+        stats=stats,
+        launched_by="kit-extension",
+        wrap_source=lambda source: _CancellableSource(source, cancel),
+        names=KIT_NAMES,
     )
+    runner, config = built.runner, built.config
+    out_dir, bank_path, self_ref, tails = runner.out_dir, built.bank_path, built.self_reference, built.tail_classes
     return BatchPlan(
         runner=runner,
         n_frames=batch.frames,

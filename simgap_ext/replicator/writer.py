@@ -102,6 +102,7 @@ def build_sink(
     output_dir: str | Path,
     *,
     bank_path: str | Path,
+    sensor: str | None = None,
     gate_config: str | Path | None = None,
     device: str | None = None,
     stats: Any = None,
@@ -116,6 +117,7 @@ def build_sink(
     Args:
         output_dir: export root.
         bank_path: a ``ReferenceBank.save`` file.
+        sensor: the frames' sensor; a bank of another sensor is refused (``None``: not checked).
         gate_config: gate TOML (default ``config/gate.toml``).
         device: Warp device for the gate.
         stats: an :class:`~simgap_ext.pipeline.stats.AcceptanceStats` to share (e.g. with the panel).
@@ -125,16 +127,20 @@ def build_sink(
         on_rerandomize: see :class:`GatedExportSink`.
         **gate_overrides: :class:`~simgap_ext.gate.GateConfig` fields (``g_threshold``, ``js_threshold``, ...).
     """
-    from ..gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
+    from ..pipeline.assembly import assemble_sink
 
-    bank = ReferenceBank.load(bank_path)
-    config = load_gate_config(gate_config, **gate_overrides)
-    gate = FrameGate(bank, config, device=device)
-    tails = (
-        list(tail_classes) if tail_classes is not None else identify_tail_classes(bank.class_counts, tail_percentile)
-    )
-    return GatedExportSink(
-        gate, output_dir, stats=stats, tail_classes=tails, max_retries=max_retries, on_rerandomize=on_rerandomize
+    return assemble_sink(
+        output_dir,
+        bank_path=bank_path,
+        sensor=sensor,
+        gate_config=gate_config,
+        device=device,
+        stats=stats,
+        tail_classes=tail_classes,
+        tail_percentile=tail_percentile,
+        max_retries=max_retries,
+        on_rerandomize=on_rerandomize,
+        gate_overrides=gate_overrides,
     )
 
 
@@ -227,6 +233,7 @@ if HAS_REPLICATOR:
                 sink = build_sink(
                     output_dir,
                     bank_path=bank_path,
+                    sensor=None if sensor == "unknown" else sensor,
                     gate_config=gate_config,
                     device=device,
                     stats=stats,

@@ -1,4 +1,5 @@
-"""``WarpLidarSource``: randomized scene -> Warp ray cast -> sensor effects -> frame (DESIGN.md layout).
+"""``WarpLidarSource``: randomized scene -> Warp ray cast -> sensor effects -> frame
+(the layout of :mod:`simgap_ext.frame`).
 
 Seeding: the scene comes from ``SeedSequence([seed, attempt, 0])`` and the sensor noise from
 ``SeedSequence([seed, attempt, 1 + noise_seed])``. The same ``seed`` therefore gives the same scene whatever the

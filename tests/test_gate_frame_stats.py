@@ -10,6 +10,7 @@ from scipy.spatial.distance import cdist
 
 from simgap_ext._warp import available_devices
 from simgap_ext.frame import make_frame
+from simgap_ext.gate.frame_stats import SURFACE_GAP, canonical_crop, frame_stats, range_roughness, ring_ids
 from simgap_ext.gate.geometric import (
     TRIM_KEEP,
     batched_trimmed_chamfer,
@@ -17,7 +18,6 @@ from simgap_ext.gate.geometric import (
     log_count_ratio,
     weighted_g,
 )
-from simgap_ext.gate.stats import SURFACE_GAP, canonical_crop, frame_stats, range_roughness, ring_ids
 
 STEP = 2 * np.pi / 360  # one-degree columns
 
