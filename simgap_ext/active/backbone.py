@@ -64,6 +64,7 @@ def export_backbone(model: nn.Module, path: str | os.PathLike[str]) -> Path:
         # The trace fixes the beam table and width (constants of the trained model) and a 3-column input, as
         # the backbone contract intends; the tracer warns about exactly those branches.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.trace(enc, example, check_trace=False)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
