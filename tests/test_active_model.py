@@ -165,3 +165,33 @@ def test_exported_backbone_is_a_torchscript_plugin_for_the_gate(tmp_path):
     assert emb.shape == (2 * model.base,)
     np.testing.assert_allclose(emb, ref, rtol=1e-5, atol=1e-6)
     assert bb.embed(crop[:5]).shape == emb.shape  # other crop sizes work after tracing
+
+
+def test_cached_image_augmentation_equals_projecting_the_rotated_mirrored_scan():
+    from simgap_ext.active.training import _projected_step_input
+
+    model = _tiny()
+    model.width = 32
+    pts = _points(300, seed=4)
+    img, pix = range_image(pts, model.elevations, 32)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        state = rng.bit_generator.state
+        aug_img, aug_pix = _projected_step_input(model, img, pix, rng)
+        rng2 = np.random.default_rng()
+        rng2.bit_generator.state = state
+        k = int(rng2.integers(32))
+        theta = -2 * np.pi * k / 32
+        flip = rng2.random() < 0.5
+        p = pts.clone()
+        c, s = np.cos(theta), np.sin(theta)
+        p[:, 0], p[:, 1] = c * pts[:, 0] - s * pts[:, 1], s * pts[:, 0] + c * pts[:, 1]
+        if flip:
+            p[:, 1] = -p[:, 1]
+        ref_img, ref_pix = range_image(p, model.elevations, 32)
+        # the same points share pixels, the nearest point's features are in the image
+        same = (aug_pix == ref_pix).float().mean()
+        assert same > 0.97  # azimuths on a column boundary may fall either side after rounding
+        ok = aug_pix == ref_pix
+        torch.testing.assert_close(aug_img.reshape(6, -1)[:, aug_pix[ok]], ref_img.reshape(6, -1)[:, ref_pix[ok]],
+                                   atol=1e-4, rtol=1e-4)  # fmt: skip
