@@ -36,9 +36,33 @@ sys.path.insert(0, str(ROOT))
 
 SIZES = {
     # labelled seed, pool, held-out scans; rounds, scans per round, epochs, MC passes, range-image width
-    "tiny": dict(seed_scans=2, pool=4, heldout=2, rounds=1, count=1, epochs=1, min_steps=0, passes=2, width=64),
-    "small": dict(seed_scans=2, pool=20, heldout=6, rounds=4, count=2, epochs=4, min_steps=60, passes=8, width=256),
-    "medium": dict(seed_scans=2, pool=40, heldout=10, rounds=5, count=3, epochs=6, min_steps=100, passes=10, width=256),
+    "tiny": dict(
+        sensor="vlp-16", seed_scans=1, pool=2, heldout=1, rounds=1, count=1, epochs=1, min_steps=0, passes=2, width=64
+    ),
+    "small": dict(
+        sensor="hdl-32",
+        seed_scans=2,
+        pool=16,
+        heldout=4,
+        rounds=3,
+        count=2,
+        epochs=3,
+        min_steps=40,
+        passes=5,
+        width=256,
+    ),
+    "medium": dict(
+        sensor="hdl-32",
+        seed_scans=2,
+        pool=40,
+        heldout=10,
+        rounds=5,
+        count=3,
+        epochs=6,
+        min_steps=100,
+        passes=10,
+        width=256,
+    ),
 }
 STRATEGIES = {
     "random": dict(heuristic="random", regions="scan"),
@@ -70,10 +94,11 @@ def _render(out: Path, frames: int, seed: int, sensor: str) -> Path:
 def world_data(work: Path, size: dict) -> tuple[list, list, list, str]:
     from simgap_ext.active.dataset import load_samples
 
-    lab = load_samples(_render(work / "labelled", size["seed_scans"], 1000, "hdl-32"))
-    pool = load_samples(_render(work / "pool", size["pool"], 2000, "hdl-32"))
-    held = load_samples(_render(work / "heldout", size["heldout"], 3000, "hdl-32"))
-    return lab, pool, held, "hdl-32"
+    sensor = size["sensor"]
+    lab = load_samples(_render(work / "labelled", size["seed_scans"], 1000, sensor))
+    pool = load_samples(_render(work / "pool", size["pool"], 2000, sensor))
+    held = load_samples(_render(work / "heldout", size["heldout"], 3000, sensor))
+    return lab, pool, held, sensor
 
 
 def nuscenes_data(work: Path, size: dict, src: Path) -> tuple[list, list, list, str]:

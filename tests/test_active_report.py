@@ -12,8 +12,9 @@ from simgap_ext.pipeline.learning_report import read_rounds
 
 
 def _round(r: int, pts: int, miou: float | None) -> dict:
+    ent = {"p50": 0.5, "p90": 0.6, "p95": 0.7 - r / 10, "p99": 0.8}
     return {"round": r, "labelled_scans": r, "labelled_points": pts, "miou": miou, "accuracy": 0.5,
-            "iou": {"car": miou, "road": 0.9}, "entropy": {"p50": 0.5, "p90": 0.6, "p95": 0.7 - r / 10, "p99": 0.8}}  # fmt: skip
+            "iou": {"car": miou, "road": 0.9}, "entropy": ent}  # fmt: skip
 
 
 def test_report_of_an_active_learning_run_has_one_row_per_round_and_the_curves(tmp_path, capsys):

@@ -257,7 +257,7 @@ def train_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / len(samples)))
     total = epochs * len(samples)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1), eta_min=cfg.lr * 0.05)
     history: list[float] = []
     step = 0
     for _ in range(epochs):
