@@ -42,13 +42,13 @@ SIZES = {
     "small": dict(
         sensor="hdl-32",
         seed_scans=2,
-        pool=16,
-        heldout=4,
-        rounds=3,
+        pool=10,
+        heldout=3,
+        rounds=2,
         count=2,
         epochs=3,
-        min_steps=40,
-        passes=5,
+        min_steps=30,
+        passes=4,
         width=256,
     ),
     "medium": dict(
