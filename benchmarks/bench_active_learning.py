@@ -167,6 +167,14 @@ def _fmt(vals: list[float], pct: bool = False) -> str:
     return f"{100 * m:.0f} +- {100 * sd:.0f} %" if pct else f"{m:.3f} +- {sd:.3f}"
 
 
+def _default_realdata() -> Path:
+    # ../shared/realdata beside the main checkout; a git worktree sits one level deeper.
+    for cand in (ROOT.parent / "shared" / "realdata", ROOT.parent.parent / "shared" / "realdata"):
+        if cand.is_dir():
+            return cand
+    return ROOT.parent / "shared" / "realdata"
+
+
 def main(argv: list[str] | None = None) -> int:
     global _CACHE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", choices=tuple(SIZES), default="small")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=tuple(STRATEGIES))
-    ap.add_argument("--realdata", type=Path, default=ROOT.parent / "shared" / "realdata")
+    ap.add_argument("--realdata", type=Path, default=_default_realdata())
     ap.add_argument("--out", type=Path, default=Path("bench_al_out"))
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
