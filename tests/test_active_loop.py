@@ -39,7 +39,7 @@ def data(tmp_path_factory):
 
 
 def _cfg(**kw) -> ActiveLearningConfig:
-    base = dict(rounds=2, budget=100, count=1, passes=3, sensor="vlp-16", width=48, train=TrainConfig(epochs=2))
+    base = dict(rounds=2, budget=100, count=1, passes=2, sensor="vlp-16", width=48, train=TrainConfig(epochs=1))
     return ActiveLearningConfig(**{**base, **kw})
 
 
