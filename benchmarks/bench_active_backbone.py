@@ -7,10 +7,11 @@ Usage::
 On the 40 consecutive nuScenes-lidarseg keyframes of ``../shared/realdata/nuscenes_lidarseg_cascol`` (HDL-32E):
 trains :class:`~simgap_ext.active.model.RangeSegNet` on keyframes 10-39 (16 lidarseg classes), exports its
 encoder with :func:`~simgap_ext.active.backbone.export_backbone`, and embeds the object instances of the held-out
-keyframes 0-9 (the only stretch with cars besides trucks and pedestrians) with both backbones. nuScenes-lidarseg has no instance ids, so instances are the connected
-components (0.6 m linkage, at least 8 points) of each object class's points. For every pair of object classes
-with enough instances it prints the JS divergence (bits, :func:`~simgap_ext.metrics.semantic.semantic_alignment`,
-the semantic check's own statistic) between their embedding distributions: higher = better separated.
+keyframes 0-9 (the only stretch with cars besides trucks and pedestrians) with both backbones.
+nuScenes-lidarseg has no instance ids, so instances are the connected components (0.6 m linkage, at least 8
+points) of each object class's points. For every pair of object classes with enough instances it prints the JS
+divergence (bits, :func:`~simgap_ext.metrics.semantic.semantic_alignment`, the semantic check's own statistic)
+between their embedding distributions: higher = better separated.
 """
 
 from __future__ import annotations
