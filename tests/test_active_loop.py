@@ -174,3 +174,20 @@ def test_cli_runs_and_reports_bad_input(data, tmp_path, capsys):
     rc = main(["active-learn", "--pool", str(root / "pool"), "--labelled", str(root / "labelled"), "--budget", "1",
                "--heuristic", "nope", "--out", str(tmp_path / "run3")])  # fmt: skip
     assert rc == 2 and "unknown heuristic 'nope'" in capsys.readouterr().err
+
+
+def test_training_set_is_the_stratified_mix_with_gated_synthetic_samples(data, tmp_path):
+    root = write_sequence(tmp_path / "synth", range(50, 56))
+    cache = ScanCache()
+    vocab = ClassVocabulary(["building", "car", "road"])
+    rows = []
+    for i, s in enumerate(load_samples(root)):
+        lab = cache.labels(s, vocab)
+        cp = {vocab.names[c]: int((lab == c).sum()) for c in range(3) if (lab == c).any()}
+        decision = "accepted" if i < 4 else "rejected"  # only exported samples may be mixed
+        rows.append({"domain": "synthetic", "decision": decision, "path": s.path, "label_path": s.label_path,
+                     "class_points": cp})  # fmt: skip
+    res = _run(data, tmp_path / "run", _cfg(rounds=1), synthetic_rows=rows)
+    # 50:50 within each bucket: every sample here holds road, building and car, so one bucket; 2 real seed
+    # scans pair with 2 of the 4 accepted synthetic ones, then 3 real (one labelled) with 3 synthetic
+    assert [(h["train_real"], h["train_synthetic"]) for h in res.history] == [(2, 2), (3, 3)]

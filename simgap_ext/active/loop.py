@@ -438,9 +438,10 @@ def run_active_learning(
         rnd = st.round
         ckpt = out / "checkpoints" / f"round_{rnd:02d}.pt"
         labelled_now = [Sample.from_dict(d) for d in st.labelled.values()]
+        cps = [_class_points(cache, s, vocab, st.masks.get(s.path)) for s in labelled_now]
+        # deterministic (seeded): recomputed on resume for the round record
+        train_set = _mix_samples(labelled_now, cps, synthetic_rows, cfg.synthetic_ratio, cfg.seed + rnd)
         if st.phase in ("start", "labelled"):
-            cps = [_class_points(cache, s, vocab, st.masks.get(s.path)) for s in labelled_now]
-            train_set = _mix_samples(labelled_now, cps, synthetic_rows, cfg.synthetic_ratio, cfg.seed + rnd)
             model = make_model()
             tcfg = TrainConfig(**{**asdict(cfg.train), "seed": cfg.train.seed + cfg.seed + rnd})
             cb = None if progress is None else (lambda i, n, _loss: progress("train", i, n))
@@ -464,7 +465,8 @@ def run_active_learning(
             ent = entropy_percentiles(scores, seed=cfg.seed + rnd)
             record = {
                 "round": rnd, "labelled_scans": st.used_scans, "labelled_points": st.used_points,
-                "initial_scans": len(labelled), "train_samples": len(labelled_now), "pool_scans": len(remaining),
+                "initial_scans": len(labelled), "train_real": sum(t.domain == "real" for t in train_set),
+                "train_synthetic": sum(t.domain == "synthetic" for t in train_set), "pool_scans": len(remaining),
                 "miou": metrics.to_dict()["miou"], "accuracy": metrics.to_dict()["accuracy"], "iou": metrics.iou,
                 "entropy": ent, "heuristic": cfg.heuristic, "regions": cfg.regions,
             }  # fmt: skip
