@@ -24,6 +24,7 @@ from ._validate import as_points
 __all__ = [
     "BACKENDS",
     "nn_backend",
+    "resolve_nn_device",
     "pair_nn",
     "nearest_neighbors",
     "nearest_neighbor_distances",
@@ -46,6 +47,11 @@ def nn_backend(device: str) -> str:
     if forced != "auto":
         return forced
     return "tree" if device == "cpu" else "warp"
+
+
+def resolve_nn_device(device: str | None) -> str:
+    """``resolve_device`` without importing Warp when the caller names the CPU (the KD-tree needs no Warp)."""
+    return "cpu" if device == "cpu" else resolve_device(device)
 
 
 def pair_nn(a: np.ndarray, b: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -97,7 +103,7 @@ def nearest_neighbors(
     """
     q = as_points(query, query_name)
     r = q if query is ref else as_points(ref, ref_name)
-    dev = resolve_device(device)
+    dev = resolve_nn_device(device)
     if nn_backend(dev) == "tree":
         from ._nn_tree import tree_nn
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .._warp import resolve_device
 from ..errors import SimGapInputError
-from ._nn import pair_nn
+from ._nn import pair_nn, resolve_nn_device
 from ._validate import as_points
 
 __all__ = [
@@ -69,7 +68,7 @@ def pair_nearest_neighbors(
     """
     a64 = as_points(a, a_name)
     b64 = as_points(b, b_name)
-    return PairNN(a64, b64, resolve_device(device))
+    return PairNN(a64, b64, resolve_nn_device(device))
 
 
 def directional_distances(
