@@ -63,3 +63,5 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SimGapInputError(f"{p}: invalid TOML ({exc})") from exc
+    except RecursionError as exc:  # tomllib recurses into nested arrays and inline tables
+        raise SimGapInputError(f"{p}: invalid TOML (nested too deeply)") from exc

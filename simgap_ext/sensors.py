@@ -297,6 +297,9 @@ def load_sensor_profile(name_or_path: str | os.PathLike[str]) -> SensorProfile:
     return _profile_from_dict(load_toml(path), path)
 
 
+#: Rays per revolution a profile may declare (a 128-beam sensor at 4096 columns is 524,288).
+MAX_RAYS = 1 << 24
+
 _REQUIRED = ("channels", "vertical_angles_deg", "horizontal_resolution", "max_range", "max_expected_distance")
 _TOP_KEYS = {f.name for f in fields(SensorProfile)} - {"source"}
 _PRESET_KEYS = {f.name for f in fields(EffectSettings)}
@@ -335,7 +338,9 @@ def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
     for key in _REQUIRED:
         if key not in doc:
             raise SimGapInputError(f"{where}: missing key {key!r}")
-    name = str(doc.get("name", path.stem))
+    name = doc.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise SimGapInputError(f"{where}: 'name' must be a non-empty string, got {name!r}")
     channels = doc["channels"]
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise SimGapInputError(f"{where}: 'channels' must be a positive integer, got {channels!r}")
@@ -354,6 +359,12 @@ def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
     cols = doc["horizontal_resolution"]
     if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
         raise SimGapInputError(f"{where}: 'horizontal_resolution' must be a positive integer (columns), got {cols!r}")
+    if channels * cols > MAX_RAYS:
+        # Checked before anything allocates a ray per beam and column (10^12 declared rays is a MemoryError).
+        raise SimGapInputError(
+            f"{where}: channels x horizontal_resolution = {channels * cols} rays per revolution; at most {MAX_RAYS} "
+            "are supported"
+        )
     max_range = _number(doc, "max_range", where)
     min_range = _number(doc, "min_range", where, default=0.0)
     if not 0.0 <= min_range < max_range:

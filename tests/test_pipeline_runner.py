@@ -28,6 +28,7 @@ from simgap_ext.data.manifest import read_manifest, validate_manifest_row
 from simgap_ext.errors import ExportError, SimGapInputError
 from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
 from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed, write_report
+from simgap_ext.pipeline.run_dir import RunDir
 
 DEVICE = "cpu"  # pipeline logic is device-independent; the metrics' own tests cover CUDA
 SEED = 5
@@ -196,22 +197,54 @@ def test_resume_without_gate_replay_would_differ(reference_run, env, tmp_path):
 def test_resume_repairs_torn_line_and_orphans(reference_run, env, tmp_path):
     ref_out, _ = reference_run
     out = tmp_path / "run"
-    _runner(env, out).run(3, progress=False)
+    runner = _runner(env, out)
+    runner.run(3, progress=False)
+    run_id = runner.run_id
     rows = read_manifest(out / "manifest.jsonl")
+    assert {r["run_id"] for r in rows} == {run_id} and json.loads((out / "run.json").read_text())["run_id"] == run_id
     n_exported = sum(r["decision"] == "accepted" for r in rows)
-    # What a crash leaves: a scan written but not recorded, a temp file, and a torn manifest line.
+    # What a kill leaves: the pending record of a scan written but not recorded, the scan, a temp file of this run
+    # and a torn manifest line (rows start with their run_id).
     (out / "velodyne").mkdir(exist_ok=True)
     (out / "labels").mkdir(exist_ok=True)
+    RunDir(out).record_pending(run_id, n_exported, 2)
     orphan = out / "velodyne" / f"{n_exported:06d}.bin"
-    orphan.write_bytes(b"\0" * 32)
-    (out / "labels" / f".{n_exported:06d}.label.x1y2.tmp").write_bytes(b"\0" * 8)
+    orphan.write_bytes(b"\0" * 32)  # 2 points x 16 bytes: what the pending record announced
+    (out / "labels" / f".{n_exported:06d}.label.{run_id}.x1y2.tmp").write_bytes(b"\0" * 8)
     with open(out / "manifest.jsonl", "ab") as fh:
-        fh.write(b'{"schema_version": 1, "domain": "synth')
+        fh.write(b'{"run_id":"' + run_id.encode() + b'","schema_version": 1, "domain": "synth')
     summary = _runner(env, out).run(5, resume=True, progress=False)
     assert summary.orphans_removed == 2
+    assert orphan in summary.removed
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _hashes(out) == _hashes(ref_out)
     assert not list(out.rglob("*.tmp"))
+
+
+def test_resume_leaves_what_it_cannot_prove_it_wrote(reference_run, env, tmp_path):
+    out = tmp_path / "run"
+    runner = _runner(env, out)
+    runner.run(2, progress=False)
+    before = (out / "manifest.jsonl").read_bytes()
+    n_exported = sum(r["decision"] == "accepted" for r in read_manifest(out / "manifest.jsonl"))
+    (out / "velodyne").mkdir(exist_ok=True)
+    user_scan = out / "velodyne" / f"{n_exported:06d}.bin"
+    user_scan.write_bytes(b"\1" * 48)  # no pending record of this run names it
+    foreign_tmp = out / ".notes.txt.abc.tmp"  # not tagged with the run id
+    foreign_tmp.write_bytes(b"mine")
+    with pytest.raises(SimGapInputError, match=r"000\d{3}\.bin is not recorded in manifest.jsonl and this run did not"):
+        _runner(env, out).run(4, resume=True, progress=False)
+    assert user_scan.read_bytes() == b"\1" * 48 and foreign_tmp.read_bytes() == b"mine"
+    user_scan.unlink()
+    # A torn line that is not a row of this run: refused, the manifest byte-identical.
+    with open(out / "manifest.jsonl", "ab") as fh:
+        fh.write(b'{"schema_version": 1, "domain": "synth')
+    torn = (out / "manifest.jsonl").read_bytes()
+    assert torn.startswith(before)
+    with pytest.raises(SimGapInputError, match="last line is incomplete and not a row of this run"):
+        _runner(env, out).run(4, resume=True, progress=False)
+    assert (out / "manifest.jsonl").read_bytes() == torn
+    assert foreign_tmp.read_bytes() == b"mine"
 
 
 def test_existing_run_needs_resume_and_same_config(reference_run, env, tmp_path):

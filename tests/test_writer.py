@@ -171,7 +171,14 @@ def test_unusable_frames_are_recorded_rejected_and_not_exported(rep, world, tmp_
     assert rows[0]["reasons"] == ["every point is unlabelled: nothing to score"]
     assert rows[1]["reasons"] == ["empty frame: 0 point(s) < 1"]
     assert not (tmp_path / "velodyne").exists()
-    assert writer.sink.counts == {"received": 2, "accepted": 0, "rejected": 2, "invalid": 2, "rerandomized": 0}
+    assert writer.sink.counts == {
+        "received": 2,
+        "accepted": 0,
+        "rejected": 2,
+        "rerandomized": 0,
+        "held_back": 0,
+        "invalid": 2,
+    }
 
 
 def test_malformed_payloads_are_recorded_not_raised_into_replicator(rep, world, tmp_path):
@@ -410,6 +417,7 @@ def test_the_panel_follows_a_writer_that_replicator_creates(rep, world, tmp_path
 def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
     from simgap_ext.errors import ExportError, SimGapInputError
     from simgap_ext.gate import FrameGate, load_gate_config
+    from simgap_ext.pipeline.run_dir import RunDir
     from simgap_ext.replicator.sink import GatedExportSink
 
     gate = FrameGate(
@@ -421,8 +429,13 @@ def test_sink_continuing_a_session_removes_unrecorded_scans(world, tmp_path):
     first.flush()
     kept = sorted(p.name for p in tmp_path.rglob("000000.*"))
     assert kept == ["000000.bin", "000000.label"]
-    # a session that died between writing scan 1 and its manifest row
+    # a scan that no row records and no pending record of this export names: someone else's, refused and kept
     (tmp_path / "velodyne" / "000001.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(SimGapInputError, match="000001.bin is not recorded in manifest.jsonl"):
+        GatedExportSink(gate, tmp_path)
+    assert (tmp_path / "velodyne" / "000001.bin").read_bytes() == b"\0" * 16
+    # a session that died between writing scan 1 (1 point, as its pending record says) and its manifest row
+    RunDir(tmp_path).record_pending(first.run_id, 1, 1)
     (tmp_path / "labels" / "000001.label").write_bytes(b"\0" * 4)
     second = GatedExportSink(gate, tmp_path)
     assert second.next_index == 1

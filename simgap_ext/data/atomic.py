@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import logging
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ExportError
 
-__all__ = ["atomic_write_bytes", "os_error_reason"]
+__all__ = ["atomic_write_bytes", "os_error_reason", "temp_tag", "current_temp_tag"]
 
 _log = logging.getLogger(__name__)
 
@@ -24,6 +25,33 @@ _REASONS = {
     errno.ENOENT: "no such directory",
     errno.EIO: "I/O error",
 }
+
+
+# The owner of a run directory tags every temporary it creates with its run id (".<name>.<tag>.<random>.tmp"), so that
+# a clean-up after a crash removes only temporaries it can prove are its own (simgap_ext.pipeline.run_dir).
+_TEMP_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("simgap_temp_tag", default="")
+
+
+@contextlib.contextmanager
+def temp_tag(tag: str):  # noqa: ANN201 - a generator context manager
+    """Within the ``with`` block (same thread/context), :func:`atomic_write_bytes` names its temporaries
+    ``.<name>.<tag>.<random>.tmp``.
+
+    Args:
+        tag: letters and digits only (a run id).
+    """
+    if not tag.isalnum():
+        raise ValueError(f"temp tag must be alphanumeric, got {tag!r}")
+    token = _TEMP_TAG.set(tag)
+    try:
+        yield tag
+    finally:
+        _TEMP_TAG.reset(token)
+
+
+def current_temp_tag() -> str:
+    """The tag set by the innermost :func:`temp_tag` block ("" outside any)."""
+    return _TEMP_TAG.get()
 
 
 def os_error_reason(exc: OSError) -> str:
@@ -56,7 +84,9 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *
     try:
         if make_dirs:
             p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        tag = _TEMP_TAG.get()
+        prefix = f".{p.name}.{tag}." if tag else f".{p.name}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=p.parent)
         # mkstemp creates 0600; exported data is meant to be read by other users and tools, as open() would allow.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:

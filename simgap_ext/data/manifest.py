@@ -45,6 +45,7 @@ __all__ = [
     "make_row",
     "utc_timestamp",
     "resolve_row_path",
+    "read_manifest_bytes",
 ]
 
 _log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         "bucket": {"description": "class-frequency bucket (mixed manifests)", "enum": ["head", "body", "tail"]},
         "split": {"description": "train/val split (mixed manifests)", "enum": ["train", "val"]},
         "source_manifest": {"description": "manifest a mixed row came from", "type": "string"},
+        "run_id": {
+            "description": "id of the SimGap run that wrote the row (16 hex digits; the first key of the line)",
+            "type": "string",
+            "pattern": "^[0-9a-f]{16}$",
+        },
     },
 }
 
@@ -155,7 +161,11 @@ def _is_count_map(v: Any) -> bool:
 
 
 def _is_unit(v: Any) -> bool:
+    # NaN compares false both ways, so "0 <= v <= 1" already refuses it; JSON Schema's minimum/maximum do not.
     return v is None or (type(v) in (int, float) and 0 <= v <= 1)
+
+
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def _fast_valid(row: dict[str, Any]) -> bool:
@@ -195,7 +205,30 @@ def _fast_valid(row: dict[str, Any]) -> bool:
         and ("bucket" not in row or row["bucket"] in ("head", "body", "tail"))
         and ("split" not in row or row["split"] in ("train", "val"))
         and ("source_manifest" not in row or type(row["source_manifest"]) is str)
+        and ("run_id" not in row or (type(row["run_id"]) is str and _RUN_ID_RE.match(row["run_id"]) is not None))
     )
+
+
+def _non_finite_field(row: dict[str, Any]) -> str | None:
+    """The first score field holding NaN/inf (JSON Schema's bounds let NaN through), or None."""
+    for key in ("g", "js"):
+        value = row.get(key)
+        if isinstance(value, dict):
+            for name, v in value.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    return f"{key}/{name}"
+    v = row.get("scene_g")
+    if isinstance(v, float) and not math.isfinite(v):
+        return "scene_g"
+    return None
+
+
+def _escaping_path(value: Any) -> bool:
+    """A path that leaves the manifest's directory (absolute, or with a ``..`` component)."""
+    if not isinstance(value, str):
+        return False
+    parts = value.replace("\\", "/").split("/")
+    return value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":") or ".." in parts
 
 
 def validate_manifest_row(row: Mapping[str, Any], *, where: str = "manifest row") -> dict[str, Any]:
@@ -216,13 +249,25 @@ def validate_manifest_row(row: Mapping[str, Any], *, where: str = "manifest row"
     row = dict(row)
     # jsonschema costs ~0.3 ms a row (30 s to re-read a 100k-row manifest on resume); the fast check accepts only
     # rows the schema accepts, and anything it doubts goes to jsonschema for the verdict and the message.
-    errors = [] if _fast_valid(row) else sorted(_get_validator().iter_errors(row), key=lambda e: list(e.absolute_path))
+    fast = _fast_valid(row)
+    if not fast:
+        bad = _non_finite_field(row)
+        if bad is not None:
+            raise SimGapInputError(f"{where}: field {bad}: a score must be a finite number in [0, 1] or null")
+    errors = [] if fast else sorted(_get_validator().iter_errors(row), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         field = "/".join(str(p) for p in err.absolute_path) or "(row)"
-        raise SimGapInputError(f"{where}: field {field}: {err.message}")
+        raise SimGapInputError(f"{where}: field {field}: {err.message[:200]}")
     exported = row["path"] is not None
-    if row["domain"] == "synthetic":
+    if row["domain"] == "synthetic" and "source_manifest" not in row:
+        for key in ("path", "label_path"):
+            if _escaping_path(row[key]):
+                # A generation run's scans live in its directory (only mixed rows point elsewhere); a path out of it
+                # would make a resume check, or `mix` read, someone else's file.
+                raise SimGapInputError(
+                    f"{where}: field {key}: {row[key]!r} leaves the manifest's directory (absolute or '..')"
+                )
         if exported != (row["label_path"] is not None):
             raise SimGapInputError(f"{where}: path and label_path must both be set or both be null")
         if exported != (row["decision"] == "accepted"):
@@ -270,13 +315,18 @@ def make_row(
     reasons: Iterable[str] = (),
     name: str | None = None,
     timestamp: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Build a schema-valid row from plain values (numpy scalars are converted; NaN scores become null).
+
+    ``run_id`` (the writing run's id, :mod:`simgap_ext.pipeline.run_dir`) becomes the row's first key, so that
+    even a line torn by a kill shows which run wrote it.
 
     Raises:
         SimGapInputError: if the result does not validate.
     """
-    row: dict[str, Any] = {
+    row: dict[str, Any] = {} if run_id is None else {"run_id": str(run_id)}
+    row |= {
         "schema_version": SCHEMA_VERSION,
         "domain": domain,
         "path": path,
@@ -347,6 +397,32 @@ def read_manifest(
         raise SimGapInputError(f"{p}: manifest not found") from exc
     except OSError as exc:
         raise SimGapInputError(f"{p}: cannot read manifest ({exc.strerror or exc})") from exc
+    rows, torn = read_manifest_bytes(data, where=str(p), validate=validate)
+    if torn:
+        _log.warning("%s: ignoring a torn last line (%d bytes) left by an interrupted write", p, torn)
+        if repair:
+            _truncate(p, len(data) - torn)
+    return rows
+
+
+def read_manifest_bytes(
+    data: bytes, *, where: str = "manifest", validate: bool = True, tolerate_torn: bool = True
+) -> tuple[list[dict[str, Any]], int]:
+    """Decode a manifest's bytes (see :func:`read_manifest`); nothing is written.
+
+    Args:
+        data: the file's contents.
+        where: how to name the file in error messages.
+        validate: check every row with :func:`validate_manifest_row`.
+        tolerate_torn: ignore a torn last line (else it is an error).
+
+    Returns:
+        (rows, length in bytes of the torn tail to cut; 0 when intact).
+
+    Raises:
+        SimGapInputError: an invalid row before the last line, a line nested too deeply, or a torn tail when not
+            tolerated.
+    """
     good, tail = _split_tail(data)
     lines = good.split(b"\n")[:-1] if good else []
     rows: list[dict[str, Any]] = []
@@ -356,19 +432,19 @@ def read_manifest(
             continue
         try:
             row = json.loads(raw)
+        except RecursionError as exc:
+            raise SimGapInputError(f"{where}:{i}: invalid JSON (nested too deeply)") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if i == len(lines) and not torn:
                 # A newline-terminated but undecodable last line: also the remains of an interrupted write.
                 torn = True
                 good = good[: len(good) - len(raw) - 1]
                 break
-            raise SimGapInputError(f"{p}:{i}: invalid JSON ({exc})") from exc
-        rows.append(validate_manifest_row(row, where=f"{p}:{i}") if validate else row)
-    if torn:
-        _log.warning("%s: ignoring a torn last line (%d bytes) left by an interrupted write", p, len(data) - len(good))
-        if repair:
-            _truncate(p, len(good))
-    return rows
+            raise SimGapInputError(f"{where}:{i}: invalid JSON ({exc})") from exc
+        rows.append(validate_manifest_row(row, where=f"{where}:{i}") if validate else row)
+    if torn and not tolerate_torn:
+        raise SimGapInputError(f"{where}: the last line is incomplete")
+    return rows, (len(data) - len(good)) if torn else 0
 
 
 def repair_manifest(path: str | Path) -> int:
@@ -402,15 +478,20 @@ class ManifestWriter:
     Args:
         path: the ``.jsonl`` file (created with its parent directory when missing).
         validate: validate rows before writing.
+        repair: cut a torn last line on opening (the run directory owner passes False after proving it is its own).
     """
 
-    def __init__(self, path: str | Path, *, validate: bool = True) -> None:
+    def __init__(self, path: str | Path, *, validate: bool = True, repair: bool = True) -> None:
         self.path = Path(path)
         self.validate = validate
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            repair_manifest(self.path)
-            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if repair:
+                repair_manifest(self.path)
+            # O_NOFOLLOW: appending through a symlink would change a file outside the run directory.
+            self._fd: int | None = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
         except ExportError:
             raise
         except OSError as exc:

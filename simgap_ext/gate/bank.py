@@ -580,12 +580,16 @@ class ReferenceBank:
             with np.load(p, allow_pickle=False) as z:
                 if "__meta__" not in z.files:
                     raise ReferenceDataError(f"reference bank {p}: not a SimGap reference bank (no metadata)")
-                header = json.loads(bytes(z["__meta__"]).decode("utf-8"))
+                meta = z["__meta__"]
+                if meta.dtype.kind not in "uS" or meta.ndim > 1:
+                    raise ReferenceDataError(f"reference bank {p}: __meta__ is not a JSON byte string")
+                header = json.loads(bytes(meta).decode("utf-8"))
                 arrays = {name: z[name] for name in cls._ARRAYS}
         except ReferenceDataError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-            raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({exc})") from exc
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as exc:
+            raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({str(exc)[:200]})") from exc
+        _check_header(header, str(p))
         version = header.get("format_version")
         if version != BANK_FORMAT_VERSION:
             raise ReferenceDataError(
@@ -610,6 +614,13 @@ class ReferenceBank:
         return bank
 
     def _check(self, where: str) -> None:
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+                raise ReferenceDataError(f"reference bank {where}: {name} is not a numeric array")
+            # Fail closed at load time: a NaN feature would otherwise fail only mid-run, after rows were written.
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ReferenceDataError(f"reference bank {where}: {name} holds NaN or infinite values")
         e = self.ex_class.shape[0]
         if self.ex_offsets.shape != (e + 1,) or (e and self.ex_offsets[-1] != self.ex_points.shape[0]):
             raise ReferenceDataError(f"reference bank {where}: exemplar offsets do not match the exemplar points")
@@ -669,3 +680,43 @@ class ReferenceBank:
         feat = np.concatenate([f for _, f in parts]) if parts else np.zeros((0, 0), np.float32)
         cls_ = np.concatenate([np.full(f.shape[0], i, np.int32) for i, f in parts]) if parts else np.zeros(0, np.int32)
         return dataclasses.replace(self, feat=feat, feat_class=cls_)
+
+
+def _is_count_table(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items())
+
+
+def _check_header(header: Any, where: str) -> None:
+    """Type-check a bank's ``__meta__`` document (before any field is used)."""
+    if not isinstance(header, dict):
+        raise ReferenceDataError(f"reference bank {where}: __meta__ is not a JSON object")
+    problems = []
+    if header.get("sensor") is not None and not isinstance(header.get("sensor"), str):
+        problems.append("sensor must be a string")
+    if type(header.get("frame_count")) is not int:
+        problems.append("frame_count must be an integer")
+    for key in ("class_counts", "class_points"):
+        if not _is_count_table(header.get(key)):
+            problems.append(f"{key} must map class names to counts")
+    names = header.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        problems.append("class_names must be a list of strings")
+    table = header.get("d_max_table", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str)
+        and isinstance(row, dict)
+        and all(
+            isinstance(kk, str)
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and (math.isfinite(v) and v > 0)
+            for kk, v in row.items()
+        )
+        for k, row in table.items()
+    ):
+        problems.append("d_max_table must map components to {key: positive number}")
+    for key in ("calibration", "meta"):
+        if not isinstance(header.get(key, {}), dict):
+            problems.append(f"{key} must be an object")
+    if problems:
+        raise ReferenceDataError(f"reference bank {where}: invalid metadata ({'; '.join(problems)})")

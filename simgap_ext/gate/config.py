@@ -225,8 +225,15 @@ def load_gate_config(path: str | os.PathLike[str] | None = None, **overrides: An
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SimGapInputError(f"gate config {file}: not valid TOML ({exc})") from exc
+        except RecursionError as exc:
+            raise SimGapInputError(f"gate config {file}: not valid TOML (nested too deeply)") from exc
+        except OSError as exc:
+            raise SimGapInputError(f"gate config {file}: cannot read ({exc.strerror or exc})") from exc
         # Keys may sit at top level or under a [gate] table.
-        values = dict(raw.get("gate", raw))
+        table = raw.get("gate", raw)
+        if not isinstance(table, dict):
+            raise SimGapInputError(f"gate config {file}: 'gate' must be a table ([gate]), got {table!r}"[:300])
+        values = dict(table)
     elif path is not None:
         raise SimGapInputError(f"gate config {file}: file not found")
     values.update(overrides)

@@ -6,14 +6,14 @@ Shared by the pull path (:class:`~simgap_ext.pipeline.GenerationRunner`) and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..data.manifest import make_row
-from .stats import decision_label, finite_or_none
+from ..data.manifest import ManifestWriter, make_row
+from .stats import AcceptanceStats, decision_label, finite_or_none
 
-__all__ = ["RetryPlan", "plan_retry", "attempt_row"]
+__all__ = ["RetryPlan", "plan_retry", "attempt_row", "AttemptRecorder"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def attempt_row(
     label_path: str | None = None,
     index: int | None = None,
     name: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The manifest row of one attempt (schema: ``docs/manifest.schema.json``).
 
@@ -87,6 +88,7 @@ def attempt_row(
         sensor, seed, attempt, frame_id, focus_classes: provenance of the render.
         path, label_path, index: the exported scan (accepted attempts only), relative to the manifest.
         name: optional source name (e.g. a Replicator render product).
+        run_id: the writing run's id (first key of the row).
 
     Returns:
         A row dict built by :func:`~simgap_ext.data.manifest.make_row`.
@@ -112,4 +114,85 @@ def attempt_row(
         quarantined=[n for n, c in per_class.items() if c.quarantined],
         reasons=plan.reasons,
         name=name,
+        run_id=run_id,
     )
+
+
+class AttemptRecorder:
+    """Record gated attempts into a run directory: export (when accepted), manifest row, stats - in that order.
+
+    The one recorder of the pull path (:class:`~simgap_ext.pipeline.GenerationRunner`) and the push path
+    (:class:`~simgap_ext.replicator.sink.GatedExportSink`). Crash order: the pending-export record, then the scan
+    files (atomic), then the durable row, then the stats; a kill between any two leaves files that
+    :meth:`~simgap_ext.pipeline.run_dir.RunDir.find_leftovers` can prove are this run's.
+
+    Args:
+        run_dir: the :class:`~simgap_ext.pipeline.run_dir.RunDir` (locked by the caller).
+        run_id: the run's id (in every row and in the pending record).
+        exporter: the :class:`~simgap_ext.pipeline.exporter.Exporter` of ``run_dir``.
+        manifest: an open :class:`~simgap_ext.data.manifest.ManifestWriter`.
+        stats: the :class:`~simgap_ext.pipeline.stats.AcceptanceStats` updated from each row.
+        next_index: scan index of the next accepted attempt.
+    """
+
+    def __init__(
+        self,
+        run_dir: Any,
+        run_id: str,
+        exporter: Any,
+        manifest: ManifestWriter,
+        stats: AcceptanceStats,
+        *,
+        next_index: int = 0,
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.exporter = exporter
+        self.manifest = manifest
+        self.stats = stats
+        self.next_index = int(next_index)
+
+    def record(
+        self,
+        frame: Mapping[str, Any],
+        decision: Any,
+        plan: RetryPlan,
+        *,
+        sensor: str,
+        seed: int,
+        attempt: int,
+        frame_id: int,
+        focus_classes: Sequence[str],
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Export ``frame`` when ``decision.accepted``, append its row and update the stats; returns the row.
+
+        Raises:
+            ExportError: a write failed; the manifest holds only complete rows.
+        """
+        path = label_path = index = None
+        if decision.accepted:
+            index = self.next_index
+            self.run_dir.record_pending(self.run_id, index, len(frame["data"]))
+            bin_path, lab_path = self.exporter.export(frame, index)
+            path, label_path = self.exporter.relative(bin_path), self.exporter.relative(lab_path)
+        row = attempt_row(
+            decision,
+            plan,
+            sensor=sensor,
+            seed=seed,
+            attempt=attempt,
+            frame_id=frame_id,
+            focus_classes=focus_classes,
+            path=path,
+            label_path=label_path,
+            index=index,
+            name=name,
+            run_id=self.run_id,
+        )
+        self.manifest.append(row)
+        if index is not None:
+            self.next_index = index + 1
+        # From the row, not the decision: a resumed run rebuilds the stats from these very rows.
+        self.stats.record_row(row)
+        return row

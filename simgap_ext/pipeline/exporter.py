@@ -1,30 +1,26 @@
 """Export of accepted frames in SemanticKITTI layout: ``velodyne/NNNNNN.bin``, ``labels/NNNNNN.label``,
 ``label_map.yaml``, each file written atomically (temp file in the same directory, fsync, rename).
 
-The exporter only writes files; the caller appends the manifest row after :meth:`Exporter.export` returns, so a
-file without a manifest row is an orphan of a crash and :meth:`Exporter.remove_orphans` deletes it on resume.
+The exporter only writes files; the caller (:class:`~simgap_ext.pipeline.attempt.AttemptRecorder`) records the
+export as pending first and appends the manifest row after :meth:`Exporter.export` returns, so a file without a
+manifest row is an orphan of a crash that :meth:`~simgap_ext.pipeline.run_dir.RunDir.find_leftovers` can prove.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..data.label_map import LABEL_MAP_FILENAME, read_label_map, write_label_map
 from ..data.semantickitti import write_semantickitti_scan
-from ..errors import ExportError, SimGapInputError
+from ..errors import SimGapInputError
 from ..frame import id_to_class, validate_frame
 
 __all__ = ["Exporter"]
 
 _log = logging.getLogger(__name__)
-
-_SCAN_RE = re.compile(r"^(\d{6})\.(bin|label)$")
-# atomic_write_bytes' temporaries: ".<name>.<random>.tmp"
-_TMP_RE = re.compile(r"^\.(\d{6}\.(bin|label)|label_map\.yaml|run\.json|bank\.npz|report\.html)\..*\.tmp$")
 
 
 class Exporter:
@@ -81,49 +77,3 @@ class Exporter:
             write_label_map(self.label_map_path, merged)
             self._labels = merged
         return write_semantickitti_scan(self.out_dir, index, f)
-
-    def existing_indices(self) -> set[int]:
-        """Scan numbers that have a ``.bin`` or a ``.label`` file on disk."""
-        out: set[int] = set()
-        for sub in ("velodyne", "labels"):
-            d = self.out_dir / sub
-            if d.is_dir():
-                for p in d.iterdir():
-                    m = _SCAN_RE.match(p.name)
-                    if m:
-                        out.add(int(m.group(1)))
-        return out
-
-    def remove_orphans(self, keep: Iterable[int]) -> list[Path]:
-        """Delete scan/label files whose index is not in ``keep`` and temporaries of interrupted writes.
-
-        Args:
-            keep: the indices the manifest records as exported.
-
-        Returns:
-            The paths removed.
-
-        Raises:
-            ExportError: a file could not be removed.
-        """
-        keep = set(int(i) for i in keep)
-        removed: list[Path] = []
-        candidates: list[Path] = []
-        for sub in ("velodyne", "labels"):
-            d = self.out_dir / sub
-            if d.is_dir():
-                candidates.extend(sorted(d.iterdir()))
-        if self.out_dir.is_dir():
-            candidates.extend(p for p in sorted(self.out_dir.iterdir()) if _TMP_RE.match(p.name))
-        for p in candidates:
-            m = _SCAN_RE.match(p.name)
-            orphan = (m is not None and int(m.group(1)) not in keep) or bool(_TMP_RE.match(p.name))
-            if orphan and p.is_file():
-                try:
-                    p.unlink()
-                except OSError as exc:
-                    raise ExportError(f"cannot remove orphan file {p}: {exc.strerror or exc}") from exc
-                removed.append(p)
-        if removed:
-            _log.info("removed %d orphan file(s) left by an interrupted run in %s", len(removed), self.out_dir)
-        return removed

@@ -29,7 +29,6 @@ which is equally exact, only slower.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -40,12 +39,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..data.atomic import atomic_write_bytes
-from ..data.manifest import ManifestWriter, read_manifest
-from ..errors import ExportError, SimGapInputError
-from .attempt import attempt_row, plan_retry
+from ..data.atomic import atomic_write_bytes, temp_tag
+from ..data.manifest import ManifestWriter
+from ..errors import SimGapInputError
+from .attempt import AttemptRecorder, plan_retry
 from .exporter import Exporter
 from .live import LiveTable
+from .run_dir import (
+    GATE_STATE_NAME,
+    MANIFEST_NAME,
+    RUN_CONFIG_NAME,
+    RUN_FORMAT,
+    RunDir,
+    decode_gate_state,
+    encode_gate_state,
+    run_id_for_config,
+)
 from .stats import AcceptanceStats, decision_label
 
 __all__ = [
@@ -61,12 +70,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.jsonl"
-RUN_CONFIG_NAME = "run.json"
-GATE_STATE_NAME = "gate_state.json"
-_RUN_FORMAT = 1
-_GATE_STATE_FORMAT = 1
 
 
 def derive_seed(run_seed: int, frame_id: int, attempt: int) -> int:
@@ -129,7 +132,8 @@ class GenerationSummary:
         frames_done: scheduled frames finished by this call.
         attempts: attempts (manifest rows) written by this call.
         exported: scans in the export after the call.
-        orphans_removed: orphan files deleted on resume.
+        orphans_removed: files deleted on resume (left by an interrupted run; each proven to be this run's).
+        removed: those files' paths.
         counts: attempts per decision over the whole run (``accepted``, ``rejected``, ``rerandomized``,
             ``held_back``, ``attempts``).
         stats: the run's :class:`AcceptanceStats`.
@@ -145,6 +149,7 @@ class GenerationSummary:
     orphans_removed: int
     counts: dict[str, int]
     stats: AcceptanceStats = field(repr=False)
+    removed: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (stats as :meth:`AcceptanceStats.to_dict`)."""
@@ -157,15 +162,10 @@ class GenerationSummary:
             "attempts": self.attempts,
             "exported": self.exported,
             "orphans_removed": self.orphans_removed,
+            "removed": [str(p) for p in self.removed],
             "counts": dict(self.counts),
             "stats": self.stats.to_dict(),
         }
-
-
-def _row_key(row: Mapping[str, Any]) -> dict[str, Any]:
-    """What identifies a manifest row for a saved gate state (timestamps excluded: a resumed run's state file
-    must be byte-identical to an uninterrupted run's)."""
-    return _jsonable({k: row.get(k) for k in ("frame_id", "attempt", "seed", "decision", "index", "quarantined")})
 
 
 def _jsonable(value: Any) -> Any:
@@ -231,19 +231,21 @@ class GenerationRunner:
         if replay_on_resume is None:
             replay_on_resume = getattr(gate, "quarantine", True) is not None
         self.replay_on_resume = bool(replay_on_resume)
-        self.manifest_path = self.out_dir / MANIFEST_NAME
-        self.run_config_path = self.out_dir / RUN_CONFIG_NAME
-        self.gate_state_path = self.out_dir / GATE_STATE_NAME
+        self.run_dir = RunDir(self.out_dir)
+        self.manifest_path = self.run_dir.manifest
+        self.run_config_path = self.run_dir.run_config
+        self.gate_state_path = self.run_dir.gate_state
         self.exporter = Exporter(self.out_dir)
         self._n_rows = 0  # manifest rows so far (the position a saved gate state refers to)
         self._config_sha256: str | None = None
+        self.run_id = ""
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict[str, Any]:
         """The configuration stored in ``run.json`` (everything that changes the schedule or the decisions)."""
         return _jsonable(
             {
-                "format": _RUN_FORMAT,
+                "format": RUN_FORMAT,
                 "seed": self.seed,
                 "sensor": str(getattr(self.source, "sensor_name", "unknown")),
                 "max_retries": self.max_retries,
@@ -257,39 +259,39 @@ class GenerationRunner:
             }
         )
 
-    def _check_or_write_config(self, resume: bool, has_rows: bool) -> None:
-        cfg = self.config()
-        exists = self.run_config_path.exists()
-        if (exists or has_rows) and not resume:
-            raise SimGapInputError(
-                f"{self.out_dir} already holds a generation run ({RUN_CONFIG_NAME}/{MANIFEST_NAME}); "
-                "pass --resume to continue it or choose an empty output directory"
-            )
-        if exists:
-            try:
-                saved = json.loads(self.run_config_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise SimGapInputError(f"{self.run_config_path}: unreadable run configuration ({exc})") from exc
-            if saved != cfg:
-                keys = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
-                detail = ", ".join(f"{k}: {saved.get(k)!r} -> {cfg.get(k)!r}" for k in keys[:3])
-                raise SimGapInputError(
-                    f"cannot resume {self.out_dir}: configuration differs from {RUN_CONFIG_NAME} in {', '.join(keys)} "
-                    f"({detail})"
-                )
-        else:
-            if has_rows:
-                raise SimGapInputError(
-                    f"cannot resume {self.out_dir}: {MANIFEST_NAME} exists but {RUN_CONFIG_NAME} is missing"
-                )
-            atomic_write_bytes(self.run_config_path, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
-
-    # ------------------------------------------------------------------ resume
-    def _restore(self, rows: list[dict[str, Any]]) -> tuple[int, int, list[str] | None, int]:
-        """Check recorded rows, clean orphans, rebuild stats and gate state (saved state + replay of the rest).
+    def _check_or_write_config(self, resume: bool) -> bool:
+        """Check ``run.json`` against this configuration (resume) or write it (fresh run).
 
         Returns:
-            (next frame_id, next attempt, focus of a frame in progress or None, orphans removed).
+            Whether the directory holds a recorded run of this configuration.
+        """
+        cfg = self.config()
+        saved = self.run_dir.read_owner(self.run_config_path) if resume else None
+        if saved is None:
+            # A fresh run (also --resume with nothing recorded yet): nothing of SimGap's names may exist here.
+            self.run_dir.check_fresh(bank_cache_ok=True)
+            self.run_dir.write_owner(self.run_config_path, {**cfg, "run_id": self.run_id})
+            return False
+        saved = dict(saved)
+        saved_id = saved.pop("run_id")
+        if saved != cfg:
+            keys = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {cfg.get(k)!r}" for k in keys[:3])
+            raise SimGapInputError(
+                f"cannot resume {self.out_dir}: configuration differs from {RUN_CONFIG_NAME} in {', '.join(keys)} "
+                f"({detail})"[:600]
+            )
+        if saved_id != self.run_id:
+            raise SimGapInputError(f"{self.run_config_path}: run_id {saved_id!r} does not match its configuration")
+        return True
+
+    # ------------------------------------------------------------------ resume
+    def _restore(self, rows: list[dict[str, Any]], torn: int) -> tuple[int, int, list[str] | None]:
+        """Check recorded rows, clean what this run left unrecorded, rebuild stats and gate state (saved state +
+        replay of the rest). Everything is checked before anything is modified.
+
+        Returns:
+            (next frame_id, next attempt, focus of a frame in progress or None).
         """
         exported: list[int] = []
         prev: dict[str, Any] | None = None
@@ -322,13 +324,16 @@ class GenerationRunner:
                     if not p.is_file():
                         raise SimGapInputError(f"{where}: recorded file {p} is missing")
             prev = row
-        removed = self.exporter.remove_orphans(exported)
+        leftovers = self.run_dir.find_leftovers(self.run_id, exported)
+        # Proven ours (rows, torn tail, leftovers): only now is anything modified.
+        if torn:
+            self.run_dir.cut_manifest_tail(torn)
+        self.run_dir.remove(leftovers)
+        if not rows and self.gate_state_path.is_file():
+            # Nothing recorded: a state file here is stale (a kill before the first row of an earlier start).
+            self.run_dir.remove([self.gate_state_path])
         for row in rows:
             self.stats.record_row(row)
-        removed += self._remove_gate_state_temps()
-        if not rows:
-            # Nothing recorded: a state file here is stale (a kill before the first row of an earlier start).
-            self._unlink(self.gate_state_path)
         if self.replay_on_resume and rows:
             # The saved state reflects rows[:start] (start <= len(rows): it is written after its row); the gate is
             # deterministic in (state, frame), so replaying only rows[start:] ends where an uninterrupted run was.
@@ -357,11 +362,11 @@ class GenerationRunner:
                         row["decision"],
                     )
         if not rows:
-            return 0, 0, None, len(removed)
+            return 0, 0, None
         last = rows[-1]
         if last["decision"] == "rerandomized":
-            return int(last["frame_id"]), int(last["attempt"]) + 1, list(last["focus_classes"]), len(removed)
-        return int(last["frame_id"]) + 1, 0, None, len(removed)
+            return int(last["frame_id"]), int(last["attempt"]) + 1, list(last["focus_classes"])
+        return int(last["frame_id"]) + 1, 0, None
 
     # ------------------------------------------------------------------ run
     def run(self, n_frames: int, *, resume: bool = False, progress: bool = True) -> GenerationSummary:
@@ -385,24 +390,20 @@ class GenerationRunner:
             raise SimGapInputError(f"n_frames must be an integer >= 0, got {n_frames!r}")
         if self.stats.frame_counts["attempts"]:
             raise SimGapInputError("GenerationRunner needs an empty AcceptanceStats (it rebuilds it from the manifest)")
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExportError(f"cannot create output directory {self.out_dir}: {exc.strerror or exc}") from exc
-        rows = (
-            read_manifest(self.manifest_path, repair=resume, missing_ok=True)
-            if resume or self.manifest_path.exists()
-            else []
-        )
-        # Also on resume: our own runs create the manifest before the first scan, so scans without a manifest are
-        # someone else's data, and the orphan clean-up of a resume would delete every one of them.
-        if not self.manifest_path.exists() and self.exporter.existing_indices():
-            raise SimGapInputError(
-                f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
-            )
-        self._check_or_write_config(resume, bool(rows) or self.manifest_path.exists())
         self._config_sha256 = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()
-        next_frame, next_attempt, pending_focus, orphans = self._restore(rows)
+        self.run_id = run_id_for_config(self._config_sha256)
+        # Read-only checks first, so that a refused directory is left without even a lock file; repeated under the
+        # lock, where they count.
+        if not (resume and self.run_dir.read_owner(self.run_config_path) is not None):
+            self.run_dir.check_fresh(bank_cache_ok=True)
+        with self.run_dir.lock(), temp_tag(self.run_id):
+            return self._run_locked(int(n_frames), resume, progress)
+
+    def _run_locked(self, n_frames: int, resume: bool, progress: bool) -> GenerationSummary:
+        self.run_dir.removed = []
+        recorded = self._check_or_write_config(resume)
+        rows, torn = self.run_dir.prove_manifest(self.run_id) if recorded else ([], 0)
+        next_frame, next_attempt, pending_focus = self._restore(rows, torn)
         self._n_rows = len(rows)
         resumed_at = (next_frame, next_attempt) if resume and rows else None
         if resumed_at:
@@ -411,7 +412,10 @@ class GenerationRunner:
         attempts = 0
         frames_done = 0
         view = LiveTable(self.stats, n_frames, completed=min(next_frame, n_frames)) if progress else None
-        with ManifestWriter(self.manifest_path) as manifest:
+        with ManifestWriter(self.manifest_path, repair=False) as manifest:
+            recorder = AttemptRecorder(
+                self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
+            )
             if view is not None:
                 view.__enter__()
             try:
@@ -421,9 +425,8 @@ class GenerationRunner:
                     if focus is None:
                         focus = list(self.focus_plan.focus_for(frame_id, self.stats))
                     for attempt in range(start, self.max_retries + 1):
-                        accepted_now, retry = self._attempt(manifest, frame_id, attempt, focus, exported)
+                        retry = self._attempt(recorder, frame_id, attempt, focus)
                         attempts += 1
-                        exported += int(accepted_now)
                         if not retry:
                             break
                     frames_done += 1
@@ -439,25 +442,21 @@ class GenerationRunner:
             resumed_at=resumed_at,
             frames_done=frames_done,
             attempts=attempts,
-            exported=exported,
-            orphans_removed=orphans,
+            exported=recorder.next_index,
+            orphans_removed=len(self.run_dir.removed),
             counts=self.stats.frame_counts,
             stats=self.stats,
+            removed=list(self.run_dir.removed),
         )
 
-    def _attempt(
-        self, manifest: ManifestWriter, frame_id: int, attempt: int, focus: list[str], next_index: int
-    ) -> tuple[bool, bool]:
-        """Render, gate and record one attempt. Returns (accepted, retry)."""
+    def _attempt(self, recorder: AttemptRecorder, frame_id: int, attempt: int, focus: list[str]) -> bool:
+        """Render, gate and record one attempt. Returns whether to retry."""
         seed = derive_seed(self.seed, frame_id, attempt)
         frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
         decision = self.gate.evaluate(frame)
         plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
-        path = label_path = index = None
-        if decision.accepted:
-            bin_path, lab_path = self.exporter.export(frame, next_index)
-            path, label_path, index = self.exporter.relative(bin_path), self.exporter.relative(lab_path), next_index
-        row = attempt_row(
+        row = recorder.record(
+            frame,
             decision,
             plan,
             sensor=str(frame.get("sensor") or getattr(self.source, "sensor_name", "unknown")),
@@ -465,17 +464,11 @@ class GenerationRunner:
             attempt=attempt,
             frame_id=frame_id,
             focus_classes=focus,
-            path=path,
-            label_path=label_path,
-            index=index,
         )
-        manifest.append(row)
-        # From the row, not the decision: a resumed run rebuilds the stats from these very rows.
-        self.stats.record_row(row)
         self._n_rows += 1
         # After the row is durable, never before: a saved state then never covers a row the manifest lacks.
         self._save_gate_state(row)
-        return decision.accepted, plan.retry
+        return plan.retry
 
     # ------------------------------------------------------------------ gate state
     def _stateful_quarantine(self) -> Any:
@@ -487,29 +480,10 @@ class GenerationRunner:
         q = self._stateful_quarantine()
         if not self.replay_on_resume or q is None:
             return
-        qs = q.state_dict()
-        # float32 bytes in base64: exact, and JSON keeps the file deterministic (no timestamps, sorted keys), so an
-        # uninterrupted and a resumed run end with byte-identical state files.
-        windows = {
-            name: [
-                {
-                    "shape": list(a.shape),
-                    "data": base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode(),
-                }
-                for a in win
-            ]
-            for name, win in qs["windows"].items()
-        }
-        doc = {
-            "format": _GATE_STATE_FORMAT,
-            "rows": self._n_rows,
-            "last_row": _row_key(last_row),
-            "run_config_sha256": self._config_sha256,
-            "quarantine": {**qs, "windows": windows},
-        }
-        atomic_write_bytes(
-            self.gate_state_path, (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        data = encode_gate_state(
+            q.state_dict(), rows=self._n_rows, last_row=last_row, config_sha256=self._config_sha256
         )
+        atomic_write_bytes(self.gate_state_path, data)
 
     def _load_gate_state(self, rows: list[dict[str, Any]]) -> int:
         """Load ``gate_state.json`` into the quarantine; returns how many leading rows it covers (0: none usable)."""
@@ -520,26 +494,7 @@ class GenerationRunner:
             _log.info("%s: no saved gate state, replaying every recorded attempt", self.out_dir)
             return 0
         try:
-            doc = json.loads(self.gate_state_path.read_bytes())
-            if not isinstance(doc, dict) or doc.get("format") != _GATE_STATE_FORMAT:
-                raise ValueError(f"unknown format {doc.get('format') if isinstance(doc, dict) else doc!r}")
-            if doc.get("run_config_sha256") != self._config_sha256:
-                raise ValueError("saved for another run configuration")
-            k = doc.get("rows")
-            if not isinstance(k, int) or not 1 <= k <= len(rows):
-                raise ValueError(f"covers {k!r} rows, the manifest has {len(rows)}")
-            if doc.get("last_row") != _row_key(rows[k - 1]):
-                raise ValueError(f"its last row does not match manifest row {k}")
-            qs = dict(doc["quarantine"])
-            qs["windows"] = {
-                name: [
-                    np.frombuffer(base64.b64decode(a["data"], validate=True), dtype="<f4")
-                    .reshape([int(d) for d in a["shape"]])
-                    .astype(np.float32)
-                    for a in win
-                ]
-                for name, win in dict(qs["windows"]).items()
-            }
+            k, qs = decode_gate_state(self.gate_state_path.read_bytes(), rows, config_sha256=self._config_sha256)
             q.load_state_dict(qs)  # all or nothing: on failure the quarantine stays fresh
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             _log.warning(
@@ -548,22 +503,6 @@ class GenerationRunner:
             return 0
         _log.info("restored the gate state after %d of %d recorded attempts", k, len(rows))
         return k
-
-    def _remove_gate_state_temps(self) -> list[Path]:
-        """Temporaries of a gate-state write interrupted by a kill (the exporter's clean-up does not know them)."""
-        removed = []
-        if self.out_dir.is_dir():
-            for p in sorted(self.out_dir.glob(f".{GATE_STATE_NAME}.*.tmp")):
-                self._unlink(p)
-                removed.append(p)
-        return removed
-
-    @staticmethod
-    def _unlink(path: Path) -> None:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise ExportError(f"cannot remove {path}: {exc.strerror or exc}") from exc
 
 
 def fingerprint_file(path: str | Path) -> str:

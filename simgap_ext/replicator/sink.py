@@ -12,25 +12,25 @@ reason and never reach the gate, so they neither get scored nor disturb the gate
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.manifest import ManifestWriter, read_manifest
+from ..data.atomic import temp_tag
+from ..data.manifest import DECISIONS, ManifestWriter
 from ..errors import SimGapInputError
 from ..gate.decision import GateDecision
-from ..pipeline.attempt import attempt_row, plan_retry
+from ..pipeline.attempt import AttemptRecorder, plan_retry
 from ..pipeline.exporter import Exporter
-from ..pipeline.runner import RUN_CONFIG_NAME
+from ..pipeline.run_dir import MANIFEST_NAME, RUN_CONFIG_NAME, RUN_FORMAT, RunDir, new_run_id
 from ..pipeline.stats import AcceptanceStats
 from .adapters import frame_issues
 
 __all__ = ["GatedExportSink", "MANIFEST_NAME"]
 
 _log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.jsonl"
 
 
 class GatedExportSink:
@@ -78,39 +78,88 @@ class GatedExportSink:
         self.max_retries = int(max_retries)
         self.on_rerandomize = on_rerandomize
         self.min_points = int(min_points)
-        self.manifest_path = self.out_dir / MANIFEST_NAME
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.exporter = Exporter(self.out_dir)
-        if (self.out_dir / RUN_CONFIG_NAME).exists():
+        self.run_dir = RunDir(self.out_dir)
+        self.manifest_path = self.run_dir.manifest
+        if self.run_dir.run_config.exists() or self.run_dir.run_config.is_symlink():
             # A `simgap generate` run: rows appended here would break its schedule and its --resume.
             raise SimGapInputError(
                 f"{self.out_dir} holds a simgap generate run ({RUN_CONFIG_NAME}); give the writer its own output_dir"
             )
-        if not self.manifest_path.exists() and self.exporter.existing_indices():
-            # Someone else's data: appending would mix it into our export, and the orphan clean-up would delete it.
-            raise SimGapInputError(
-                f"{self.out_dir} holds SemanticKITTI scans but no {MANIFEST_NAME}; choose an empty output directory"
+        owner = self.run_dir.read_owner(self.run_dir.writer_record)
+        if owner is None:
+            # Read-only check before the lock: a refused directory is left without even a lock file.
+            self.run_dir.check_fresh(bank_cache_ok=True)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(self.run_dir.lock())
+        self._locked = True
+        try:
+            self.run_id, self._next_index = self._open_session(owner)
+        except BaseException:
+            self._lock.close()
+            raise
+        self.exporter = Exporter(self.out_dir)
+        self._recorder: AttemptRecorder | None = None
+        # Manifest decisions (DECISIONS: they sum to "received"), plus "invalid": the unscored ones among "rejected".
+        self.counts = {"received": 0, **dict.fromkeys(DECISIONS, 0), "invalid": 0}
+
+    def _open_session(self, owner: Mapping[str, Any] | None) -> tuple[str, int]:
+        """Claim a fresh directory (``writer.json``) or prove an existing export is ours and clean its leftovers.
+
+        Returns:
+            (run id, next scan index).
+        """
+        owner = self.run_dir.read_owner(self.run_dir.writer_record)  # again, under the lock
+        if owner is None:
+            self.run_dir.check_fresh(bank_cache_ok=True)
+            run_id = new_run_id()
+            self.run_dir.write_owner(
+                self.run_dir.writer_record, {"format": RUN_FORMAT, "kind": "replicator-writer", "run_id": run_id}
             )
-        rows = read_manifest(self.manifest_path, repair=True, missing_ok=True)
+            return run_id, 0
+        run_id = str(owner["run_id"])
+        rows, torn = self.run_dir.prove_manifest(run_id)
         indices = [int(r["index"]) for r in rows if r.get("index") is not None]
-        self._next_index = max(indices) + 1 if indices else 0
         # Scans written by a session that died before their manifest row are orphans: a SemanticKITTI loader
         # would take them for samples the gate never recorded (the runner cleans them the same way on resume).
-        removed = self.exporter.remove_orphans(indices)
-        if removed:
-            _log.warning("removed %d orphan file(s) of an interrupted session from %s", len(removed), self.out_dir)
-        self._manifest: ManifestWriter | None = None
-        self.counts = {"received": 0, "accepted": 0, "rejected": 0, "invalid": 0, "rerandomized": 0}
+        leftovers = self.run_dir.find_leftovers(run_id, indices)
+        if torn:
+            self.run_dir.cut_manifest_tail(torn)
+        self.run_dir.remove(leftovers)
+        if leftovers:
+            _log.warning(
+                "removed %d file(s) of an interrupted session from %s: %s",
+                len(leftovers),
+                self.out_dir,
+                ", ".join(str(p) for p in leftovers),
+            )
+        return run_id, (max(indices) + 1 if indices else 0)
+
+    @property
+    def removed(self) -> list[Path]:
+        """Files this sink removed when it opened (left by an interrupted session, each proven its own)."""
+        return list(self.run_dir.removed)
 
     @property
     def next_index(self) -> int:
         """Scan index the next accepted frame gets."""
-        return self._next_index
+        return self._recorder.next_index if self._recorder is not None else self._next_index
 
-    def _writer(self) -> ManifestWriter:
-        if self._manifest is None:
-            self._manifest = ManifestWriter(self.manifest_path)
-        return self._manifest
+    @property
+    def _manifest(self) -> ManifestWriter | None:
+        """The open manifest writer (``None`` between sessions)."""
+        return self._recorder.manifest if self._recorder is not None else None
+
+    def _writer(self) -> AttemptRecorder:
+        if self._recorder is None:
+            if not self._locked:  # released by flush(): take it again
+                self._lock.enter_context(self.run_dir.lock())
+                self._locked = True
+            with temp_tag(self.run_id):
+                manifest = ManifestWriter(self.manifest_path, repair=False)
+            self._recorder = AttemptRecorder(
+                self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=self._next_index
+            )
+        return self._recorder
 
     def submit(self, frame: Mapping[str, Any]) -> GateDecision:
         """Gate one frame, export it when accepted, append its manifest row and update the stats.
@@ -125,7 +174,7 @@ class GatedExportSink:
             ExportError: writing the scan or the manifest row failed (nothing partial is left behind).
         """
         # The manifest exists before the first scan (as in the runner): scans without a manifest are never ours.
-        manifest = self._writer()
+        recorder = self._writer()
         self.counts["received"] += 1
         issues = frame_issues(frame, min_points=self.min_points)
         if issues:
@@ -145,46 +194,32 @@ class GatedExportSink:
             decision = self.gate.evaluate(frame)
         attempt = int(frame.get("attempt", 0))
         plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
-        retry = plan.retry
-        path = label_path = index = None
-        if decision.accepted:
-            bin_path, lab_path = self.exporter.export(frame, self._next_index)
-            path, label_path, index = (
-                self.exporter.relative(bin_path),
-                self.exporter.relative(lab_path),
-                self._next_index,
+        with temp_tag(self.run_id):
+            recorder.record(
+                frame,
+                decision,
+                plan,
+                sensor=str(frame.get("sensor", "unknown")),
+                seed=int(frame.get("seed", 0)),
+                attempt=attempt,
+                frame_id=int(frame.get("frame_id", 0)),
+                focus_classes=list(frame.get("focus_classes", ())),
+                name=frame.get("render_product") or None,
             )
-            self._next_index += 1
-        row = attempt_row(
-            decision,
-            plan,
-            sensor=str(frame.get("sensor", "unknown")),
-            seed=int(frame.get("seed", 0)),
-            attempt=attempt,
-            frame_id=int(frame.get("frame_id", 0)),
-            focus_classes=list(frame.get("focus_classes", ())),
-            path=path,
-            label_path=label_path,
-            index=index,
-            name=frame.get("render_product") or None,
-        )
-        manifest.append(row)
-        self.stats.record_row(row)
-        if decision.accepted:
-            self.counts["accepted"] += 1
-        elif retry:
-            self.counts["rerandomized"] += 1
-        else:
-            self.counts["rejected"] += 1
-        if retry and self.on_rerandomize is not None:
+        self._next_index = recorder.next_index
+        self.counts[plan.label] += 1
+        if plan.retry and self.on_rerandomize is not None:
             self.on_rerandomize(frame, decision)
         return decision
 
     def flush(self) -> None:
-        """Close the manifest file (rows are already durable; this releases the handle)."""
-        if self._manifest is not None:
-            self._manifest.close()
-            self._manifest = None
+        """Close the manifest file and release the directory's lock (rows are already durable)."""
+        if self._recorder is not None:
+            self._recorder.manifest.close()
+            self._next_index = self._recorder.next_index
+            self._recorder = None
+        self._lock.close()
+        self._locked = False
 
     def reset_counts(self) -> None:
         """Zero the per-session counters (the manifest and the export are kept)."""
