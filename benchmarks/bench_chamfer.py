@@ -1,24 +1,34 @@
-"""Exact Chamfer distance benchmark: SimGap's Warp kernels vs scipy cKDTree vs the seed's dense formula.
+"""Exact Chamfer distance on real LiDAR pairs and uniform clouds: SimGap against the KD-tree libraries.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_chamfer.py [--sizes 2048 16384 131072] [--repeats 5] [--cloud lidar]
+    python benchmarks/bench_chamfer.py                                   # every pair, N = 2k ... 1M
+    python benchmarks/bench_chamfer.py --pairs consecutive --sizes 16384 full --rounds 5
 
-Every (method, size) runs in a fresh subprocess so that its peak memory can be measured on its own:
+Pairs (``../shared/realdata``, resolved from this file; ``--realdata`` to point elsewhere):
 
-- time: median of ``--repeats`` calls after a warm-up call on the same clouds (Warp kernels are compiled and
-  loaded from Warp's kernel cache during a separate tiny warm-up, so compilation is never timed);
-- ``tracemalloc peak``: peak Python/NumPy heap during one call (NumPy paths; for ours this covers the host-side
-  float64 copies and index arrays, not Warp's own allocations);
-- ``RSS delta``: peak resident set size of the worker process (``ru_maxrss``) minus its RSS just before the
-  measured calls: covers Warp's allocations (arrays, hash grid) and cKDTree's C++ tree too;
-- ``warp bytes``: the Warp arrays and hash grids SimGap allocates, estimated from their sizes (Warp's CPU
-  allocator is invisible to tracemalloc).
+- ``consecutive``: KITTI-360 drive 0009, scans 2000 and 2020 (HDL-64E, 2 s apart); 1M points = nine scans stacked
+  per side (even vs odd frames of the 18);
+- ``drives``: KITTI-360 scan 2000 against SemanticKITTI ``spvnas/000000`` (another drive, same sensor model);
+- ``render``: KITTI-360 scan 2000 against an ``hdl-64`` ``realistic`` render of SimGap's embedded Warp backend;
+- ``uniform``: uniform in a 50 x 50 x 5 m box (seeded).
 
-Clouds (same seed for every method): ``lidar`` = a synthetic 64-beam spinning-LiDAR scan (ground rings whose
-spacing grows with range, plus walls at 60 m), ``uniform`` = uniform in a 50 x 50 x 5 m box. The dense
-formula ``np.linalg.norm(a[:, None] - b[None], axis=-1)`` is skipped where its N x M float64 temporaries
-would exceed ``--dense-limit-gb``.
+``N`` subsamples each side to N points (seeded, without replacement; stacked scans beyond one scan); ``full`` keeps
+the scans as they are.
+
+Contenders, all computing the mean-reduced Chamfer ``0.5 (mean_a d + mean_b d)`` from NumPy float64 clouds:
+``simgap`` (``chamfer_distance(device="cpu")``, validation included), ``simgap-grid`` (the same with
+``SIMGAP_NN_BACKEND=warp``: the Warp CPU hash grid that was the CPU path before), ``pykdtree``, ``ckdtree``
+(scipy defaults, ``workers=-1``), ``ckdtree-unbal`` (``balanced_tree=False, compact_nodes=False``,
+``workers=-1``), ``open3d`` (``PointCloud.compute_point_cloud_distance`` both ways, conversion included), when
+installed.
+
+Timing: one process per (pair, N) with every contender; after a warm-up call each, ``--rounds`` rounds run every
+contender once in a freshly shuffled order, so background load (the machine is shared) hits all contenders alike;
+the table gives the median time and the median over rounds of the per-round ratio simgap / peer (< 1: simgap
+faster). Memory: one fresh process per (pair, N, contender) that loads the clouds, makes one call on 64 points
+(imports, Warp start-up), reads its RSS, makes one full call and reports peak RSS (``ru_maxrss``) minus that
+baseline: it covers native allocations (trees, Warp arrays) that tracemalloc cannot see.
 """
 
 from __future__ import annotations
@@ -26,32 +36,140 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-METHODS = ("warp-cpu", "warp-cuda", "ckdtree-w1", "ckdtree-wall", "dense")
+CONTENDERS = ("simgap", "simgap-grid", "pykdtree", "ckdtree", "ckdtree-unbal", "open3d")
+PAIRS = ("consecutive", "drives", "render", "uniform")
+ONE_M = 1 << 20
+_REPO = Path(__file__).resolve().parents[1]
+# ../shared/realdata from the main checkout; ../../shared/realdata from a worktree under wt/
+_REALDATA = next(
+    (p for p in (_REPO.parent / "shared", _REPO.parents[1] / "shared") if p.is_dir()), _REPO.parent / "shared"
+)
+_REALDATA = _REALDATA / "realdata"
 
 
-def make_cloud(kind: str, n: int, seed: int) -> np.ndarray:
-    """(n, 3) float64 test cloud, deterministic in (kind, n, seed)."""
-    rng = np.random.default_rng(seed)
-    if kind == "uniform":
-        return rng.random((n, 3)) * [50.0, 50.0, 5.0]
-    az = rng.uniform(0, 2 * np.pi, n)
-    el = np.deg2rad(rng.choice(np.linspace(-25.0, 3.0, 64), n))
-    h = 1.8
-    rng_m = np.where(el < 0, h / np.tan(-np.minimum(el, -1e-3)), 60.0)
-    rng_m = np.minimum(rng_m, 60.0) + rng.normal(0, 0.02, n)
-    x = rng_m * np.cos(el) * np.cos(az)
-    y = rng_m * np.cos(el) * np.sin(az)
-    z = np.where(el < 0, -h, rng_m * np.sin(el)) + rng.normal(0, 0.02, n)
-    return np.stack([x, y, z], axis=1)
+def _kitti_bin(path: Path) -> np.ndarray:
+    return np.fromfile(path, np.float32).reshape(-1, 4)[:, :3].astype(np.float64)
+
+
+def _kitti360_frames(root: Path) -> list[Path]:
+    frames = sorted((root / "kitti360_osm_bki" / "velodyne_points" / "data").glob("*.bin"))
+    if len(frames) < 2:
+        raise SystemExit(f"bench_chamfer: no KITTI-360 scans under {root} (pass --realdata)")
+    return frames
+
+
+def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if n >= points.shape[0]:
+        return points
+    return points[np.sort(np.random.default_rng(seed).choice(points.shape[0], n, replace=False))]
+
+
+def load_pair(pair: str, size: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3), (M, 3) float64 clouds of one benchmark case, deterministic in (pair, size)."""
+    n = None if size == "full" else int(size)
+    if pair == "uniform":
+        rng = np.random.default_rng(1)
+        m = n or 131072
+        return rng.random((m, 3)) * [50.0, 50.0, 5.0], rng.random((m, 3)) * [50.0, 50.0, 5.0]
+    frames = _kitti360_frames(root)
+    if pair == "consecutive":
+        if n is not None and n > 120_000:  # more than one scan: stack even frames against odd frames
+            a = np.vstack([_kitti_bin(f) for f in frames[0::2]])
+            b = np.vstack([_kitti_bin(f) for f in frames[1::2]])
+        else:
+            a, b = _kitti_bin(frames[0]), _kitti_bin(frames[1])
+    elif pair == "drives":
+        a, b = _kitti_bin(frames[0]), _kitti_bin(root / "spvnas" / "000000.bin")
+    elif pair == "render":
+        from simgap_ext.backends.warp import WarpLidarSource
+
+        a = _kitti_bin(frames[0])
+        b = WarpLidarSource("hdl-64", "realistic", device="cpu").render(seed=0)["data"].astype(np.float64)
+    else:
+        raise SystemExit(f"bench_chamfer: unknown pair {pair!r}")
+    if n is not None:
+        a, b = _subsample(a, n, 1), _subsample(b, n, 2)
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def make_contender(name: str, a: np.ndarray, b: np.ndarray) -> Callable[[], float] | None:
+    """A zero-argument callable computing the Chamfer distance of (a, b); ``None`` when not installed."""
+    if name in ("simgap", "simgap-grid"):
+        from simgap_ext.metrics import chamfer_distance
+
+        backend = "warp" if name == "simgap-grid" else "auto"
+
+        def run() -> float:
+            os.environ["SIMGAP_NN_BACKEND"] = backend
+            try:
+                return chamfer_distance(a, b, device="cpu")
+            finally:
+                os.environ.pop("SIMGAP_NN_BACKEND", None)
+
+        return run
+    if name == "pykdtree":
+        from pykdtree.kdtree import KDTree
+
+        def run() -> float:
+            d_ab, _ = KDTree(b).query(a)
+            d_ba, _ = KDTree(a).query(b)
+            return 0.5 * (d_ab.mean() + d_ba.mean())
+
+        return run
+    if name.startswith("ckdtree"):
+        from scipy.spatial import cKDTree
+
+        kw = {"balanced_tree": False, "compact_nodes": False} if name == "ckdtree-unbal" else {}
+
+        def run() -> float:
+            d_ab, _ = cKDTree(b, **kw).query(a, workers=-1)
+            d_ba, _ = cKDTree(a, **kw).query(b, workers=-1)
+            return 0.5 * (d_ab.mean() + d_ba.mean())
+
+        return run
+    if name == "open3d":
+        try:
+            import open3d as o3d
+        except ImportError:
+            return None
+
+        def run() -> float:
+            pa = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(a))
+            pb = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(b))
+            d_ab = np.asarray(pa.compute_point_cloud_distance(pb))
+            d_ba = np.asarray(pb.compute_point_cloud_distance(pa))
+            return 0.5 * (d_ab.mean() + d_ba.mean())
+
+        return run
+    raise ValueError(name)
+
+
+def time_worker(pair: str, size: str, contenders: list[str], rounds: int, root: Path) -> dict:
+    """Shuffled interleaved rounds of every contender on one case."""
+    a, b = load_pair(pair, size, root)
+    fns = {c: f for c in contenders if (f := make_contender(c, a, b)) is not None}
+    values = {c: float(f()) for c, f in fns.items()}  # warm-up: imports, Warp kernels, first-touch pages
+    times: dict[str, list[float]] = {c: [] for c in fns}
+    rng = random.Random(7)
+    order = list(fns)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for c in order:
+            t0 = time.perf_counter()
+            fns[c]()
+            times[c].append(time.perf_counter() - t0)
+    return {"pair": pair, "size": size, "n": [a.shape[0], b.shape[0]], "times": times, "values": values}
 
 
 def _rss_bytes() -> int:
@@ -59,133 +177,108 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _warp_bytes(n: int, m: int) -> int:
-    """Estimated bytes of the Warp arrays and hash grids SimGap allocates for one Chamfer call."""
-    per_cloud = 12 + 12 + 4  # raw vec3 copy, cell-sorted copy, permutation
-    # hash grid: point ids + cells (8), radix-sort scratch (~16), <= 2 buckets per point x start/end (16)
-    per_grid = 8 + 16 + 16
-    per_query = 4 + 4 + 4 + 4  # best distance, best index, active ids, radius
-    return (n + m) * (per_cloud + per_grid + per_query)
-
-
-def worker(method: str, kind: str, n: int, repeats: int) -> dict:
-    """Time one method on one size in this process; returns a JSON-able dict."""
-    a = make_cloud(kind, n, 1)
-    b = make_cloud(kind, n, 2)
-    out: dict = {"method": method, "n": n}
-    if method.startswith("warp"):
-        from simgap_ext._warp import available_devices
-        from simgap_ext.metrics import chamfer_distance
-
-        dev = "cpu" if method == "warp-cpu" else "cuda:0"
-        if dev not in available_devices():
-            return {**out, "skipped": "no CUDA device"}
-        chamfer_distance(a[:256], b[:256], device=dev)  # compile / load kernels: not timed
-
-        def fn() -> float:
-            return chamfer_distance(a, b, device=dev)
-
-        out["warp_bytes"] = _warp_bytes(n, n)
-    elif method.startswith("ckdtree"):
-        from scipy.spatial import cKDTree
-
-        workers = 1 if method == "ckdtree-w1" else -1
-
-        def fn() -> float:
-            d_ab, _ = cKDTree(b).query(a, workers=workers)
-            d_ba, _ = cKDTree(a).query(b, workers=workers)
-            return 0.5 * (d_ab.mean() + d_ba.mean())
-    else:
-
-        def fn() -> float:
-            d = np.linalg.norm(a[:, None] - b[None], axis=-1)
-            return 0.5 * (d.min(axis=1).mean() + d.min(axis=0).mean())
-
+def mem_worker(pair: str, size: str, contender: str, root: Path) -> dict:
+    """Peak RSS growth of one call in this fresh process."""
+    a, b = load_pair(pair, size, root)
+    fn = make_contender(contender, a, b)
+    if fn is None:
+        return {"skipped": "not installed"}
+    make_contender(contender, a[:64].copy(), b[:64].copy())()  # imports and Warp start-up are not part of a call
     rss0 = _rss_bytes()
-    value = fn()  # warm-up (caches, first-touch allocations)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    tracemalloc.start()
     fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {
-        **out,
-        "median_s": statistics.median(times),
-        "times_s": times,
-        "value": float(value),
-        "tracemalloc_peak": peak,
-        "rss_delta": max(peak_rss - rss0, 0),
-    }
+    return {"rss_delta": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0, 0)}
 
 
-def _mb(x: float | None) -> str:
-    return "-" if x is None else f"{x / 2**20:.1f} MB"
+def _sub(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": tail[0]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 16384, 131072])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--cloud", choices=("lidar", "uniform"), default="lidar")
-    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    ap.add_argument("--dense-limit-gb", type=float, default=2.0)
-    ap.add_argument("--json", default=None, help="write all results as JSON")
-    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS))
+    ap.add_argument("--sizes", nargs="+", default=["2048", "16384", "65536", "full", str(ONE_M)])
+    ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds-1m", type=int, default=3, help="rounds at sizes above 200k points")
+    ap.add_argument("--grid-max", type=int, default=140_000, help="largest N for simgap-grid (slow on big LiDAR pairs)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-contender memory processes")
+    ap.add_argument("--realdata", type=Path, default=_REALDATA)
+    ap.add_argument("--json", default=None, help="also write every result as JSON")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.cloud, int(args.worker[1]), args.repeats)))
+        kind, pair, size, *rest = args.worker
+        if kind == "time":
+            out = time_worker(pair, size, rest, args.rounds, args.realdata)
+        else:
+            out = mem_worker(pair, size, rest[0], args.realdata)
+        print(json.dumps(out))
         return 0
-    rows = []
-    for n in args.sizes:
-        for method in args.methods:
-            if method == "dense":
-                need = n * n * 8 * 4  # (N, M, 3) difference + (N, M) norm, float64
-                if need > args.dense_limit_gb * 2**30:
-                    rows.append({"method": method, "n": n, "skipped": f"N x M = {need / 2**30:.1f} GB"})
-                    continue
-            cmd = [sys.executable, __file__, "--worker", method, str(n), "--repeats", str(args.repeats)]
-            cmd += ["--cloud", args.cloud]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if res.returncode != 0:
-                rows.append({"method": method, "n": n, "skipped": f"failed: {res.stderr.strip().splitlines()[-1:]}"})
+
+    results = []
+    for pair in args.pairs:
+        for size in args.sizes:
+            if size == str(ONE_M) and pair not in ("consecutive", "uniform"):
+                continue  # 1M points: stacked scans of one drive, and uniform
+            big = size != "full" and int(size) > 200_000
+            contenders = [
+                c for c in args.contenders if not (c == "simgap-grid" and size != "full" and int(size) > args.grid_max)
+            ]
+            rounds = args.rounds_1m if big else args.rounds
+            wargs = ["--worker", "time", pair, size, *contenders, "--rounds", str(rounds)]
+            res = _sub([*wargs, "--realdata", str(args.realdata)])
+            if "error" in res:
+                print(f"  {pair} {size}: failed: {res['error']}", file=sys.stderr)
                 continue
-            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-            print(f"  done {method} n={n}", file=sys.stderr)
-    base = {r["n"]: r["median_s"] for r in rows if r["method"] == "ckdtree-w1" and "median_s" in r}
-    ref = {r["n"]: r["value"] for r in rows if r["method"] == "ckdtree-w1" and "value" in r}
-    print(f"\nExact Chamfer, {args.cloud} clouds, N = M points per cloud, median of {args.repeats} (CPU cores: "
-          f"{os.cpu_count()}, load avg {os.getloadavg()[0]:.1f})\n")  # fmt: skip
-    hdr = (
-        "N",
-        "method",
-        "median",
-        "speed-up vs cKDTree w=1",
-        "tracemalloc peak",
-        "RSS delta",
-        "warp bytes",
-        "|CD - ref|",
-    )
+            res["mem"] = {}
+            if not args.no_memory:
+                for c in res["times"]:
+                    m = _sub(["--worker", "mem", pair, size, c, "--realdata", str(args.realdata)])
+                    res["mem"][c] = m.get("rss_delta")
+            results.append(res)
+            print(f"  done {pair} {size} ({res['n'][0]} x {res['n'][1]})", file=sys.stderr, flush=True)
+
+    print(f"\nExact Chamfer, CPU ({os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f} at the end); ratio = median"
+          " over shuffled rounds of simgap time / peer time (< 1: simgap faster); memory = peak RSS growth of one"
+          " call in a fresh process\n")  # fmt: skip
+    peers = [c for c in CONTENDERS if c != "simgap"]
+    hdr = ["pair", "N x M", "simgap", *(f"/ {p}" for p in peers), "best peer", "simgap mem", "best peer mem",
+           "max |CD - pykdtree|"]  # fmt: skip
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
-    for r in rows:
-        if "skipped" in r:
-            print(f"| {r['n']} | {r['method']} | skipped ({r['skipped']}) | | | | | |")
-            continue
-        ratio = base.get(r["n"], float("nan")) / r["median_s"]
-        err = abs(r["value"] - ref[r["n"]]) if r["n"] in ref else float("nan")
+    for r in results:
+        t = r["times"]
+        ours = t["simgap"]
+        cells = []
+        best, best_t = None, float("inf")
+        for p in peers:
+            if p not in t:
+                cells.append("-")
+                continue
+            cells.append(f"{statistics.median(o / q for o, q in zip(ours, t[p], strict=True)):.2f}")
+            if p != "simgap-grid" and statistics.median(t[p]) < best_t:
+                best, best_t = p, statistics.median(t[p])
+        mem = r["mem"]
+        peer_mem = [v for p, v in mem.items() if p not in ("simgap", "simgap-grid") and v is not None]
+        vals = r["values"]
+        err = max(abs(v - vals["pykdtree"]) for v in vals.values()) if "pykdtree" in vals else float("nan")
         print(
-            f"| {r['n']} | {r['method']} | {r['median_s'] * 1e3:.1f} ms | {ratio:.2f}x | "
-            f"{_mb(r['tracemalloc_peak'])} | {_mb(r['rss_delta'])} | {_mb(r.get('warp_bytes'))} | {err:.1e} |"
+            f"| {r['pair']} | {r['n'][0]} x {r['n'][1]} | {statistics.median(ours) * 1e3:.0f} ms | "
+            + " | ".join(cells)
+            + f" | {best} | {_mb(mem.get('simgap'))} | {_mb(min(peer_mem) if peer_mem else None)} | {err:.1e} |"
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cloud": args.cloud, "repeats": args.repeats, "rows": rows}, f, indent=2)
+            json.dump(results, f, indent=1)
     return 0
+
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None else f"{x / 2**20:.0f} MB"
 
 
 if __name__ == "__main__":

@@ -5,18 +5,28 @@ backend (the stand-in for real scans), then ``--frames`` further realistic frame
 table reports render and gate time per frame (mean), gate frames/s, and the gate's share of render + gate, for
 the geometric gate alone and with the semantic quarantine (instance embeddings + windowed JS).
 
+``--generate`` measures ``simgap generate``'s loop instead (GenerationRunner: render, gate, export, manifest) with
+rendering pipelined (the next frame rendered on a worker thread while the gate checks this one) against
+sequential, in one process on the same bank: ``--rounds`` rounds, each running both modes in a shuffled order on a
+fresh run directory, frames/s = scheduled frames / wall time; the table gives medians and the median per-round
+speed-up, and checks that both modes wrote the same manifest rows.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_gate.py [--sensors os1-64 os1-128] [--bank-frames 20] [--frames 10]
         [--device cpu|cuda:0] [--json OUT]
+    .venv/bin/python benchmarks/bench_gate.py --generate --sensors os1-128 --frames 8 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +81,52 @@ def bench_sensor(sensor: str, *, bank_frames: int, frames: int, device: str | No
     return row
 
 
+def bench_generate(sensor: str, *, bank_frames: int, frames: int, rounds: int, device: str | None) -> dict[str, Any]:
+    """frames/s of the generation loop, sequential vs pipelined, shuffled rounds on one bank; a JSON-safe row."""
+    from simgap_ext.backends import get_scene_source
+    from simgap_ext.data.manifest import read_manifest
+    from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank, identify_tail_classes
+    from simgap_ext.pipeline import GenerationRunner
+
+    src = get_scene_source("warp", sensor=sensor, preset="realistic", device=device)
+    real = [src.render(seed=10_000 + i, frame_id=i) for i in range(bank_frames)]
+    bank = ReferenceBank.build(real, config=GateConfig(), device=device)
+    tails = identify_tail_classes(bank.class_counts, 20.0) if bank.class_counts else []
+    times: dict[str, list[float]] = {"sequential": [], "pipelined": []}
+    rows: dict[str, list[Any]] = {}
+    rng = random.Random(11)
+    with tempfile.TemporaryDirectory(prefix="bench_gate_") as tmp:
+        for r in range(rounds):
+            order = list(times)
+            rng.shuffle(order)
+            for mode in order:
+                out = Path(tmp) / f"{mode}-{r}"
+                gate = FrameGate(bank, GateConfig(), device=device)
+                runner = GenerationRunner(
+                    src, gate, out, tail_classes=tails, max_retries=1, seed=3, pipeline=mode == "pipelined"
+                )
+                t0 = time.perf_counter()
+                runner.run(frames, progress=False)
+                times[mode].append(time.perf_counter() - t0)
+                got = [
+                    {k: v for k, v in row.items() if k != "timestamp"} for row in read_manifest(out / "manifest.jsonl")
+                ]
+                if rows.setdefault(mode, got) != got or rows.get("sequential", got) != got:
+                    raise SystemExit("bench_gate: pipelined and sequential runs wrote different manifests")
+    seq, pipe = times["sequential"], times["pipelined"]
+    return {
+        "sensor": sensor,
+        "device": str(device or "auto"),
+        "frames": frames,
+        "attempts": len(rows["sequential"]),
+        "rounds": rounds,
+        "sequential_fps": frames / statistics.median(seq),
+        "pipelined_fps": frames / statistics.median(pipe),
+        "speedup": statistics.median(s / p for s, p in zip(seq, pipe, strict=True)),
+        "times_s": times,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,11 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument("--generate", action="store_true", help="generation loop: pipelined vs sequential")
+    parser.add_argument("--rounds", type=int, default=3, help="--generate: shuffled rounds of both modes")
     args = parser.parse_args(argv)
 
     from simgap_ext._warp import resolve_device
 
     device = resolve_device(args.device)
+    if args.generate:
+        gen = [
+            bench_generate(s, bank_frames=args.bank_frames, frames=args.frames, rounds=args.rounds, device=device)
+            for s in args.sensors
+        ]
+        print(
+            f"device: {device}   bank: {args.bank_frames} realistic frames   {args.frames} scheduled frames per run, "
+            f"max_retries 1, {args.rounds} shuffled rounds (load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)"
+        )
+        print(
+            "| sensor | attempts | sequential frames/s | pipelined frames/s | speed-up (median of per-round ratios) |"
+        )
+        print("|---|---|---|---|---|")
+        for g in gen:
+            print(f"| {g['sensor']} | {g['attempts']} | {g['sequential_fps']:.2f} | {g['pipelined_fps']:.2f} | "
+                  f"{g['speedup']:.2f}x |")  # fmt: skip
+        if args.json:
+            args.json.write_text(json.dumps(gen, indent=2))
+        return 0
     rows = [bench_sensor(s, bank_frames=args.bank_frames, frames=args.frames, device=device) for s in args.sensors]
     print(f"device: {device}   bank: {args.bank_frames} realistic frames   timed frames: {args.frames} per mode")
     head = (

@@ -63,6 +63,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
     p.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no live progress table on stderr")
+    p.add_argument(
+        "--no-pipeline",
+        action="store_true",
+        help="render and gate one after the other (default with --backend warp: render the next frame on a worker "
+        "thread while the gate checks this one; same results)",
+    )
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         scan_options=scan_options(args),
         rotation_rate_hz=args.rotation_rate,
+        # Replicator renders through Kit, which must stay on its main thread
+        pipeline=args.backend == "warp" and not args.no_pipeline,
     )
     summary = built.runner.run(args.frames, resume=args.resume, progress=not args.no_progress)
     if args.json:

@@ -1,12 +1,12 @@
-"""DoGSS-PCL metric core: exact nearest neighbours / Chamfer on NVIDIA Warp, DCD, EMD, JS divergence,
-semantic alignment, scores, calibration and the frozen embedding backbone.
+"""DoGSS-PCL metric core: exact nearest neighbours / Chamfer (KD-tree on CPU, NVIDIA Warp on CUDA), DCD, EMD,
+JS divergence, semantic alignment, scores, calibration and the frozen embedding backbone.
 
 Everything here is plain Python (NumPy, SciPy, Warp); nothing imports omni/carb. See docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from ._nn_warp import nearest_neighbor_distances, nearest_neighbor_spacing, nearest_neighbors
+from ._nn import nearest_neighbor_distances, nearest_neighbor_spacing, nearest_neighbors
 from .calibrate import calibrate, calibration_distances
 from .chamfer import REDUCTIONS, PairNN, chamfer_distance, directional_distances, pair_nearest_neighbors
 from .dcd import DEFAULT_DCD_ALPHA, density_aware_chamfer

@@ -1,4 +1,6 @@
-"""Exact nearest-neighbour search on NVIDIA Warp (``wp.HashGrid`` with radius growth).
+"""Exact nearest-neighbour search on NVIDIA Warp (``wp.HashGrid`` with radius growth): the CUDA path.
+
+On the CPU a KD-tree is faster on real scans (:mod:`._nn_tree`); :mod:`._nn` picks the backend.
 
 Algorithm (exact for any pair of clouds, memory O(N + M), never an N x M matrix):
 
@@ -29,11 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .._warp import get_warp, resolve_device
-from ..errors import SimGapInputError
-from ._validate import as_points, bounds, pair_distances
+from .._warp import get_warp
+from ._validate import bounds, pair_distances
 
-__all__ = ["nearest_neighbors", "nearest_neighbor_distances", "nearest_neighbor_spacing", "MAX_GRID_DIM"]
+__all__ = ["MAX_GRID_DIM", "warp_nn", "warp_pair_nn"]
 
 log = logging.getLogger(__name__)
 
@@ -350,75 +351,44 @@ def _centred_f32(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (a - c).astype(np.float32), (b - c).astype(np.float32)
 
 
-def nearest_neighbors(
-    query: Any,
-    ref: Any,
-    *,
-    device: str | None = None,
-    exclude_coincident: bool = False,
-    query_name: str = "query",
-    ref_name: str = "ref",
+def warp_nn(
+    query: np.ndarray, ref: np.ndarray, device: str, *, exclude_zero: bool = False, self_query: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Euclidean nearest neighbour in ``ref`` of every point of ``query``.
+    """Exact nearest neighbour in ``ref`` of every query point on a Warp device.
 
     Args:
-        query: (Q, 3) float array or torch tensor.
-        ref: (M, 3) float array or torch tensor.
-        device: Warp device (``None``: CUDA when available, else CPU).
-        exclude_coincident: ignore reference points that coincide with the query point (distance 0 after
-            the float32 cast), e.g. to get a cloud's spacing from ``query is ref``.
-        query_name, ref_name: names used in error messages.
+        query: (Q, 3) float64 finite points.
+        ref: (M, 3) float64 finite points.
+        device: resolved Warp device name (``"cpu"``, ``"cuda:0"``).
+        exclude_zero: ignore reference points at distance 0 after the float32 cast (a point's own copies).
+        self_query: ``query`` and ``ref`` are the same cloud: one sorted copy and grid.
 
     Returns:
-        (distances (Q,) float64, indices (Q,) int64). With ``exclude_coincident`` a query with no admissible
-        neighbour gets distance ``inf`` and index -1.
-
-    Raises:
-        SimGapInputError: empty, non-finite or wrongly shaped input.
+        ((Q,) float64 distances from the original coordinates, (Q,) int64 indices); ``inf`` / -1 where no
+        admissible neighbour exists.
     """
-    q = as_points(query, query_name)
-    r = as_points(ref, ref_name)
-    dev = resolve_device(device)
-    q32, r32 = _centred_f32(q, r)
-    if query is ref:
-        r32 = q32  # self-query: one sorted copy and grid
-    idx = _nn_indices_f32(q32, r32, dev, exclude_zero=exclude_coincident)
-    dist = np.full(q.shape[0], np.inf)
+    q32, r32 = _centred_f32(query, ref)
+    if self_query:
+        r32 = q32
+    idx = _nn_indices_f32(q32, r32, device, exclude_zero=exclude_zero)
+    dist = np.full(query.shape[0], np.inf)
     ok = idx >= 0
-    dist[ok] = pair_distances(q[ok], r[idx[ok]])
+    dist[ok] = pair_distances(query[ok], ref[idx[ok]])
     return dist, idx
 
 
-def nearest_neighbor_distances(query: Any, ref: Any, *, device: str | None = None) -> np.ndarray:
-    """Exact Euclidean distance from each query point to its nearest reference point.
+def warp_pair_nn(a: np.ndarray, b: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exact nearest neighbours in both directions on a Warp device.
 
     Args:
-        query: (Q, 3) float array or torch tensor.
-        ref: (M, 3) float array or torch tensor.
-        device: Warp device (``None``: CUDA when available, else CPU).
+        a: (N, 3) float64 finite points.
+        b: (M, 3) float64 finite points.
+        device: resolved Warp device name.
 
     Returns:
-        (Q,) float32 distances (metres when the inputs are in metres).
+        ((N,) float64 distance a -> b, (N,) int64 index into ``b``, (M,) float64 distance b -> a, (M,) int64
+        index into ``a``); distances in float64 from the original coordinates.
     """
-    dist, _ = nearest_neighbors(query, ref, device=device)
-    return dist.astype(np.float32)
-
-
-def nearest_neighbor_spacing(points: Any, *, device: str | None = None, name: str = "points") -> np.ndarray:
-    """Local point spacing: distance from each point to its nearest *distinct* point of the same cloud.
-
-    Args:
-        points: (N, 3) float array or torch tensor with at least two distinct points.
-        device: Warp device.
-        name: name used in error messages.
-
-    Returns:
-        (N,) float64 spacing, > 0.
-
-    Raises:
-        SimGapInputError: fewer than two distinct points.
-    """
-    dist, _ = nearest_neighbors(points, points, device=device, exclude_coincident=True, query_name=name, ref_name=name)
-    if not np.isfinite(dist).all():
-        raise SimGapInputError(f"{name}: local spacing needs at least two distinct points")
-    return dist
+    a32, b32 = _centred_f32(a, b)
+    i_ab, i_ba = _pair_indices_f32(a32, b32, device)
+    return pair_distances(a, b[i_ab]), i_ab, pair_distances(b, a[i_ba]), i_ba

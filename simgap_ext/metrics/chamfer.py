@@ -2,7 +2,7 @@
 
 ``CD(A, B) = 1/2 (mean_a min_b d(a, b) + mean_b min_a d(a, b))`` with ``d`` Euclidean (metres) by default or
 squared Euclidean (metres^2, the seed article's and pytorch3d's convention) with ``squared=True``. Nearest
-neighbours are exact (see :mod:`._nn_warp`); memory is O(N + M).
+neighbours are exact (see :mod:`._nn`: a KD-tree on the CPU, the Warp hash grid on CUDA); memory is O(N + M).
 
 Density-normalised mode: every nearest-neighbour distance is divided by the local spacing of the *reference*
 cloud ``a`` at the reference point of the pair (its distance to its own nearest distinct neighbour), so that
@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .._warp import resolve_device
 from ..errors import SimGapInputError
-from ._nn_warp import _centred_f32, _pair_indices_f32
-from ._validate import as_points, pair_distances
+from ._nn import pair_nn, resolve_nn_device
+from ._validate import as_points
 
 __all__ = [
     "REDUCTIONS",
@@ -49,11 +48,8 @@ class PairNN:
 
     def __init__(self, a: np.ndarray, b: np.ndarray, device: str) -> None:
         self.a, self.b = a, b
-        a32, b32 = _centred_f32(a, b)
-        self.idx_ab, self.idx_ba = _pair_indices_f32(a32, b32, device)
-        # float64 distances from the original coordinates: exact up to float32 near-ties in the argmin
-        self.d_ab = pair_distances(a, b[self.idx_ab])
-        self.d_ba = pair_distances(b, a[self.idx_ba])
+        # float64 distances from the original coordinates (exact up to ties in the argmin)
+        self.d_ab, self.idx_ab, self.d_ba, self.idx_ba = pair_nn(a, b, device)
 
 
 def pair_nearest_neighbors(
@@ -72,7 +68,7 @@ def pair_nearest_neighbors(
     """
     a64 = as_points(a, a_name)
     b64 = as_points(b, b_name)
-    return PairNN(a64, b64, resolve_device(device))
+    return PairNN(a64, b64, resolve_nn_device(device))
 
 
 def directional_distances(
@@ -120,7 +116,7 @@ def chamfer_from_pair(
         raise SimGapInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     d_ab, d_ba = nn.d_ab, nn.d_ba
     if density_normalized:
-        from ._nn_warp import nearest_neighbor_spacing
+        from ._nn import nearest_neighbor_spacing
 
         spacing = nearest_neighbor_spacing(nn.a, device=device, name="a (reference)")
         d_ab = d_ab / spacing

@@ -260,6 +260,7 @@ def assemble_run(
     names: SettingNames = CLI_NAMES,
     scan_options: Mapping[str, Any] | None = None,
     rotation_rate_hz: float | None = None,
+    pipeline: bool = False,
 ) -> RunAssembly:
     """Assemble bank, gate, focus plan and runner for a generation run (renders nothing of the run).
 
@@ -280,6 +281,8 @@ def assemble_run(
         scan_options: how the real scans are read (``label_map``, ``layout``, ``columns``; see
             :func:`~simgap_ext.data.iter_scans`).
         rotation_rate_hz: warp backend: the sensor's spin rate (default: the profile's).
+        pipeline: render the next attempt on a worker thread while the gate checks this one (never for a
+            source that must stay on Kit's main thread); see :class:`~simgap_ext.pipeline.GenerationRunner`.
 
     Raises:
         SimGapInputError: unusable inputs, a directory holding a run without ``resume`` or files SimGap did not
@@ -344,6 +347,7 @@ def assemble_run(
         focus_plan=plan,
         seed=seed,
         run_config=run_config,
+        pipeline=pipeline,
     )
     return RunAssembly(runner, bank, path, self_ref, tails, config, run_config)
 

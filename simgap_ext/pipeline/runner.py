@@ -25,6 +25,13 @@ recorded attempt re-renders to the same frame (seed and focus are in the row), s
 replaying only ``manifest[rows:]`` (normally 0 or 1 attempts) yields exactly the state of an uninterrupted run. A
 missing, foreign or unreadable state file falls back to replaying every row from a fresh gate (what older runs get),
 which is equally exact, only slower.
+
+Pipelining (``pipeline=True``). While the gate checks attempt ``a`` of frame ``k``, a worker thread renders the
+attempt most likely to come next -- frame ``k + 1`` attempt 0 with the focus the plan gives it now -- through a
+:class:`~simgap_ext.pipeline.prefetch.RenderPrefetcher`. Every decision, row and file is still made in order on the
+calling thread; the prefetched frame is used only if the attempt that really comes next has the same seed, focus,
+frame and attempt (else it is dropped and rendered again), so the run directory is byte-identical to a sequential
+run's and resume is unchanged. Only for scene sources that may render off the main thread (not Replicator in Kit).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ..errors import SimGapInputError
 from .attempt import AttemptRecorder, plan_retry
 from .exporter import Exporter
 from .live import LiveTable
+from .prefetch import RenderPrefetcher
 from .run_dir import (
     GATE_STATE_NAME,
     MANIFEST_NAME,
@@ -192,6 +200,8 @@ class GenerationRunner:
             an uninterrupted run: load ``gate_state.json`` and re-render and re-gate only the recorded attempts it
             does not cover (all of them without a usable state file). ``None`` (default): restore unless the gate
             has no quarantine (``gate.quarantine is None``, a stateless gate).
+        pipeline: render the predicted next attempt on a worker thread while the gate checks the current one (see
+            the module docstring); the source's ``render`` must be safe to call off the main thread.
     """
 
     def __init__(
@@ -207,6 +217,7 @@ class GenerationRunner:
         seed: int = 0,
         run_config: Mapping[str, Any] | None = None,
         replay_on_resume: bool | None = None,
+        pipeline: bool = False,
     ) -> None:
         if int(max_retries) != max_retries or max_retries < 0:
             raise SimGapInputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
@@ -236,6 +247,11 @@ class GenerationRunner:
         self.run_config_path = self.run_dir.run_config
         self.gate_state_path = self.run_dir.gate_state
         self.exporter = Exporter(self.out_dir)
+        self.pipeline = bool(pipeline)
+        self._prefetch: RenderPrefetcher | None = None
+        #: after a pipelined run: prefetched renders ``used`` and ``dropped`` (mispredicted)
+        self.prefetched = {"used": 0, "dropped": 0}
+        self._n_frames = 0
         self._n_rows = 0  # manifest rows so far (the position a saved gate state refers to)
         self._config_sha256: str | None = None
         self.run_id = ""
@@ -412,6 +428,8 @@ class GenerationRunner:
         attempts = 0
         frames_done = 0
         view = LiveTable(self.stats, n_frames, completed=min(next_frame, n_frames)) if progress else None
+        self._n_frames = n_frames
+        self._prefetch = RenderPrefetcher(self.source) if self.pipeline else None
         with ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
                 self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
@@ -433,6 +451,11 @@ class GenerationRunner:
                     if view is not None:
                         view.advance()
             finally:
+                if self._prefetch is not None:
+                    self._prefetch.close()
+                    self.prefetched = {"used": self._prefetch.hits, "dropped": self._prefetch.misses}
+                    _log.debug("prefetched renders: %(used)d used, %(dropped)d dropped", self.prefetched)
+                    self._prefetch = None
                 if view is not None:
                     view.__exit__(None, None, None)
         return GenerationSummary(
@@ -452,7 +475,7 @@ class GenerationRunner:
     def _attempt(self, recorder: AttemptRecorder, frame_id: int, attempt: int, focus: list[str]) -> bool:
         """Render, gate and record one attempt. Returns whether to retry."""
         seed = derive_seed(self.seed, frame_id, attempt)
-        frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
+        frame = self._render(seed, focus, frame_id, attempt)
         decision = self.gate.evaluate(frame)
         plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
         row = recorder.record(
@@ -469,6 +492,30 @@ class GenerationRunner:
         # After the row is durable, never before: a saved state then never covers a row the manifest lacks.
         self._save_gate_state(row)
         return plan.retry
+
+    def _render(self, seed: int, focus: list[str], frame_id: int, attempt: int) -> dict[str, Any]:
+        """The frame of one attempt (prefetched when pipelining predicted it); then start the next prefetch."""
+        pf = self._prefetch
+        frame = pf.take(self._render_key(seed, focus, frame_id, attempt)) if pf is not None else None
+        if frame is None:
+            frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
+        if pf is not None and frame_id + 1 < self._n_frames:
+            # Predict "no retry": the next frame's first attempt, with the focus the plan gives it before this
+            # attempt is recorded (a changed focus or a retry only costs the dropped render).
+            nxt_focus = list(self.focus_plan.focus_for(frame_id + 1, self.stats))
+            nxt_seed = derive_seed(self.seed, frame_id + 1, 0)
+            pf.submit(
+                self._render_key(nxt_seed, nxt_focus, frame_id + 1, 0),
+                seed=nxt_seed,
+                focus_classes=nxt_focus,
+                frame_id=frame_id + 1,
+                attempt=0,
+            )
+        return frame
+
+    @staticmethod
+    def _render_key(seed: int, focus: Sequence[str], frame_id: int, attempt: int) -> tuple[Any, ...]:
+        return (int(seed), tuple(str(c) for c in focus), int(frame_id), int(attempt))
 
     # ------------------------------------------------------------------ gate state
     def _stateful_quarantine(self) -> Any:

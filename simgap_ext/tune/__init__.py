@@ -10,8 +10,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .apply import apply_sensor_effects
-from .fit import RealScan, fit_effect_model
 from .model import SensorEffectModel
 
 __all__ = ["SensorEffectModel", "RealScan", "fit_effect_model", "apply_sensor_effects"]
+
+
+def __getattr__(name: str) -> Any:
+    # The fitting side needs scipy.optimize (~0.8 s to import); sensors.py imports this package for the model, and
+    # building the CLI parser must not pay for it (tests/test_cli_startup.py).
+    if name in ("RealScan", "fit_effect_model"):
+        from . import fit
+
+        return getattr(fit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .labels import BACKGROUND_CLASSES, CLASS_IDS, OBJECT_CLASSES, id_to_labels
 from .scene import RARE_MODES, RandomizerConfig, Scene, SceneObject, SceneRandomizer
-from .source import WarpLidarSource
+
+if TYPE_CHECKING:
+    from .source import WarpLidarSource
 
 __all__ = [
     "BACKGROUND_CLASSES",
@@ -25,3 +29,13 @@ __all__ = [
     "WarpLidarSource",
     "id_to_labels",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # WarpLidarSource imports Warp (~1.5 s): loaded on first use so that importing scene/labels (CLI parsers,
+    # Replicator writer) stays cheap
+    if name == "WarpLidarSource":
+        from .source import WarpLidarSource
+
+        return WarpLidarSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

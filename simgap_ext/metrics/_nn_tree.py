@@ -1,0 +1,137 @@
+"""Exact nearest-neighbour search on the CPU with a KD-tree (pykdtree; scipy's cKDTree when it is missing).
+
+Why a tree on the CPU and not the Warp hash grid: between two real LiDAR scans nearest neighbours are a
+median 0.4 m apart with a 99th percentile of ~12 m, so a fixed-radius grid leaves most queries for many
+radius doublings, while a KD-tree's descent adapts to any spacing. On a KITTI-360 pair (120k points) pykdtree
+answers both directions in ~0.19 s on 2 cores, the Warp CPU grid in ~2.1 s (``benchmarks/bench_chamfer.py``).
+
+Search is in float64 on the validated coordinates (no centring or float32 cast), so results equal a float64
+brute force up to exact ties. Parallelism: pykdtree splits each query over OpenMP threads and releases the
+GIL while building, so the two trees of a pair are built on two threads; cKDTree queries use
+``workers=-1``. cKDTree is built with ``balanced_tree=False, compact_nodes=False`` (sliding-midpoint splits,
+~2x faster to build and query on scans whose density varies by orders of magnitude).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+__all__ = ["tree_backend", "tree_nn", "tree_pair_nn"]
+
+# pykdtree's default; 8 and 32 measured 10% slower / equal on KITTI-360 pairs
+_LEAFSIZE = 16
+
+
+def tree_backend() -> str:
+    """Name of the KD-tree library in use: ``"pykdtree"`` or ``"ckdtree"`` (``SIMGAP_KDTREE=ckdtree`` forces
+    scipy)."""
+    if os.environ.get("SIMGAP_KDTREE", "").lower() == "ckdtree":
+        return "ckdtree"
+    try:
+        import pykdtree.kdtree  # noqa: F401
+    except ImportError:  # pragma: no cover - pykdtree is a dependency; scipy is the fallback
+        return "ckdtree"
+    return "pykdtree"
+
+
+def _build(points: np.ndarray, backend: str) -> Any:
+    if backend == "pykdtree":
+        from pykdtree.kdtree import KDTree
+
+        return KDTree(points, leafsize=_LEAFSIZE)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(points, leafsize=_LEAFSIZE, balanced_tree=False, compact_nodes=False, copy_data=False)
+
+
+def _query(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1."""
+    if backend == "pykdtree":
+        d, i = tree.query(query, k=k)
+        i = i.astype(np.int64)
+        miss = i >= tree.n
+    else:
+        d, i = tree.query(query, k=k, workers=-1)
+        i = i.astype(np.int64)
+        miss = i >= tree.n
+    if miss.any():
+        d = np.where(miss, np.inf, d)
+        i[miss] = -1
+    return d, i
+
+
+def tree_nn(query: np.ndarray, ref: np.ndarray, *, exclude_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest neighbour in ``ref`` of every query point.
+
+    Args:
+        query: (Q, 3) float64 C-contiguous finite points.
+        ref: (M, 3) float64 C-contiguous finite points, M >= 1.
+        exclude_zero: ignore reference points at distance exactly 0 from the query point (its own copies).
+
+    Returns:
+        ((Q,) float64 distances, (Q,) int64 indices into ``ref``); ``inf`` / -1 where no admissible neighbour
+        exists (every reference point coincides with the query).
+    """
+    backend = tree_backend()
+    tree = _build(ref, backend)
+    if not exclude_zero:
+        return _query(tree, query, 1, backend)
+    if ref.shape[0] == 1:
+        d, i = _query(tree, query, 1, backend)
+        bad = d == 0.0
+        d[bad], i[bad] = np.inf, -1
+        return d, i
+    d2, i2 = _query(tree, query, 2, backend)
+    # the first neighbour unless it coincides; then the second unless it coincides too
+    second = d2[:, 0] == 0.0
+    d = np.where(second, d2[:, 1], d2[:, 0])
+    i = np.where(second, i2[:, 1], i2[:, 0])
+    crowded = d == 0.0
+    if crowded.any():
+        # three or more copies of a point: search the distinct points, where at most one can coincide
+        d[crowded], i[crowded] = _nn_distinct(query[crowded], ref, backend)
+    return d, i
+
+
+def _nn_distinct(query: np.ndarray, ref: np.ndarray, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest reference point at distance > 0, searched among ``ref``'s distinct points (first copies)."""
+    _, first = np.unique(ref, axis=0, return_index=True)
+    first = np.sort(first)
+    uniq = np.ascontiguousarray(ref[first])
+    q_n = query.shape[0]
+    if uniq.shape[0] == 1:
+        return np.full(q_n, np.inf), np.full(q_n, -1, dtype=np.int64)
+    d2, i2 = _query(_build(uniq, backend), query, 2, backend)
+    second = d2[:, 0] == 0.0
+    d = np.where(second, d2[:, 1], d2[:, 0])
+    i = np.where(second, i2[:, 1], i2[:, 0])
+    return d, np.where(i >= 0, first[np.maximum(i, 0)], -1)
+
+
+def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exact nearest neighbours in both directions between two clouds.
+
+    Args:
+        a: (N, 3) float64 C-contiguous finite points.
+        b: (M, 3) float64 C-contiguous finite points.
+
+    Returns:
+        ((N,) float64 distance a -> b, (N,) int64 index into ``b``, (M,) float64 distance b -> a, (M,) int64
+        index into ``a``).
+    """
+    backend = tree_backend()
+    if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= 4096:
+        # tree builds are single-threaded and release the GIL: build both at once; the queries are
+        # already spread over every core by OpenMP
+        with ThreadPoolExecutor(2) as pool:
+            fa, fb = pool.submit(_build, a, backend), pool.submit(_build, b, backend)
+            tree_a, tree_b = fa.result(), fb.result()
+    else:
+        tree_a, tree_b = _build(a, backend), _build(b, backend)
+    d_ab, i_ab = _query(tree_b, a, 1, backend)
+    d_ba, i_ba = _query(tree_a, b, 1, backend)
+    return d_ab, i_ab, d_ba, i_ba

@@ -1,0 +1,95 @@
+"""One speculative render ahead on a worker thread, so that rendering frame k+1 overlaps gating frame k.
+
+The runner's decisions stay sequential: it asks for the attempt it needs by key ``(seed, focus, frame_id,
+attempt)``; a pre-rendered frame is used only when its key is exactly that one (a render is a deterministic
+function of the key, which resume already relies on), otherwise it is dropped and the attempt is rendered
+again. Manifest rows, files and gate state are therefore those of a sequential run, whatever is predicted.
+
+Bounded: at most one render is in flight or waiting, and the source never renders on two threads at once (a
+mismatched or abandoned render is waited for before anything else renders). The worker only renders: it writes
+nothing, so killing the process at any moment leaves the run directory as a sequential run would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["RenderPrefetcher"]
+
+_log = logging.getLogger(__name__)
+
+
+class RenderPrefetcher:
+    """Render the predicted next attempt of a scene source on a single worker thread.
+
+    Args:
+        source: the scene source (``render(**kwargs) -> frame dict``); used by the worker only while a
+            prefetch is in flight, so the caller must not render on its own meanwhile (use :meth:`take` or
+            :meth:`drop` first).
+
+    Attributes:
+        hits: prefetched frames that were used.
+        misses: prefetched renders that were dropped (another attempt was needed, or the render failed).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgap-render")
+        self._key: Hashable | None = None
+        self._future: Future | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def submit(self, key: Hashable, **render_kwargs: Any) -> None:
+        """Start rendering ``source.render(**render_kwargs)`` for ``key`` (an unused earlier prefetch is dropped)."""
+        self.drop()
+        self._key = key
+        self._future = self._pool.submit(self._source.render, **render_kwargs)
+
+    def take(self, key: Hashable) -> dict[str, Any] | None:
+        """The prefetched frame for ``key``, waiting for it if needed; ``None`` when nothing matching was
+        prefetched or its render failed (the caller renders itself, which raises the error in its own thread)."""
+        future, pending = self._future, self._key
+        self._future = self._key = None
+        if future is None:
+            return None
+        if pending != key:
+            _wait_quietly(future)
+            self.misses += 1
+            return None
+        try:
+            frame = future.result()
+        except Exception as exc:  # noqa: BLE001 - re-raised by the caller's own render of the same key
+            _log.debug("prefetched render of %r failed (%s); rendering again in the caller", key, exc)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return frame
+
+    def drop(self) -> None:
+        """Wait for and discard any prefetch in flight (the source is free for the caller afterwards)."""
+        if self._future is not None:
+            _wait_quietly(self._future)
+            self.misses += 1
+        self._future = self._key = None
+
+    def close(self) -> None:
+        """Drop any prefetch and stop the worker thread."""
+        self.drop()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> RenderPrefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wait_quietly(future: Future) -> None:
+    try:
+        future.result()
+    except Exception:  # noqa: BLE001, S110 - an unused speculative render's failure is irrelevant
+        pass
