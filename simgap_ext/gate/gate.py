@@ -47,8 +47,6 @@ class FrameGate:
         parents: class -> parent class of the taxonomy (default: the shipped taxonomy when available). A frame
             class without real exemplars is scored against its nearest ancestor the bank knows, and the decision
             says so.
-        transform: optional ``frame -> frame`` applied before scoring (e.g. sensor-effect post-processing of an
-            offline dataset); the decision is about the transformed frame.
 
     Not thread-safe for concurrent :meth:`evaluate` calls (the quarantine window is sequential state).
     """
@@ -62,7 +60,6 @@ class FrameGate:
         quarantine: SemanticQuarantine | bool | None = None,
         backbone: Any = None,
         parents: Mapping[str, str] | None = None,
-        transform: Any = None,
     ) -> None:
         if not isinstance(bank, ReferenceBank):
             raise SimGapInputError(f"FrameGate needs a ReferenceBank, got {type(bank).__name__}")
@@ -94,9 +91,6 @@ class FrameGate:
         self._beams, self._columns = sensor_geometry(bank.sensor)
         self._warned_world = False
         self.parents = dict(parents) if parents is not None else _default_parents()
-        if transform is not None and not callable(transform):
-            raise SimGapInputError(f"FrameGate transform must be callable, got {type(transform).__name__}")
-        self.transform = transform
 
     def reference_class(self, class_name: str) -> str | None:
         """The bank class a frame class is compared with: itself, else its nearest taxonomy ancestor the bank
@@ -136,8 +130,6 @@ class FrameGate:
         Raises:
             SimGapInputError: the frame breaks the frame contract (wrong shapes, NaN points, unknown ids).
         """
-        if self.transform is not None:
-            frame = self.transform(frame)
         frame = validate_frame(frame)
         cfg = self.config
         prov = {
@@ -360,10 +352,12 @@ def _failure(
 
 
 def _default_parents() -> dict[str, str]:
-    """Class -> parent of the shipped taxonomy (empty when this SimGap has none)."""
+    """Class -> parent of the shipped taxonomy (empty when none can be read)."""
     try:
-        from ..data import taxonomy  # type: ignore[attr-defined]
-    except ImportError:
+        from ..data.taxonomy import default_taxonomy
+
+        tax = default_taxonomy()
+    except (ImportError, SimGapInputError) as exc:  # a broken taxonomy file must not stop the gate
+        log.warning("no class taxonomy (%s): classes without real exemplars have no parent to fall back on", exc)
         return {}
-    fn = getattr(taxonomy, "parent_map", None)
-    return dict(fn()) if callable(fn) else {}
+    return {c.name: c.parent for c in tax if c.parent}

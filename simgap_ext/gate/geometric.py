@@ -242,7 +242,6 @@ def object_components(
         roughness samples) is absent.
     """
     from ..metrics import wasserstein_1d
-
     from .bank import log_count_ratio_f
 
     ref_name = reference_class or class_name
