@@ -269,6 +269,11 @@ class ReferenceBank:
             sel &= self.dens_frame != exclude_frame
         return float(self.dens_vals[sel].mean()) if sel.any() else None
 
+    def class_frames(self, class_name: str) -> int:
+        """Number of real frames that hold the class (0 when the bank does not know it)."""
+        ci = self.class_index(class_name)
+        return 0 if ci < 0 else int(np.unique(self.share_frame[self.share_class == ci]).size)
+
     def class_shares(self, class_name: str, *, exclude_frame: int | None = None) -> np.ndarray:
         """(F_c,) float32 the class's share of points in each real frame that holds it."""
         sel = self.share_class == self.class_index(class_name)
@@ -575,17 +580,24 @@ class ReferenceBank:
                 rest = self.class_height_samples(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                     dists["height"].setdefault(name, []).append(_w1(mine, rest))
+        # Multiple testing: a frame is rejected when any of its K judged classes fails, so a per-class test at
+        # level (1 - q) would reject real frames K times as often. Each class is calibrated at the Bonferroni
+        # quantile 1 - (1 - q) / K, K the median number of classes per real frame, so that the frame as a whole
+        # keeps (about) the calibration quantile; the scene is one test and keeps q.
+        per_frame = np.bincount(self.share_frame, minlength=self.frame_count) if self.share_frame.size else [1]
+        n_tests = max(1.0, float(np.median(per_frame)))
+        q_class = 1.0 - (1.0 - q) / n_tests
         calibration: dict[str, dict[str, float]] = {}
         for comp, per_class in dists.items():
             table: dict[str, float] = {}
             pooled = [d for v in per_class.values() for d in v]
             if not pooled:
                 continue
-            table["*"] = float(np.quantile(pooled, q))
+            table["*"] = float(np.quantile(pooled, q_class))
             for name, v in per_class.items():
                 # A handful of values gives an unstable quantile; the pooled one may come from other classes
                 # with other spreads: take the larger of the pooled quantile and the class's own maximum.
-                table[name] = float(np.quantile(v, q)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
+                table[name] = float(np.quantile(v, q_class)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
             calibration[comp] = table
 
         # Scene statistics are calibrated as scene_components scores them: both sides thinned to
@@ -623,6 +635,7 @@ class ReferenceBank:
             for comp, table in calibration.items()
         }
         self.meta["calibration_quantile"] = q
+        self.meta["calibration_class_quantile"] = q_class
         self.meta["calibration_frames"] = [int(f) for f in held_out]
         self.meta["calibration_g_threshold"] = cfg.g_threshold
         self.meta["calibration_margin"] = cfg.calibration_margin

@@ -101,7 +101,7 @@ class GateConfig:
             "count": 0.25,
             "roughness": 1.0,
             "density": 1.0,
-            "share": 0.5,
+            "share": 0.0,
             "height": 0.5,
         }
     )

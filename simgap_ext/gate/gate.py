@@ -24,11 +24,17 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
-from .geometric import best_exemplar_matches, object_components, scene_components, weighted_g
+from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
 from .quarantine import SemanticQuarantine
 from .stats import FrameStats, frame_stats
 
-__all__ = ["FrameGate"]
+__all__ = ["FrameGate", "MIN_CLASS_FRAMES"]
+
+#: Real frames that must hold a class before it is judged on its own statistics: its d_max values are calibrated
+#: leaving one of them out, and fewer than 3 leave a single real-vs-real distance per component.
+MIN_CLASS_FRAMES = 3
+#: Points a class needs in a frame before its own statistics (roughness, height, ring continuity) are judged.
+MIN_JUDGED_POINTS = MIN_ROUGHNESS_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +99,12 @@ class FrameGate:
         self.parents = dict(parents) if parents is not None else _default_parents()
 
     def reference_class(self, class_name: str) -> str | None:
-        """The bank class a frame class is compared with: itself, else its nearest taxonomy ancestor the bank
-        knows (None when neither)."""
-        known = self.bank.class_names
+        """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
+        hold it, else its nearest taxonomy ancestor that does (None when none does)."""
         seen: set[str] = set()
         c: str | None = class_name
         while c is not None and c not in seen:
-            if c in known:
+            if self.bank.class_frames(c) >= MIN_CLASS_FRAMES:
                 return c
             seen.add(c)
             c = self.parents.get(c)
@@ -191,7 +196,19 @@ class FrameGate:
             if ref is not None:
                 ref_of[c] = ref
                 if ref != c:
-                    dec.reasons.append(f"class {c}: no real exemplars, scored against its parent class {ref}")
+                    n_real = self.bank.class_frames(c)
+                    dec.reasons.append(
+                        f"class {c}: in {n_real} real frame(s) (< {MIN_CLASS_FRAMES}), scored against its parent "
+                        f"class {ref}"
+                    )
+                continue
+            if c in known:
+                # Too rare in the reference to be judged alone and no ancestor to fall back on: said, not passed
+                # silently; its points still count in the scene's class composition.
+                dec.reasons.append(
+                    f"class {c}: in only {self.bank.class_frames(c)} real frame(s) (< {MIN_CLASS_FRAMES}) and no "
+                    "parent class in the reference: judged through the scene composition only"
+                )
                 continue
             if c not in known:
                 msg = f"class {c} has no real reference"
@@ -246,6 +263,13 @@ class FrameGate:
             dec.components = {name: comp.score for name, comp in comps.items()}
             dec.evidence = {name: (comp.distance, comp.d_max) for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)
+            if dec.g is None and dec.n_points < MIN_JUDGED_POINTS:
+                # Too few points for any per-class statistic: said so; the points still count in the scene's
+                # class composition, which is always scored.
+                dec.reasons.append(
+                    f"class {c}: {dec.n_points} points (< {MIN_JUDGED_POINTS}), judged through the scene composition"
+                )
+                continue
             if dec.g is None:
                 # Fail closed: a class the gate cannot judge is not a class that passed.
                 dec.passed = False

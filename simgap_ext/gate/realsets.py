@@ -27,6 +27,8 @@ from ..errors import SimGapInputError
 __all__ = ["iter_real_scans", "detect_layout"]
 
 _DIGITS = re.compile(r"(\d+)")
+#: Returns closer than this (metres) are no-return encodings, dropped on reading (sensor minimum ranges: 0.5-1 m).
+MIN_RANGE = 0.3
 
 
 def _natural(p: Path) -> tuple[Any, ...]:
@@ -120,6 +122,8 @@ def iter_real_scans(
             ids = np.fromfile(lf, np.uint32) & 0xFFFF
         if pts.shape[0] != ids.shape[0]:
             raise SimGapInputError(f"{pf}: {pts.shape[0]} points but {ids.shape[0]} labels in {lf}")
-        keep = np.isfinite(pts).all(axis=1) & (np.abs(pts).sum(axis=1) > 0)  # zeros: no return (MCD, Ouster)
+        # No-return encodings: all zeros (MCD, Ouster) or points within centimetres of the sensor (nuScenes); no
+        # LiDAR here measures closer than MIN_RANGE, and thousands of such points would read as duplicates.
+        keep = np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts, axis=1) >= MIN_RANGE)
         name = pf.parent.name if layout == "nuscenes" else pf.stem
         yield name, _frame(pts[keep], ids[keep], lm, i, sensor)
