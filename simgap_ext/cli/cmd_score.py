@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapInputError
+from ._scan_options import add_scan_options, scan_options
 
 __all__ = ["register", "run", "resolve_d_max", "check_output_path"]
 
@@ -36,6 +37,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--real", type=Path, default=None, help="real scans: file, directory or SemanticKITTI sequence")
     p.add_argument("--synthetic", required=True, type=Path, help="synthetic scans, same layouts as --real")
+    add_scan_options(p, what="--real scans")
     p.add_argument("--sensor", default=None, help="sensor profile (name or .toml) giving max_expected_distance")
     p.add_argument(
         "--max-expected-distance", type=float, default=None, metavar="M", help="d_max in metres (overrides --sensor)"
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         from .cmd_gate import run_offline
 
         return run_offline(args, None)
-    from ..data import iter_scans, list_scans
+    from ..data import iter_scans, list_scans, scan_name
     from ..metrics import FrozenBackbone
     from ..metrics.paired import PairedScorer, pair_names
 
@@ -166,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(out, flag)
     if args.html is not None and importlib.util.find_spec("matplotlib") is None:
         raise SimGapInputError("--html needs matplotlib (pip install matplotlib)")
-    real_names = [p.stem for p in list_scans(args.real)]
-    synth_names = [p.stem for p in list_scans(args.synthetic)]
+    real_names = [scan_name(p) for p in list_scans(args.real)]
+    synth_names = [scan_name(p) for p in list_scans(args.synthetic)]
     pairs, mode, warnings = pair_names(real_names, synth_names)
     for w in warnings:
         print(f"simgap: warning: {w}", file=sys.stderr)
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     wanted_synth = {s for _, s in pairs}
     # both readers yield in natural name order, and pairs follow that order in both modes: stream in lockstep
     # only paired scans are read: a real set with thousands of scans scores 100 synthetic twins in 100 reads
-    real_it = iter_scans(args.real, sensor=sensor, only=wanted_real)
+    real_it = iter_scans(args.real, sensor=sensor, only=wanted_real, **scan_options(args))
     synth_it = iter_scans(args.synthetic, sensor=sensor, only=wanted_synth)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -16,6 +16,7 @@ from .label_map import (
     read_label_map,
     write_label_map,
 )
+from .layouts import LAYOUTS, detect_layout, scan_name
 from .npz import read_npz, write_npz
 from .pointcloud import PointCloud
 from .scans import count_scans, iter_scans, list_scans
@@ -32,6 +33,9 @@ from .taxonomy import UNLABELED, Taxonomy, load_taxonomy, normalize_class_name, 
 
 __all__ = [
     "UNLABELED",
+    "LAYOUTS",
+    "detect_layout",
+    "scan_name",
     "LabelMap",
     "Taxonomy",
     "available_label_maps",
