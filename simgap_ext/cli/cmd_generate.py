@@ -56,6 +56,13 @@ def register(subparsers: Any) -> None:
         help="stop focusing a tail class once its real + accepted synthetic instances reach this",
     )
     p.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
+    p.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="calib.toml",
+        help="sensor calibration from `simgap calibrate --out`: per-class Chamfer d_max floors of the bank",
+    )
     p.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no live progress table on stderr")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
@@ -101,6 +108,11 @@ def _load_bank(args: argparse.Namespace, config: Any, device: str | None) -> tup
             bank.save(bank_path)
     bank = ReferenceBank.load(bank_path)
     ident["bank_sha256"] = fingerprint_file(bank_path)
+    if getattr(args, "calib", None) is not None:
+        from ..metrics.sensor_calibration import read_calibration
+
+        bank = bank.with_sensor_calibration(read_calibration(args.calib))
+        ident["calib_sha256"] = fingerprint_file(args.calib)
     return bank, ident
 
 

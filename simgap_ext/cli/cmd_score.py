@@ -42,6 +42,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-expected-distance", type=float, default=None, metavar="M", help="d_max in metres (overrides --sensor)"
     )
+    p.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="calib.toml",
+        help="d_max of the scene and of each class from `simgap calibrate --out` (overrides --sensor)",
+    )
     p.add_argument("--squared", action="store_true", help="squared-distance Chamfer (compared with d_max^2)")
     p.add_argument("--threshold-g", type=float, default=0.75, help="G acceptance threshold (default 0.75)")
     p.add_argument("--threshold-js", type=float, default=0.15, help="JS threshold in bits (default 0.15)")
@@ -162,7 +169,16 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import FrozenBackbone
     from ..metrics.paired import PairedScorer, pair_names
 
-    d_max = resolve_d_max(args.sensor, args.max_expected_distance)
+    class_d_max: dict[str, float] = {}
+    if args.calib is not None:
+        if args.max_expected_distance is not None:
+            raise SimGapInputError("give --calib or --max-expected-distance, not both")
+        from ..metrics.sensor_calibration import read_calibration
+
+        calib = read_calibration(args.calib)
+        d_max, class_d_max = calib["d_max"], calib["class_d_max"]
+    else:
+        d_max = resolve_d_max(args.sensor, args.max_expected_distance)
     for flag, out in (("--json", args.json), ("--html", args.html)):
         if out is not None:
             check_output_path(out, flag)
@@ -183,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         backbone=backbone,
         min_points=args.min_points,
         device=args.device,
+        class_d_max=class_d_max,
     )
     sensor = args.sensor or "unknown"
     wanted_real = {r for r, _ in pairs}

@@ -42,6 +42,7 @@ from .geometric import (
     cap_points,
     log_count_ratio,
 )
+from .plausibility import class_votes
 from .stats import frame_stats
 
 __all__ = [
@@ -58,7 +59,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BANK_FORMAT_VERSION = 2
-OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height")
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
+# Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
+# frame before its plausibility is judged.
+_MAX_DESC_PER_CLASS_FRAME = 256
+MIN_PLAUSIBILITY_POINTS = 20
 SCENE_COMPONENTS = ("range", "beams", "roughness", "composition")
 # Fewest real frames a bank is built from: every d_max is calibrated leaving one frame out, which needs another.
 MIN_BANK_FRAMES = 2
@@ -89,6 +94,7 @@ CALIBRATION_FLOORS = {
     "share": 0.1,  # |log ratio| of a class's share of the frame's points
     "height": 0.05,  # metres (W1 of a class's sensor-frame z)
     "scene_composition": 0.02,  # total variation between class shares
+    "plausibility": 0.02,  # drop of the share of real votes for the class's own label
 }
 
 
@@ -157,6 +163,8 @@ class ReferenceBank:
             ``share_class``/``share_frame`` (Q2,) int32.
         height_vals: (H,) float32 sensor-frame z samples per (class, frame), every class;
             ``height_class``/``height_frame`` (H,) int32.
+        desc_vals: (L, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) per (class,
+            frame); ``desc_class``/``desc_frame`` (L,) int32.
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
         d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
@@ -192,6 +200,9 @@ class ReferenceBank:
     height_vals: np.ndarray
     height_class: np.ndarray
     height_frame: np.ndarray
+    desc_vals: np.ndarray
+    desc_class: np.ndarray
+    desc_frame: np.ndarray
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -305,6 +316,17 @@ class ReferenceBank:
         out[self.share_class[sel]] = self.share_vals[sel]
         return out
 
+    def desc_scale(self) -> np.ndarray:
+        """(6,) float64 standard deviation of each descriptor column over the bank (1 where constant)."""
+        if not self.desc_vals.shape[0]:
+            return np.ones(6)
+        sd = self.desc_vals.astype(np.float64).std(axis=0)
+        return np.where(sd > 0, sd, 1.0)
+
+    def class_plausibility(self, class_name: str) -> float | None:
+        """Mean leave-one-out plausibility of a class over the real frames (None when never judged)."""
+        return self.meta.get("plausibility", {}).get(class_name)
+
     def class_features(self) -> dict[str, np.ndarray]:
         """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
         out: dict[str, np.ndarray] = {}
@@ -385,6 +407,7 @@ class ReferenceBank:
         dens: list[tuple[float, str, int]] = []
         shares: list[tuple[float, str, int]] = []
         heights: list[tuple[str, int, np.ndarray]] = []
+        descs: list[tuple[str, int, np.ndarray]] = []
         scene_r, scene_g, beam_rows = [], [], []
         feats: dict[str, list[np.ndarray]] = {}
         n_frames = 0
@@ -426,6 +449,7 @@ class ReferenceBank:
             for c in st.class_points:
                 shares.append((st.class_share(c), c, fi))
                 heights.append((c, fi, _subsample(st.class_heights(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
+                descs.append((c, fi, _subsample(st.class_descriptors(c), _MAX_DESC_PER_CLASS_FRAME, rng)))
                 d = st.class_density(c)
                 if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
                     dens.append((d, c, fi))
@@ -518,6 +542,11 @@ class ReferenceBank:
             height_vals=cat([v for _, _, v in heights], np.float32),
             height_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in heights], np.int32),
             height_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in heights], np.int32),
+            desc_vals=np.concatenate([v for _, _, v in descs]).astype(np.float32)
+            if descs
+            else np.zeros((0, 6), np.float32),
+            desc_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in descs], np.int32),
+            desc_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in descs], np.int32),
             meta={
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
@@ -580,6 +609,25 @@ class ReferenceBank:
                 rest = self.class_height_samples(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                     dists["height"].setdefault(name, []).append(_w1(mine, rest))
+        # Plausibility, leave one frame out: the held-out frame's descriptors vote among the other frames'.
+        plaus: dict[str, dict[int, float]] = {}
+        for fi in held_out:
+            sel = self.desc_frame == fi
+            rest = ~sel
+            if not sel.any() or not rest.any():
+                continue
+            votes = class_votes(self.desc_vals[sel], self.desc_vals[rest], self.desc_class[rest], self.desc_scale())
+            own = self.desc_class[sel]
+            for ci in np.unique(own):
+                m = own == ci
+                if m.sum() >= MIN_PLAUSIBILITY_POINTS:
+                    plaus.setdefault(self.class_names[int(ci)], {})[int(fi)] = float((votes[m] == ci).mean())
+        self.meta["plausibility"] = {c: float(np.mean(list(v.values()))) for c, v in plaus.items()}
+        for name, per_frame in plaus.items():
+            vals = np.array(list(per_frame.values()), np.float64)
+            if vals.size > 1:
+                rest_mean = (vals.sum() - vals) / (vals.size - 1)
+                dists["plausibility"].setdefault(name, []).extend(float(d) for d in np.maximum(rest_mean - vals, 0.0))
         # Multiple testing: a frame is rejected when any of its K judged classes fails, so a per-class test at
         # level (1 - q) would reject real frames K times as often. Each class is calibrated at the Bonferroni
         # quantile 1 - (1 - q) / K, K the median number of classes per real frame, so that the frame as a whole
@@ -667,6 +715,9 @@ class ReferenceBank:
         "height_vals",
         "height_class",
         "height_frame",
+        "desc_vals",
+        "desc_class",
+        "desc_frame",
     )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -744,7 +795,15 @@ class ReferenceBank:
         if e and (np.diff(self.ex_offsets).min() < 0 or self.ex_offsets[0] != 0):
             raise ReferenceDataError(f"reference bank {where}: exemplar offsets are not increasing from 0")
         n_classes = len(self.class_names)
-        for name in ("ex_class", "rough_class", "dens_class", "feat_class", "share_class", "height_class"):
+        for name in (
+            "ex_class",
+            "rough_class",
+            "dens_class",
+            "feat_class",
+            "share_class",
+            "height_class",
+            "desc_class",
+        ):
             idx = getattr(self, name)
             if idx.size and (idx.max() >= n_classes or idx.min() < 0):
                 raise ReferenceDataError(
@@ -759,6 +818,7 @@ class ReferenceBank:
             ("scene_rough", "scene_rough_frame"),
             ("share_vals", "share_class", "share_frame"),
             ("height_vals", "height_class", "height_frame"),
+            ("desc_vals", "desc_class", "desc_frame"),
         ):
             n = getattr(self, values).shape[0]
             if any(getattr(self, lab).shape != (n,) for lab in labels):
@@ -807,6 +867,31 @@ class ReferenceBank:
             and self.class_names == other.class_names
             and self.d_max_table == other.d_max_table
         )
+
+    def with_sensor_calibration(self, calibration: Mapping[str, Any]) -> ReferenceBank:
+        """A copy whose per-class Chamfer ``d_max`` is at least the sensor's calibrated noise floor.
+
+        Args:
+            calibration: what :func:`simgap_ext.metrics.sensor_calibration.read_calibration` returns
+                (``d_max`` and ``class_d_max`` in metres, from registered consecutive real scans).
+
+        Returns:
+            A new bank; ``meta["sensor_calibration"]`` records the floors applied.
+        """
+        import copy
+        import dataclasses
+
+        table = copy.deepcopy(self.d_max_table)
+        chamfer = table.setdefault("chamfer", {})
+        floors = {str(c): float(v) for c, v in calibration.get("class_d_max", {}).items()}
+        for c, v in floors.items():
+            if c in chamfer or c in self.object_classes:
+                chamfer[c] = max(float(chamfer.get(c, chamfer.get("*", 0.0))), v)
+        meta = dict(self.meta)
+        meta["sensor_calibration"] = {"d_max": float(calibration["d_max"]), "class_d_max": floors}
+        out = dataclasses.replace(self, d_max_table=table, meta=meta)
+        out._check_calibration("(with sensor calibration)")
+        return out
 
     def with_features(self, features: Mapping[str, np.ndarray]) -> ReferenceBank:
         """A copy whose embeddings are replaced (e.g. after switching to a TorchScript backbone)."""

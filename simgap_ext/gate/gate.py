@@ -97,6 +97,11 @@ class FrameGate:
         self._beams, self._columns = sensor_geometry(bank.sensor)
         self._warned_world = False
         self.parents = dict(parents) if parents is not None else _default_parents()
+        # A (coarse) bank of 2 frames still judges the classes both frames hold.
+        self._min_class_frames = min(MIN_CLASS_FRAMES, bank.frame_count)
+        from .plausibility import VoteIndex
+
+        self._votes = VoteIndex(bank.desc_vals, bank.desc_class, bank.desc_scale())
 
     def reference_class(self, class_name: str) -> str | None:
         """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
@@ -104,7 +109,7 @@ class FrameGate:
         seen: set[str] = set()
         c: str | None = class_name
         while c is not None and c not in seen:
-            if self.bank.class_frames(c) >= MIN_CLASS_FRAMES:
+            if self.bank.class_frames(c) >= self._min_class_frames:
                 return c
             seen.add(c)
             c = self.parents.get(c)
@@ -198,7 +203,7 @@ class FrameGate:
                 if ref != c:
                     n_real = self.bank.class_frames(c)
                     dec.reasons.append(
-                        f"class {c}: in {n_real} real frame(s) (< {MIN_CLASS_FRAMES}), scored against its parent "
+                        f"class {c}: in {n_real} real frame(s) (< {self._min_class_frames}), scored against its parent "
                         f"class {ref}"
                     )
                 continue
@@ -206,7 +211,7 @@ class FrameGate:
                 # Too rare in the reference to be judged alone and no ancestor to fall back on: said, not passed
                 # silently; its points still count in the scene's class composition.
                 dec.reasons.append(
-                    f"class {c}: in only {self.bank.class_frames(c)} real frame(s) (< {MIN_CLASS_FRAMES}) and no "
+                    f"class {c}: in only {self.bank.class_frames(c)} real frame(s) (< {self._min_class_frames}) and no "
                     "parent class in the reference: judged through the scene composition only"
                 )
                 continue
@@ -244,6 +249,9 @@ class FrameGate:
         matches: dict[str, list] = {}
         for c, m in zip(owners, flat, strict=True):
             matches.setdefault(c, []).append(m)
+        # Label plausibility: every described point's real neighbours in descriptor space vote for a class.
+        votes = self._votes.votes(stats.descriptors)
+        described = stats.class_of_point[stats.desc_index] if stats.desc_index.size else np.zeros(0, np.int32)
         for c, scored in scored_by_class.items():
             dec = per_class[c]
             crops = by_class.get(c, [])
@@ -260,6 +268,9 @@ class FrameGate:
                 near=near_by_class[c],
                 reference_class=ref_of[c],
             )
+            plaus = _plausibility(c, ref_of[c], stats, described, votes, self.bank)
+            if plaus is not None:
+                comps["plausibility"] = plaus
             dec.components = {name: comp.score for name, comp in comps.items()}
             dec.evidence = {name: (comp.distance, comp.d_max) for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)
@@ -283,7 +294,7 @@ class FrameGate:
                 dec.reasons.append(msg)
                 reasons.append(msg)
 
-        scene = scene_components(stats, self.bank)
+        scene = scene_components(stats, self.bank, ref_of)
         scene_g = weighted_g(scene, cfg.scene_weights)
         scene_scores = {n: s.score for n, s in scene.items()}
         scene_evidence = {n: (s.distance, s.d_max) for n, s in scene.items()}
@@ -359,8 +370,8 @@ def _failure(
     weights: Mapping[str, float],
     strict: bool,
 ) -> str | None:
-    """The reason ``what`` fails (G below threshold, or with ``strict`` any one component below it), with the
-    margins as numbers; None when it passes."""
+    """The reason ``what`` fails (G below threshold, or with ``strict`` a component at or beyond its d_max), with
+    the margins as numbers; None when it passes."""
     used = [n for n in comps if weights.get(n, 0) > 0]
     beyond = [n for n in used if comps[n].score <= 0.0] if strict else []
     if g >= threshold and not beyond:
@@ -385,3 +396,24 @@ def _default_parents() -> dict[str, str]:
         log.warning("no class taxonomy (%s): classes without real exemplars have no parent to fall back on", exc)
         return {}
     return {c.name: c.parent for c in tax if c.parent}
+
+
+def _plausibility(
+    class_name: str, reference: str, stats: FrameStats, described: np.ndarray, votes: np.ndarray, bank: ReferenceBank
+) -> Any:
+    """The plausibility component of one class: the drop of its points' share of real votes for their label below
+    the real frames' mean (None when too few points are described or the bank never judged the class)."""
+    import math
+
+    from .bank import MIN_PLAUSIBILITY_POINTS
+    from .geometric import ComponentScore
+
+    ref_p = bank.class_plausibility(reference)
+    d_max = bank.class_d_max(reference, "plausibility")
+    if ref_p is None or not math.isfinite(d_max) or not votes.shape[1] or class_name not in stats.class_list:
+        return None
+    mine = described == stats.class_list.index(class_name)
+    if mine.sum() < MIN_PLAUSIBILITY_POINTS:
+        return None
+    p = float((votes[mine] == bank.class_index(reference)).mean())
+    return ComponentScore(max(0.0, ref_p - p), d_max)

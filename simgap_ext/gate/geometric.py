@@ -289,8 +289,13 @@ def object_components(
     return out
 
 
-def scene_components(stats: FrameStats, bank) -> dict[str, ComponentScore]:
-    """Scene-level component scores of a frame (absent when the bank has no calibration for one)."""
+def scene_components(
+    stats: FrameStats, bank, reference_of: Mapping[str, str] | None = None
+) -> dict[str, ComponentScore]:
+    """Scene-level component scores of a frame (absent when the bank has no calibration for one).
+
+    ``reference_of`` maps frame classes onto the bank classes they are judged as (taxonomy parents) for the class
+    composition."""
     from ..metrics import wasserstein_1d
 
     out: dict[str, ComponentScore] = {}
@@ -315,17 +320,26 @@ def scene_components(stats: FrameStats, bank) -> dict[str, ComponentScore]:
         out["beams"] = ComponentScore(float(diff), d_max)
     d_max = bank.scene_d_max("composition")
     if stats.n_points and math.isfinite(d_max):
-        out["composition"] = ComponentScore(frame_composition_distance(stats, bank), d_max)
+        out["composition"] = ComponentScore(frame_composition_distance(stats, bank, reference_of), d_max)
     return out
 
 
-def frame_composition_distance(stats: FrameStats, bank) -> float:
-    """Total variation between a frame's class shares and the bank's mean shares (classes the bank lacks
-    count in full: their share has no real counterpart)."""
+def frame_composition_distance(stats: FrameStats, bank, reference_of: Mapping[str, str] | None = None) -> float:
+    """Total variation between a frame's class shares and the bank's mean shares.
+
+    A frame class counts as ``reference_of[c]`` when given (a child class judged as its taxonomy parent); classes
+    the bank lacks count in full: their share has no real counterpart."""
     from .bank import composition_distance
 
-    mine = np.array([stats.class_share(c) for c in bank.class_names], np.float64)
-    extra = sum(stats.class_share(c) for c in stats.class_points if bank.class_index(c) < 0)
+    ref = dict(reference_of or {})
+    mine = np.zeros(len(bank.class_names), np.float64)
+    extra = 0.0
+    for c in stats.class_points:
+        i = bank.class_index(ref.get(c, c))
+        if i < 0:
+            extra += stats.class_share(c)
+        else:
+            mine[i] += stats.class_share(c)
     return composition_distance(mine, bank.composition()) + 0.5 * float(extra)
 
 

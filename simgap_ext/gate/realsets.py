@@ -1,8 +1,8 @@
-"""Read the real labelled scan layouts the validation runs on (one function: :func:`iter_real_scans`).
+"""Real labelled scans for the validation, with their sensor profile (one function: :func:`iter_real_scans`).
 
-Besides everything :func:`simgap_ext.data.iter_scans` reads (point-cloud files, SemanticKITTI sequences), the
-public sample layouts under ``realdata/`` are recognised, each with its shipped label map
-(``config/label_maps``) and sensor profile:
+Everything :func:`simgap_ext.data.iter_scans` reads, plus ``*points*.npy`` + ``*labels*.npy`` pairs (Open3D-ML's
+SemanticKITTI samples); the sensor profile is taken from the layout when not given, and points closer than
+:data:`MIN_RANGE` (no-return encodings) are dropped. Layouts and their defaults:
 
 - ``velodyne_points/data/*.bin`` + ``gt_labels/*.bin`` (uint32 ids) — KITTI-360, ``kitti360``, ``hdl-64``;
 - ``lidar_bin/data/*.bin`` + ``gt_labels/*.bin`` — MCD, ``mcd``, ``os1-128`` (zero points are no returns);
@@ -38,6 +38,8 @@ def _natural(p: Path) -> tuple[Any, ...]:
 def detect_layout(path: str | Path) -> tuple[str, str | None, str | None]:
     """(layout, default label map, default sensor) of a real-scan directory (``"scans"`` for the generic one)."""
     p = Path(path)
+    if p.is_file():
+        return "scans", None, None
     if (p / "velodyne_points" / "data").is_dir() and (p / "gt_labels").is_dir():
         return "kitti360", "kitti360", "hdl-64"
     if (p / "lidar_bin" / "data").is_dir() and (p / "gt_labels").is_dir():
@@ -84,46 +86,44 @@ def iter_real_scans(
     """
     layout, lm_default, sensor_default = detect_layout(path)
     p = Path(path)
-    lm = label_map or lm_default
     sensor = sensor or sensor_default or "unknown"
-    if layout == "scans":
+    if layout != "npy":
         from ..data import iter_scans
 
-        yield from iter_scans(p, sensor=sensor)
+        for name, frame in iter_scans(p, sensor=sensor, label_map=label_map):
+            yield name, _drop_no_returns(frame)
         return
-    if layout in ("kitti360", "mcd"):
-        scan_dir = p / ("velodyne_points" if layout == "kitti360" else "lidar_bin") / "data"
-        files = sorted(scan_dir.glob("*.bin"), key=_natural)
-        pairs = [(f, p / "gt_labels" / f.name) for f in files]
-    elif layout == "nuscenes":
-        dirs = sorted((d for d in p.iterdir() if (d / "points.bin").is_file()), key=_natural)
-        pairs = [(d / "points.bin", d / "ground.bin") for d in dirs]
-    else:
-        pts = sorted((f for f in p.rglob("*.npy") if "points" in f.name), key=_natural)
-        pairs = [(f, f.with_name(f.name.replace("points", "labels"))) for f in pts]
-        pairs = [(a, b if b.is_file() else a.parent.parent / "labels" / a.name) for a, b in pairs]
-    for i, (pf, lf) in enumerate(pairs):
+    lm = label_map or lm_default
+    pts_files = sorted((f for f in p.rglob("*.npy") if "points" in f.name), key=_natural)
+    for i, pf in enumerate(pts_files):
+        lf = pf.with_name(pf.name.replace("points", "labels"))
         if not lf.is_file():
-            raise SimGapInputError(f"{lf}: missing label file for {pf}")
-        if layout == "nuscenes":
-            raw = np.fromfile(pf, np.float32)
-            if raw.size % 5:
-                raise SimGapInputError(f"{pf}: {raw.size} floats is not a whole number of 5-column points")
-            pts = raw.reshape(-1, 5)[:, :3]
-            ids = np.fromfile(lf, np.uint8)
-        elif layout == "npy":
-            pts = np.load(pf).reshape(-1, 3)
-            ids = np.load(lf).reshape(-1)
-        else:
-            raw = np.fromfile(pf, np.float32)
-            if raw.size % 4:
-                raise SimGapInputError(f"{pf}: {raw.size} floats is not a whole number of 4-column points")
-            pts = raw.reshape(-1, 4)[:, :3]
-            ids = np.fromfile(lf, np.uint32) & 0xFFFF
+            lf = pf.parent.parent / "labels" / pf.name
+        if not lf.is_file():
+            raise SimGapInputError(f"{pf}: no labels file ({pf.name.replace('points', 'labels')} or ../labels/)")
+        pts = np.load(pf).reshape(-1, 3)
+        ids = np.load(lf).reshape(-1)
         if pts.shape[0] != ids.shape[0]:
             raise SimGapInputError(f"{pf}: {pts.shape[0]} points but {ids.shape[0]} labels in {lf}")
-        # No-return encodings: all zeros (MCD, Ouster) or points within centimetres of the sensor (nuScenes); no
-        # LiDAR here measures closer than MIN_RANGE, and thousands of such points would read as duplicates.
-        keep = np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts, axis=1) >= MIN_RANGE)
-        name = pf.parent.name if layout == "nuscenes" else pf.stem
-        yield name, _frame(pts[keep], ids[keep], lm, i, sensor)
+        if not np.isfinite(pts).all():
+            raise SimGapInputError(f"{pf}: NaN or infinite coordinates")
+        yield pf.stem, _drop_no_returns(_frame(pts, ids, lm, i, sensor))
+
+
+def _drop_no_returns(frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame without points closer than MIN_RANGE (no-return encodings, e.g. nuScenes points at the origin)."""
+    from ..frame import make_frame
+
+    pts = np.asarray(frame["data"], np.float32)
+    keep = np.linalg.norm(pts, axis=1) >= MIN_RANGE
+    if keep.all():
+        return frame
+    info = frame["info"]
+    meta = {k: frame[k] for k in ("frame_id", "seed", "sensor", "attempt", "coordinate_frame") if k in frame}
+    return make_frame(
+        pts[keep],
+        np.asarray(info["pointSemantic"])[keep],
+        np.asarray(info["pointInstance"])[keep],
+        info["idToLabels"],
+        **meta,
+    )

@@ -23,7 +23,7 @@ from .config import GateConfig
 from .gate import FrameGate
 from .stats import ring_ids
 
-__all__ = ["PERTURBATIONS", "ValidationRow", "validate_gate", "perturb", "format_table"]
+__all__ = ["PERTURBATIONS", "ValidationRow", "validate_gate", "perturb", "format_table", "write_validation_html"]
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +270,54 @@ def format_table(rows: Sequence[ValidationRow], title: str = "") -> str:
         cells += [f"{100 * r.component_fail.get(c, 0) / r.n:.0f}" for c in comps]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def write_validation_html(path: Any, results: Sequence[tuple[str, Sequence[ValidationRow]]]) -> Any:
+    """Self-contained HTML page: per dataset the acceptance rate of every case as a bar chart and the table.
+
+    Args:
+        path: the ``.html`` file to write (atomically).
+        results: ``(dataset title, rows)`` per dataset.
+
+    Returns:
+        The path written.
+    """
+    import html
+
+    from ..data import atomic_write_bytes
+    from ..plots import PAGE_CSS, png_data_uri, use_agg
+
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>SimGap validation</title>"]
+    parts.append(f"<style>{PAGE_CSS} td, th {{ padding: 2px 8px; }}</style></head><body>")
+    parts.append("<h1>Gate validation on real scans</h1>")
+    parts.append(
+        "<p>Accepted share per case (leave one real scan out). Real scans should be accepted (green, target "
+        "&ge; 95 %); perturbed scans rejected (red bars should be 0 where the target is 'rejected').</p>"
+    )
+    for title, rows in results:
+        shown = [r for r in rows if r.n]
+        fig, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1))
+        colours = ["tab:green" if r.case.startswith("real") else ("tab:red" if r.target_rejected else "tab:gray")
+                   for r in shown]  # fmt: skip
+        ax.barh([r.case for r in shown][::-1], [100 * r.accept_rate for r in shown][::-1], color=colours[::-1])
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("accepted (%)")
+        ax.axvline(95, color="k", lw=0.5, ls="--")
+        fig.tight_layout()
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='{png_data_uri(fig)}'>")
+        plt.close(fig)
+        comps = sorted({c for r in rows for c in r.component_fail})
+        parts.append("<table><tr><th>case</th><th>n</th><th>accepted</th>")
+        parts += [f"<th>{html.escape(c)} fails</th>" for c in comps]
+        parts.append("<th>example reason</th></tr>")
+        for r in rows:
+            cells = [html.escape(r.case), str(r.n), "n/a" if not r.n else f"{100 * r.accept_rate:.0f} %"]
+            cells += [f"{100 * r.component_fail.get(c, 0) / r.n:.0f} %" if r.n else "" for c in comps]
+            cells.append(html.escape(r.reasons[0]) if r.reasons else "")
+            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))
