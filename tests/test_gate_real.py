@@ -192,3 +192,18 @@ def test_score_bank_equals_gate_decisions_and_manifest(tmp_path, capsys):
         assert direct.evaluate(frame).accepted == s["accepted"], name
     # gating into a directory that already holds a manifest is refused
     assert main(["gate", *common, "--out", str(tmp_path / "out")]) == 2
+
+
+def test_validate_gate_table(frames, tmp_path):
+    from simgap_ext.gate.validation import format_table, validate_gate, write_validation_html
+
+    rng = np.random.default_rng(3)
+    three = [*frames, ("data1-twin", perturb(frames[1][1], "drop", 0.01, rng))]
+    cases = [("jitter 0.2 m", "jitter", 0.2, True), ("class removed", "remove", 0, False)]
+    rows = validate_gate(three, max_folds=1, perturbations=cases)
+    assert [r.case for r in rows] == ["real (leave one out)", "jitter 0.2 m", "class removed"]
+    assert rows[0].n == 1 and rows[1].n == 1 and rows[1].accepted == 0
+    table = format_table(rows, "t")
+    assert "| jitter 0.2 m | 1 | 0 % | rejected | yes |" in table
+    page = write_validation_html(tmp_path / "v.html", [("t", rows)])
+    assert "data:image/png;base64," in Path(page).read_text()
