@@ -27,7 +27,15 @@ def test_shipped_gate_toml_matches_defaults_and_is_valid():
     shipped = load_gate_config()
     assert shipped.g_threshold == 0.75
     assert shipped.js_threshold == 0.15
-    assert set(shipped.object_weights) == {"chamfer", "count", "roughness", "density", "share", "height"}
+    assert set(shipped.object_weights) == {
+        "chamfer",
+        "count",
+        "roughness",
+        "density",
+        "share",
+        "height",
+        "plausibility",
+    }
     assert shipped == GateConfig(), "config/gate.toml and the built-in defaults differ"
     json.dumps(shipped.to_dict())
 
@@ -45,6 +53,7 @@ def test_gate_config_file_and_overrides(tmp_path):
         "density": 0.0,
         "share": 0.0,
         "height": 0.0,
+        "plausibility": 0.0,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.g_threshold = 0.1  # type: ignore[misc]

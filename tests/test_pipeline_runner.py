@@ -333,11 +333,11 @@ def test_cli_generate_from_real_dir_caches_the_bank(tmp_path, capsys):
 
 def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys):
     real = tmp_path / "real"
-    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "2", "--seed", "3100",
+    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "3", "--seed", "3100",
                  "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
-    fewer = tmp_path / "fewer"
+    fewer = tmp_path / "fewer"  # a bank needs at least 2 real frames
     for p in real.rglob("*"):
-        if p.is_file() and not p.name.startswith("000001"):
+        if p.is_file() and not p.name.startswith("000002"):
             (fewer / p.relative_to(real)).parent.mkdir(parents=True, exist_ok=True)
             (fewer / p.relative_to(real)).write_bytes(p.read_bytes())
     out = tmp_path / "gen"
@@ -346,10 +346,10 @@ def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys)
     args = ["generate", "--sensor", "vlp-16", "--frames", "0", "--real", str(real), "--out", str(out),
             "--device", DEVICE, "--no-progress"]  # fmt: skip
     assert main(args) == 2
-    assert ReferenceBank.load(out / "bank.npz").frame_count == 2
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 3
     (out / "velodyne" / "000000.bin").unlink()
     assert main([a if a != str(real) else str(fewer) for a in args]) == 0
-    assert ReferenceBank.load(out / "bank.npz").frame_count == 1  # the new --real, not the leftover cache
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 2  # the new --real, not the leftover cache
     assert json.loads((out / "run.json").read_text())["real"] == str(fewer.resolve())
 
 
