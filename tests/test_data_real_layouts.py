@@ -4,6 +4,7 @@ plain NumPy from the raw bytes, independently of the readers."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -236,3 +237,59 @@ def test_rellis_needs_its_map_and_drops_no_return_slots():
     cloud = load_point_cloud(f, label_map="rellis3d")
     assert len(cloud) == 77708  # the valid returns SOURCES.md lists, of 131072 slots
     assert {"terrain", "vegetation", "bush"} <= set(cloud.id_to_labels.values())
+
+
+# --- .npy: Open3D-ML arrays and SqueezeSeg range images -----------------------------------------------------------
+
+
+def test_open3d_ml_points_and_labels_folders(tmp_path):
+    (tmp_path / "points").mkdir()
+    (tmp_path / "labels").mkdir()
+    pts = np.arange(30, dtype=np.float32).reshape(10, 3) + 0.5
+    np.save(tmp_path / "points" / "000700.npy", pts)
+    np.save(tmp_path / "labels" / "000700.npy", np.array([[0], [1], [6], [9], [9], [15], [16], [17], [18], [19]]))
+    ((name, frame),) = list(iter_scans(tmp_path))
+    names = {k: v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    per_point = [names[int(s)] for s in frame["info"]["pointSemantic"]]
+    # SemanticKITTI learning ids 0-19, written out here from semantic-kitti.yaml's learning_map_inv
+    assert per_point == ["unlabeled", "car", "pedestrian", "road", "road", "vegetation", "trunk", "terrain", "pole",
+                         "traffic_sign"]  # fmt: skip
+    assert name == "000700"
+    np.testing.assert_array_equal(frame["data"], pts)
+
+
+def test_sibling_points_labels_npy_and_wrong_length(tmp_path):
+    np.save(tmp_path / "kitti_01_points_000000.npy", np.ones((4, 3), np.float32))
+    np.save(tmp_path / "kitti_01_labels_000000.npy", np.array([1, 1, 0], np.int32))
+    assert [p.name for p in list_scans(tmp_path)] == ["kitti_01_points_000000.npy"]  # the labels are not a scan
+    with pytest.raises(SimGapInputError, match=r"kitti_01_labels_000000\.npy: 3 labels for 4 points"):
+        list(iter_scans(tmp_path))
+
+
+def test_squeezeseg_range_image_drops_empty_pixels(tmp_path):
+    img = np.zeros((4, 8, 6), np.float32)
+    img[0, :3] = [[5.0, 1.0, -1.5, 0.3, 5.3, 1], [6.0, 1.0, -1.5, 0.2, 6.2, 2], [7.0, 2.0, -1.0, 0.1, 7.3, 3]]
+    np.save(tmp_path / "2011_09_26_0001_0000000010.npy", img)
+    c = load_point_cloud(tmp_path / "2011_09_26_0001_0000000010.npy")
+    assert len(c) == 3 and [c.id_to_labels[int(s)] for s in c.semantic] == ["car", "pedestrian", "cyclist"]
+    img[0, 0, 5] = 1.5
+    np.save(tmp_path / "bad.npy", img)
+    with pytest.raises(SimGapInputError, match="fractional"):
+        load_point_cloud(tmp_path / "bad.npy")
+
+
+def test_npy_header_declaring_more_than_stored_is_refused(tmp_path):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros((100, 3), np.float32))
+    p = tmp_path / "huge.npy"
+    p.write_bytes(buf.getvalue().replace(b"'shape': (100, 3)", b"'shape': (99999, 3)"))  # header is plain text
+    with pytest.raises(SimGapInputError, match=r"declares shape \(99999, 3\)"):
+        load_point_cloud(p)
+
+
+@pytest.mark.skipif(not (REALDATA / "squeezeseg").is_dir(), reason="../shared/realdata not present")
+def test_real_squeezeseg_and_open3d_ml_scans():
+    frames = list(iter_scans(REALDATA / "squeezeseg"))
+    assert [f["data"].shape[0] for _, f in frames] == [28500, 28277, 28591, 28531]  # valid pixels per SOURCES.md
+    frames = list(iter_scans(REALDATA / "open3d_ml" / "kitti_seq01_pr"))
+    assert [f["data"].shape[0] for _, f in frames] == [90404, 90318, 90449]

@@ -126,7 +126,7 @@ def test_unknown_label_map_name_lists_the_shipped_ones():
         ("labels:\n  -3: car\n", "outside"),
         ("labels:\n  1: carr\n", "not in the SimGap taxonomy"),
         ("labels:\n  1: 5\n", "expected a taxonomy class"),
-        ("[" * 5000 + "]" * 5000, "nested too deeply|invalid YAML|labels"),
+        ("[" * 5000 + "]" * 5000, "nested 5000 levels deep"),
         ("labels: [1, 2]\n", "labels"),
         ("\x00\xff", "invalid YAML|UTF-8|labels"),
     ],

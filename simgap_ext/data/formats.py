@@ -36,7 +36,7 @@ __all__ = ["SUPPORTED_SUFFIXES", "load_point_cloud", "write_point_cloud", "defau
 
 _log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".bin", ".npz", ".ply", ".pcd", ".las", ".laz")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".bin", ".npy", ".npz", ".ply", ".pcd", ".las", ".laz")
 _SUPPORTED = ", ".join(SUPPORTED_SUFFIXES)
 
 #: What ``label_map=`` accepts: a shipped map's name, a YAML path, or a loaded map.
@@ -51,6 +51,10 @@ def _read_file(p: Path, layout: str, columns: Sequence[str] | None, lm: LabelMap
             lm = lm if lm is not None else load_label_map("kitti_object")
             return read_bin_layout(p, layout, columns=columns, kitti_classes=_box_classes(lm))
         return read_bin_layout(p, layout, columns=columns)
+    if layout in ("npy", "squeezeseg"):
+        from .npy_scans import read_npy_scan
+
+        return read_npy_scan(p, layout)
     if layout == "npz":
         from .npz import read_npz
 

@@ -20,6 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -314,6 +315,8 @@ def check_npz_members(path: str | Path) -> None:
         KeyError,
         NotImplementedError,
         struct.error,
+        SyntaxError,  # numpy parses NPY header dicts with tokenize/ast
+        TokenError,
     ) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SimGapInputError(f"{p}: not a readable .npz archive ({msg})") from exc

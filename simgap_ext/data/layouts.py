@@ -12,6 +12,8 @@ layout                    what is detected                                      
 ``mcd``                   ``lidar_bin/data/S.bin`` with ``../../gt_labels/S.bin``          ``mcd``
 ``semantickitti``         any other ``.bin`` (x, y, z, remission) with ``S.label`` beside  ``semantickitti``
                           or ``../labels/S.label`` (or no labels at all)
+``npy``                   an (N, 3|4) ``.npy`` (Open3D-ML), labels ``../labels/S.npy``      ``semantickitti_learning``
+``squeezeseg``            an (H, W, 6) ``.npy`` range image (x, y, z, i, range, label)     ``squeezeseg``
 ========================  ==============================================================  ===================
 
 ``gt_labels`` and ``.label`` files are uint32 per point, lower 16 bits the class id, upper 16 bits the instance id.
@@ -40,10 +42,11 @@ __all__ = [
     "nuscenes_label_file",
     "kitti_object_files",
     "gt_label_file",
+    "label_file",
 ]
 
 BIN_LAYOUTS = ("semantickitti", "nuscenes", "kitti_object", "kitti360", "mcd")
-LAYOUTS = (*BIN_LAYOUTS, "npz", "ply", "pcd", "las")
+LAYOUTS = (*BIN_LAYOUTS, "npy", "squeezeseg", "npz", "ply", "pcd", "las")
 #: The shipped label map each dataset layout's ids are read with when nothing else names them.
 DEFAULT_LABEL_MAPS = {
     "semantickitti": "semantickitti",
@@ -51,6 +54,8 @@ DEFAULT_LABEL_MAPS = {
     "kitti_object": "kitti_object",
     "kitti360": "kitti360",
     "mcd": "mcd",
+    "npy": "semantickitti_learning",
+    "squeezeseg": "squeezeseg",
     "las": "asprs",
 }
 _NUSCENES_LABEL_SIBLINGS = ("lidarseg.bin", "ground.bin", "labels.bin")
@@ -102,12 +107,43 @@ def gt_label_file(path: Path) -> tuple[str, Path] | None:
     return (kind, label) if label.is_file() else None
 
 
+def label_file(path: str | Path) -> Path | None:
+    """The file holding a scan's labels in its detected layout (``.label``, lidarseg ``.bin``, ``gt_labels``,
+    KITTI ``label_2`` text, Open3D-ML labels ``.npy``), or ``None`` (unlabelled, or labels inside the file)."""
+    p = Path(path)
+    try:
+        layout = detect_layout(p)
+    except SimGapInputError:
+        return None
+    if layout == "nuscenes":
+        return nuscenes_label_file(p)
+    if layout == "kitti_object":
+        files = kitti_object_files(p)
+        return None if files is None else files[0]
+    if layout in ("kitti360", "mcd"):
+        gt = gt_label_file(p)
+        return None if gt is None else gt[1]
+    if layout == "semantickitti":
+        from .semantickitti import find_label_file
+
+        return find_label_file(p)
+    if layout == "npy":
+        from .npy_scans import npy_label_file
+
+        return npy_label_file(p)
+    return None
+
+
 def detect_layout(path: str | Path) -> str:
     """The layout of a scan file (table in the module docstring); a non-``.bin`` file's layout is its format."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in _SUFFIX_LAYOUT:
         return _SUFFIX_LAYOUT[suffix]
+    if suffix == ".npy":
+        from .npy_scans import npy_layout
+
+        return npy_layout(p)
     if suffix != ".bin":
         raise SimGapInputError(f"{p}: cannot tell the layout of a {suffix or 'suffix-less'} file")
     if p.name.lower().endswith(".pcd.bin"):

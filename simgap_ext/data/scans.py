@@ -28,7 +28,7 @@ _DIGITS = re.compile(r"(\d+)")
 
 
 # Sequence sub-folders holding the scans of the dataset layouts, in the order they are looked for.
-_SCAN_SUBDIRS = ("velodyne", "velodyne_reduced", "velodyne_points/data", "lidar_bin/data")
+_SCAN_SUBDIRS = ("velodyne", "velodyne_reduced", "velodyne_points/data", "lidar_bin/data", "points")
 # Per-point label files that sit beside nuScenes points.bin and must not be listed as scans.
 _LABEL_SIBLINGS = {"lidarseg.bin", "ground.bin", "labels.bin"}
 
@@ -50,6 +50,8 @@ def _scan_dir(p: Path) -> Path | None:
 def _is_scan_file(f: Path) -> bool:
     name = f.name.lower()
     if not f.is_file() or f.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return False
+    if name.endswith(".npy") and "labels" in name:  # Open3D-ML label arrays beside their points arrays
         return False
     return not (name in _LABEL_SIBLINGS or name.endswith("_lidarseg.bin"))
 
@@ -76,7 +78,7 @@ def list_scans(path: str | Path) -> list[Path]:
     sub = _scan_dir(p)
     if sub is not None:
         scan_dir = sub
-        files = [f for f in sub.iterdir() if f.is_file() and f.suffix.lower() == ".bin"]
+        files = [f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in (".bin", ".npy")]
     else:
         scan_dir = p
         files = [f for f in p.iterdir() if _is_scan_file(f)]

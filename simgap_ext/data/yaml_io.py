@@ -1,23 +1,39 @@
 """Reading small YAML documents (taxonomy, label maps) without trusting them.
 
 :func:`read_yaml` bounds the file size before reading, and turns every way PyYAML can fail on hostile input
-(invalid syntax, deeply nested brackets that exhaust the recursion limit, non-UTF-8 bytes) into one
+(invalid syntax, nesting deeper than :data:`MAX_YAML_DEPTH`, refused before parsing because PyYAML recurses per
+level, non-UTF-8 bytes) into one
 :class:`~simgap_ext.errors.SimGapInputError` naming the file.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from ..errors import SimGapInputError
 
-__all__ = ["MAX_YAML_BYTES", "read_yaml"]
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "read_yaml"]
 
 #: Label maps and taxonomies are a few kB; anything above this is not one.
 MAX_YAML_BYTES = 4 * 1024 * 1024
+#: Label maps nest 2-3 levels; PyYAML recurses per level (and slows down long before the recursion limit).
+MAX_YAML_DEPTH = 64
+_QUOTED = re.compile(r"'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"|#[^\n]*")
+
+
+def _max_depth(text: str) -> int:
+    """Deepest nesting of flow brackets, or of block indentation (in 2-space steps), ignoring quotes/comments."""
+    bare = _QUOTED.sub("", text)
+    b = np.frombuffer(bare.encode("utf-8", "replace"), dtype=np.uint8)
+    step = (b == ord("[")).astype(np.int64) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
+    flow = int(np.cumsum(step).max(initial=0))
+    indent = max((len(line) - len(line.lstrip(" ")) for line in bare.splitlines()), default=0)
+    return max(flow, indent // 2)
 
 
 def read_yaml(path: str | Path, *, what: str = "YAML file", max_bytes: int = MAX_YAML_BYTES) -> Any:
@@ -48,6 +64,9 @@ def read_yaml(path: str | Path, *, what: str = "YAML file", max_bytes: int = MAX
         raise SimGapInputError(f"{p}: cannot read {what} ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise SimGapInputError(f"{p}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    depth = _max_depth(text)
+    if depth > MAX_YAML_DEPTH:
+        raise SimGapInputError(f"{p}: {what} is nested {depth} levels deep, more than a {what} can be")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

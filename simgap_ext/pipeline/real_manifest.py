@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.layouts import label_file
 from ..data.manifest import ManifestWriter, make_row
 from ..data.scans import iter_scans, list_scans, scan_name
-from ..data.semantickitti import find_label_file
 from ..errors import SimGapInputError
 from ..frame import id_to_class
 
@@ -82,7 +82,7 @@ def build_real_manifest(
                 if name != scan_name(f):  # pragma: no cover - both come from list_scans' order
                     raise SimGapInputError(f"{real_dir}: scan order mismatch at {name} / {f.name}")
                 points, instances = frame_class_counts(frame)
-                label = find_label_file(f) if f.suffix.lower() == ".bin" else None
+                label = label_file(f)
                 row = make_row(
                     domain="real",
                     sensor=sensor,
