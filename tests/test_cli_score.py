@@ -196,7 +196,7 @@ def test_json_report_on_a_full_disk_keeps_the_previous_report(real_dir, tmp_path
     out = tmp_path / "r.json"
     out.write_text('{"previous": true}\n')
     args = ["score", "--real", str(real_dir), "--synthetic", str(real_dir), "--max-expected-distance", "1",
-            "--no-progress"] if command == "score" else ["calibrate", "--real", str(real_dir)]  # fmt: skip
+            "--no-progress"] if command == "score" else ["calibrate", "--real", str(real_dir), "--raw"]  # fmt: skip
     monkeypatch.setattr(atomic_mod.os, "fdopen", _FullDisk)
     assert main([*args, "--json", str(out)]) == 2
     assert "no space left on device writing" in capsys.readouterr().err
@@ -223,7 +223,7 @@ def test_nan_scan_exit_2(real_dir, tmp_path, capsys):
 
 def test_calibrate(real_dir, tmp_path, capsys):
     out = tmp_path / "c.json"
-    assert main(["calibrate", "--real", str(real_dir), "--json", str(out)]) == 0
+    assert main(["calibrate", "--real", str(real_dir), "--raw", "--json", str(out)]) == 0
     rep = json.loads(out.read_text())
     cds = [
         _brute_chamfer(_read_real(real_dir, f"{i:06d}")[0], _read_real(real_dir, f"{i + 1:06d}")[0]) for i in range(2)
@@ -232,8 +232,10 @@ def test_calibrate(real_dir, tmp_path, capsys):
     assert rep["d_max"] == pytest.approx(np.quantile(cds, 0.95) / 0.25, rel=1e-5)
     assert f"{rep['d_max']:.6g}" in capsys.readouterr().out
     one = _write_seq(tmp_path / "one", {"000000": _read_real(real_dir, "000000")})
-    assert main(["calibrate", "--real", str(one)]) == 2
+    assert main(["calibrate", "--real", str(one), "--raw"]) == 2
     assert "at least 2 real frames" in capsys.readouterr().err
+    assert main(["calibrate", "--real", str(one)]) == 2
+    assert "at least 2 consecutive real scans" in capsys.readouterr().err
 
 
 def test_squared_convention(real_dir, tmp_path):

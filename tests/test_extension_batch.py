@@ -175,14 +175,15 @@ def test_a_fresh_batch_rebuilds_a_leftover_bank_cache(tmp_path):
     from simgap_ext.gate import ReferenceBank
 
     out = tmp_path / "kit"
-    plan = prepare_batch(_settings(out, reference_frames=1).batch)
-    assert ReferenceBank.load(plan.bank_path).frame_count == 1
+    # (a bank needs at least 2 real frames: its d_max values are calibrated leaving one frame out)
     plan = prepare_batch(_settings(out, reference_frames=2).batch)
     assert ReferenceBank.load(plan.bank_path).frame_count == 2
+    plan = prepare_batch(_settings(out, reference_frames=3).batch)
+    assert ReferenceBank.load(plan.bank_path).frame_count == 3
 
 
 def test_a_bank_of_another_sensor_is_refused_up_front(tmp_path):
-    bank = prepare_batch(_settings(tmp_path / "ref", reference_frames=1).batch).bank_path  # a vlp-16 bank
+    bank = prepare_batch(_settings(tmp_path / "ref", reference_frames=2).batch).bank_path  # a vlp-16 bank
     s = _settings(tmp_path / "kit", sensor="hdl-32", bank_path=str(bank))
     with pytest.raises(SimGapInputError, match=r"/exts/simgap_ext/sensor: .* holds vlp-16 scans but the sensor is"):
         prepare_batch(s.batch, s.gate)

@@ -141,7 +141,8 @@ def test_corrupted_class_is_rejected_and_named(gate, realistic, corrupt):
         d = gate.evaluate(corrupt(frame, "vehicle"))
         assert not d.accepted
         assert "vehicle" in d.failing_classes
-        assert d.per_class["vehicle"].g is not None and d.per_class["vehicle"].g < 0.75
+        # G below the threshold, or (strict components) one component beyond half its d_max
+        assert d.per_class["vehicle"].g is not None and not d.per_class["vehicle"].passed
         assert any(r.startswith("class vehicle: G=") for r in d.reasons)
         # Classes left alone keep passing: the failure is attributed, not global.
         others = [c for c, cd in d.per_class.items() if c != "vehicle" and cd.g is not None]
@@ -365,7 +366,9 @@ def test_object_components_with_the_gates_precomputed_lookups_equal_the_standalo
         assert {n: (s.distance, s.d_max) for n, s in given.items()} == {
             n: (s.distance, s.d_max) for n, s in alone.items()
         }
-        assert decision.per_class[c].components == {n: s.score for n, s in alone.items()}
+        # the gate adds label plausibility (a vote over the whole frame, not a per-class statistic)
+        gate_comps = {n: v for n, v in decision.per_class[c].components.items() if n != "plausibility"}
+        assert gate_comps == {n: s.score for n, s in alone.items()}
         with pytest.raises(SimGapInputError, match=f"class {c}: {len(near) - 1} exemplar lists for {len(near)}"):
             object_components(c, crops, stats, bank, matches=matches, near=near[:-1], **kw)
         checked += 1

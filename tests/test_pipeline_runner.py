@@ -366,11 +366,11 @@ def test_cli_generate_from_real_dir_caches_the_bank(tmp_path, capsys):
 
 def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys):
     real = tmp_path / "real"
-    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "2", "--seed", "3100",
+    assert main(["render", "--sensor", "vlp-16", "--preset", "realistic", "--frames", "3", "--seed", "3100",
                  "--out", str(real), "--no-progress", "--device", DEVICE]) == 0  # fmt: skip
-    fewer = tmp_path / "fewer"
+    fewer = tmp_path / "fewer"  # a bank needs at least 2 real frames
     for p in real.rglob("*"):
-        if p.is_file() and not p.name.startswith("000001"):
+        if p.is_file() and not p.name.startswith("000002"):
             (fewer / p.relative_to(real)).parent.mkdir(parents=True, exist_ok=True)
             (fewer / p.relative_to(real)).write_bytes(p.read_bytes())
     out = tmp_path / "gen"
@@ -391,11 +391,11 @@ def test_cli_generate_fresh_run_rebuilds_a_leftover_bank_cache(tmp_path, capsys)
     user_bank.unlink()
     # A cache SimGap built here for a run that never recorded anything (killed after the bank build) is replaced.
     assert main(args) == 0
-    assert ReferenceBank.load(out / "bank.npz").frame_count == 2
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 3
     for name in ("run.json", "manifest.jsonl"):
         (out / name).unlink()
     assert main([a if a != str(real) else str(fewer) for a in args]) == 0
-    assert ReferenceBank.load(out / "bank.npz").frame_count == 1  # the new --real, not the leftover cache
+    assert ReferenceBank.load(out / "bank.npz").frame_count == 2  # the new --real, not the leftover cache
     assert json.loads((out / "run.json").read_text())["real"] == str(fewer.resolve())
 
 

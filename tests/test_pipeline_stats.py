@@ -248,3 +248,15 @@ def test_tail_focus_plan_round_robin_and_deficits():
         "tail_classes": ["wheel", "cargo", "bike"],
         "targets": {"wheel": 2, "cargo": 1, "bike": 0},
     }
+
+
+def test_reason_margins_keep_the_numbers_the_kind_masks():
+    stats = AcceptanceStats()
+    for ratio in (1.5, 0.25, 3.0):
+        d = _decision(False, {"car": (0.4, None, 1)}, failing=["car"])
+        d.reasons = [f"class car: G=0.400 < 0.75; worst: density 0.3 vs d_max 0.2 ({ratio:.2f}x)"]
+        stats.record(d)
+    kind = "class car: G=# < #; worst: density # vs d_max # (#x)"
+    assert stats.top_reasons() == [(kind, 3)]
+    assert stats.reason_margins(kind) == (0.25, 1.5, 3.0)
+    assert stats.reason_margins("class ped: quarantined") is None

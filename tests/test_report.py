@@ -87,7 +87,9 @@ def test_report_contents(run_dir):
     assert table["ground"] == ["1", "0", "0", "0", "100.0", "-", "-", ""]
     assert "Attempts: 4" in html and "&quot;seed&quot;: 7" in html
     reasons = html.split('<table id="reasons">', 1)[1].split("</table>", 1)[0]
-    assert re.findall(r"<tr><td>(.*?)</td><td>(\d+)</td></tr>", reasons) == [("class wheel: G=# &lt; #", "2")]
+    assert re.findall(r"<tr><td>(.*?)</td><td>(\d+)</td><td>(.*?)</td></tr>", reasons) == [
+        ("class wheel: G=# &lt; #", "2", "")  # no margin in these reasons
+    ]
 
 
 def test_report_cli_and_custom_out(run_dir, tmp_path, capsys):

@@ -61,6 +61,13 @@ def register(subparsers: Any) -> None:
         help="stop focusing a tail class once its real + accepted synthetic instances reach this",
     )
     p.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
+    p.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="calib.toml",
+        help="sensor calibration from `simgap calibrate --out`: per-class Chamfer d_max floors of the bank",
+    )
     p.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no live progress table on stderr")
     p.add_argument(
@@ -124,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         scan_options=scan_options(args),
         rotation_rate_hz=args.rotation_rate,
+        calib=args.calib,
         # Replicator renders through Kit, which must stay on its main thread
         pipeline=args.backend == "warp" and not args.no_pipeline,
     )

@@ -32,6 +32,13 @@ def register(subparsers: Any) -> None:
     b.add_argument("--sensor", default=None, help="sensor profile of the real scans (e.g. os1-64)")
     b.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
     b.add_argument("--limit", type=int, default=None, help="use at most this many scans (spread evenly)")
+    b.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="calib.toml",
+        help="sensor calibration from `simgap calibrate --out`: per-class Chamfer d_max floors",
+    )
     b.add_argument("--device", default=None, help="Warp device (default: CUDA when available)")
     b.set_defaults(func=run_build)
     s = sub.add_parser("show", help="summarise a bank")
@@ -64,7 +71,14 @@ def run_build(args: argparse.Namespace) -> int:
         only = {scan_name(files[round(i * (n - 1) / max(args.limit - 1, 1))]) for i in range(args.limit)}
     scans = iter_scans(args.real, sensor=sensor or "unknown", only=only, **scan_options(args))
     t0 = time.perf_counter()
+    calib = None
+    if args.calib is not None:
+        from ..metrics.sensor_calibration import read_calibration
+
+        calib = read_calibration(args.calib)  # before the (slow) build: a bad file is reported at once
     bank = ReferenceBank.build(scans, sensor=sensor, config=config, device=args.device)
+    if calib is not None:
+        bank = bank.with_sensor_calibration(calib)
     path = bank.save(args.out)
     per_class = ", ".join(f"{c} {k}" for c, k in bank.class_counts.items()) or "none"
     print(

@@ -23,21 +23,31 @@ def register(subparsers: Any) -> None:
     """Add the ``score`` sub-command."""
     p = subparsers.add_parser(
         "score",
-        help="score synthetic scans against real scans of the same places (DoGSS-PCL, paired mode)",
+        help="score synthetic scans against real scans of the same places (paired) or against a reference bank",
         description=(
             "Pair each synthetic scan with the real scan of the same name (scans without a twin are left out with a "
             "warning; sorted order, with a warning, when no name matches), compute scene and per-class geometric "
             "scores G = 1 - clamp(Chamfer / d_max, 0, 1) and per-class semantic JS divergence of instance "
             "embeddings over all frames, and print a table (--json, --html: also write it as JSON / as a "
-            "self-contained HTML page with plots). Exit 0 whenever scoring ran, whatever the scores."
+            "self-contained HTML page with plots). With --bank instead of --real: unpaired, every synthetic scan is "
+            "scored against the reference bank by the frame gate (per frame and per class, the same decisions and "
+            "evidence as `simgap gate` and `simgap generate`), nothing is exported. Exit 0 whenever scoring ran, "
+            "whatever the scores."
         ),
     )
-    p.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")
+    p.add_argument("--real", type=Path, default=None, help="real scans: file, directory or SemanticKITTI sequence")
     p.add_argument("--synthetic", required=True, type=Path, help="synthetic scans, same layouts as --real")
     add_scan_options(p, what="--real scans")
     p.add_argument("--sensor", default=None, help="sensor profile (name or .toml) giving max_expected_distance")
     p.add_argument(
         "--max-expected-distance", type=float, default=None, metavar="M", help="d_max in metres (overrides --sensor)"
+    )
+    p.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="calib.toml",
+        help="d_max of the scene and of each class from `simgap calibrate --out` (overrides --sensor)",
     )
     p.add_argument("--squared", action="store_true", help="squared-distance Chamfer (compared with d_max^2)")
     p.add_argument("--threshold-g", type=float, default=0.75, help="G acceptance threshold (default 0.75)")
@@ -57,6 +67,9 @@ def register(subparsers: Any) -> None:
         help="also write a self-contained HTML page: G per scene and per class, JS, nearest-neighbour distances",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cmd_gate import add_offline_arguments
+
+    add_offline_arguments(p, bank_required=False)
     p.set_defaults(func=run)
 
 
@@ -142,11 +155,30 @@ def _print_report(report: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap score``."""
+    if (args.real is None) == (args.bank is None):
+        raise SimGapInputError("give either --real DIR (paired scoring) or --bank bank.npz (scoring against a bank)")
+    if args.bank is not None:
+        if args.html is not None:
+            raise SimGapInputError("--html is for paired scoring; with --bank use --json")
+        if args.json is not None:
+            check_output_path(args.json, "--json")
+        from .cmd_gate import run_offline
+
+        return run_offline(args, None)
     from ..data import iter_scans, list_scans, scan_name
     from ..metrics import FrozenBackbone
     from ..metrics.paired import PairedScorer, pair_names
 
-    d_max = resolve_d_max(args.sensor, args.max_expected_distance)
+    class_d_max: dict[str, float] = {}
+    if args.calib is not None:
+        if args.max_expected_distance is not None:
+            raise SimGapInputError("give --calib or --max-expected-distance, not both")
+        from ..metrics.sensor_calibration import read_calibration
+
+        calib = read_calibration(args.calib)
+        d_max, class_d_max = calib["d_max"], calib["class_d_max"]
+    else:
+        d_max = resolve_d_max(args.sensor, args.max_expected_distance)
     for flag, out in (("--json", args.json), ("--html", args.html)):
         if out is not None:
             check_output_path(out, flag)
@@ -167,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         backbone=backbone,
         min_points=args.min_points,
         device=args.device,
+        class_d_max=class_d_max,
     )
     sensor = args.sensor or "unknown"
     wanted_real = {r for r, _ in pairs}

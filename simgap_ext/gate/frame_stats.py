@@ -39,6 +39,8 @@ ROUGHNESS_CLIP = 0.1
 # Ring neighbours whose ranges differ by more than this (metres) lie on different surfaces: the pair straddles
 # a depth edge or involves a mixed pixel. Range noise (centimetres) stays far below it.
 SURFACE_GAP = 0.3
+# Returns closer than this (metres) are no-return encodings, not measurements (sensor minimum ranges: 0.5-1 m).
+NO_RETURN_RANGE = 0.3
 # Without a beam table, elevations closer than this (degrees) are one ring; real beam spacings are >= 0.1 deg.
 _RING_QUANTUM_DEG = 0.05
 
@@ -106,6 +108,31 @@ class FrameStats:
     beam_ratio: np.ndarray | None
     duplicate_fraction: float
     extra: dict[str, Any] = field(default_factory=dict)
+    heights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    desc_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
+
+    def class_descriptors(self, class_name: str) -> np.ndarray:
+        """(S_c, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) of a class's points."""
+        if not self.desc_index.size:
+            return self.descriptors[:0]
+        return self.descriptors[self.class_mask(class_name)[self.desc_index]]
+
+    def class_mask(self, class_name: str) -> np.ndarray:
+        """(N,) bool the points of one class (all False when the class is absent)."""
+        if class_name not in self.class_list:
+            return np.zeros(self.n_points, dtype=bool)
+        return self.class_of_point == self.class_list.index(class_name)
+
+    def class_heights(self, class_name: str) -> np.ndarray:
+        """(K,) float32 sensor-frame z of one class's points (what a class looks like from the side)."""
+        if self.heights.shape[0] != self.n_points:
+            return np.zeros(0, np.float32)
+        return self.heights[self.class_mask(class_name)]
+
+    def class_share(self, class_name: str) -> float:
+        """Share of the frame's points that carry this class (0 when absent or the frame is empty)."""
+        return self.class_points.get(class_name, 0) / self.n_points if self.n_points else 0.0
 
     def class_roughness(self, class_name: str, clip: float = ROUGHNESS_CLIP) -> np.ndarray:
         """(R,) float32 min(|roughness|, clip) of one class's points where defined."""
@@ -314,20 +341,26 @@ def frame_stats(
             crops.append(Crop(cname, int(iid), canon, rng, rr, total))
 
     ranges = np.linalg.norm(pts, axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
+    from .plausibility import local_descriptors
+
+    desc_index, descriptors = local_descriptors(pts)
     beam_ratio = None
     if vertical_angles_deg is not None and horizontal_resolution and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
         beam_ratio = (counts / float(horizontal_resolution)).astype(np.float32)
     dup = 0.0
-    if n > 1:
-        q = np.floor(pts / float(duplicate_tolerance)).astype(np.int64)
+    # Points within NO_RETURN_RANGE of the sensor are no-return encodings (nuScenes keeps them at the origin),
+    # not an accumulated capture: they do not count as duplicates.
+    far = pts[ranges >= NO_RETURN_RANGE] if n else pts
+    if far.shape[0] > 1:
+        q = np.floor(far / float(duplicate_tolerance)).astype(np.int64)
         # One 64-bit key per grid cell (wrapping multiply-xor mix): a 1-D unique is several times faster than
         # np.unique(axis=0); two distinct cells colliding has probability ~n^2 / 2^64, i.e. never in practice.
         with np.errstate(over="ignore"):
             key = (q[:, 0] * np.int64(-7046029254386353131)) ^ (q[:, 1] * np.int64(0x27D4EB2F165667C5))
             key = key ^ (q[:, 2] * np.int64(0x165667B19E3779F9))
         key.sort()
-        dup = float(np.count_nonzero(key[1:] == key[:-1]) / n)
+        dup = float(np.count_nonzero(key[1:] == key[:-1]) / far.shape[0])
     return FrameStats(
         n_points=n,
         class_points=class_points,
@@ -342,4 +375,7 @@ def frame_stats(
         class_list=class_list,
         beam_ratio=beam_ratio,
         duplicate_fraction=dup,
+        heights=pts[:, 2].astype(np.float32, copy=True) if n else np.zeros(0, np.float32),
+        desc_index=desc_index,
+        descriptors=descriptors,
     )

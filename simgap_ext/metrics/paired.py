@@ -299,6 +299,8 @@ class PairedScorer:
         backbone: embedding model (default :class:`FrozenBackbone`).
         min_points: smallest instance crop embedded.
         device: Warp device.
+        class_d_max: class -> its own ``d_max`` (``simgap calibrate`` writes them to calib.toml); classes not
+            listed use ``d_max``.
 
     Raises:
         SimGapInputError: ``d_max`` not positive, a threshold outside [0, 1], an unknown method or
@@ -316,9 +318,13 @@ class PairedScorer:
         backbone: FrozenBackbone | None = None,
         min_points: int = 8,
         device: str | None = None,
+        class_d_max: Mapping[str, float] | None = None,
     ) -> None:
         # validate everything before the first (expensive) pair rather than at report() time
         normalized_score(0.0, d_max)  # validates d_max
+        for v in (class_d_max or {}).values():
+            normalized_score(0.0, v)  # each per-class d_max positive and finite
+        self.class_d_max = {str(k): float(v) for k, v in (class_d_max or {}).items()}
         if not 0.0 <= float(threshold_g) <= 1.0:
             raise SimGapInputError(f"threshold_g must be in [0, 1] (G is a score), got {threshold_g}")
         if not 0.0 <= float(threshold_js) <= 1.0:
@@ -379,7 +385,9 @@ class PairedScorer:
                 c_nn = self._nn(rp, sp, f"real scan {real_name} class {cls!r}", f"synthetic {cls!r}")
                 c_cd = chamfer_from_pair(c_nn, squared=self.squared)
                 entry["chamfer"] = c_cd
-                entry["g"] = normalized_score(c_cd, self._norm)
+                # thin and sparse classes have larger real-vs-real Chamfer than the scene: their own d_max
+                c_norm = self.class_d_max.get(cls, self.d_max)
+                entry["g"] = normalized_score(c_cd, c_norm**2 if self.squared else c_norm)
             else:
                 entry["note"] = "absent in synthetic" if len(rp) else "absent in real"
             score.per_class[cls] = entry

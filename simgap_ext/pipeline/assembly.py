@@ -261,6 +261,7 @@ def assemble_run(
     scan_options: Mapping[str, Any] | None = None,
     rotation_rate_hz: float | None = None,
     pipeline: bool = False,
+    calib: str | os.PathLike[str] | None = None,
 ) -> RunAssembly:
     """Assemble bank, gate, focus plan and runner for a generation run (renders nothing of the run).
 
@@ -283,6 +284,8 @@ def assemble_run(
         rotation_rate_hz: warp backend: the sensor's spin rate (default: the profile's).
         pipeline: render the next attempt on a worker thread while the gate checks this one (never for a
             source that must stay on Kit's main thread); see :class:`~simgap_ext.pipeline.GenerationRunner`.
+        calib: a ``calib.toml`` from ``simgap calibrate --out``: its per-class Chamfer ``d_max`` floors are applied
+            to the bank (its hash is recorded in ``run.json``, so a resume with another calibration is refused).
 
     Raises:
         SimGapInputError: unusable inputs, a directory holding a run without ``resume`` or files SimGap did not
@@ -316,6 +319,12 @@ def assemble_run(
             names=names,
             scan_options=scan_options,
         )
+        if calib is not None:
+            from ..metrics.sensor_calibration import read_calibration
+            from .runner import fingerprint_file
+
+            bank = bank.with_sensor_calibration(read_calibration(calib))
+            ident["calib_sha256"] = fingerprint_file(Path(calib))
     extra = {"rotation_rate_hz": rotation_rate_hz} if backend == "warp" and rotation_rate_hz else {}
     source = get_scene_source(backend, sensor=sensor, preset=preset, device=device, **extra)
     check_same_sensor(bank, str(getattr(source, "sensor_name", sensor_name)), config, names)

@@ -120,9 +120,18 @@ def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[s
         f'<figure><img alt="{e(k)}" id="{e(k)}" src="{v}"><figcaption>{e(k.replace("_", " "))}</figcaption></figure>'
         for k, v in plots.items()
     )
-    reasons_html = "\n".join(f"<tr><td>{e(r)}</td><td>{c}</td></tr>" for r, c in stats.top_reasons(10))
+
+    def _margin(kind: str) -> str:
+        m = stats.reason_margins(kind) if hasattr(stats, "reason_margins") else None
+        return "" if m is None else f"{m[0]:.2f} / {m[1]:.2f} / {m[2]:.2f}"
+
+    reasons_html = "\n".join(
+        f"<tr><td>{e(r)}</td><td>{c}</td><td>{_margin(r)}</td></tr>" for r, c in stats.top_reasons(10)
+    )
     reasons_table = (
-        f'<table id="reasons">\n<tr><th>reason (numbers as #)</th><th>attempts</th></tr>\n{reasons_html}\n</table>'
+        '<table id="reasons">\n<tr><th>reason (numbers as #)</th><th>attempts</th>'
+        "<th>distance / d_max: min / median / max</th></tr>\n"
+        f"{reasons_html}\n</table>"
         if reasons_html
         else "<p>No attempt was rejected.</p>"
     )

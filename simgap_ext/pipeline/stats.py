@@ -133,6 +133,10 @@ def decision_label(decision: Any, *, rerandomized: bool = False) -> str:
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
+# The margin a gate reason reports: "... vs d_max 0.3 (1.23x)".
+_MARGIN = re.compile(r"\((\d+(?:\.\d+)?)x\)")
+
+
 def reason_kind(reason: str) -> str:
     """A gate reason with its numbers replaced by ``#``, so that reasons of one kind tally together.
 
@@ -155,6 +159,8 @@ class AcceptanceStats:
         self._frames = dict.fromkeys(DECISIONS, 0)
         self._timeline: list[TimelinePoint] = []
         self._reasons: Counter[str] = Counter()
+        # reason kind -> the margins (distance / d_max) its reasons reported, for the report's reasons table
+        self._margins: dict[str, list[float]] = {}
         self._scene_g: list[float] = []
         self._steps = 0
         self._subscribers: list[Callable[[AcceptanceStats], None]] = []
@@ -217,6 +223,10 @@ class AcceptanceStats:
             self._steps += 1
             self._frames[label] += 1
             self._reasons.update(reason_kind(r) for r in reasons)
+            for r in reasons:
+                m = _MARGIN.search(str(r))
+                if m:
+                    self._margins.setdefault(reason_kind(r), []).append(float(m.group(1)))
             if scene_g is not None:
                 self._scene_g.append(float(scene_g))
             for name, (g, js, quarantined, n_instances) in per_class.items():
@@ -310,6 +320,17 @@ class AcceptanceStats:
         """The ``n`` most frequent reasons over all attempts, numbers replaced by ``#`` (see :func:`reason_kind`)."""
         with self._lock:
             return self._reasons.most_common(n)
+
+    def reason_margins(self, kind: str) -> tuple[float, float, float] | None:
+        """(min, median, max) of the margins (distance / d_max, the ``(1.23x)`` of a reason) reported by the
+        reasons of one kind, or None when they give none."""
+        with self._lock:
+            vals = sorted(self._margins.get(kind, ()))
+        if not vals:
+            return None
+        mid = len(vals) // 2
+        median = vals[mid] if len(vals) % 2 else 0.5 * (vals[mid - 1] + vals[mid])
+        return vals[0], median, vals[-1]
 
     def timeline(self) -> list[TimelinePoint]:
         """Every (attempt, class) observation in order."""
