@@ -17,7 +17,7 @@ from simgap_ext.active.training import train_step  # noqa: E402
 from simgap_ext.sensors import load_sensor_profile  # noqa: E402
 
 torch.set_num_threads(1)
-NUSCENES = Path(__file__).parent / "data" / "nuscenes_lidarseg" / "data0"
+NUSCENES = Path(__file__).parent / "data" / "nuscenes" / "data0"
 
 
 def _nuscenes() -> np.ndarray:

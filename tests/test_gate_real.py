@@ -30,10 +30,14 @@ def frames():
 @pytest.fixture(scope="module")
 def bank(frames):
     # The first keyframe alone cannot make a bank: the second is held out, so the bank is data0 plus data0
-    # observed through a small, realistic sensor difference (a 2nd sweep with 1 % of rays dropped).
+    # observed through a small, realistic sensor difference (a 2nd sweep with 1 % of rays dropped). The classes stay
+    # as read ("fine"): these tests judge stuff classes one by one and a child class against its parent
+    # (tests/test_taxonomy_rollup.py covers the default scene level).
     rng = np.random.default_rng(7)
     twin = perturb(frames[0][1], "drop", 0.01, rng)
-    return ReferenceBank.build([frames[0], ("data0-twin", twin)], config=load_gate_config(), device="cpu")
+    return ReferenceBank.build(
+        [frames[0], ("data0-twin", twin)], config=load_gate_config(), device="cpu", class_level="fine"
+    )
 
 
 @pytest.fixture()
@@ -85,7 +89,8 @@ def test_nan_in_a_saved_bank_is_an_error(bank, tmp_path):
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     bad = tmp_path / "nan_dmax.npz"
     np.savez(bad, **arrays)
-    with pytest.raises(ReferenceDataError, match=r"d_max of scene_range.*nan"):
+    # refused on load, by the metadata type check (a d_max must be a positive number)
+    with pytest.raises(ReferenceDataError, match=r"d_max.*(nan|positive number)"):
         ReferenceBank.load(bad)
     header["d_max_table"]["scene_range"]["scene"] = 1.0
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options
+
 __all__ = ["register", "run", "run_offline", "add_offline_arguments"]
 
 
@@ -32,6 +34,7 @@ def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
     from ..data import count_scans, iter_scans
     from ..gate import FrameGate, ReferenceBank, load_gate_config
     from ..pipeline.offline import gate_scans
+    from ._scan_options import scan_options
 
     bank = ReferenceBank.load(args.bank)
     config = load_gate_config(args.gate_config)
@@ -50,7 +53,7 @@ def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
         task = progress.add_task("gate", total=n)
         results = gate_scans(
             gate,
-            iter_scans(args.synthetic, sensor=sensor),
+            iter_scans(args.synthetic, sensor=sensor, **scan_options(args)),
             out_dir=out_dir,
             progress=lambda: progress.advance(task),
         )
@@ -108,6 +111,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--synthetic", required=True, type=Path, help="synthetic scans: file, directory or sequence")
     p.add_argument("--out", required=True, type=Path, help="export directory (must not hold a manifest yet)")
     add_offline_arguments(p, bank_required=True)
+    add_scan_options(p, what="synthetic scans")
     p.add_argument("--device", default=None, help="Warp device: cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every decision as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

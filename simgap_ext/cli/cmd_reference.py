@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ def register(subparsers: Any) -> None:
     b.add_argument("--sensor", default=None, help="sensor profile of the real scans (e.g. os1-64)")
     b.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
     b.add_argument("--limit", type=int, default=None, help="use at most this many scans (spread evenly)")
+    b.add_argument(
+        "--class-level",
+        choices=("scene", "fine"),
+        default="scene",
+        help="scene (default): real classes rolled up onto the taxonomy's scene vocabulary (car/truck -> vehicle, "
+        "road/sidewalk/terrain -> ground), the level simulators label at; fine: the classes as read",
+    )
     b.add_argument(
         "--calib",
         type=Path,
@@ -76,14 +84,17 @@ def run_build(args: argparse.Namespace) -> int:
         from ..metrics.sensor_calibration import read_calibration
 
         calib = read_calibration(args.calib)  # before the (slow) build: a bad file is reported at once
-    bank = ReferenceBank.build(scans, sensor=sensor, config=config, device=args.device)
+    bank = ReferenceBank.build(scans, sensor=sensor, config=config, device=args.device, class_level=args.class_level)
     if calib is not None:
         bank = bank.with_sensor_calibration(calib)
     path = bank.save(args.out)
     per_class = ", ".join(f"{c} {k}" for c, k in bank.class_counts.items()) or "none"
+    # Scans without instance ids (nuScenes-lidarseg, KITTI-360 and MCD per-scan labels) give no object exemplars:
+    # their classes are judged by class statistics only, which is said rather than printed as "nan".
+    d_max = f"{bank.d_max:.4g} m" if math.isfinite(bank.d_max) else "n/a (no instance ids; judged by class statistics)"
     print(
         f"wrote {path}: {bank.frame_count} scans, {bank.n_exemplars} exemplars, instances per class: {per_class}; "
-        f"d_max {bank.d_max:.4g} m; {time.perf_counter() - t0:.1f} s"
+        f"object d_max {d_max}; {time.perf_counter() - t0:.1f} s"
     )
     return 0
 

@@ -39,6 +39,7 @@ __all__ = [
     "resolve",
     "head_of",
     "class_id",
+    "roll_up_frame",
 ]
 
 #: The one name SimGap uses for points without a class.
@@ -82,7 +83,13 @@ class Taxonomy:
         SimGapInputError: duplicate names or ids, an unknown parent, a cycle, no ``unlabeled`` class with id 0.
     """
 
-    def __init__(self, classes: Collection[TaxonomyClass], aliases: Collection[str] = (), source: str = "taxonomy"):
+    def __init__(
+        self,
+        classes: Collection[TaxonomyClass],
+        aliases: Collection[str] = (),
+        source: str = "taxonomy",
+        scene_tail: Collection[str] = (),
+    ):
         self.source = source
         self._by_name: dict[str, TaxonomyClass] = {}
         self._by_id: dict[int, TaxonomyClass] = {}
@@ -93,6 +100,14 @@ class Taxonomy:
                 raise SimGapInputError(f"{source}: id {c.id} is used by {self._by_id[c.id].name!r} and {c.name!r}")
             self._by_name[c.name] = c
             self._by_id[c.id] = c
+        unknown = [n for n in scene_tail if n not in self._by_name]
+        if unknown:
+            raise SimGapInputError(f"{source}: scene_tail_classes {unknown} are not classes of the taxonomy")
+        #: The classes a simulator labels at: every head class, plus the tail classes it renders as their own
+        #: class (``wheelchair_user``). Real classes are rolled up onto it before they are compared.
+        self.scene_vocabulary = frozenset(
+            [c.name for c in self._by_name.values() if c.head] + [str(n) for n in scene_tail]
+        )
         root = self._by_name.get(UNLABELED)
         if root is None or root.id != UNLABELED_ID or root.parent is not None:
             raise SimGapInputError(f"{source}: needs a root class {UNLABELED!r} with id {UNLABELED_ID}")
@@ -242,7 +257,10 @@ def _parse(doc: Any, source: str) -> Taxonomy:
         if not isinstance(head, bool):
             raise SimGapInputError(f"{source}: class {name!r} has a non-boolean 'head'")
         classes.append(TaxonomyClass(name, cid, parent, kind, head))
-    return Taxonomy(classes, aliases, source)
+    tail = doc.get("scene_tail_classes", [])
+    if not isinstance(tail, list) or not all(isinstance(a, str) for a in tail):
+        raise SimGapInputError(f"{source}: 'scene_tail_classes' must be a list of names")
+    return Taxonomy(classes, aliases, source, scene_tail=tail)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
@@ -303,3 +321,71 @@ def head_of(name: str) -> str:
 def class_id(name: str) -> int:
     """The semantic id of ``name`` in the shipped taxonomy."""
     return default_taxonomy().class_id(name)
+
+
+def roll_up_frame(
+    frame: Mapping[str, Any], vocabulary: Collection[str] | None = None, taxonomy: Taxonomy | None = None
+) -> Mapping[str, Any]:
+    """The frame with every class rolled up onto a vocabulary (``car``/``truck`` -> ``vehicle``, ``road`` -> ``ground``).
+
+    Real datasets label finer than a simulator's scene classes. The gate compares both at the taxonomy's scene
+    vocabulary (head classes plus the tail classes simulators render as their own, :attr:`Taxonomy.scene_vocabulary`),
+    so that synthetic classes meet real exemplars without a hand-written map. A class in the vocabulary stays; any
+    other known class becomes its nearest ancestor in the vocabulary; names the taxonomy does not know are kept.
+
+    Args:
+        frame: a frame in the DESIGN.md layout (``info.pointSemantic`` (N,) ids, ``info.idToLabels``).
+        vocabulary: the classes to roll up onto (default: the taxonomy's scene vocabulary).
+        taxonomy: default: the shipped one.
+
+    Returns:
+        A shallow copy with ``info.pointSemantic`` (N,) uint32 re-numbered to the head classes' taxonomy ids,
+        ``info.idToLabels`` rebuilt and ``info.pointInstance`` (N,) uint32 re-numbered so that instances of two
+        merged classes that shared an id stay apart (0 stays "no instance"); the points and every other key are
+        shared with ``frame``.
+    """
+    import numpy as np
+
+    tax = taxonomy or default_taxonomy()
+    vocab = frozenset(vocabulary) if vocabulary is not None else tax.scene_vocabulary
+    info = frame["info"]
+    names = {int(k): (v["class"] if isinstance(v, Mapping) else str(v)) for k, v in info["idToLabels"].items()}
+
+    def target(name: str) -> str:
+        if name in vocab or name not in tax:
+            return name
+        return tax.resolve(name, vocab) or name
+
+    sem = np.asarray(info["pointSemantic"])
+    present, inverse = np.unique(sem, return_inverse=True)
+    if all(target(names.get(int(i), "")) == names.get(int(i)) for i in present.tolist()):
+        return frame  # already at the vocabulary's level (every embedded frame): nothing to copy
+
+    new_ids = np.zeros(present.shape[0], np.uint32)
+    labels: dict[int, dict[str, str]] = {}
+    taken = {c.id for c in tax}
+    spare = max(taken | set(names)) + 1
+    for j, old in enumerate(present.tolist()):
+        name = names.get(int(old), f"class_{old}")
+        if name in tax:
+            head = target(name)
+            sid = tax.class_id(head)
+        else:  # unknown to the taxonomy: kept, on an id no taxonomy class uses
+            head, sid = name, next((i for i, n in labels.items() if n["class"] == name), spare)
+            spare += sid == spare
+        new_ids[j] = sid
+        labels[int(sid)] = {"class": head}
+    inst = np.asarray(info.get("pointInstance", np.zeros(sem.shape[0], np.uint32))).astype(np.uint64)
+    new_inst = np.zeros(sem.shape[0], np.uint32)
+    has = inst != 0
+    if has.any():
+        key = (sem[has].astype(np.uint64) << np.uint64(32)) | (inst[has] & np.uint64(0xFFFFFFFF))
+        new_inst[has] = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.uint32) + 1
+    out = dict(frame)
+    out["info"] = {
+        **info,
+        "pointSemantic": new_ids[inverse.reshape(-1)],
+        "pointInstance": new_inst,
+        "idToLabels": labels,
+    }
+    return out

@@ -374,6 +374,7 @@ class ReferenceBank:
         backbone: Any = None,
         device: str | None = None,
         seed: int = 0,
+        class_level: str = "scene",
     ) -> ReferenceBank:
         """Build a bank from real frames.
 
@@ -385,6 +386,11 @@ class ReferenceBank:
             backbone: frozen backbone for embeddings (default :class:`simgap_ext.metrics.FrozenBackbone`).
             device: Warp device for Chamfer distances.
             seed: subsampling seed (the bank is deterministic for a given seed).
+            class_level: ``"scene"`` (default): real classes are rolled up onto the taxonomy's scene vocabulary
+                (``car``/``truck`` -> ``vehicle``, ``road``/``sidewalk`` -> ``ground``;
+                :func:`simgap_ext.data.taxonomy.roll_up_frame`), the level simulators label at, so that synthetic
+                classes meet real exemplars without a hand-written map (the gate rolls each frame up the same
+                way); ``"fine"``: the classes as read.
 
         Returns:
             The calibrated bank.
@@ -394,6 +400,12 @@ class ReferenceBank:
         """
         from ..metrics import instance_features
 
+        if class_level not in ("scene", "fine"):
+            raise SimGapInputError(f"class_level must be 'scene' or 'fine', got {class_level!r}")
+        if class_level == "scene":
+            from ..data.taxonomy import roll_up_frame
+
+            frames = (_roll_up_item(item, roll_up_frame) for item in frames)
         cfg = config or GateConfig()
         rng = np.random.default_rng(seed)
         # Frames are streamed: each is reduced to its crops and subsampled statistics and then dropped, so a
@@ -551,6 +563,7 @@ class ReferenceBank:
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
                 "seed": int(seed),
+                "class_level": class_level,
             },
         )
         bank._calibrate(cfg, device=device, rng=rng)
@@ -916,6 +929,14 @@ class ReferenceBank:
         feat = np.concatenate([f for _, f in parts]) if parts else np.zeros((0, 0), np.float32)
         cls_ = np.concatenate([np.full(f.shape[0], i, np.int32) for i, f in parts]) if parts else np.zeros(0, np.int32)
         return dataclasses.replace(self, feat=feat, feat_class=cls_)
+
+
+def _roll_up_item(item: Any, roll_up: Any) -> Any:
+    """Roll up a frame or a ``(name, frame)`` pair (what :func:`simgap_ext.data.iter_scans` yields)."""
+    if isinstance(item, tuple):
+        name, frame = item
+        return name, roll_up(validate_frame(frame, name=str(name)))
+    return roll_up(validate_frame(item))
 
 
 def _is_count_table(value: Any) -> bool:

@@ -147,6 +147,12 @@ class FrameGate:
             SimGapInputError: the frame breaks the frame contract (wrong shapes, NaN points, unknown ids).
         """
         frame = validate_frame(frame)
+        if self.bank.meta.get("class_level") == "scene":
+            # Judged at the bank's level: a frame labelled finer (car, truck, road) is rolled up like the real scans
+            # were (vehicle, ground); frames already at that level (every embedded frame) pass through unchanged.
+            from ..data.taxonomy import roll_up_frame
+
+            frame = roll_up_frame(frame)
         cfg = self.config
         prov = {
             "frame_id": int(frame.get("frame_id", 0)),

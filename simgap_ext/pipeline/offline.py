@@ -5,6 +5,10 @@ the same decisions and evidence as ``simgap generate``. With ``out_dir`` it also
 (:class:`~simgap_ext.pipeline.exporter.Exporter`) and writes one ``manifest.jsonl`` row per input scan, in the
 schema of ``generate`` (``docs/manifest.schema.json``), with ``name`` = the input scan's name. Without
 ``out_dir`` nothing is written (that is ``score --bank``).
+
+The export directory follows the run-directory rules of :mod:`~simgap_ext.pipeline.run_dir`: it must be fresh (no
+manifest, scans or files of SimGap's names), symlinks where SimGap writes are refused, and its exclusive lock is
+held while rows are written, so a second ``simgap gate`` (or ``generate``) into the same folder is refused.
 """
 
 from __future__ import annotations
@@ -15,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SimGapInputError
+from .run_dir import MANIFEST_NAME, RunDir
 
 __all__ = ["OfflineResult", "gate_scans", "MANIFEST_NAME"]
 
 log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.jsonl"
 
 
 @dataclass
@@ -62,9 +64,27 @@ def gate_scans(
         One :class:`OfflineResult` per input scan, in order.
 
     Raises:
-        SimGapInputError: ``out_dir`` already holds a manifest, or a scan breaks the frame contract.
+        SimGapInputError: ``out_dir`` already holds a manifest, scans or other files of SimGap's names, holds a
+            symlink where SimGap writes, or a scan breaks the frame contract.
+        RunDirBusyError: another SimGap process writes into ``out_dir``.
         ExportError: a write failed (the manifest keeps only whole rows).
     """
+    if out_dir is None:
+        return _gate_all(gate, scans, None, transform, progress)
+    run_dir = RunDir(out_dir)
+    run_dir.check_fresh()  # before the lock creates the folder: a refused folder is left as it was
+    with run_dir.lock():
+        run_dir.check_fresh()  # again under the lock: another writer may have started meanwhile
+        return _gate_all(gate, scans, run_dir.path, transform, progress)
+
+
+def _gate_all(
+    gate: Any,
+    scans: Iterable[tuple[str, Mapping[str, Any]]],
+    out: Path | None,
+    transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    progress: Callable[[], None] | None,
+) -> list[OfflineResult]:
     from ..data.manifest import ManifestWriter
     from .attempt import RetryPlan, attempt_row
     from .exporter import Exporter
@@ -73,13 +93,9 @@ def gate_scans(
     results: list[OfflineResult] = []
     writer = None
     exporter = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        manifest = out / MANIFEST_NAME
-        if manifest.exists() and manifest.stat().st_size > 0:
-            raise SimGapInputError(f"{manifest} already exists: gate into an empty directory (nothing is overwritten)")
+    if out is not None:
         exporter = Exporter(out)
-        writer = ManifestWriter(manifest)
+        writer = ManifestWriter(out / MANIFEST_NAME)
     index = 0
     try:
         for name, frame in scans:
