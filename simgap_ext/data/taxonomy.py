@@ -326,7 +326,7 @@ def class_id(name: str) -> int:
 def roll_up_frame(
     frame: Mapping[str, Any], vocabulary: Collection[str] | None = None, taxonomy: Taxonomy | None = None
 ) -> Mapping[str, Any]:
-    """The frame with every class rolled up onto a vocabulary (``car``/``truck`` -> ``vehicle``, ``road`` -> ``ground``).
+    """The frame with every class rolled up onto a vocabulary (``car``/``truck`` -> ``vehicle``, ``road`` -> ground).
 
     Real datasets label finer than a simulator's scene classes. The gate compares both at the taxonomy's scene
     vocabulary (head classes plus the tail classes simulators render as their own, :attr:`Taxonomy.scene_vocabulary`),
