@@ -92,7 +92,9 @@ def test_las_foreign_file_uses_asprs_names_and_point_source_id(tmp_path: Path) -
     las.point_source_id = [4, 4, 9]
     las.write(tmp_path / "aerial.las")
     c = load_point_cloud(tmp_path / "aerial.las")
-    assert c.id_to_labels == {2: "ground", 6: "building", 7: "low_noise"}
+    # ASPRS 2 ground / 6 building / 7 low noise -> taxonomy ground 40, building 50, unlabeled 0
+    assert c.semantic.tolist() == [40, 50, 0]
+    assert c.id_to_labels == {40: "ground", 50: "building", 0: "unlabeled"}
     assert c.instance.tolist() == [4, 4, 9]
     np.testing.assert_allclose(c.intensity, [0.0, 1.0, 32768 / 65535], rtol=0, atol=1e-7)
     np.testing.assert_array_equal(c.points[:, 0], np.float32([1.0, 2.0, 3.0]))
@@ -172,13 +174,13 @@ def test_corrupt_files_name_the_file(tmp_path: Path) -> None:
     cases = {
         "bad.ply": (
             b"ply\nformat binary_little_endian 1.0\nelement vertex 5\nproperty float x\nend_header\n\x00",
-            "unreadable PLY file",
+            "PLY header declares elements needing at least 20 bytes, the file holds 1",
         ),
-        "ragged.pcd": (header + b"\x00" * 20, "unreadable PCD file"),
-        "short.pcd": (header + b"\x00" * 24, "PCD header declares 10 points but the data holds 2"),
-        "text.pcd": (b"hello", "unreadable PCD file"),
-        "bad.las": (b"LASF" + b"\x00" * 50, "unreadable LAS/LAZ file"),
-        "bad.laz": (b"garbage", "unreadable LAS/LAZ file"),
+        "ragged.pcd": (header + b"\x00" * 20, r"PCD header declares 10 points \(120 bytes\) but only 20 bytes"),
+        "short.pcd": (header + b"\x00" * 24, r"PCD header declares 10 points \(120 bytes\) but only 24 bytes"),
+        "text.pcd": (b"hello", "PCD header has no 'DATA' line"),
+        "bad.las": (b"LASF" + b"\x00" * 50, "not a LAS file"),
+        "bad.laz": (b"garbage", "not a LAS file"),
         "bad.npz": (b"PK\x03\x04 not really a zip", r"not a readable \.npz archive"),
     }
     for name, (data, problem) in cases.items():
@@ -242,7 +244,7 @@ def test_bad_arrays_in_a_file_name_the_file(tmp_path: Path) -> None:
         "nan_i.npz": ({"points": np.zeros((2, 3)), "intensity": np.array([np.nan, 1.0])}, "1 of 2 intensity values"),
         "ids.npz": (
             {"points": np.zeros((1, 3)), "label_ids": np.array(["q"]), "label_names": np.array(["a"])},
-            "'label_ids' must hold integer ids",
+            "'label_ids' must be an integer array",
         ),
     }
     for name, (arrays, problem) in cases.items():

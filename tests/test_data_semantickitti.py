@@ -58,11 +58,17 @@ def test_write_then_read_exact_bytes_and_values(tmp_path: Path) -> None:
     lab = np.fromfile(label_path, dtype="<u4")
     expected = f["info"]["pointSemantic"].astype(np.int64) + f["info"]["pointInstance"].astype(np.int64) * 65536
     np.testing.assert_array_equal(lab, expected)
+    # without a label_map.yaml the ids are read as SemanticKITTI raw ids (10 car -> taxonomy car 11, 30 person ->
+    # pedestrian 30); with the names the export writes beside it they are kept as they are
     cloud = load_point_cloud(bin_path)
     np.testing.assert_array_equal(cloud.points, f["data"])
     np.testing.assert_array_equal(cloud.intensity, f["intensity"])
-    np.testing.assert_array_equal(cloud.semantic, f["info"]["pointSemantic"])
+    sem = f["info"]["pointSemantic"]
+    np.testing.assert_array_equal(cloud.semantic, np.where(sem == 10, 11, sem))
     np.testing.assert_array_equal(cloud.instance, f["info"]["pointInstance"])
+    write_label_map(tmp_path / "label_map.yaml", {0: "unlabeled", 10: "car", 30: "person"})
+    cloud = load_point_cloud(bin_path)
+    np.testing.assert_array_equal(cloud.semantic, sem)
 
 
 def test_frame_without_intensity_writes_zeros(tmp_path: Path) -> None:
@@ -70,24 +76,23 @@ def test_frame_without_intensity_writes_zeros(tmp_path: Path) -> None:
     assert np.fromfile(bin_path, dtype="<f4").reshape(-1, 4)[:, 3].tolist() == [0.0] * 5
 
 
-def test_default_names_are_semantickitti_learning_names(tmp_path: Path) -> None:
+def test_default_names_are_the_semantickitti_map_onto_the_taxonomy(tmp_path: Path) -> None:
     pts = np.zeros((6, 4), dtype="<f4")
-    pts[:, 0] = np.arange(6)
+    pts[:, 0] = np.arange(1, 7)
     (tmp_path / "velodyne").mkdir()
     (tmp_path / "labels").mkdir()
     pts.tofile(tmp_path / "velodyne" / "000000.bin")
-    # car, moving-car (-> car), person, road, lane-marking (-> road), unknown 123
-    np.array([10, 252, 30, 40, 60, 123], dtype="<u4").tofile(tmp_path / "labels" / "000000.label")
+    # car, moving-car (-> car), person (-> pedestrian), road, lane-marking, outlier (-> unlabeled)
+    np.array([10, 252, 30, 40, 60, 1], dtype="<u4").tofile(tmp_path / "labels" / "000000.label")
     (name, frame), *_ = list(iter_scans(tmp_path))
     assert name == "000000"
-    assert frame["info"]["idToLabels"] == {
-        10: {"class": "car"},
-        252: {"class": "car"},
-        30: {"class": "person"},
-        40: {"class": "road"},
-        60: {"class": "road"},
-        123: {"class": "class_123"},
-    }
+    names = {k: v["class"] for k, v in frame["info"]["idToLabels"].items()}
+    per_point = [names[int(s)] for s in frame["info"]["pointSemantic"]]
+    assert per_point == ["car", "car", "pedestrian", "road", "lane_marking", "unlabeled"]
+    # an id SemanticKITTI does not define is refused, not named class_123
+    np.array([10, 252, 30, 40, 60, 123], dtype="<u4").tofile(tmp_path / "labels" / "000000.label")
+    with pytest.raises(SimGapInputError, match=r"ids 123 \(1 points\) are not classes of label map 'semantickitti'"):
+        list(iter_scans(tmp_path))
 
 
 def test_label_map_yaml_overrides_defaults_and_round_trips(tmp_path: Path) -> None:
@@ -172,7 +177,8 @@ def test_missing_label_file_via_velodyne_dir_or_single_scan(tmp_path: Path) -> N
         with pytest.raises(SimGapInputError, match=r"000001\.label: missing label file for 000001\.bin"):
             list(iter_scans(path))
     (_, f0), *_ = list(iter_scans(tmp_path / "velodyne" / "000000.bin"))
-    assert f0["info"]["pointSemantic"].tolist() == _frame(4)["info"]["pointSemantic"].tolist()
+    sem = _frame(4)["info"]["pointSemantic"]
+    assert f0["info"]["pointSemantic"].tolist() == np.where(sem == 10, 11, sem).tolist()  # SemanticKITTI car -> 11
 
 
 def test_iter_scans_only_reads_the_named_scans(tmp_path: Path) -> None:
@@ -187,7 +193,7 @@ def test_iter_scans_only_reads_the_named_scans(tmp_path: Path) -> None:
 
 
 def test_nan_points_are_counted(tmp_path: Path) -> None:
-    rows = np.zeros((10, 4), dtype="<f4")
+    rows = np.ones((10, 4), dtype="<f4")
     rows[[1, 4, 5], 2] = np.nan
     p = tmp_path / "000000.bin"
     rows.tofile(p)
@@ -222,8 +228,9 @@ def test_sibling_label_file_and_ragged_label_file(tmp_path: Path) -> None:
     rows.tofile(tmp_path / "a.bin")
     np.array([10 | 7 << 16, 40], dtype="<u4").tofile(tmp_path / "a.label")
     c = load_point_cloud(tmp_path / "a.bin")
-    assert c.semantic.tolist() == [10, 40] and c.instance.tolist() == [7, 0]
-    assert c.id_to_labels == {10: "car", 40: "road"}
+    # SemanticKITTI raw ids 10 car / 40 road -> taxonomy ids 11 / 41
+    assert c.semantic.tolist() == [11, 41] and c.instance.tolist() == [7, 0]
+    assert c.id_to_labels == {11: "car", 41: "road"}
     (tmp_path / "a.label").write_bytes(b"\0" * 7)
     with pytest.raises(SimGapInputError, match=r"a\.label: size 7 bytes is not a multiple of 4"):
         load_point_cloud(tmp_path / "a.bin")

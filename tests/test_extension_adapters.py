@@ -30,7 +30,7 @@ def test_pointcloud_nested_layout_with_label_map():
     assert f["data"].dtype == np.float32 and f["data"].shape == (6, 3)
     np.testing.assert_array_equal(f["data"], pts)
     assert f["info"]["pointSemantic"].dtype == np.uint32
-    assert class_names(f) == ["pedestrian", "unlabelled", "vehicle"]
+    assert class_names(f) == ["pedestrian", "unlabeled", "vehicle"]
     np.testing.assert_array_equal(class_points(f, "pedestrian"), pts[2:4])
     np.testing.assert_array_equal(f["info"]["pointInstance"], [0, 0, 7, 7, 9, 9])
     assert (f["frame_id"], f["sensor"], f["seed"]) == (4, "vlp-16", 11)
@@ -43,7 +43,7 @@ def test_pointcloud_flat_layout_uses_external_labels_and_names_unknown_ids():
     payload = {"data": pts, "pointSemantic": [2, 2, 8, 0], "pointInstance": [1, 1, 2, 0]}
     f = A.from_pointcloud(payload, id_to_labels={2: "cyclist"})
     names = {int(k): v["class"] for k, v in f["info"]["idToLabels"].items()}
-    assert names == {0: "unlabelled", 2: "cyclist", 8: "semantic_8"}
+    assert names == {0: "unlabeled", 2: "cyclist", 8: "semantic_8"}
     assert any("semantic ids [8] have no label" in i for i in f["adapter_issues"])
 
 
@@ -75,7 +75,7 @@ def test_rtx_v45_flat_payload_maps_object_ids_to_classes_and_instances():
     f = A.from_rtx_scan_buffer_v45(payload, object_labels=labels, metadata={"attempt": 2})
     sem_names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
     per_point = [sem_names[int(s)] for s in f["info"]["pointSemantic"]]
-    assert per_point == ["unlabelled", "pedestrian", "pedestrian", "vehicle", "pedestrian"]
+    assert per_point == ["unlabeled", "pedestrian", "pedestrian", "vehicle", "pedestrian"]
     np.testing.assert_array_equal(f["info"]["pointInstance"], [0, 101, 101, 202, 303])
     np.testing.assert_allclose(f["intensity"], [0, 1, 128 / 255, 0.2, 0], rtol=1e-6)
     assert f["coordinate_frame"] == "sensor" and f["attempt"] == 2
@@ -87,7 +87,7 @@ def test_rtx_v50_info_layout_with_callable_resolver_and_unknown_objects():
     payload = {"data": pts, "info": {"objectId": [5, 5, 6, 0], "intensity": [0.1, 0.2, 0.3, 0.4]}}
     f = A.from_rtx_point_cloud_v50(payload, object_labels=lambda oid: {5: "cargo_pallet"}.get(oid))
     names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
-    assert [names[int(s)] for s in f["info"]["pointSemantic"]] == ["cargo_pallet"] * 2 + ["unlabelled"] * 2
+    assert [names[int(s)] for s in f["info"]["pointSemantic"]] == ["cargo_pallet"] * 2 + ["unlabeled"] * 2
     assert any("1 object id(s) have no class label" in i for i in f["adapter_issues"])
     np.testing.assert_allclose(f["intensity"], [0.1, 0.2, 0.3, 0.4])  # already normalised: kept
 
@@ -125,7 +125,7 @@ def test_gmo_v60_spherical_coordinates_and_stable_ids():
     expected = np.array([[10, 0, 0], [0, 5, 0], [-2, 0, 0], [4 * np.cos(np.pi / 6), 0, 2]], np.float32)
     np.testing.assert_allclose(f["data"], expected, atol=1e-5)
     names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
-    assert [names[int(s)] for s in f["info"]["pointSemantic"]] == ["pedestrian", "pedestrian", "vehicle", "unlabelled"]
+    assert [names[int(s)] for s in f["info"]["pointSemantic"]] == ["pedestrian", "pedestrian", "vehicle", "unlabeled"]
     # Dense instance numbering in sorted stable-id order: 7 -> 1, 1<<100 -> 2.
     np.testing.assert_array_equal(f["info"]["pointInstance"], [1, 1, 2, 0])
 
@@ -190,7 +190,7 @@ def test_frame_issues_flags_empty_and_unlabelled_frames():
     empty = A.from_pointcloud({"data": np.zeros((0, 3)), "info": {"pointSemantic": [], "pointInstance": []}})
     assert A.frame_issues(empty) == ["empty frame: 0 point(s) < 1"]
     unl = A.from_pointcloud({"data": _cloud(3), "info": {"pointSemantic": [0, 0, 0], "pointInstance": [0, 0, 0]}})
-    assert A.frame_issues(unl) == ["every point is unlabelled: nothing to score"]
+    assert A.frame_issues(unl) == ["every point is unlabeled: nothing to score"]
     ok = A.from_pointcloud({"data": _cloud(3), "info": {"pointSemantic": [1, 0, 0], "pointInstance": [1, 0, 0]}})
     assert A.frame_issues(ok) == []
 
@@ -198,7 +198,7 @@ def test_frame_issues_flags_empty_and_unlabelled_frames():
 def test_shared_class_ids_keep_semantic_ids_stable_across_frames():
     ids = A.seed_class_ids({10: "vehicle"}, {"pedestrian": 30, "unlabeled": 0, "vehicle": 11, "cyclist": 10})
     # The export's ids win, preferred ids fill in where free (cyclist's 10 is taken), unlabelled stays 0.
-    assert ids == {"vehicle": 10, "unlabelled": 0, "pedestrian": 30}
+    assert ids == {"vehicle": 10, "unlabeled": 0, "pedestrian": 30}
     labels = {1: "cyclist", 2: "vehicle", 3: "pedestrian"}
     f1 = A.from_rtx_point_cloud_v50(
         {"data": _cloud(3), "info": {"objectId": [1, 2, 0]}}, object_labels=labels, class_ids=ids
@@ -216,7 +216,7 @@ def test_shared_class_ids_keep_semantic_ids_stable_across_frames():
 def test_without_shared_ids_each_frame_numbers_classes_by_object_id():
     labels = {1: "cyclist", 2: "vehicle"}
     f = A.from_rtx_point_cloud_v50({"data": _cloud(2), "info": {"objectId": [2, 1]}}, object_labels=labels)
-    assert {v["class"]: k for k, v in f["info"]["idToLabels"].items()} == {"unlabelled": 0, "cyclist": 1, "vehicle": 2}
+    assert {v["class"]: k for k, v in f["info"]["idToLabels"].items()} == {"unlabeled": 0, "cyclist": 1, "vehicle": 2}
 
 
 def test_rtx_many_objects_map_point_by_point_like_a_plain_lookup():
@@ -230,7 +230,7 @@ def test_rtx_many_objects_map_point_by_point_like_a_plain_lookup():
     f = A.from_rtx_point_cloud_v50({"data": _cloud(n, 1), "info": {"objectId": oids}}, object_labels=labels)
     sem_names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
     got = [sem_names[int(s)] for s in f["info"]["pointSemantic"]]
-    expected = [labels.get(int(o), "unlabelled") if o else "unlabelled" for o in oids]
+    expected = [labels.get(int(o), "unlabeled") if o else "unlabeled" for o in oids]
     assert got == expected
     np.testing.assert_array_equal(f["info"]["pointInstance"], oids)
     assert any("have no class label" in issue for issue in f["adapter_issues"])
@@ -261,4 +261,4 @@ def test_gmo_v60_dense_ids_match_a_python_int_reference_for_every_id_layout(layo
     np.testing.assert_array_equal(f["info"]["pointInstance"], [order.get(v, 0) for v in values])
     names = {k: v["class"] for k, v in f["info"]["idToLabels"].items()}
     got = [names[int(s)] for s in f["info"]["pointSemantic"]]
-    assert got == [labels.get(v, "unlabelled") if v else "unlabelled" for v in values]
+    assert got == [labels.get(v, "unlabeled") if v else "unlabeled" for v in values]

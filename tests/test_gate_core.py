@@ -27,7 +27,8 @@ def test_shipped_gate_toml_matches_defaults_and_is_valid():
     shipped = load_gate_config()
     assert shipped.g_threshold == 0.75
     assert shipped.js_threshold == 0.15
-    assert set(shipped.object_weights) == {"chamfer", "count", "roughness", "density"}
+    assert set(shipped.object_weights) == {"chamfer", "count", "roughness", "density", "share", "height"}
+    assert shipped == GateConfig(), "config/gate.toml and the built-in defaults differ"
     json.dumps(shipped.to_dict())
 
 
@@ -37,7 +38,14 @@ def test_gate_config_file_and_overrides(tmp_path):
     cfg = load_gate_config(path, js_threshold=0.2)
     assert cfg.g_threshold == 0.6 and cfg.unknown_class == "ignore" and cfg.js_threshold == 0.2
     # Missing weights default to 0 so that a user can switch a component off by omission.
-    assert cfg.object_weights == {"chamfer": 2.0, "count": 0.0, "roughness": 0.0, "density": 0.0}
+    assert cfg.object_weights == {
+        "chamfer": 2.0,
+        "count": 0.0,
+        "roughness": 0.0,
+        "density": 0.0,
+        "share": 0.0,
+        "height": 0.0,
+    }
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.g_threshold = 0.1  # type: ignore[misc]
     with pytest.raises(TypeError):

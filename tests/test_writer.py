@@ -168,7 +168,7 @@ def test_unusable_frames_are_recorded_rejected_and_not_exported(rep, world, tmp_
     rep_mod._deliver(writer, {"annotators": {"rgb": {"RP": None}}})  # no pointcloud at all: skipped, no row
     rows = _rows(tmp_path)
     assert [r["decision"] for r in rows] == ["rejected", "rejected"]
-    assert rows[0]["reasons"] == ["every point is unlabelled: nothing to score"]
+    assert rows[0]["reasons"] == ["every point is unlabeled: nothing to score"]
     assert rows[1]["reasons"] == ["empty frame: 0 point(s) < 1"]
     assert not (tmp_path / "velodyne").exists()
     assert writer.sink.counts == {"received": 2, "accepted": 0, "rejected": 2, "invalid": 2, "rerandomized": 0}

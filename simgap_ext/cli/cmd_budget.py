@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options, scan_options
+
 __all__ = ["register", "run", "real_class_counts"]
 
 
@@ -24,6 +26,7 @@ def register(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--real", type=Path, help="real scans: file, directory or SemanticKITTI sequence")
     src.add_argument("--bank", type=Path, help="a reference bank .npz (its class counts)")
+    add_scan_options(p, what="scans")
     p.add_argument("--target-per-class", required=True, type=int, help="target instances per class")
     p.add_argument("--percentile", type=float, default=20.0, help="tail percentile (default 20)")
     p.add_argument("--frames-per-hour", type=float, default=3600.0, help="generation rate (default 3600)")
@@ -35,13 +38,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def real_class_counts(path: Path, background: tuple[str, ...]) -> dict[str, int]:
-    """Instances (distinct instance ids != 0) per object class over every real scan under ``path``."""
+def real_class_counts(path: Path, background: tuple[str, ...], **read: Any) -> dict[str, int]:
+    """Instances (distinct instance ids != 0) per object class over every real scan under ``path`` (``read``: reader
+    options such as ``label_map``)."""
     from ..data import iter_scans
     from ..pipeline.real_manifest import frame_class_counts
 
     counts: dict[str, int] = {}
-    for _, frame in iter_scans(path):
+    for _, frame in iter_scans(path, **read):
         for name, n in frame_class_counts(frame)[1].items():
             if name not in background:
                 counts[name] = counts.get(name, 0) + n
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         counts = ReferenceBank.load(args.bank).class_counts
         source = str(args.bank)
     else:
-        counts = real_class_counts(args.real, config.background_classes)
+        counts = real_class_counts(args.real, config.background_classes, **scan_options(args))
         source = str(args.real)
     if not counts:
         raise ReferenceDataError(f"{source}: no object class instances found (are instance ids present?)")

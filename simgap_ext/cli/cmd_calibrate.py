@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options, scan_options
+
 __all__ = ["register", "run"]
 
 
@@ -21,6 +23,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")
+    add_scan_options(p)
     p.add_argument("--quantile", type=float, default=0.95, help="quantile of real-vs-real distances (default 0.95)")
     p.add_argument("--target-g", type=float, default=0.75, help="G threshold real pairs must reach (default 0.75)")
     p.add_argument("--max-pairs", type=int, default=64, help="at most this many pairs, spread evenly (default 64)")
@@ -41,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     d_max_from_distances(np.ones(1), quantile=args.quantile, target_g=args.target_g)
     n = count_scans(args.real)
     cds = calibration_distances(
-        iter_scans(args.real), max_pairs=args.max_pairs, squared=args.squared, device=args.device, n_frames=n
+        iter_scans(args.real, **scan_options(args)),
+        max_pairs=args.max_pairs,
+        squared=args.squared,
+        device=args.device,
+        n_frames=n,
     )
     d_max = d_max_from_distances(cds, quantile=args.quantile, target_g=args.target_g, squared=args.squared)
     unit = "m^2" if args.squared else "m"

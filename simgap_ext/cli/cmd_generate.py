@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapInputError
+from ._scan_options import add_scan_options, scan_options
 
 __all__ = ["register", "run"]
 
@@ -34,6 +35,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--frames", type=int, required=True, help="scheduled frames in the run (each up to 1+retries)")
     ref = p.add_mutually_exclusive_group(required=True)
     ref.add_argument("--real", type=Path, help="real scans (SemanticKITTI dir); the bank is cached in OUT/bank.npz")
+    add_scan_options(p)
     ref.add_argument("--bank", type=Path, help="a reference bank .npz built earlier")
     p.add_argument("--out", type=Path, required=True, help="output directory (export, manifest.jsonl, run.json)")
     p.add_argument("--backend", choices=("warp", "replicator"), default="warp", help="scene source (default warp)")
@@ -94,7 +96,7 @@ def _load_bank(args: argparse.Namespace, config: Any, device: str | None) -> tup
         # the real data and the bank's hash). A fresh run rebuilds it: a leftover cache may hold other real data.
         if not (args.resume and (args.out / "run.json").is_file() and bank_path.is_file()):
             _log.info("building the reference bank from %s", args.real)
-            frames = iter_scans(args.real, sensor=args.sensor)
+            frames = iter_scans(args.real, sensor=args.sensor, **scan_options(args))
             bank = ReferenceBank.build(frames, sensor=args.sensor, config=config, device=device)
             bank.save(bank_path)
     bank = ReferenceBank.load(bank_path)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options, scan_options
+
 __all__ = ["register", "run"]
 
 
@@ -18,6 +20,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--real", type=Path, required=True, help="SemanticKITTI sequence dir (or a dir of scans)")
     p.add_argument("--out", type=Path, required=True, help="the .jsonl manifest to write")
+    add_scan_options(p)
     p.add_argument("--sensor", default="unknown", help="sensor profile name recorded in each row")
     p.set_defaults(func=run)
 
@@ -26,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap manifest``."""
     from ..pipeline.real_manifest import build_real_manifest
 
-    rows = build_real_manifest(args.real, args.out, sensor=args.sensor)
+    rows = build_real_manifest(args.real, args.out, sensor=args.sensor, **scan_options(args))
     print(f"{len(rows)} real rows -> {args.out}")
     return 0

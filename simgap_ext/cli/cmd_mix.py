@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options, scan_options
+
 __all__ = ["register", "run"]
 
 
@@ -37,6 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tail-percentile", type=float, default=20.0, help="tail bucket: real frequency percentile")
     p.add_argument("--head-percentile", type=float, default=80.0, help="head bucket: real frequency percentile")
     p.add_argument("--sensor", default="unknown", help="sensor name for a real manifest built from a directory")
+    add_scan_options(p, what="a real scan directory")
     p.set_defaults(func=run)
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if real.is_dir():
         args.out.mkdir(parents=True, exist_ok=True)
         target = args.out / "real.jsonl"
-        build_real_manifest(real, target, sensor=args.sensor)
+        build_real_manifest(real, target, sensor=args.sensor, **scan_options(args))
         real = target
     result = mix_manifests(
         real,

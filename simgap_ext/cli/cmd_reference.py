@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._scan_options import add_scan_options, scan_options
+
 __all__ = ["register", "run_build", "run_show"]
 
 
@@ -25,6 +27,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     b = sub.add_parser("build", help="build a bank from real scans")
     b.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")
+    add_scan_options(b)
     b.add_argument("--out", required=True, type=Path, help="bank file to write (.npz)")
     b.add_argument("--sensor", default=None, help="sensor profile of the real scans (e.g. os1-64)")
     b.add_argument("--gate-config", type=Path, default=None, help="gate TOML (default config/gate.toml)")
@@ -40,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     """Entry point of ``simgap reference build``."""
-    from ..data import iter_scans, list_scans
+    from ..data import iter_scans, list_scans, scan_name
     from ..errors import SimGapInputError
     from ..gate import ReferenceBank, load_gate_config
 
@@ -54,8 +57,8 @@ def run_build(args: argparse.Namespace) -> int:
     only = None
     if args.limit is not None and args.limit < n:
         # Only the chosen scans are opened: --limit 20 on a 4000-scan sequence must not read all 4000.
-        only = {files[round(i * (n - 1) / max(args.limit - 1, 1))].stem for i in range(args.limit)}
-    scans = iter_scans(args.real, sensor=args.sensor or "unknown", only=only)
+        only = {scan_name(files[round(i * (n - 1) / max(args.limit - 1, 1))]) for i in range(args.limit)}
+    scans = iter_scans(args.real, sensor=args.sensor or "unknown", only=only, **scan_options(args))
     t0 = time.perf_counter()
     bank = ReferenceBank.build(scans, sensor=args.sensor, config=config, device=args.device)
     path = bank.save(args.out)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapInputError
+from ._scan_options import add_scan_options, scan_options
 
 __all__ = ["register", "run", "resolve_d_max", "check_output_path"]
 
@@ -22,17 +23,21 @@ def register(subparsers: Any) -> None:
     """Add the ``score`` sub-command."""
     p = subparsers.add_parser(
         "score",
-        help="score synthetic scans against real scans of the same places (DoGSS-PCL, paired mode)",
+        help="score synthetic scans against real scans of the same places (paired) or against a reference bank",
         description=(
             "Pair each synthetic scan with the real scan of the same name (scans without a twin are left out with a "
             "warning; sorted order, with a warning, when no name matches), compute scene and per-class geometric "
             "scores G = 1 - clamp(Chamfer / d_max, 0, 1) and per-class semantic JS divergence of instance "
             "embeddings over all frames, and print a table (--json, --html: also write it as JSON / as a "
-            "self-contained HTML page with plots). Exit 0 whenever scoring ran, whatever the scores."
+            "self-contained HTML page with plots). With --bank instead of --real: unpaired, every synthetic scan is "
+            "scored against the reference bank by the frame gate (per frame and per class, the same decisions and "
+            "evidence as `simgap gate` and `simgap generate`), nothing is exported. Exit 0 whenever scoring ran, "
+            "whatever the scores."
         ),
     )
-    p.add_argument("--real", required=True, type=Path, help="real scans: file, directory or SemanticKITTI sequence")
+    p.add_argument("--real", type=Path, default=None, help="real scans: file, directory or SemanticKITTI sequence")
     p.add_argument("--synthetic", required=True, type=Path, help="synthetic scans, same layouts as --real")
+    add_scan_options(p, what="--real scans")
     p.add_argument("--sensor", default=None, help="sensor profile (name or .toml) giving max_expected_distance")
     p.add_argument(
         "--max-expected-distance", type=float, default=None, metavar="M", help="d_max in metres (overrides --sensor)"
@@ -55,6 +60,9 @@ def register(subparsers: Any) -> None:
         help="also write a self-contained HTML page: G per scene and per class, JS, nearest-neighbour distances",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cmd_gate import add_offline_arguments
+
+    add_offline_arguments(p, bank_required=False)
     p.set_defaults(func=run)
 
 
@@ -140,7 +148,17 @@ def _print_report(report: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap score``."""
-    from ..data import iter_scans, list_scans
+    if (args.real is None) == (args.bank is None):
+        raise SimGapInputError("give either --real DIR (paired scoring) or --bank bank.npz (scoring against a bank)")
+    if args.bank is not None:
+        if args.html is not None:
+            raise SimGapInputError("--html is for paired scoring; with --bank use --json")
+        if args.json is not None:
+            check_output_path(args.json, "--json")
+        from .cmd_gate import run_offline
+
+        return run_offline(args, None)
+    from ..data import iter_scans, list_scans, scan_name
     from ..metrics import FrozenBackbone
     from ..metrics.paired import PairedScorer, pair_names
 
@@ -150,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(out, flag)
     if args.html is not None and importlib.util.find_spec("matplotlib") is None:
         raise SimGapInputError("--html needs matplotlib (pip install matplotlib)")
-    real_names = [p.stem for p in list_scans(args.real)]
-    synth_names = [p.stem for p in list_scans(args.synthetic)]
+    real_names = [scan_name(p) for p in list_scans(args.real)]
+    synth_names = [scan_name(p) for p in list_scans(args.synthetic)]
     pairs, mode, warnings = pair_names(real_names, synth_names)
     for w in warnings:
         print(f"simgap: warning: {w}", file=sys.stderr)
@@ -171,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     wanted_synth = {s for _, s in pairs}
     # both readers yield in natural name order, and pairs follow that order in both modes: stream in lockstep
     # only paired scans are read: a real set with thousands of scans scores 100 synthetic twins in 100 reads
-    real_it = iter_scans(args.real, sensor=sensor, only=wanted_real)
+    real_it = iter_scans(args.real, sensor=sensor, only=wanted_real, **scan_options(args))
     synth_it = iter_scans(args.synthetic, sensor=sensor, only=wanted_synth)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

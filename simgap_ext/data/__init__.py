@@ -6,6 +6,7 @@ Everything here is plain Python + NumPy (no Warp, no omni). See ``docs/data.md``
 from __future__ import annotations
 
 from .atomic import atomic_write_bytes
+from .dataset_label_maps import LabelMap, available_label_maps, load_label_map
 from .formats import SUPPORTED_SUFFIXES, load_point_cloud, write_point_cloud
 from .label_map import (
     ASPRS_CLASS_NAMES,
@@ -15,6 +16,7 @@ from .label_map import (
     read_label_map,
     write_label_map,
 )
+from .layouts import LAYOUTS, detect_layout, scan_name
 from .npz import read_npz, write_npz
 from .pointcloud import PointCloud
 from .scans import count_scans, iter_scans, list_scans
@@ -27,8 +29,21 @@ from .semantickitti import (
     write_bin,
     write_semantickitti_scan,
 )
+from .taxonomy import UNLABELED, Taxonomy, load_taxonomy, normalize_class_name, parent_of, resolve
 
 __all__ = [
+    "UNLABELED",
+    "LAYOUTS",
+    "detect_layout",
+    "scan_name",
+    "LabelMap",
+    "Taxonomy",
+    "available_label_maps",
+    "load_label_map",
+    "load_taxonomy",
+    "normalize_class_name",
+    "parent_of",
+    "resolve",
     "ASPRS_CLASS_NAMES",
     "LABEL_MAP_FILENAME",
     "SEMANTIC_KITTI_LEARNING_NAMES",

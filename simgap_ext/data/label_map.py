@@ -18,6 +18,7 @@ import yaml
 
 from ..errors import SimGapInputError
 from .atomic import atomic_write_bytes
+from .yaml_io import read_yaml
 
 __all__ = [
     "LABEL_MAP_FILENAME",
@@ -77,34 +78,33 @@ def read_label_map(path: str | Path) -> dict[int, str]:
         SimGapInputError: missing file, invalid YAML, non-integer ids or non-string names.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise SimGapInputError(f"{p}: label map not found") from exc
-    except OSError as exc:
-        raise SimGapInputError(f"{p}: cannot read label map ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise SimGapInputError(f"{p}: label map is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SimGapInputError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+    doc = read_yaml(p, what="label map")  # bounded size; invalid, non-UTF-8 or too deeply nested YAML refused
     if isinstance(doc, Mapping) and "labels" in doc:
         doc = doc["labels"]
     if not isinstance(doc, Mapping):
         raise SimGapInputError(f"{p}: expected a 'labels' mapping of id -> name")
     out: dict[int, str] = {}
     for k, v in doc.items():
-        try:
-            key = int(k)
-        except (TypeError, ValueError) as exc:
-            raise SimGapInputError(f"{p}: label id {k!r} is not an integer") from exc
-        if key < 0:
-            raise SimGapInputError(f"{p}: label id {key} is negative")
+        key = _label_id(p, k)
         if not isinstance(v, str) or not v:
             raise SimGapInputError(f"{p}: label {key} has no class name (got {v!r})")
         out[key] = v
     return out
+
+
+def _label_id(p: Path, k: object) -> int:
+    # YAML turns `.inf`, `1.5` and `yes` into float/bool keys: refuse them instead of truncating or overflowing
+    if isinstance(k, bool) or not isinstance(k, (int, str)):
+        raise SimGapInputError(f"{p}: label id {k!r} is not an integer")
+    text = str(k).strip()
+    if not text.lstrip("-").isdigit() or len(text) > 12:
+        raise SimGapInputError(f"{p}: label id {k!r} is not an integer")
+    key = int(text)
+    if key < 0:
+        raise SimGapInputError(f"{p}: label id {key} is negative")
+    if key > 0xFFFFFFFF:
+        raise SimGapInputError(f"{p}: label id {key} does not fit a uint32 semantic id")
+    return key
 
 
 def write_label_map(path: str | Path, id_to_labels: Mapping[int, str | Mapping[str, str]]) -> Path:

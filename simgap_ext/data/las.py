@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SimGapInputError
 from .atomic import atomic_write_bytes
+from .header_guards import READ_TIME_LIMIT_S, check_las_header, time_limit
 from .pointcloud import PointCloud
 
 __all__ = ["read_las", "write_las", "LAS_VLR_USER_ID", "LAS_VLR_RECORD_ID"]
@@ -32,18 +34,43 @@ def read_las(path: str | Path) -> PointCloud:
     """Read a ``.las`` or ``.laz`` cloud (mapping in the module docstring).
 
     Raises:
-        SimGapInputError: unreadable or corrupt file (including LAZ without a backend).
+        SimGapInputError: unreadable or corrupt file (including LAZ without a backend), a header whose declared
+            sizes do not fit the file (:func:`~simgap_ext.data.header_guards.check_las_header`), a read that runs
+            past :data:`~simgap_ext.data.header_guards.READ_TIME_LIMIT_S`.
     """
     import laspy
 
     p = Path(path)
+    check_las_header(p)  # declared VLR / point counts against the file size, before laspy allocates
     try:
-        las = laspy.read(str(p))
+        with time_limit(READ_TIME_LIMIT_S, str(p)):
+            las = laspy.read(str(p))
     except FileNotFoundError as exc:
         raise SimGapInputError(f"{p}: file not found") from exc
-    except (laspy.LaspyException, ValueError, OSError, EOFError, KeyError, IndexError) as exc:
+    except MemoryError as exc:
+        raise SimGapInputError(f"{p}: LAS/LAZ file needs more memory than is available") from exc
+    except SimGapInputError:
+        raise
+    except (
+        laspy.LaspyException,
+        ValueError,
+        ArithmeticError,
+        OSError,
+        EOFError,
+        KeyError,
+        IndexError,
+        TypeError,
+        struct.error,
+    ) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SimGapInputError(f"{p}: unreadable LAS/LAZ file ({msg})") from exc
+    except BaseException as exc:
+        # lazrs (Rust, via pyo3) raises its own LazrsError on truncated/corrupt LAZ data, and reports a panic as
+        # pyo3's PanicException, a BaseException
+        if type(exc).__name__ != "PanicException" and not type(exc).__module__.startswith("lazrs"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SimGapInputError(f"{p}: unreadable LAZ file ({msg})") from exc
     pts = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1).astype(np.float32)
     dims = set(las.point_format.dimension_names)
     intensity = np.asarray(las.intensity, dtype=np.float64) / _INTENSITY_SCALE if "intensity" in dims else None

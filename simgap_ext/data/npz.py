@@ -17,12 +17,14 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SimGapInputError
 from .atomic import atomic_write_bytes
+from .header_guards import check_npz_members
 from .pointcloud import PointCloud
 
 __all__ = ["read_npz", "write_npz"]
@@ -35,12 +37,14 @@ def read_npz(path: str | Path) -> PointCloud:
         SimGapInputError: unreadable archive, no ``points``/``xyz`` key, wrong shapes or a bad label map.
     """
     p = Path(path)
+    if p.is_file():
+        check_npz_members(p)  # member names and declared shapes against the stored bytes, before loading
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError as exc:
         raise SimGapInputError(f"{p}: file not found") from exc
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise SimGapInputError(f"{p}: not a readable .npz archive ({exc})") from exc
     key = "points" if "points" in arrays else "xyz" if "xyz" in arrays else None
     if key is None:
@@ -72,6 +76,9 @@ def _read_names(p: Path, arrays: dict[str, np.ndarray]) -> dict[int, str]:
             raise SimGapInputError(f"{p}: 'id_to_labels' is not a JSON object of id -> name ({exc})") from exc
     if "label_ids" in arrays and "label_names" in arrays:
         ids, names = arrays["label_ids"].reshape(-1), arrays["label_names"].reshape(-1)
+        if ids.size and ids.dtype.kind not in "iu":
+            # a float id would be truncated onto another class (2.7 -> 2)
+            raise SimGapInputError(f"{p}: 'label_ids' must be an integer array, got dtype {ids.dtype}")
         if ids.shape != names.shape:
             raise SimGapInputError(f"{p}: 'label_ids' has {ids.size} entries but 'label_names' has {names.size}")
         try:

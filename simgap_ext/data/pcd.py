@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 from .atomic import atomic_write_bytes
+from .header_guards import READ_TIME_LIMIT_S, check_pcd_header, time_limit
 from .pointcloud import PointCloud
 
 __all__ = ["PCD_ENCODINGS", "PCD_LABELS_COMMENT", "read_pcd", "write_pcd"]
@@ -39,11 +40,26 @@ def read_pcd(path: str | Path) -> PointCloud:
     from pypcd4 import PointCloud as PcdCloud
 
     p = Path(path)
+    if p.is_file():
+        check_pcd_header(p)  # POINTS / WIDTH x HEIGHT against the bytes after DATA, before pypcd4 allocates
     try:
-        pcd = PcdCloud.from_path(p)
+        with time_limit(READ_TIME_LIMIT_S, str(p)):
+            pcd = PcdCloud.from_path(p)
     except FileNotFoundError as exc:
         raise SimGapInputError(f"{p}: file not found") from exc
-    except (ValueError, RuntimeError, OSError, struct.error, KeyError, IndexError, TypeError) as exc:
+    except MemoryError as exc:
+        raise SimGapInputError(f"{p}: PCD file needs more memory than is available") from exc
+    except (
+        ValueError,
+        ArithmeticError,
+        RuntimeError,
+        OSError,
+        struct.error,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SimGapInputError(f"{p}: unreadable PCD file ({msg})") from exc
     declared = int(pcd.metadata.points)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 from .atomic import atomic_write_bytes
+from .header_guards import READ_TIME_LIMIT_S, check_ply_header, time_limit
 from .pointcloud import PointCloud
 
 __all__ = ["read_ply", "write_ply", "PLY_LABELS_COMMENT"]
@@ -42,11 +43,26 @@ def read_ply(path: str | Path) -> PointCloud:
     from plyfile import PlyData, PlyParseError
 
     p = Path(path)
+    if p.is_file():
+        check_ply_header(p)  # element counts against the bytes after the header, before plyfile allocates
     try:
-        ply = PlyData.read(str(p))
+        with time_limit(READ_TIME_LIMIT_S, str(p)):
+            ply = PlyData.read(str(p))
     except FileNotFoundError as exc:
         raise SimGapInputError(f"{p}: file not found") from exc
-    except (PlyParseError, ValueError, OSError, EOFError, IndexError, KeyError, TypeError) as exc:
+    except MemoryError as exc:
+        raise SimGapInputError(f"{p}: PLY file needs more memory than is available") from exc
+    except (
+        PlyParseError,
+        ValueError,
+        ArithmeticError,
+        OSError,
+        EOFError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         raise SimGapInputError(f"{p}: unreadable PLY file ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
     try:
         vertex = ply["vertex"]

@@ -14,10 +14,11 @@ import numpy as np
 
 from ..errors import SimGapInputError
 from ..frame import make_frame
+from .taxonomy import UNLABELED
 
 __all__ = ["PointCloud", "UNLABELED_NAME", "default_class_name"]
 
-UNLABELED_NAME = "unlabeled"
+UNLABELED_NAME = UNLABELED  # the one unlabeled name (simgap_ext.data.taxonomy)
 _MAX_ID = 0xFFFFFFFF
 
 

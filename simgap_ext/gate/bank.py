@@ -50,14 +50,20 @@ __all__ = [
     "CALIBRATION_FLOORS",
     "OBJECT_COMPONENTS",
     "SCENE_COMPONENTS",
+    "MIN_BANK_FRAMES",
+    "composition_distance",
     "sensor_geometry",
 ]
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 1
-OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density")
-SCENE_COMPONENTS = ("range", "beams", "roughness")
+BANK_FORMAT_VERSION = 2
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height")
+SCENE_COMPONENTS = ("range", "beams", "roughness", "composition")
+# Fewest real frames a bank is built from: every d_max is calibrated leaving one frame out, which needs another.
+MIN_BANK_FRAMES = 2
+# Below this many frames the quantiles are close to the maximum of a handful of values: usable, but coarse.
+COARSE_BANK_FRAMES = 5
 
 # Per (class, frame) cap on stored roughness samples, and per frame cap on scene samples: enough for a stable
 # 1-D Wasserstein distance, small enough for a bank that loads in well under a second.
@@ -80,6 +86,9 @@ CALIBRATION_FLOORS = {
     "scene_range": 0.25,  # metres (W1 of ranges)
     "scene_roughness": 0.0005,  # metres
     "scene_beams": 0.005,  # return ratio
+    "share": 0.1,  # |log ratio| of a class's share of the frame's points
+    "height": 0.05,  # metres (W1 of a class's sensor-frame z)
+    "scene_composition": 0.02,  # total variation between class shares
 }
 
 
@@ -101,6 +110,17 @@ def _subsample(values: np.ndarray, cap: int, rng: np.random.Generator) -> np.nda
     if values.shape[0] <= cap:
         return values
     return values[np.sort(rng.choice(values.shape[0], cap, replace=False))]
+
+
+def log_count_ratio_f(value: float, reference: np.ndarray) -> float:
+    """log(value / median(reference)) of positive shares, both floored at 1e-6 (a class absent on one side)."""
+    ref = float(np.median(reference)) if len(reference) else 0.0
+    return float(math.log(max(float(value), 1e-6) / max(ref, 1e-6)))
+
+
+def composition_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Total variation between two class-share vectors: 1/2 sum |a - b|, in [0, 1]."""
+    return 0.5 * float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
 
 
 def _w1(u: np.ndarray, v: np.ndarray) -> float:
@@ -133,6 +153,10 @@ class ReferenceBank:
         scene_ranges: (S,) float32 point ranges; ``scene_range_frame`` (S,) int32 their frame.
         scene_rough: (T,) float32 |range roughness| samples; ``scene_rough_frame`` (T,) int32 their frame.
         beam_ratio: (frame_count, B) float32 per-beam return ratios (B = 0 without a beam table).
+        share_vals: (Q2,) float32 per (class, frame) share of the frame's points, every class present;
+            ``share_class``/``share_frame`` (Q2,) int32.
+        height_vals: (H,) float32 sensor-frame z samples per (class, frame), every class;
+            ``height_class``/``height_frame`` (H,) int32.
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
         d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
@@ -162,6 +186,12 @@ class ReferenceBank:
     scene_rough: np.ndarray
     scene_rough_frame: np.ndarray
     beam_ratio: np.ndarray
+    share_vals: np.ndarray
+    share_class: np.ndarray
+    share_frame: np.ndarray
+    height_vals: np.ndarray
+    height_class: np.ndarray
+    height_frame: np.ndarray
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -238,6 +268,42 @@ class ReferenceBank:
         if exclude_frame is not None:
             sel &= self.dens_frame != exclude_frame
         return float(self.dens_vals[sel].mean()) if sel.any() else None
+
+    def class_frames(self, class_name: str) -> int:
+        """Number of real frames that hold the class (0 when the bank does not know it)."""
+        ci = self.class_index(class_name)
+        return 0 if ci < 0 else int(np.unique(self.share_frame[self.share_class == ci]).size)
+
+    def class_shares(self, class_name: str, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(F_c,) float32 the class's share of points in each real frame that holds it."""
+        sel = self.share_class == self.class_index(class_name)
+        if exclude_frame is not None:
+            sel &= self.share_frame != exclude_frame
+        return self.share_vals[sel]
+
+    def class_height_samples(self, class_name: str, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(H_c,) float32 pooled sensor-frame z samples of a class (optionally without one frame)."""
+        sel = self.height_class == self.class_index(class_name)
+        if exclude_frame is not None:
+            sel &= self.height_frame != exclude_frame
+        return self.height_vals[sel]
+
+    def composition(self, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(C,) float64 mean share of each class (``class_names`` order) over the real frames."""
+        out = np.zeros(len(self.class_names), np.float64)
+        sel = np.ones(self.share_vals.shape[0], bool) if exclude_frame is None else self.share_frame != exclude_frame
+        n = self.frame_count - (0 if exclude_frame is None else 1)
+        if n <= 0:
+            return out
+        np.add.at(out, self.share_class[sel], self.share_vals[sel].astype(np.float64))
+        return out / n
+
+    def frame_composition(self, frame: int) -> np.ndarray:
+        """(C,) float64 class shares of one real frame (``class_names`` order)."""
+        out = np.zeros(len(self.class_names), np.float64)
+        sel = self.share_frame == frame
+        out[self.share_class[sel]] = self.share_vals[sel]
+        return out
 
     def class_features(self) -> dict[str, np.ndarray]:
         """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
@@ -317,6 +383,8 @@ class ReferenceBank:
         crops: list[tuple[int, Any]] = []
         rough: list[tuple[str, int, np.ndarray]] = []
         dens: list[tuple[float, str, int]] = []
+        shares: list[tuple[float, str, int]] = []
+        heights: list[tuple[str, int, np.ndarray]] = []
         scene_r, scene_g, beam_rows = [], [], []
         feats: dict[str, list[np.ndarray]] = {}
         n_frames = 0
@@ -354,9 +422,10 @@ class ReferenceBank:
                 if cr.n_points >= cfg.min_points:
                     cr.points = cap_points(cr.points)
                     crops.append((fi, cr))
+            # Every class present, stuff included: a class relabelled as another must change some statistic.
             for c in st.class_points:
-                if c in cfg.background_classes:
-                    continue
+                shares.append((st.class_share(c), c, fi))
+                heights.append((c, fi, _subsample(st.class_heights(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
                 d = st.class_density(c)
                 if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
                     dens.append((d, c, fi))
@@ -372,6 +441,18 @@ class ReferenceBank:
             log.debug("reference frame %d: %d points, %d crops", fi, st.n_points, len(st.crops))
         if n_frames == 0:
             raise ReferenceDataError("reference bank: no real frames given")
+        if n_frames < MIN_BANK_FRAMES:
+            raise ReferenceDataError(
+                f"reference bank: built from {n_frames} real frame; every d_max is calibrated leaving one real "
+                f"frame out, which needs at least {MIN_BANK_FRAMES} frames"
+            )
+        if n_frames < COARSE_BANK_FRAMES:
+            log.warning(
+                "reference bank: only %d real frames: the calibration is coarse (its quantiles are close to the "
+                "largest of a few real-vs-real distances); use %d or more scans for a reliable gate",
+                n_frames,
+                COARSE_BANK_FRAMES,
+            )
         if not any_points:
             raise ReferenceDataError("reference bank: every real frame is empty")
         if sensor is None:
@@ -431,6 +512,12 @@ class ReferenceBank:
             scene_rough=cat(scene_g, np.float32),
             scene_rough_frame=frame_index(scene_g),
             beam_ratio=np.stack(beam_rows).astype(np.float32) if same_beams else np.zeros((n_frames, 0), np.float32),
+            share_vals=np.array([v for v, _, _ in shares], dtype=np.float32),
+            share_class=np.array([cidx[c] for _, c, _ in shares], dtype=np.int32),
+            share_frame=np.array([f for _, _, f in shares], dtype=np.int32),
+            height_vals=cat([v for _, _, v in heights], np.float32),
+            height_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in heights], np.int32),
+            height_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in heights], np.int32),
             meta={
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
@@ -438,6 +525,9 @@ class ReferenceBank:
             },
         )
         bank._calibrate(cfg, device=device, rng=rng)
+        bank._check_calibration("(built)")
+        if n_frames < COARSE_BANK_FRAMES:
+            bank.meta["coarse"] = True
         return bank
 
     # ------------------------------------------------------------------------------------------- calibration
@@ -466,7 +556,7 @@ class ReferenceBank:
         held_out = np.arange(self.frame_count)
         if held_out.size > _CALIBRATION_FRAMES:
             held_out = np.sort(rng.choice(held_out, _CALIBRATION_FRAMES, replace=False))
-        for name in self.object_classes:
+        for name in self.class_names:
             ci = self.class_index(name)
             for fi in np.intersect1d(np.unique(self.rough_frame[self.rough_class == ci]), held_out):
                 mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
@@ -479,22 +569,50 @@ class ReferenceBank:
             if vals.size > 1:
                 rest_d = (vals.sum() - vals) / (vals.size - 1)
                 dists["density"].setdefault(name, []).extend(float(d) for d in np.abs(vals - rest_d))
+            shares = self.share_vals[self.share_class == ci].astype(np.float64)
+            sframes = self.share_frame[self.share_class == ci]
+            if shares.size > 1:
+                for j in range(shares.size):
+                    rest_s = np.delete(shares, j)
+                    dists["share"].setdefault(name, []).append(abs(log_count_ratio_f(shares[j], rest_s)))
+            for fi in np.intersect1d(sframes, held_out):
+                mine = self.height_vals[(self.height_class == ci) & (self.height_frame == fi)]
+                rest = self.class_height_samples(name, exclude_frame=int(fi))
+                if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
+                    dists["height"].setdefault(name, []).append(_w1(mine, rest))
+        # Multiple testing: a frame is rejected when any of its K judged classes fails, so a per-class test at
+        # level (1 - q) would reject real frames K times as often. Each class is calibrated at the Bonferroni
+        # quantile 1 - (1 - q) / K, K the median number of classes per real frame, so that the frame as a whole
+        # keeps (about) the calibration quantile; the scene is one test and keeps q.
+        per_frame = np.bincount(self.share_frame, minlength=self.frame_count) if self.share_frame.size else [1]
+        n_tests = max(1.0, float(np.median(per_frame)))
+        q_class = 1.0 - (1.0 - q) / n_tests
         calibration: dict[str, dict[str, float]] = {}
         for comp, per_class in dists.items():
             table: dict[str, float] = {}
             pooled = [d for v in per_class.values() for d in v]
-            if pooled:
-                table["*"] = float(np.quantile(pooled, q))
+            if not pooled:
+                continue
+            table["*"] = float(np.quantile(pooled, q_class))
             for name, v in per_class.items():
                 # A handful of values gives an unstable quantile; the pooled one may come from other classes
                 # with other spreads: take the larger of the pooled quantile and the class's own maximum.
-                table[name] = float(np.quantile(v, q)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
+                table[name] = float(np.quantile(v, q_class)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
             calibration[comp] = table
 
         # Scene statistics are calibrated as scene_components scores them: both sides thinned to
         # MAX_SCENE_SAMPLES by stride (which also keeps each distance cheap however large the bank).
-        scene: dict[str, list[float]] = {"scene_range": [], "scene_roughness": [], "scene_beams": []}
+        scene: dict[str, list[float]] = {
+            "scene_range": [],
+            "scene_roughness": [],
+            "scene_beams": [],
+            "scene_composition": [],
+        }
         for fi in held_out:
+            if self.frame_count > 1:
+                scene["scene_composition"].append(
+                    composition_distance(self.frame_composition(int(fi)), self.composition(exclude_frame=int(fi)))
+                )
             mine = _thin(self.scene_ranges[self.scene_range_frame == fi], MAX_SCENE_SAMPLES)
             rest = _thin(self.scene_ranges[self.scene_range_frame != fi], MAX_SCENE_SAMPLES)
             if mine.size and rest.size:
@@ -517,6 +635,7 @@ class ReferenceBank:
             for comp, table in calibration.items()
         }
         self.meta["calibration_quantile"] = q
+        self.meta["calibration_class_quantile"] = q_class
         self.meta["calibration_frames"] = [int(f) for f in held_out]
         self.meta["calibration_g_threshold"] = cfg.g_threshold
         self.meta["calibration_margin"] = cfg.calibration_margin
@@ -542,6 +661,12 @@ class ReferenceBank:
         "scene_rough",
         "scene_rough_frame",
         "beam_ratio",
+        "share_vals",
+        "share_class",
+        "share_frame",
+        "height_vals",
+        "height_class",
+        "height_frame",
     )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -619,7 +744,7 @@ class ReferenceBank:
         if e and (np.diff(self.ex_offsets).min() < 0 or self.ex_offsets[0] != 0):
             raise ReferenceDataError(f"reference bank {where}: exemplar offsets are not increasing from 0")
         n_classes = len(self.class_names)
-        for name in ("ex_class", "rough_class", "dens_class", "feat_class"):
+        for name in ("ex_class", "rough_class", "dens_class", "feat_class", "share_class", "height_class"):
             idx = getattr(self, name)
             if idx.size and (idx.max() >= n_classes or idx.min() < 0):
                 raise ReferenceDataError(
@@ -632,6 +757,8 @@ class ReferenceBank:
             ("dens_vals", "dens_class", "dens_frame"),
             ("scene_ranges", "scene_range_frame"),
             ("scene_rough", "scene_rough_frame"),
+            ("share_vals", "share_class", "share_frame"),
+            ("height_vals", "height_class", "height_frame"),
         ):
             n = getattr(self, values).shape[0]
             if any(getattr(self, lab).shape != (n,) for lab in labels):
@@ -640,6 +767,30 @@ class ReferenceBank:
             raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")
         if self.beam_ratio.ndim != 2 or self.beam_ratio.shape[0] != self.frame_count:
             raise ReferenceDataError(f"reference bank {where}: beam ratios do not have one row per frame")
+        if self.frame_count < MIN_BANK_FRAMES:
+            raise ReferenceDataError(
+                f"reference bank {where}: built from {self.frame_count} frame (at least {MIN_BANK_FRAMES} needed)"
+            )
+        for name in self._ARRAYS:
+            arr = getattr(self, name)
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ReferenceDataError(f"reference bank {where}: {name} holds NaN or infinite values")
+        self._check_calibration(where)
+
+    def _check_calibration(self, where: str) -> None:
+        """Fail closed: every calibrated value finite and positive, the scene statistics calibrated."""
+        for comp, table in self.d_max_table.items():
+            for key, value in table.items():
+                if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                    raise ReferenceDataError(
+                        f"reference bank {where}: d_max of {comp} for {key} is {value!r} (must be finite and > 0)"
+                    )
+        for comp in ("scene_range", "scene_composition"):
+            if comp not in self.d_max_table:
+                raise ReferenceDataError(
+                    f"reference bank {where}: {comp.replace('_', ' ')} is not calibrated (needs real frames with "
+                    "points, at least 2)"
+                )
 
     # Frozen-ish equality is by content, which dataclass eq on arrays cannot do.
     __hash__ = None  # type: ignore[assignment]

@@ -45,6 +45,10 @@ _INT_FIELDS = (
     "max_scene_samples",
 )
 _SEMANTIC_METHODS = ("sliced", "norm")
+# Per-class components (every class present, stuff included; chamfer and count need instance crops) and scene
+# components.
+OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height")
+SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition")
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,13 @@ class GateConfig:
             ``g_threshold`` (times ``calibration_margin``) when the bank calibrates its ``d_max`` values.
         calibration_margin: ``d_max = margin * quantile / (1 - g_threshold)``: > 1 leaves room for the
             sampling noise of a small reference (a quantile over a few frames is close to their maximum).
-        object_weights: weights of the object-level components (``chamfer``, ``count``, ``roughness``, ``density``)
-            in a class's G.
-        scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``).
+        object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
+            ``share``, ``height``) in a class's G.
+        scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,
+            ``composition``).
+        strict_components: a class (or the scene) also fails when any weighted component lies at or beyond its
+            ``d_max`` (score 0), whatever the mean: one statistic far outside the real spread is evidence enough,
+            and a weighted mean over six components would dilute it.
         unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
         require_same_sensor: reject frames whose ``sensor`` differs from the bank's sensor.
         background_classes: classes never cropped into instances (scene statistics only).
@@ -88,9 +96,19 @@ class GateConfig:
     calibration_quantile: float = 0.95
     calibration_margin: float = 1.5
     object_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"chamfer": 1.0, "count": 0.25, "roughness": 1.0, "density": 1.0}
+        default_factory=lambda: {
+            "chamfer": 1.0,
+            "count": 0.25,
+            "roughness": 1.0,
+            "density": 1.0,
+            "share": 0.0,
+            "height": 0.5,
+        }
     )
-    scene_weights: Mapping[str, float] = field(default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0})
+    scene_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0}
+    )
+    strict_components: bool = True
     unknown_class: str = "reject"
     require_same_sensor: bool = True
     background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabeled", "unlabelled")
@@ -141,8 +159,8 @@ class GateConfig:
                 f"gate config: semantic_method must be one of {_SEMANTIC_METHODS}, got {self.semantic_method!r}"
             )
         for table, allowed in (
-            ("object_weights", ("chamfer", "count", "roughness", "density")),
-            ("scene_weights", ("range", "beams", "roughness")),
+            ("object_weights", OBJECT_WEIGHT_KEYS),
+            ("scene_weights", SCENE_WEIGHT_KEYS),
         ):
             weights = dict(getattr(self, table))
             extra = sorted(set(weights) - set(allowed))
@@ -166,8 +184,8 @@ class GateConfig:
                 if not ok:
                     raise SimGapInputError(f"gate config: {f.name} must be an integer, got {value!r}")
                 object.__setattr__(self, f.name, int(value))
-            elif f.name == "require_same_sensor" and not isinstance(value, bool):
-                raise SimGapInputError(f"gate config: require_same_sensor must be true or false, got {value!r}")
+            elif f.name in ("require_same_sensor", "strict_components") and not isinstance(value, bool):
+                raise SimGapInputError(f"gate config: {f.name} must be true or false, got {value!r}")
             elif f.name in ("unknown_class", "semantic_method") and not isinstance(value, str):
                 raise SimGapInputError(f"gate config: {f.name} must be a string, got {value!r}")
             elif f.name in ("object_weights", "scene_weights"):

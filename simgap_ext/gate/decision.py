@@ -42,6 +42,7 @@ class ClassDecision:
         reasons: human-readable reasons for a failure or for skipping a test.
         components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``roughness``, ``density``).
         n_scored: instance crops actually scored (>= ``min_points``).
+        evidence: component -> (distance, d_max): the margins behind each score.
     """
 
     name: str
@@ -54,6 +55,7 @@ class ClassDecision:
     reasons: list[str] = field(default_factory=list)
     components: dict[str, float] = field(default_factory=dict)
     n_scored: int = 0
+    evidence: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -68,6 +70,7 @@ class ClassDecision:
             "quarantined": bool(self.quarantined),
             "reasons": [str(r) for r in self.reasons],
             "components": {k: _f(v) for k, v in self.components.items()},
+            "evidence": {k: [_f(d), _f(m)] for k, (d, m) in self.evidence.items()},
         }
 
     @classmethod
@@ -84,6 +87,7 @@ class ClassDecision:
             reasons=list(row.get("reasons", [])),
             components={k: v for k, v in (row.get("components") or {}).items() if v is not None},
             n_scored=int(row.get("n_scored", 0)),
+            evidence={k: (float(v[0]), float(v[1])) for k, v in (row.get("evidence") or {}).items() if None not in v},
         )
 
 
@@ -98,7 +102,9 @@ class GateDecision:
         failing_classes: classes whose own tests failed (geometry, missing reference, quarantine), sorted.
         reasons: human-readable reasons for the decision (empty when accepted).
         quarantined_classes: classes of this frame held back by the semantic quarantine.
-        scene_components: per-component scene scores in [0, 1] (``range``, ``beams``, ``roughness``).
+        scene_components: per-component scene scores in [0, 1] (``range``, ``beams``, ``roughness``,
+            ``composition``).
+        scene_evidence: scene component -> (distance, d_max).
         sane: False when the frame failed the sanity checks (empty, missing instance ids, duplicates) and
             was therefore not scored at all.
         frame_id, seed, attempt, sensor: provenance copied from the frame.
@@ -114,6 +120,7 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
     quarantined_classes: list[str] = field(default_factory=list)
     scene_components: dict[str, float] = field(default_factory=dict)
+    scene_evidence: dict[str, tuple[float, float]] = field(default_factory=dict)
     sane: bool = True
     frame_id: int = 0
     seed: int = 0
@@ -150,6 +157,7 @@ class GateDecision:
             "sane": bool(self.sane),
             "scene_g": _f(self.scene_g),
             "scene_components": {k: _f(v) for k, v in self.scene_components.items()},
+            "scene_evidence": {k: [_f(d), _f(m)] for k, (d, m) in self.scene_evidence.items()},
             "failing_classes": list(self.failing_classes),
             "quarantined_classes": list(self.quarantined_classes),
             "reasons": [str(r) for r in self.reasons],
@@ -171,6 +179,9 @@ class GateDecision:
             reasons=list(row.get("reasons", [])),
             quarantined_classes=list(row.get("quarantined_classes", [])),
             scene_components={k: v for k, v in (row.get("scene_components") or {}).items() if v is not None},
+            scene_evidence={
+                k: (float(v[0]), float(v[1])) for k, v in (row.get("scene_evidence") or {}).items() if None not in v
+            },
             sane=bool(row.get("sane", True)),
             frame_id=int(row.get("frame_id", 0)),
             seed=int(row.get("seed", 0)),

@@ -24,11 +24,17 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
-from .geometric import best_exemplar_matches, object_components, scene_components, weighted_g
+from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
 from .quarantine import SemanticQuarantine
 from .stats import FrameStats, frame_stats
 
-__all__ = ["FrameGate"]
+__all__ = ["FrameGate", "MIN_CLASS_FRAMES"]
+
+#: Real frames that must hold a class before it is judged on its own statistics: its d_max values are calibrated
+#: leaving one of them out, and fewer than 3 leave a single real-vs-real distance per component.
+MIN_CLASS_FRAMES = 3
+#: Points a class needs in a frame before its own statistics (roughness, height, ring continuity) are judged.
+MIN_JUDGED_POINTS = MIN_ROUGHNESS_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ class FrameGate:
             embeddings); pass ``False`` to switch the semantic component off.
         backbone: frozen backbone for instance embeddings (default :class:`simgap_ext.metrics.FrozenBackbone`).
             Must be the one the bank was built with.
+        parents: class -> parent class of the taxonomy (default: the shipped taxonomy when available). A frame
+            class without real exemplars is scored against its nearest ancestor the bank knows, and the decision
+            says so.
 
     Not thread-safe for concurrent :meth:`evaluate` calls (the quarantine window is sequential state).
     """
@@ -56,6 +65,7 @@ class FrameGate:
         device: str | None = None,
         quarantine: SemanticQuarantine | bool | None = None,
         backbone: Any = None,
+        parents: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(bank, ReferenceBank):
             raise SimGapInputError(f"FrameGate needs a ReferenceBank, got {type(bank).__name__}")
@@ -86,6 +96,19 @@ class FrameGate:
                 self.quarantine.set_reference(feats)
         self._beams, self._columns = sensor_geometry(bank.sensor)
         self._warned_world = False
+        self.parents = dict(parents) if parents is not None else _default_parents()
+
+    def reference_class(self, class_name: str) -> str | None:
+        """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
+        hold it, else its nearest taxonomy ancestor that does (None when none does)."""
+        seen: set[str] = set()
+        c: str | None = class_name
+        while c is not None and c not in seen:
+            if self.bank.class_frames(c) >= MIN_CLASS_FRAMES:
+                return c
+            seen.add(c)
+            c = self.parents.get(c)
+        return None
 
     # ------------------------------------------------------------------------------------------------ public
     def stats(self, frame: Mapping[str, Any]) -> FrameStats:
@@ -164,9 +187,29 @@ class FrameGate:
             )
 
         reasons: list[str] = []
-        # 2. classes the real reference has never seen.
+        # 2. classes the real reference has never seen: scored against their taxonomy parent when the bank knows
+        # one, else rejected (or noted, per unknown_class).
         known = set(self.bank.class_names)
+        ref_of: dict[str, str] = {}
         for c, dec in per_class.items():
+            ref = self.reference_class(c)
+            if ref is not None:
+                ref_of[c] = ref
+                if ref != c:
+                    n_real = self.bank.class_frames(c)
+                    dec.reasons.append(
+                        f"class {c}: in {n_real} real frame(s) (< {MIN_CLASS_FRAMES}), scored against its parent "
+                        f"class {ref}"
+                    )
+                continue
+            if c in known:
+                # Too rare in the reference to be judged alone and no ancestor to fall back on: said, not passed
+                # silently; its points still count in the scene's class composition.
+                dec.reasons.append(
+                    f"class {c}: in only {self.bank.class_frames(c)} real frame(s) (< {MIN_CLASS_FRAMES}) and no "
+                    "parent class in the reference: judged through the scene composition only"
+                )
+                continue
             if c not in known:
                 msg = f"class {c} has no real reference"
                 if c in cfg.background_classes:
@@ -187,12 +230,11 @@ class FrameGate:
         scored_by_class: dict[str, list] = {}
         near_by_class: dict[str, list[np.ndarray]] = {}
         batch_crops, batch_near, owners = [], [], []
-        for c, crops in sorted(by_class.items()):
-            if c not in known:
-                continue
+        for c in sorted(ref_of):
+            crops = by_class.get(c, [])
             scored = [cr for cr in crops if cr.n_points >= cfg.min_points]
             scored_by_class[c] = scored
-            near_by_class[c] = [self.bank.exemplars_near(c, cr.range, cfg.k_exemplars) for cr in scored]
+            near_by_class[c] = [self.bank.exemplars_near(ref_of[c], cr.range, cfg.k_exemplars) for cr in scored]
             for cr, near in zip(scored, near_by_class[c], strict=True):
                 if near.size:
                     batch_crops.append(cr.points)
@@ -204,7 +246,7 @@ class FrameGate:
             matches.setdefault(c, []).append(m)
         for c, scored in scored_by_class.items():
             dec = per_class[c]
-            crops = by_class[c]
+            crops = by_class.get(c, [])
             dec.n_scored = len(scored)
             comps = object_components(
                 c,
@@ -216,36 +258,43 @@ class FrameGate:
                 device=self.device,
                 matches=matches.get(c, []),
                 near=near_by_class[c],
+                reference_class=ref_of[c],
             )
             dec.components = {name: comp.score for name, comp in comps.items()}
+            dec.evidence = {name: (comp.distance, comp.d_max) for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)
-            if dec.g is None:
-                dec.reasons.append(f"class {c}: not scored ({len(crops)} crops, none with >= {cfg.min_points} points)")
+            if dec.g is None and dec.n_points < MIN_JUDGED_POINTS:
+                # Too few points for any per-class statistic: said so; the points still count in the scene's
+                # class composition, which is always scored.
+                dec.reasons.append(
+                    f"class {c}: {dec.n_points} points (< {MIN_JUDGED_POINTS}), judged through the scene composition"
+                )
                 continue
-            if dec.g < cfg.g_threshold:
+            if dec.g is None:
+                # Fail closed: a class the gate cannot judge is not a class that passed.
                 dec.passed = False
-                worst = min(
-                    (n for n in comps if cfg.object_weights.get(n, 0) > 0), key=lambda n: comps[n].score, default=None
-                )
-                detail = (
-                    f"; worst: {worst} {comps[worst].distance:.4g} vs d_max {comps[worst].d_max:.4g}" if worst else ""
-                )
-                msg = f"class {c}: G={dec.g:.3f} < {cfg.g_threshold:.3g}{detail}"
+                msg = f"class {c}: not scored (no statistic of it could be compared with the real reference)"
+                dec.reasons.append(msg)
+                reasons.append(msg)
+                continue
+            msg = _failure(f"class {c}", dec.g, cfg.g_threshold, comps, cfg.object_weights, cfg.strict_components)
+            if msg:
+                dec.passed = False
                 dec.reasons.append(msg)
                 reasons.append(msg)
 
         scene = scene_components(stats, self.bank)
         scene_g = weighted_g(scene, cfg.scene_weights)
         scene_scores = {n: s.score for n, s in scene.items()}
+        scene_evidence = {n: (s.distance, s.d_max) for n, s in scene.items()}
         if scene_g is None:
-            scene_g = 1.0
-            log.debug("frame %s: no scene component could be scored", prov["frame_id"])
-        elif scene_g < cfg.scene_threshold:
-            worst = min((n for n in scene if cfg.scene_weights.get(n, 0) > 0), key=lambda n: scene[n].score)
-            reasons.append(
-                f"scene: G={scene_g:.3f} < {cfg.scene_threshold:.3g}; worst: {worst} "
-                f"{scene[worst].distance:.4g} vs d_max {scene[worst].d_max:.4g}"
-            )
+            # Never a passing score for a missing one: a scene nothing could be compared for is rejected.
+            scene_g = 0.0
+            reasons.append("scene: not scored (no scene statistic could be compared with the real reference)")
+        else:
+            msg = _failure("scene", scene_g, cfg.scene_threshold, scene, cfg.scene_weights, cfg.strict_components)
+            if msg:
+                reasons.append(msg)
 
         failing = sorted(c for c, d in per_class.items() if not d.passed)
         geometric_ok = not reasons
@@ -288,6 +337,7 @@ class FrameGate:
             reasons=reasons,
             quarantined_classes=sorted(quarantined),
             scene_components=scene_scores,
+            scene_evidence=scene_evidence,
             sane=True,
             status=status,
             **prov,
@@ -299,3 +349,39 @@ class FrameGate:
     ) -> FrameGate:
         """Load a bank file and build a gate on it."""
         return cls(ReferenceBank.load(path), config, device=device, **kwargs)
+
+
+def _failure(
+    what: str,
+    g: float,
+    threshold: float,
+    comps: Mapping[str, Any],
+    weights: Mapping[str, float],
+    strict: bool,
+) -> str | None:
+    """The reason ``what`` fails (G below threshold, or with ``strict`` any one component below it), with the
+    margins as numbers; None when it passes."""
+    used = [n for n in comps if weights.get(n, 0) > 0]
+    beyond = [n for n in used if comps[n].score <= 0.0] if strict else []
+    if g >= threshold and not beyond:
+        return None
+    worst = min(used, key=lambda n: comps[n].score, default=None)
+    detail = ""
+    if worst is not None:
+        w = comps[worst]
+        detail = f"; worst: {worst} {w.distance:.4g} vs d_max {w.d_max:.4g} ({w.distance / w.d_max:.2f}x)"
+    if g < threshold:
+        return f"{what}: G={g:.3f} < {threshold:.3g}{detail}"
+    return f"{what}: G={g:.3f} but {', '.join(beyond)} at or beyond d_max{detail}"
+
+
+def _default_parents() -> dict[str, str]:
+    """Class -> parent of the shipped taxonomy (empty when none can be read)."""
+    try:
+        from ..data.taxonomy import default_taxonomy
+
+        tax = default_taxonomy()
+    except (ImportError, SimGapInputError) as exc:  # a broken taxonomy file must not stop the gate
+        log.warning("no class taxonomy (%s): classes without real exemplars have no parent to fall back on", exc)
+        return {}
+    return {c.name: c.parent for c in tax if c.parent}

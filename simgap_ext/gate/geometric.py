@@ -217,8 +217,9 @@ def object_components(
     device: str | None = None,
     matches: Sequence[tuple[float, int]] | None = None,
     near: Sequence[np.ndarray] | None = None,
+    reference_class: str | None = None,
 ) -> dict[str, ComponentScore]:
-    """Object-level component scores of one class.
+    """Per-class component scores of one class (object or stuff: ``chamfer``/``count`` need instance crops).
 
     Args:
         class_name: the class.
@@ -233,20 +234,24 @@ def object_components(
             (the gate matches every class of a frame in one batch).
         near: precomputed ``bank.exemplars_near(class_name, crop.range, k)`` of every scorable crop, in order
             ((C_i,) int64 each, possibly empty), so that the gate's range lookup is not done a second time.
+        reference_class: the bank class the frame's ``class_name`` is compared with (default: the same; a
+            taxonomy parent for a synthetic class without real exemplars).
 
     Returns:
         component name -> :class:`ComponentScore`; a component without data (no crops, no exemplars, too few
         roughness samples) is absent.
     """
     from ..metrics import wasserstein_1d
+    from .bank import log_count_ratio_f
 
+    ref_name = reference_class or class_name
     out: dict[str, ComponentScore] = {}
     totals = bank.ex_total
     cd, cnt = [], []
     scored = [c for c in crops if c.n_points >= min_points]
     if near is not None and len(near) != len(scored):
         raise SimGapInputError(f"class {class_name}: {len(near)} exemplar lists for {len(scored)} scorable crops")
-    near_all = list(near) if near is not None else [bank.exemplars_near(class_name, crop.range, k) for crop in scored]
+    near_all = list(near) if near is not None else [bank.exemplars_near(ref_name, crop.range, k) for crop in scored]
     usable = [(crop, near) for crop, near in zip(scored, near_all, strict=True) if near.size]
     if matches is None:
         matches = best_exemplar_matches([c.points for c, _ in usable], [n for _, n in usable], bank, device=device)
@@ -256,20 +261,31 @@ def object_components(
     # surface points, and comparing a small, occluded instance with them would fail realistic frames.
     for crop, near in usable:
         cnt.append(abs(log_count_ratio(crop.total_points, totals[near])))
+    # A d_max the bank lacks is NaN, and ComponentScore refuses it: a statistic the frame has but the reference
+    # cannot judge is an error, never a silent pass (a bank that loads has every calibrated value finite).
     if cd:
-        out["chamfer"] = ComponentScore(float(np.mean(cd)), bank.class_d_max(class_name, "chamfer"))
+        out["chamfer"] = ComponentScore(float(np.mean(cd)), bank.class_d_max(ref_name, "chamfer"))
     if cnt:
-        out["count"] = ComponentScore(float(np.mean(cnt)), bank.class_d_max(class_name, "count"))
+        out["count"] = ComponentScore(float(np.mean(cnt)), bank.class_d_max(ref_name, "count"))
     mine = stats.class_roughness(class_name)
-    ref = bank.class_roughness(class_name)
-    d_max = bank.class_d_max(class_name, "roughness")
+    ref = bank.class_roughness(ref_name)
+    d_max = bank.class_d_max(ref_name, "roughness")
     if mine.size >= MIN_ROUGHNESS_SAMPLES and ref.size >= MIN_ROUGHNESS_SAMPLES and math.isfinite(d_max):
         out["roughness"] = ComponentScore(float(wasserstein_1d(mine, ref)), d_max)
-    dens, ref_dens = stats.class_density(class_name), bank.class_density(class_name)
-    d_max = bank.class_d_max(class_name, "density")
+    dens, ref_dens = stats.class_density(class_name), bank.class_density(ref_name)
+    d_max = bank.class_d_max(ref_name, "density")
     enough = stats.class_points.get(class_name, 0) >= MIN_DENSITY_POINTS
     if enough and dens is not None and ref_dens is not None and math.isfinite(d_max):
         out["density"] = ComponentScore(abs(dens - ref_dens), d_max)
+    shares = bank.class_shares(ref_name)
+    d_max = bank.class_d_max(ref_name, "share")
+    if stats.class_points.get(class_name, 0) and shares.size and math.isfinite(d_max):
+        out["share"] = ComponentScore(abs(log_count_ratio_f(stats.class_share(class_name), shares)), d_max)
+    mine = stats.class_heights(class_name)
+    ref = bank.class_height_samples(ref_name)
+    d_max = bank.class_d_max(ref_name, "height")
+    if mine.size >= MIN_ROUGHNESS_SAMPLES and ref.size >= MIN_ROUGHNESS_SAMPLES and math.isfinite(d_max):
+        out["height"] = ComponentScore(float(wasserstein_1d(_thin(mine, MAX_SCENE_SAMPLES), ref)), d_max)
     return out
 
 
@@ -297,7 +313,20 @@ def scene_components(stats: FrameStats, bank) -> dict[str, ComponentScore]:
     ):
         diff = np.abs(stats.beam_ratio - bank.beam_ratio.mean(axis=0)).mean()
         out["beams"] = ComponentScore(float(diff), d_max)
+    d_max = bank.scene_d_max("composition")
+    if stats.n_points and math.isfinite(d_max):
+        out["composition"] = ComponentScore(frame_composition_distance(stats, bank), d_max)
     return out
+
+
+def frame_composition_distance(stats: FrameStats, bank) -> float:
+    """Total variation between a frame's class shares and the bank's mean shares (classes the bank lacks
+    count in full: their share has no real counterpart)."""
+    from .bank import composition_distance
+
+    mine = np.array([stats.class_share(c) for c in bank.class_names], np.float64)
+    extra = sum(stats.class_share(c) for c in stats.class_points if bank.class_index(c) < 0)
+    return composition_distance(mine, bank.composition()) + 0.5 * float(extra)
 
 
 def weighted_g(components: Mapping[str, ComponentScore], weights: Mapping[str, float]) -> float | None:

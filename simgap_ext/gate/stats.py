@@ -106,6 +106,23 @@ class FrameStats:
     beam_ratio: np.ndarray | None
     duplicate_fraction: float
     extra: dict[str, Any] = field(default_factory=dict)
+    heights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def class_mask(self, class_name: str) -> np.ndarray:
+        """(N,) bool the points of one class (all False when the class is absent)."""
+        if class_name not in self.class_list:
+            return np.zeros(self.n_points, dtype=bool)
+        return self.class_of_point == self.class_list.index(class_name)
+
+    def class_heights(self, class_name: str) -> np.ndarray:
+        """(K,) float32 sensor-frame z of one class's points (what a class looks like from the side)."""
+        if self.heights.shape[0] != self.n_points:
+            return np.zeros(0, np.float32)
+        return self.heights[self.class_mask(class_name)]
+
+    def class_share(self, class_name: str) -> float:
+        """Share of the frame's points that carry this class (0 when absent or the frame is empty)."""
+        return self.class_points.get(class_name, 0) / self.n_points if self.n_points else 0.0
 
     def class_roughness(self, class_name: str, clip: float = ROUGHNESS_CLIP) -> np.ndarray:
         """(R,) float32 min(|roughness|, clip) of one class's points where defined."""
@@ -342,4 +359,5 @@ def frame_stats(
         class_list=class_list,
         beam_ratio=beam_ratio,
         duplicate_fraction=dup,
+        heights=pts[:, 2].astype(np.float32, copy=True) if n else np.zeros(0, np.float32),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..data.manifest import ManifestWriter, make_row
-from ..data.scans import iter_scans, list_scans
+from ..data.scans import iter_scans, list_scans, scan_name
 from ..data.semantickitti import find_label_file
 from ..errors import SimGapInputError
 from ..frame import id_to_class
@@ -48,7 +48,9 @@ def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def build_real_manifest(real_dir: str | Path, out_path: str | Path, *, sensor: str = "unknown") -> list[dict[str, Any]]:
+def build_real_manifest(
+    real_dir: str | Path, out_path: str | Path, *, sensor: str = "unknown", **read: Any
+) -> list[dict[str, Any]]:
     """Write a manifest of every scan under ``real_dir``.
 
     Args:
@@ -56,6 +58,7 @@ def build_real_manifest(real_dir: str | Path, out_path: str | Path, *, sensor: s
             :func:`~simgap_ext.data.iter_scans`).
         out_path: the ``.jsonl`` to write (replaced if it exists).
         sensor: sensor profile name recorded in every row.
+        **read: reader options for :func:`~simgap_ext.data.iter_scans` (``label_map``, ``layout``, ``columns``).
 
     Returns:
         The rows written (paths relative to ``out_path``'s directory).
@@ -73,8 +76,10 @@ def build_real_manifest(real_dir: str | Path, out_path: str | Path, *, sensor: s
         tmp.unlink()
     try:
         with ManifestWriter(tmp) as writer:
-            for i, ((name, frame), f) in enumerate(zip(iter_scans(real_dir, sensor=sensor), files, strict=True)):
-                if name != f.stem:  # pragma: no cover - both come from list_scans' order
+            for i, ((name, frame), f) in enumerate(
+                zip(iter_scans(real_dir, sensor=sensor, **read), files, strict=True)
+            ):
+                if name != scan_name(f):  # pragma: no cover - both come from list_scans' order
                     raise SimGapInputError(f"{real_dir}: scan order mismatch at {name} / {f.name}")
                 points, instances = frame_class_counts(frame)
                 label = find_label_file(f) if f.suffix.lower() == ".bin" else None

@@ -15,7 +15,7 @@ annotator                              Isaac Sim           adapter
 RTX LiDAR annotators deliver per-point *object* ids (prim handles) rather than semantic ids, so their adapters take
 a ``object_labels`` resolver (object id -> class name: a mapping or a callable, e.g. one built on
 ``omni.syntheticdata``'s id -> prim path lookup and the prim's semantic label). Semantic ids come from a
-``class_ids`` mapping (class name -> id, 0 = ``unlabelled``) that callers share across a run's frames so that an id
+``class_ids`` mapping (class name -> id, 0 = ``unlabeled``) that callers share across a run's frames so that an id
 names the same class in every exported scan; the object id becomes the instance id.
 
 Every adapter records what it noticed about the payload in ``frame["adapter_issues"]`` (empty cloud, all-zero
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.taxonomy import UNLABELED, normalize_class_name
 from ..errors import SimGapInputError
 from ..frame import make_frame
 
@@ -38,6 +39,7 @@ __all__ = [
     "RTX_POINT_CLOUD_V50",
     "GENERIC_MODEL_OUTPUT_V60",
     "STABLE_ID_MAP_V60",
+    "UNLABELED",
     "UNLABELLED",
     "ADAPTERS",
     "LabelResolver",
@@ -59,10 +61,8 @@ RTX_SCAN_BUFFER_V45 = "RtxSensorCpuIsaacCreateRTXLidarScanBuffer"
 RTX_POINT_CLOUD_V50 = "IsaacExtractRTXSensorPointCloudNoAccumulator"
 GENERIC_MODEL_OUTPUT_V60 = "GenericModelOutput"
 STABLE_ID_MAP_V60 = "StableIdMap"
-UNLABELLED = "unlabelled"
-
-# Replicator's names for "no semantic label" (semantic_segmentation's idToLabels uses the upper-case ones).
-_UNLABELLED_ALIASES = {"unlabelled", "unlabeled", "background"}
+#: Kept as an alias of the one unlabeled name (:data:`simgap_ext.data.taxonomy.UNLABELED`).
+UNLABELLED = UNLABELED
 
 LabelResolver = Mapping[Any, str] | Callable[[Any], str | None]
 
@@ -78,11 +78,9 @@ def _resolve(resolver: LabelResolver | None, key: Any) -> str | None:
 def _normalise_class(name: str | None) -> str:
     """Replicator labels may be ``"class"`` dicts, comma-joined multi-labels or upper-case BACKGROUND."""
     if not name:
-        return UNLABELLED
-    text = str(name).strip()
-    if text.lower() in _UNLABELLED_ALIASES:
-        return UNLABELLED
-    return text
+        return UNLABELED
+    # Replicator's "no semantic label" spellings (UNLABELLED, BACKGROUND, ...) become the one unlabeled name.
+    return normalize_class_name(str(name).strip())
 
 
 def _label_name(entry: Any) -> str:
@@ -168,13 +166,13 @@ def _labels_from_object_ids(
 
     Semantic ids come from ``class_ids`` (class name -> id), which is extended in place with the next free id for
     a class it lacks: pass the same mapping for every frame of a run so that an id means the same class in every
-    exported scan. ``unlabelled`` is 0. Instance ids are the object ids (0 = no object).
+    exported scan. ``unlabeled`` is 0. Instance ids are the object ids (0 = no object).
     """
     n = object_ids.shape[0]
     semantic = np.zeros(n, dtype=np.uint32)
     class_ids = class_ids if class_ids is not None else {}
-    class_ids.setdefault(UNLABELLED, 0)
-    id_to_labels: dict[int, str] = {class_ids[UNLABELLED]: UNLABELLED}
+    class_ids.setdefault(UNLABELED, 0)
+    id_to_labels: dict[int, str] = {class_ids[UNLABELED]: UNLABELED}
     if n and not object_ids.any():
         issues.append("all object ids are zero (RTX LiDAR object ids missing; IsaacSim issue 180)")
     unknown: list[int] = []
@@ -196,7 +194,7 @@ def _labels_from_object_ids(
     if n:
         semantic = sem_of_object[inverse.reshape(-1)]
     if unknown:
-        issues.append(f"{len(unknown)} object id(s) have no class label and count as {UNLABELLED!r}")
+        issues.append(f"{len(unknown)} object id(s) have no class label and count as {UNLABELED!r}")
     # Instance ids travel as uint32 (SemanticKITTI packs them in 16 bits later); wider ids are folded, not clipped.
     instance = (object_ids.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     return semantic, instance, id_to_labels
@@ -213,12 +211,12 @@ def seed_class_ids(
             that Replicator and Warp exports agree).
 
     Returns:
-        class name -> semantic id with ``unlabelled`` = 0 unless the export says otherwise.
+        class name -> semantic id with ``unlabeled`` = 0 unless the export says otherwise.
     """
     out: dict[str, int] = {}
     for sid, name in sorted((existing or {}).items()):
         out.setdefault(_normalise_class(name), int(sid))
-    out.setdefault(UNLABELLED, 0)
+    out.setdefault(UNLABELED, 0)
     used = set(out.values())
     for name, sid in sorted((preferred or {}).items(), key=lambda kv: kv[1]):
         cls = _normalise_class(name)
@@ -246,7 +244,7 @@ def from_pointcloud(
             ``coordinate_frame``; default ``"world"``, as the annotator emits world-space points).
 
     Returns:
-        A validated frame; semantic ids absent from every label map are named ``unlabelled`` (id 0) or
+        A validated frame; semantic ids absent from every label map are named ``unlabeled`` (id 0) or
         ``semantic_<id>`` and reported in ``adapter_issues``.
     """
     what = f"annotator {POINTCLOUD!r}"
@@ -261,7 +259,7 @@ def from_pointcloud(
     semantic = _per_point(info.get("pointSemantic"), n, what, "pointSemantic", np.int64)
     instance = _per_point(info.get("pointInstance"), n, what, "pointInstance", np.int64)
     if semantic is None:
-        issues.append("no pointSemantic: every point counts as unlabelled")
+        issues.append("no pointSemantic: every point counts as unlabeled")
         semantic = np.zeros(n, dtype=np.int64)
     if instance is None:
         instance = np.zeros(n, dtype=np.int64)
@@ -277,7 +275,7 @@ def from_pointcloud(
             raise SimGapInputError(f"{what}: idToLabels key {key!r} is not an integer id") from exc
     missing = sorted(set(np.unique(semantic).tolist()) - set(labels))
     for sid in missing:
-        labels[int(sid)] = UNLABELLED if sid == 0 else f"semantic_{sid}"
+        labels[int(sid)] = UNLABELED if sid == 0 else f"semantic_{sid}"
     if [s for s in missing if s != 0]:
         issues.append(f"semantic ids {[s for s in missing if s != 0]} have no label")
     if n == 0:
@@ -386,7 +384,7 @@ def from_rtx_point_cloud_v50(
 
     Returns:
         A validated frame. Isaac Sim 5.0 may return all-zero object ids (issue 180): reported in
-        ``adapter_issues`` so that the writer drops the frame instead of scoring an unlabelled cloud.
+        ``adapter_issues`` so that the writer drops the frame instead of scoring an unlabeled cloud.
     """
     what = f"annotator {RTX_POINT_CLOUD_V50!r}"
     info = payload.get("info")
@@ -675,5 +673,5 @@ def frame_issues(frame: Mapping[str, Any], *, min_points: int = 1) -> list[str]:
         if issue.startswith("all object ids are zero") or issue.startswith("no per-point object ids"):
             issues.append(issue)
     if n and np.all(np.asarray(frame["info"]["pointSemantic"]) == 0) and not issues:
-        issues.append("every point is unlabelled: nothing to score")
+        issues.append("every point is unlabeled: nothing to score")
     return issues
