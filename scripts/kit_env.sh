@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-kit}"
 # Bump the suffix when the package list below changes, so that an existing venv is completed.
-STAMP="$VENV/.simgap-kit-installed-v2"
+STAMP="$VENV/.simgap-kit-installed-v3"
 KERNEL_VERSION="6.2.0.0"
 
 if [[ -f "$STAMP" ]]; then
@@ -54,7 +54,7 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 # `make test` also runs the suite on this Python 3.12 + Kit-pinned numpy (the Isaac Sim 6.x interpreter).
 "${PIP[@]}" -c "$CONSTRAINTS" \
     "warp-lang>=1.5" "scipy>=1.11" "rich>=13" "tqdm>=4.66" "pyyaml>=6" "plyfile>=1.0" "pypcd4>=1.1" \
-    "laspy>=2.5" "lazrs>=0.6" "matplotlib>=3.8" "jsonschema>=4.20" "pytest>=8"
+    "laspy>=2.5" "lazrs>=0.6" "matplotlib>=3.8" "jsonschema>=4.20" "cma>=3.3" "pytest>=8"
 
 "$VENV/bin/python" - <<'EOF'
 import importlib.util, sys

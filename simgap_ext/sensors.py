@@ -26,12 +26,14 @@ import numpy as np
 
 from .config import config_dir, load_toml
 from .errors import SimGapInputError
+from .tune.model import SensorEffectModel
 
 __all__ = [
     "EFFECT_NAMES",
     "EffectSettings",
     "SensorProfile",
     "load_sensor_profile",
+    "profile_to_toml",
     "list_sensor_profiles",
     "sensors_dir",
     "ReadOnlyMapping",
@@ -108,6 +110,9 @@ class EffectSettings:
         intensity_model: ``"reflectivity"`` (intensity = surface reflectivity) or ``"physical"``
             (reflectivity * cos(incidence) * range fall-off).
         intensity_noise_sigma: additive Gaussian intensity noise (intensity is in [0, 1]).
+        model: a sensor-effect model fitted to real scans (``simgap tune``); when set, the embedded backend
+            renders clean ranges and applies this model (:func:`simgap_ext.tune.apply_sensor_effects`) instead
+            of the parametric effects above. TOML: a ``[presets.<name>.model]`` table.
     """
 
     range_noise_sigma: float = 0.0
@@ -122,13 +127,17 @@ class EffectSettings:
     mixed_pixel_max_gap: float = 4.0
     intensity_model: str = "reflectivity"
     intensity_noise_sigma: float = 0.0
+    model: SensorEffectModel | None = None
 
     def __post_init__(self) -> None:
         # Checked here, not only when a TOML preset is read: settings built in code reach the same kernels, and
         # e.g. random_drop = 1.5 would silently drop every return.
         for f in fields(self):
             val = getattr(self, f.name)
-            if f.name == "intensity_model":
+            if f.name == "model":
+                if val is not None and not isinstance(val, SensorEffectModel):
+                    raise SimGapInputError(f"'model' must be a SensorEffectModel or None, got {type(val).__name__}")
+            elif f.name == "intensity_model":
                 if val not in _INTENSITY_MODELS:
                     raise SimGapInputError(f"'intensity_model' must be one of {list(_INTENSITY_MODELS)}, got {val!r}")
             elif f.name in _BOOLEANS:
@@ -183,6 +192,8 @@ class EffectSettings:
             "intensity_falloff": self.intensity_model == "physical",
             "intensity_noise": self.intensity_noise_sigma > 0,
         }
+        if self.model is not None:
+            return ["fitted_model"]
         return [n for n in EFFECT_NAMES if on[n]]
 
 
@@ -198,7 +209,9 @@ class SensorProfile:
         max_range: farthest return, metres.
         min_range: nearest return, metres.
         max_expected_distance: ``d_max`` of the geometric score, metres (Euclidean Chamfer convention).
-        rotation_rate_hz: spin rate (informational: the simulated sensor is motion-free).
+        rotation_rate_hz: spin rate, Hz (the datasheet default); ``horizontal_resolution`` is the column count
+            at this rate. :meth:`at_rotation_rate` gives the profile at another rate (the firing rate is fixed,
+            so columns scale with 1 / rate). The simulated sensor is motion-free.
         mount_height: sensor height above the ground, metres (scenes place the sensor there).
         beam_divergence_mrad: beam divergence, milliradians (informational).
         range_accuracy_m: datasheet range accuracy, metres (informational).
@@ -242,6 +255,22 @@ class SensorProfile:
     def vertical_angles_rad(self) -> np.ndarray:
         """(channels,) float32 beam elevations in radians, beam 0 at the top."""
         return np.radians(np.asarray(self.vertical_angles_deg, dtype=np.float64)).astype(np.float32)
+
+    def at_rotation_rate(self, hz: float) -> SensorProfile:
+        """The profile spun at ``hz``: columns per turn ``round(horizontal_resolution * rotation_rate_hz / hz)``.
+
+        The firing rate of a spinning LiDAR is fixed, so a faster spin gives fewer columns per turn (an
+        HDL-32E gives about 2,170 columns at 10 Hz and about 1,085 at nuScenes' 20 Hz).
+
+        Raises:
+            SimGapInputError: a non-positive or non-finite rate.
+        """
+        if isinstance(hz, bool) or not isinstance(hz, numbers.Real) or not math.isfinite(hz) or hz <= 0:
+            raise SimGapInputError(f"rotation rate must be a positive number of Hz, got {hz!r}")
+        if float(hz) == self.rotation_rate_hz:
+            return self
+        cols = max(1, int(round(self.horizontal_resolution * self.rotation_rate_hz / float(hz))))
+        return replace(self, horizontal_resolution=cols, rotation_rate_hz=float(hz))
 
     def preset(self, name: str) -> EffectSettings:
         """Effect settings of a preset.
@@ -321,6 +350,8 @@ def _preset_from_dict(doc: Any, where: str) -> EffectSettings:
         raise SimGapInputError(f"{where}: unknown key(s) {unknown} (known: {sorted(_PRESET_KEYS)})")
     # numbers as floats (TOML may write 0 for 0.0); EffectSettings checks every value and range
     kw = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in doc.items()}
+    if "model" in kw:
+        kw["model"] = SensorEffectModel.from_dict(kw["model"], f"{where}.model")
     try:
         return EffectSettings(**kw)
     except SimGapInputError as exc:
@@ -393,3 +424,39 @@ def _profile_from_dict(doc: Mapping[str, Any], path: Path) -> SensorProfile:
         presets=ReadOnlyMapping(presets),
         source=where,
     )
+
+
+def profile_to_toml(profile: SensorProfile, *, header: str = "") -> str:
+    """The TOML text of a profile (every key :func:`load_sensor_profile` reads; fitted models included).
+
+    ``load_sensor_profile`` of the written file gives back an equal profile (except ``source``).
+    """
+    from .tune.toml_out import dumps
+
+    doc: dict[str, Any] = {
+        "name": profile.name,
+        "description": profile.description,
+        "channels": profile.channels,
+        "vertical_angles_deg": [float(a) for a in profile.vertical_angles_deg],
+        "horizontal_resolution": profile.horizontal_resolution,
+        "rotation_rate_hz": float(profile.rotation_rate_hz),
+        "min_range": float(profile.min_range),
+        "max_range": float(profile.max_range),
+        "mount_height": float(profile.mount_height),
+        "beam_divergence_mrad": float(profile.beam_divergence_mrad),
+        "range_accuracy_m": float(profile.range_accuracy_m),
+        "max_expected_distance": float(profile.max_expected_distance),
+    }
+    presets: dict[str, Any] = {}
+    for name, eff in profile.presets.items():
+        row: dict[str, Any] = {}
+        for f in fields(eff):
+            val = getattr(eff, f.name)
+            if f.name == "model":
+                if val is not None:
+                    row["model"] = val.to_dict()
+            else:
+                row[f.name] = val if isinstance(val, bool | str) else float(val)
+        presets[name] = row
+    doc["presets"] = presets
+    return dumps(doc, header=header)

@@ -131,10 +131,11 @@ def test_objects_get_meaningful_point_counts():
 
 
 def test_effect_toggles_move_frame_statistics():
-    ideal = WarpLidarSource("vlp-16", "ideal", device="cpu").render(seed=6)
-    real = WarpLidarSource("vlp-16", "realistic", device="cpu").render(seed=6)
+    # the open layout: its far clutter shows the range drop (a street scene is mostly near facades)
+    ideal = WarpLidarSource("vlp-16", "ideal", device="cpu", layout="open").render(seed=6)
+    real = WarpLidarSource("vlp-16", "realistic", device="cpu", layout="open").render(seed=6)
     no_drop = WarpLidarSource(
-        "vlp-16", "realistic", device="cpu", disable=("random_drop", "range_drop", "incidence_drop")
+        "vlp-16", "realistic", device="cpu", disable=("random_drop", "range_drop", "incidence_drop"), layout="open"
     ).render(seed=6)
     assert real["data"].shape[0] < 0.97 * ideal["data"].shape[0]
     assert no_drop["data"].shape[0] > real["data"].shape[0]
@@ -203,9 +204,9 @@ def test_render_cli_errors(tmp_path, capsys):
 def test_ideal_vs_realistic_is_further_than_realistic_vs_realistic():
     """Paired frames of the same scenes: two realistic renders (other noise draws) stay closer to each other
     than the ideal render is to either (scipy reference Chamfer and the metrics package)."""
-    real_a = WarpLidarSource("vlp-16", "realistic", device="cpu", noise_seed=0)
-    real_b = WarpLidarSource("vlp-16", "realistic", device="cpu", noise_seed=1)
-    ideal = WarpLidarSource("vlp-16", "ideal", device="cpu")
+    real_a = WarpLidarSource("vlp-16", "realistic", device="cpu", noise_seed=0, layout="open")
+    real_b = WarpLidarSource("vlp-16", "realistic", device="cpu", noise_seed=1, layout="open")
+    ideal = WarpLidarSource("vlp-16", "ideal", device="cpu", layout="open")
     rr, ir = [], []
     for seed in (10, 11, 12):
         a, b, i = (s.render(seed=seed)["data"] for s in (real_a, real_b, ideal))
@@ -223,7 +224,7 @@ def test_ideal_vs_realistic_is_further_than_realistic_vs_realistic():
 def test_simgap_score_ranks_ideal_further_than_realistic(tmp_path):
     """End to end through the CLI: `simgap render` three sets of the same scenes, `simgap score --json`."""
     for name, preset, noise in (("real_a", "realistic", "0"), ("real_b", "realistic", "1"), ("ideal", "ideal", "0")):
-        args = ["render", "--sensor", "vlp-16", "--preset", preset, "--frames", "2", "--seed", "20"]
+        args = ["render", "--sensor", "vlp-16", "--preset", preset, "--frames", "2", "--seed", "20", "--layout", "open"]
         assert main([*args, "--noise-seed", noise, "--out", str(tmp_path / name), "--no-progress"]) == 0
     scores = {}
     for synth in ("real_b", "ideal"):

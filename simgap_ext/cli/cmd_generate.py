@@ -39,7 +39,14 @@ def register(subparsers: Any) -> None:
     ref.add_argument("--bank", type=Path, help="a reference bank .npz built earlier")
     p.add_argument("--out", type=Path, required=True, help="output directory (export, manifest.jsonl, run.json)")
     p.add_argument("--backend", choices=("warp", "replicator"), default="warp", help="scene source (default warp)")
-    p.add_argument("--preset", choices=("realistic", "ideal"), default="realistic", help="sensor effects preset")
+    p.add_argument(
+        "--preset",
+        default="realistic",
+        help="sensor effects preset: realistic, ideal, or a tuned profile TOML from `simgap tune` (default realistic)",
+    )
+    p.add_argument(
+        "--rotation-rate", type=float, default=None, metavar="HZ", help="warp backend: spin rate, Hz (default: profile)"
+    )
     p.add_argument("--seed", type=int, default=0, help="run seed (>= 0); render seeds derive from it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument(
@@ -132,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_gate_config(args.gate_config)
     bank, bank_ident = _load_bank(args, config, device)
     tails = identify_tail_classes(bank.class_counts, args.tail_percentile) if bank.class_counts else []
-    source = get_scene_source(args.backend, sensor=args.sensor, preset=args.preset, device=device)
+    extra = {"rotation_rate_hz": args.rotation_rate} if args.backend == "warp" and args.rotation_rate else {}
+    source = get_scene_source(args.backend, sensor=args.sensor, preset=args.preset, device=device, **extra)
     if config.require_same_sensor and bank.sensor and bank.sensor != source.sensor_name:
         # Otherwise every frame would be rejected one by one for the same reason.
         raise SimGapInputError(

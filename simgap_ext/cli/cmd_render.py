@@ -62,7 +62,18 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--sensor", default="os1-64", help="sensor profile name or .toml path (default: os1-64)")
-    p.add_argument("--preset", default="realistic", help="effect preset: ideal or realistic (default: realistic)")
+    p.add_argument(
+        "--preset",
+        default="realistic",
+        help="effect preset: ideal, realistic, or a tuned profile from `simgap tune --out tuned.toml` (its beam "
+        "table, columns and fitted sensor-effect model replace the sensor's) (default: realistic)",
+    )
+    p.add_argument(
+        "--rotation-rate", type=float, default=None, metavar="HZ", help="spin rate, Hz (default: the profile's)"
+    )
+    p.add_argument(
+        "--layout", choices=("street", "open"), default="street", help="embedded scene layout (default: street)"
+    )
     p.add_argument("--frames", type=int, default=10, help="number of frames (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="scene seed of the first frame; frame i uses seed+i")
     p.add_argument("--noise-seed", type=int, default=0, help="sensor-noise seed (same scenes, other noise draws)")
@@ -99,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         disable=_split(args.disable),
         rare=args.rare,
         noise_seed=args.noise_seed,
+        rotation_rate_hz=args.rotation_rate,
+        layout=args.layout,
     )
     unknown = [c for c in focus if c not in source.class_names]
     if unknown:
@@ -113,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         tqdm = None
     indices = range(args.frames)
     bar = (
-        tqdm(indices, desc=f"render {source.sensor_name}/{args.preset}", unit="frame", disable=args.no_progress)
+        tqdm(indices, desc=f"render {source.sensor_name}/{source.preset}", unit="frame", disable=args.no_progress)
         if tqdm
         else indices
     )
@@ -141,8 +154,16 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     write_label_map(out / "label_map.yaml", label_map)
-    meta = {"backend": source.describe(), "focus_classes": focus, "rare": args.rare, "frames": rows}
+    meta = {
+        "backend": source.describe(),
+        "columns": source.profile.horizontal_resolution,
+        "rotation_rate_hz": source.profile.rotation_rate_hz,
+        "layout": args.layout,
+        "focus_classes": focus,
+        "rare": args.rare,
+        "frames": rows,
+    }
     atomic_write_bytes(out / "render.json", (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
     total = sum(r["n_points"] for r in rows)
-    print(f"rendered {len(rows)} frame(s), {total} points, {source.sensor_name}/{args.preset} -> {out}")
+    print(f"rendered {len(rows)} frame(s), {total} points, {source.sensor_name}/{source.preset} -> {out}")
     return 0

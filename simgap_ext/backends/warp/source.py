@@ -19,12 +19,16 @@ from ..._warp import resolve_device
 from ...errors import SimGapInputError
 from ...frame import make_frame
 from ...sensors import EffectSettings, SensorProfile, load_sensor_profile
+from ...tune.apply import apply_sensor_effects
 from .effects import apply_effects
 from .labels import CLASS_IDS, OBJECT_CLASSES, REFLECTIVITY, id_to_labels
 from .raycast import build_mesh, cast_spinning, spinning_directions
-from .scene import Scene, SceneRandomizer
+from .scene import RandomizerConfig, Scene, SceneRandomizer
 
-__all__ = ["WarpLidarSource"]
+__all__ = ["LAYOUTS", "WarpLidarSource"]
+
+#: Scene layouts of the embedded backend.
+LAYOUTS = ("street", "open")
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +43,34 @@ def _check_seed(value: Any, what: str) -> int:
     return int(value)
 
 
+def _is_profile_path(preset: Any) -> bool:
+    text = os.fspath(preset)
+    return text.endswith(".toml") or os.sep in text or os.path.isfile(text)
+
+
+def _tuned_preset_name(profile: SensorProfile) -> str:
+    """The preset a tuned profile file is meant for: one with a fitted model, else ``"realistic"``."""
+    fitted = [n for n, e in profile.presets.items() if e.model is not None]
+    return "tuned" if "tuned" in fitted else (fitted[0] if fitted else "realistic")
+
+
 class WarpLidarSource:
     """A :class:`~simgap_ext.backends.SceneSource` that ray-casts randomized scenes with NVIDIA Warp.
 
     Args:
         sensor: a profile name (``"os1-64"``), a path to a profile TOML, or a :class:`SensorProfile`.
-        preset: effect preset of the profile (``"ideal"`` or ``"realistic"``).
+        preset: effect preset of the profile (``"ideal"`` or ``"realistic"``), or the path of a tuned profile
+            (``simgap tune --out tuned.toml``): its beam table, columns and fitted model replace the sensor's.
         device: Warp device (``None``: CUDA when available, else CPU).
         effects: explicit effect settings, overriding ``preset``.
         disable: effect names (:data:`~simgap_ext.sensors.EFFECT_NAMES`) to switch off on top of the preset.
         randomizer: scene randomizer (default: :class:`SceneRandomizer` at the sensor's mount height).
         rare: default rare configuration for every render (``None``, ``"occluded"``, ``"far"``, ``"adverse_pose"``).
         noise_seed: default noise seed (see module docstring).
+        rotation_rate_hz: spin rate, Hz (default: the profile's datasheet rate); sets the columns per turn
+            (:meth:`~simgap_ext.sensors.SensorProfile.at_rotation_rate`).
+        layout: ``"street"`` (urban street, the default) or ``"open"`` (clutter around the sensor); ignored when
+            ``randomizer`` is given.
     """
 
     def __init__(
@@ -64,14 +84,26 @@ class WarpLidarSource:
         randomizer: SceneRandomizer | None = None,
         rare: str | None = None,
         noise_seed: int = 0,
+        rotation_rate_hz: float | None = None,
+        layout: str = "street",
     ) -> None:
         self.profile: SensorProfile = sensor if isinstance(sensor, SensorProfile) else load_sensor_profile(sensor)
+        if _is_profile_path(preset):
+            tuned = load_sensor_profile(preset)
+            preset = _tuned_preset_name(tuned)
+            self.profile = tuned
+        if rotation_rate_hz is not None:
+            self.profile = self.profile.at_rotation_rate(rotation_rate_hz)
         self.preset = preset
         base = effects if effects is not None else self.profile.preset(preset)
         self.effects: EffectSettings = base.without(*disable)
         self.device = resolve_device(device)
+        if layout not in LAYOUTS:
+            raise SimGapInputError(f"unknown scene layout {layout!r} (known: {', '.join(LAYOUTS)})")
         self.randomizer = randomizer or SceneRandomizer(
-            sensor_height=self.profile.mount_height, max_range=self.profile.max_range
+            RandomizerConfig(street=layout == "street"),
+            sensor_height=self.profile.mount_height,
+            max_range=self.profile.max_range,
         )
         self.rare = rare
         self.noise_seed = _check_seed(noise_seed, "noise_seed")
@@ -159,6 +191,8 @@ class WarpLidarSource:
         sem = np.where(hit, scene.face_semantic[safe_face], 0).astype(np.uint32)
         inst = np.where(hit, scene.face_instance[safe_face], 0).astype(np.uint32)
         refl = _REFL_LUT[np.minimum(sem, 255)]
+        if self.effects.model is not None:
+            return self._render_fitted(hits.range, sem, inst, refl, scene, rng, frame_id, seed, focus_classes, attempt)
         res = apply_effects(
             hits.range,
             hits.cos_incidence,
@@ -193,6 +227,40 @@ class WarpLidarSource:
             keep.size,
             int(res.mixed.sum()),
         )
+        return frame
+
+    def _render_fitted(
+        self,
+        ranges: np.ndarray,
+        sem: np.ndarray,
+        inst: np.ndarray,
+        refl: np.ndarray,
+        scene: Scene,
+        rng: np.random.Generator,
+        frame_id: int,
+        seed: int,
+        focus_classes: Sequence[str],
+        attempt: int,
+    ) -> dict[str, Any]:
+        """Clean returns, then the fitted model's post-process (the same one Replicator frames get)."""
+        prof = self.profile
+        keep = (ranges > 0) & (ranges >= prof.min_range) & (ranges < prof.max_range)
+        clean = make_frame(
+            (self._directions[keep] * ranges[keep][:, None]).astype(np.float32),
+            sem[keep],
+            inst[keep],
+            id_to_labels(),
+            intensity=refl[keep],
+            frame_id=frame_id,
+            seed=seed,
+            sensor=prof.name,
+            focus_classes=list(focus_classes),
+            attempt=attempt,
+            coordinate_frame="sensor",
+        )
+        frame = apply_sensor_effects(clean, self.effects.model, rng)
+        frame["preset"] = self.preset
+        frame["rare"] = scene.rare
         return frame
 
     def describe(self) -> Mapping[str, Any]:

@@ -1,0 +1,99 @@
+"""``simgap tune``: fit a sensor-effect model to real labelled scans and write a tuned sensor profile.
+
+The model (ray drop per beam / range / incidence / class, range noise per class and range, intensity per class
+and range, mixed pixels, self-occlusion, beam table and columns per turn) is read off the real range images;
+the far-range terms no neighbour test can see are searched with CMA-ES on scene statistics of clean embedded
+renders (``--no-search`` skips that). Use the result with ``simgap render --preset tuned.toml`` or
+``simgap generate --preset tuned.toml``. See docs/backend.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import SimGapInputError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``tune`` sub-command."""
+    p = subparsers.add_parser(
+        "tune",
+        help="fit a sensor-effect model to real scans and write a tuned sensor profile (TOML)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--real",
+        required=True,
+        type=Path,
+        help="real labelled scans: nuScenes keyframe folders (points.bin + lidarseg labels), or any scan "
+        "directory simgap reads (organised on --sensor's beam table)",
+    )
+    p.add_argument("--sensor", required=True, help="base sensor profile name or TOML path (ranges, mount, d_max)")
+    p.add_argument("--out", required=True, type=Path, help="tuned profile to write (.toml)")
+    p.add_argument("--rotation-rate", type=float, default=None, metavar="HZ", help="the real sensor's spin rate")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many real scans")
+    p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
+    p.add_argument("--synthetic-frames", type=int, default=4, help="clean renders the search uses (default 4)")
+    p.add_argument("--evaluations", type=int, default=48, help="CMA-ES objective evaluations (default 48)")
+    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    p.add_argument("--device", default=None, help="Warp device for the clean renders")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the fit/search report")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``simgap tune``."""
+    from ..data import atomic_write_bytes
+    from ..sensors import profile_to_toml
+    from ..tune.profile import tune_profile
+
+    if args.out.suffix != ".toml":
+        raise SimGapInputError(f"--out must be a .toml file, got {args.out}")
+    if args.out.parent and not args.out.parent.is_dir():
+        raise SimGapInputError(f"--out: directory {args.out.parent} does not exist")
+    for flag, val in (("--synthetic-frames", args.synthetic_frames), ("--evaluations", args.evaluations)):
+        if val < 1:
+            raise SimGapInputError(f"{flag} must be >= 1, got {val}")
+    if args.limit is not None and args.limit < 1:
+        raise SimGapInputError(f"--limit must be >= 1, got {args.limit}")
+
+    def say(msg: str) -> None:
+        if not args.no_progress:
+            print(f"simgap tune: {msg}", file=sys.stderr, flush=True)
+
+    profile, report = tune_profile(
+        args.real,
+        args.sensor,
+        rotation_rate_hz=args.rotation_rate,
+        search=not args.no_search,
+        synthetic_frames=args.synthetic_frames,
+        evaluations=args.evaluations,
+        seed=args.seed,
+        device=args.device,
+        limit=args.limit,
+        progress=say,
+    )
+    header = f"SimGap tuned sensor profile: simgap tune --real {args.real} --sensor {args.sensor}\n"
+    header += "Use with: simgap render --preset <this file> (docs/backend.md, 'Tuned presets')."
+    atomic_write_bytes(args.out, profile_to_toml(profile, header=header).encode("utf-8"))
+    if args.json:
+        atomic_write_bytes(args.json, (json.dumps(report, indent=2, default=float) + "\n").encode("utf-8"))
+    model = profile.preset("tuned").model
+    msg = (
+        f"tuned {profile.name} on {report['scans']} real scan(s): {model.channels} beams x {model.columns} columns, "
+        f"{len(model.classes) - 1} classes, mixed-pixel p {model.mixed_pixel_prob:.2f}, "
+        f"{len(model.occlusion)} self-occlusion interval(s)"
+    )
+    if "search" in report:
+        s = report["search"]
+        msg += f"; CMA-ES objective {s['objective_start']:.3f} -> {s['objective_best']:.3f}"
+    print(f"{msg} -> {args.out}")
+    return 0

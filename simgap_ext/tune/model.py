@@ -1,0 +1,268 @@
+"""The fitted sensor-effect model: what ``simgap tune`` writes and ``apply_sensor_effects`` applies.
+
+A :class:`SensorEffectModel` holds tables measured on real range images (see :mod:`simgap_ext.tune.fit`):
+
+- beam geometry: ``elevations_deg`` (B,), beam 0 at the top, and ``columns`` per turn;
+- ray drop: a logistic model ``logit p_drop = drop_bias + drop_beam[b] + drop_range[range bin]
+  + drop_cos[incidence bin] + drop_class[class]`` (isolated missing returns on a surface that is there), times
+  a far-range loss ``sigmoid((r - far_range50) / far_width)`` for whole surfaces that fade out (searched with
+  CMA-ES on scene statistics, since a neighbour test cannot see them); ``drop_offset`` shifts the logit;
+- range noise: ``noise_sigma[class, range bin]`` metres (1 sigma, along the ray);
+- intensity: ``intensity_quantiles[class, range bin, q]`` in [0, 1] at evenly spaced probabilities
+  ``q / (Q - 1)`` (an inverse CDF sampled per point);
+- mixed pixels: ``mixed_pixel_prob`` of a ray on a depth edge between ``mixed_min_gap`` and ``mixed_max_gap``;
+- self-occlusion: ``occlusion`` rows ``(beam, azimuth start, azimuth end)`` (degrees, ``[0, 360)``, counter-
+  clockwise from +x) where the sensor's own vehicle hides the scene (no return in almost every real scan).
+
+Class index 0 is ``"other"``: any class the model has no table for. Ranges beyond the last edge use the last bin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from ..errors import SimGapInputError
+
+__all__ = ["SensorEffectModel", "DEFAULT_RANGE_EDGES", "DEFAULT_COS_EDGES", "OTHER_CLASS"]
+
+#: Range-bin edges, metres (bin k covers [edges[k], edges[k+1]); beyond the last edge: the last bin).
+DEFAULT_RANGE_EDGES: tuple[float, ...] = (0.0, 4.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 70.0)
+#: |cos incidence| bin edges.
+DEFAULT_COS_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
+#: Name of class 0, which takes every class the model has no table for.
+OTHER_CLASS = "other"
+
+
+@dataclass(frozen=True)
+class SensorEffectModel:
+    """A sensor-effect model fitted to real scans (see the module docstring for every table).
+
+    Attributes:
+        elevations_deg: (B,) beam elevations, degrees, strictly decreasing (beam 0 at the top).
+        columns: firings per beam per turn.
+        classes: (K,) class names; ``classes[0] == "other"``.
+        range_edges: (R + 1,) increasing range-bin edges, metres, starting at 0.
+        cos_edges: (I + 1,) increasing |cos incidence| bin edges from 0 to just above 1.
+        drop_bias: logit intercept of the isolated-drop model.
+        drop_beam: (B,) logit offset per beam.
+        drop_range: (R,) logit offset per range bin.
+        drop_cos: (I,) logit offset per incidence bin.
+        drop_class: (K,) logit offset per class.
+        drop_offset: extra logit offset (searched; 0 = as fitted).
+        far_range50: range (metres) where the far-range loss removes half the returns; 0 disables it.
+        far_width: width of the far-range loss, metres.
+        noise_sigma: (K, R) range noise, metres, 1 sigma.
+        intensity_quantiles: (K, R, Q) intensity quantiles in [0, 1] (non-decreasing along Q).
+        mixed_pixel_prob: probability that a ray on a depth edge returns a point between the surfaces.
+        mixed_min_gap: smallest range jump (metres) counted as a depth edge.
+        mixed_max_gap: largest range jump (metres) that still blends into one return.
+        occlusion: rows ``(beam, az_start_deg, az_end_deg)`` of cells hidden by the sensor's own vehicle.
+        intensity_scale: the real data's intensity full scale (informational: 255 for nuScenes).
+        n_scans: number of real scans the model was fitted on (informational).
+    """
+
+    elevations_deg: tuple[float, ...]
+    columns: int
+    classes: tuple[str, ...]
+    range_edges: tuple[float, ...]
+    cos_edges: tuple[float, ...]
+    drop_bias: float
+    drop_beam: tuple[float, ...]
+    drop_range: tuple[float, ...]
+    drop_cos: tuple[float, ...]
+    drop_class: tuple[float, ...]
+    noise_sigma: tuple[tuple[float, ...], ...]
+    intensity_quantiles: tuple[tuple[tuple[float, ...], ...], ...]
+    drop_offset: float = 0.0
+    far_range50: float = 0.0
+    far_width: float = 5.0
+    mixed_pixel_prob: float = 0.0
+    mixed_min_gap: float = 0.5
+    mixed_max_gap: float = 4.0
+    occlusion: tuple[tuple[float, float, float], ...] = ()
+    intensity_scale: float = 1.0
+    n_scans: int = 0
+
+    def __post_init__(self) -> None:
+        el = np.asarray(self.elevations_deg, dtype=np.float64)
+        if el.ndim != 1 or el.size < 1 or not np.isfinite(el).all() or np.any(np.abs(el) >= 90):
+            raise SimGapInputError("effect model: 'elevations_deg' must be finite angles in (-90, 90) degrees")
+        if el.size > 1 and np.any(np.diff(el) >= 0):
+            raise SimGapInputError("effect model: 'elevations_deg' must be strictly decreasing (beam 0 at the top)")
+        if isinstance(self.columns, bool) or not isinstance(self.columns, int | np.integer) or self.columns < 1:
+            raise SimGapInputError(f"effect model: 'columns' must be a positive integer, got {self.columns!r}")
+        if not self.classes or self.classes[0] != OTHER_CLASS:
+            raise SimGapInputError(f"effect model: 'classes' must start with {OTHER_CLASS!r}")
+        for name in ("range_edges", "cos_edges"):
+            e = np.asarray(getattr(self, name), dtype=np.float64)
+            if e.ndim != 1 or e.size < 2 or not np.isfinite(e).all() or np.any(np.diff(e) <= 0):
+                raise SimGapInputError(f"effect model: {name!r} must be >= 2 increasing finite edges")
+        b, k, r, i = el.size, len(self.classes), len(self.range_edges) - 1, len(self.cos_edges) - 1
+        shapes = {
+            "drop_beam": (b,),
+            "drop_range": (r,),
+            "drop_cos": (i,),
+            "drop_class": (k,),
+            "noise_sigma": (k, r),
+        }
+        for name, shape in shapes.items():
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != shape or not np.isfinite(arr).all():
+                raise SimGapInputError(f"effect model: {name!r} must be finite with shape {shape}, got {arr.shape}")
+        if np.any(np.asarray(self.noise_sigma) < 0):
+            raise SimGapInputError("effect model: 'noise_sigma' must be >= 0")
+        q = np.asarray(self.intensity_quantiles, dtype=np.float64)
+        if q.ndim != 3 or q.shape[:2] != (k, r) or q.shape[2] < 2 or not np.isfinite(q).all():
+            raise SimGapInputError(f"effect model: 'intensity_quantiles' must have shape ({k}, {r}, Q >= 2)")
+        if np.any(np.diff(q, axis=2) < -1e-9) or q.min() < 0 or q.max() > 1:
+            raise SimGapInputError("effect model: 'intensity_quantiles' must be non-decreasing values in [0, 1]")
+        for name in ("drop_bias", "drop_offset", "far_range50", "far_width", "mixed_pixel_prob", "mixed_min_gap"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
+                raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
+        if self.far_range50 < 0 or self.far_width <= 0:
+            raise SimGapInputError("effect model: need 'far_range50' >= 0 and 'far_width' > 0")
+        if not 0.0 <= self.mixed_pixel_prob <= 1.0:
+            raise SimGapInputError(f"effect model: 'mixed_pixel_prob' must be in [0, 1], got {self.mixed_pixel_prob}")
+        if not 0.0 <= self.mixed_min_gap < self.mixed_max_gap:
+            raise SimGapInputError("effect model: need 0 <= 'mixed_min_gap' < 'mixed_max_gap'")
+        occ = np.asarray(self.occlusion, dtype=np.float64).reshape(-1, 3) if len(self.occlusion) else np.zeros((0, 3))
+        if occ.shape[0] and (
+            not np.isfinite(occ).all()
+            or np.any(occ[:, 0] < 0)
+            or np.any(occ[:, 0] >= b)
+            or np.any(occ[:, 0] != np.round(occ[:, 0]))
+            or np.any(occ[:, 1] < 0)
+            or np.any(occ[:, 2] > 360)
+            or np.any(occ[:, 1] >= occ[:, 2])
+        ):
+            raise SimGapInputError(
+                "effect model: 'occlusion' rows must be (beam index, start, end) with 0 <= start < end <= 360"
+            )
+
+    def occlusion_mask(self, columns: int | None = None) -> np.ndarray:
+        """(B, C) bool cells hidden by the sensor's own vehicle (C: ``columns`` or the model's)."""
+        n_c = int(columns or self.columns)
+        mask = np.zeros((self.channels, n_c), dtype=bool)
+        az = 360.0 * np.arange(n_c) / n_c
+        for b, a0, a1 in self.occlusion:
+            mask[int(b)] |= (az >= a0) & (az < a1)
+        return mask
+
+    @property
+    def channels(self) -> int:
+        """Number of beams B."""
+        return len(self.elevations_deg)
+
+    def class_index(self, names: Sequence[str]) -> np.ndarray:
+        """(len(names),) int64 model class index per name (0 = ``"other"`` for names without a table)."""
+        lut = {c: i for i, c in enumerate(self.classes)}
+        return np.array([lut.get(str(n), 0) for n in names], dtype=np.int64)
+
+    def range_bin(self, r: np.ndarray) -> np.ndarray:
+        """Range-bin index of each range (same shape as ``r``; clipped to the first/last bin)."""
+        e = np.asarray(self.range_edges)
+        return np.clip(np.searchsorted(e, r, side="right") - 1, 0, e.size - 2)
+
+    def cos_bin(self, cos: np.ndarray) -> np.ndarray:
+        """Incidence-bin index of each |cos incidence| (same shape as ``cos``)."""
+        e = np.asarray(self.cos_edges)
+        return np.clip(np.searchsorted(e, cos, side="right") - 1, 0, e.size - 2)
+
+    def drop_probability(
+        self, beam: np.ndarray, range_m: np.ndarray, cos: np.ndarray, class_idx: np.ndarray
+    ) -> np.ndarray:
+        """Isolated-drop probability (logistic part, with ``drop_offset``; no far-range loss, no occlusion).
+
+        Args:
+            beam: int beam indices; range_m: ranges, metres; cos: |cos incidence|; class_idx: model class indices
+                (all broadcastable to one shape).
+
+        Returns:
+            float64 probabilities of that shape.
+        """
+        z = (
+            self.drop_bias
+            + self.drop_offset
+            + np.asarray(self.drop_beam)[np.asarray(beam, dtype=np.int64)]
+            + np.asarray(self.drop_range)[self.range_bin(np.asarray(range_m))]
+            + np.asarray(self.drop_cos)[self.cos_bin(np.asarray(cos))]
+            + np.asarray(self.drop_class)[np.asarray(class_idx, dtype=np.int64)]
+        )
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+
+    def replace(self, **changes: Any) -> SensorEffectModel:
+        """A copy with some fields changed (validated again)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(changes)
+        return SensorEffectModel(**d)
+
+    # ------------------------------------------------------------------------------------------- TOML form
+
+    def to_dict(self) -> dict[str, Any]:
+        """A TOML-ready dict (numbers, strings and nested lists only)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            val = getattr(self, f.name)
+            if isinstance(val, tuple):
+                out[f.name] = _tolist(val)
+            elif isinstance(val, bool | str):
+                out[f.name] = val
+            elif isinstance(val, int | np.integer) and f.name in ("columns", "n_scans"):
+                out[f.name] = int(val)
+            else:
+                out[f.name] = float(val)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "effect model") -> SensorEffectModel:
+        """Build from :meth:`to_dict`'s form (e.g. a ``[presets.tuned.model]`` TOML table).
+
+        Raises:
+            SimGapInputError: unknown or missing keys, or invalid values (the message says ``where``).
+        """
+        if not isinstance(doc, Mapping):
+            raise SimGapInputError(f"{where}: must be a table")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(doc) - set(known))
+        if unknown:
+            raise SimGapInputError(f"{where}: unknown key(s) {unknown}")
+        kw: dict[str, Any] = {}
+        for name, val in doc.items():
+            if name in ("columns", "n_scans"):
+                kw[name] = val
+            elif isinstance(val, list):
+                kw[name] = _totuple(val, str if name == "classes" else float)
+            elif isinstance(val, int) and not isinstance(val, bool):
+                kw[name] = float(val)
+            else:
+                kw[name] = val
+        try:
+            return cls(**kw)
+        except TypeError as exc:
+            raise SimGapInputError(f"{where}: {exc}") from exc
+        except SimGapInputError as exc:
+            raise SimGapInputError(f"{where}: {exc}") from exc
+
+
+def _tolist(val: Any) -> Any:
+    if isinstance(val, tuple | list):
+        return [_tolist(v) for v in val]
+    if isinstance(val, str):
+        return val
+    return float(val)
+
+
+def _totuple(val: Any, kind: type) -> Any:
+    if isinstance(val, list):
+        return tuple(_totuple(v, kind) for v in val)
+    if kind is str:
+        return str(val)
+    if isinstance(val, bool) or not isinstance(val, int | float):
+        raise SimGapInputError(f"expected a number, got {val!r}")
+    return float(val)

@@ -1,0 +1,166 @@
+"""``simgap tune`` end to end: real scans -> fitted model -> CMA-ES scene terms -> a tuned sensor profile.
+
+:func:`tune_profile` returns a :class:`~simgap_ext.sensors.SensorProfile` whose beam table and columns are the
+measured ones and whose ``tuned`` preset carries the fitted :class:`~.model.SensorEffectModel`; write it with
+:func:`~simgap_ext.sensors.profile_to_toml` and use it as ``--preset tuned.toml``.
+
+Real scans are read from ``DIR`` as nuScenes keyframe folders (``*/points.bin`` + lidarseg labels; organised
+in firing order) or, failing that, with :func:`simgap_ext.data.iter_scans` (any supported point-cloud format,
+organised on the ``--sensor`` profile's beam table).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SimGapInputError
+from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_sensor_profile
+from .fit import RealScan, fit_effect_model
+from .model import SensorEffectModel
+
+__all__ = ["load_real_scans", "mount_height", "tuned_profile", "tune_profile"]
+
+log = logging.getLogger(__name__)
+
+
+def load_real_scans(
+    path: str | os.PathLike[str], profile: SensorProfile, *, limit: int | None = None
+) -> tuple[list[RealScan], list[dict[str, Any]]]:
+    """Organised real scans and their frames from ``path`` (see the module docstring)."""
+    from .real import list_nuscenes_dirs, load_nuscenes_dir, nuscenes_frame, scan_from_frame
+
+    p = Path(path)
+    try:
+        dirs = list_nuscenes_dirs(p)
+    except SimGapInputError:
+        dirs = []
+    if dirs:
+        dirs = dirs[:limit] if limit else dirs
+        scans = [load_nuscenes_dir(d, channels=profile.channels) for d in dirs]
+        frames = [nuscenes_frame(d, sensor=profile.name, frame_id=i) for i, d in enumerate(dirs)]
+        return scans, frames
+    from ..data import iter_scans
+
+    scans, frames = [], []
+    for name, fr in iter_scans(p, sensor=profile.name):
+        frames.append(fr)
+        scans.append(scan_from_frame(fr, profile.vertical_angles_deg, profile.horizontal_resolution, name=name))
+        if limit and len(frames) >= limit:
+            break
+    return scans, frames
+
+
+def mount_height(frames: Sequence[dict[str, Any]]) -> float | None:
+    """Sensor height above the ground: minus the median z of ``ground`` returns 4-15 m away (None: < 200 points)."""
+    import numpy as np
+
+    zs = []
+    for fr in frames:
+        labels = fr["info"]["idToLabels"]
+        ids = [int(k) for k, v in labels.items() if v["class"] == "ground"]
+        pts = np.asarray(fr["data"])
+        m = np.isin(fr["info"]["pointSemantic"], ids)
+        d = np.hypot(pts[:, 0], pts[:, 1])
+        zs.append(pts[m & (d >= 4.0) & (d <= 15.0), 2])
+    z = np.concatenate(zs) if zs else np.zeros(0)
+    if z.size < 200 or not -float(np.median(z)) > 0:
+        return None
+    return round(-float(np.median(z)), 3)
+
+
+def tuned_profile(
+    base: SensorProfile,
+    model: SensorEffectModel,
+    *,
+    rotation_rate_hz: float | None = None,
+    mount: float | None = None,
+) -> SensorProfile:
+    """``base`` with the model's beam table, columns, measured mount height and a ``tuned`` preset (the model)."""
+    presets = dict(base.presets)
+    presets["tuned"] = EffectSettings(model=model)
+    return replace(
+        base,
+        channels=model.channels,
+        vertical_angles_deg=tuple(model.elevations_deg),
+        horizontal_resolution=int(model.columns),
+        rotation_rate_hz=float(rotation_rate_hz if rotation_rate_hz is not None else base.rotation_rate_hz),
+        mount_height=float(mount if mount is not None else base.mount_height),
+        description=f"{base.description} -- tuned on {model.n_scans} real scans (simgap tune)".strip(" -"),
+        presets=ReadOnlyMapping(presets),
+        source="",
+    )
+
+
+def tune_profile(
+    real: str | os.PathLike[str] | tuple[Sequence[RealScan], Sequence[dict[str, Any]]],
+    sensor: str | os.PathLike[str] | SensorProfile,
+    *,
+    rotation_rate_hz: float | None = None,
+    search: bool = True,
+    synthetic_frames: int = 4,
+    evaluations: int = 48,
+    seed: int = 0,
+    device: str | None = None,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[SensorProfile, dict[str, Any]]:
+    """Fit, search and build the tuned profile.
+
+    Args:
+        real: a directory of real scans, or ``(scans, frames)`` already loaded.
+        sensor: the base sensor profile (name, path or profile): ranges, mount height, ``d_max``.
+        rotation_rate_hz: the real sensor's spin rate written into the tuned profile (default: the base's).
+        search: run the CMA-ES search of the far-range terms (needs the embedded Warp backend).
+        synthetic_frames: clean embedded frames the search post-processes.
+        evaluations: CMA-ES objective evaluations.
+        seed: search seed (scenes ``seed .. seed + synthetic_frames - 1``).
+        device: Warp device of the clean renders.
+        limit: read at most this many real scans.
+        progress: optional callable receiving one-line status messages.
+
+    Returns:
+        (tuned profile, JSON-safe report).
+    """
+    say = progress or (lambda msg: None)
+    base = sensor if isinstance(sensor, SensorProfile) else load_sensor_profile(sensor)
+    if isinstance(real, str | os.PathLike):
+        scans, frames = load_real_scans(real, base, limit=limit)
+    else:
+        scans, frames = list(real[0]), list(real[1])
+    if not scans:
+        raise SimGapInputError("no real scans to tune on")
+    say(f"fitting on {len(scans)} real scan(s)")
+    model = fit_effect_model(scans)
+    mount = mount_height(frames)
+    report: dict[str, Any] = {
+        "scans": len(scans),
+        "columns": model.columns,
+        "classes": list(model.classes),
+        "mount_height": mount,
+    }
+    profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
+    if search:
+        from ..backends.warp.source import WarpLidarSource
+
+        say(f"rendering {synthetic_frames} clean frame(s) for the CMA-ES search")
+        src = WarpLidarSource(profile, "ideal", device=device)
+        clean = [src.render(seed=seed + i, frame_id=i) for i in range(synthetic_frames)]
+        from .search import search_scene_terms
+
+        model, rep = search_scene_terms(
+            model,
+            clean,
+            frames,
+            max_range=profile.max_range,
+            evaluations=evaluations,
+            seed=seed,
+            progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
+        )
+        report["search"] = rep
+        profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
+    return profile, report
