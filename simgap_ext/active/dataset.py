@@ -182,10 +182,10 @@ class ScanCache:
 
     def __init__(self, max_items: int = 4096) -> None:
         self.max_items = int(max_items)
-        self._data: dict[str, tuple[np.ndarray, np.ndarray | None, dict[int, str]]] = {}
+        self._data: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray | None, dict[int, str]]] = {}
 
     def _load(self, s: Sample) -> tuple[np.ndarray, np.ndarray | None, dict[int, str]]:
-        key = s.path
+        key = (s.path, s.label_path)  # an annotator's answer is another labelling of the same scan
         if key in self._data:
             val = self._data.pop(key)
             self._data[key] = val

@@ -273,6 +273,7 @@ def _queue_rows(
     cfg: ActiveLearningConfig, rnd: int,
 ) -> list[dict[str, Any]]:  # fmt: skip
     rows = []
+    region_ids: dict[int, np.ndarray] = {}
     for c in chosen:
         s, sc = pool[c.scan], scores[c.scan]
         if c.region < 0:
@@ -280,8 +281,9 @@ def _queue_rows(
             sel = np.ones(sc.predicted.size, dtype=bool)
         else:
             pts = cache.points(s)
-            ids = voxel_regions(pts, cfg.voxel_size)
-            sel = ids == c.region
+            if c.scan not in region_ids:
+                region_ids[c.scan] = voxel_regions(pts, cfg.voxel_size)
+            sel = region_ids[c.scan] == c.region
             cell = np.floor(pts[sel][0, :2] / cfg.voxel_size).astype(int)
             size = float(cfg.voxel_size)
             cx, cy = int(cell[0]), int(cell[1])
@@ -305,6 +307,7 @@ def _label(
     """Apply the oracle's answers; False when some request is unanswered (nothing is applied then)."""
     by_path = {s.path: s for s in pool}
     answers = []
+    checked: set[str] = set()
     for row in rows:
         s = by_path.get(row["path"])
         if s is None:
@@ -313,7 +316,9 @@ def _label(
         if f is None:
             return False
         pts = cache.points(s)
-        read_answer(oracle, s, pts.shape[0])  # validates the count before anything is applied
+        if s.path not in checked:
+            read_answer(oracle, s, pts.shape[0])  # validates the count before anything is applied
+            checked.add(s.path)
         answers.append((s, f, region_mask(pts, row["region"])))
     for s, f, mask in answers:
         entry = st.labelled.get(s.path)
@@ -402,8 +407,14 @@ def run_active_learning(
         (out / ROUNDS_NAME).write_text("")
         atomic_write_bytes(out / "config.json", (json.dumps(cfg.to_dict(), indent=1) + "\n").encode())
         st.save()
+    done_model: nn.Module | None = None
     if st.phase == "done":
-        return ActiveLearningResult(st.history, st.stop_reason, None, vocab, _labelled_view(st))
+        ckpt = out / "checkpoints" / f"round_{st.round:02d}.pt"
+        if ckpt.is_file():
+            done_model = (model_factory or (lambda c: build_model(c, cfg.sensor, width=cfg.width)))(len(vocab))
+            done_model.load_state_dict(torch.load(ckpt, map_location="cpu")["state_dict"])
+            done_model.eval()
+        return ActiveLearningResult(st.history, st.stop_reason, done_model, vocab, _labelled_view(st))
     pool_all = list(pool)
     mean_pool_points = 0
     if cfg.regions == "voxel":

@@ -158,7 +158,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) for a generation run.
 
     Args:
-        run_dir: a ``simgap generate`` output directory (holding ``manifest.jsonl``), or a manifest file.
+        run_dir: a ``simgap generate`` output directory (holding ``manifest.jsonl``), or a manifest file; a
+            ``simgap active-learn`` directory gets its learning curves (:mod:`.learning_report`).
         out: the HTML file (default ``<run_dir>/report.html``).
 
     Returns:
@@ -169,6 +170,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ExportError: the page could not be written.
     """
     src = Path(run_dir)
+    if src.is_dir() and (src / "rounds.jsonl").is_file() and not (src / MANIFEST_NAME).is_file():
+        from .learning_report import write_learning_report  # a `simgap active-learn` directory
+
+        return write_learning_report(src, out)
     manifest = src if src.is_file() else src / MANIFEST_NAME
     if not manifest.is_file():
         raise SimGapInputError(f"{manifest}: no manifest (is {src} a simgap generate output directory?)")
