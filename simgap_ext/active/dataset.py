@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.formats import load_point_cloud
 from ..data.label_map import SEMANTIC_KITTI_LEARNING_NAMES, find_label_map, read_label_map
+from ..data.layouts import detect_layout
 from ..data.manifest import read_manifest, resolve_row_path
 from ..data.scans import list_scans
 from ..data.semantickitti import find_label_file, read_bin, read_label
@@ -190,7 +191,9 @@ class ScanCache:
             self._data[key] = val
             return val
         p = Path(s.path)
-        if p.suffix.lower() == ".bin":
+        # Only SemanticKITTI-layout .bin files take the fast path; nuScenes points.bin, KITTI-360, MCD... need the
+        # layout-aware reader (their column counts and label files differ).
+        if p.suffix.lower() == ".bin" and detect_layout(p) == "semantickitti":
             xyz, rem = read_bin(p)
             finite = np.isfinite(xyz).all(axis=1)
             sem = None
