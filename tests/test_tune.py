@@ -19,7 +19,7 @@ from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import EffectSettings, load_sensor_profile, profile_to_toml
 from simgap_ext.tune import SensorEffectModel, apply_sensor_effects, fit_effect_model
 from simgap_ext.tune.model import DEFAULT_COS_EDGES, DEFAULT_RANGE_EDGES
-from simgap_ext.tune.real import list_nuscenes_dirs, load_nuscenes_dir, nuscenes_frame, scan_from_frame
+from simgap_ext.tune.real import list_nuscenes_scans, load_nuscenes_scan, nuscenes_frame, scan_from_frame
 from simgap_ext.tune.stats import compare, scene_stats, summarize
 
 DATA = Path(__file__).parent / "data" / "nuscenes_hdl32"
@@ -108,7 +108,7 @@ def test_drop_fit_recovers_a_range_dependent_drop():
 
 
 def test_tuned_profile_round_trips_through_toml(tmp_path):
-    scans = [load_nuscenes_dir(d) for d in list_nuscenes_dirs(DATA)]
+    scans = [load_nuscenes_scan(d) for d in list_nuscenes_scans(DATA)]
     model = fit_effect_model(scans)
     from simgap_ext.tune.profile import tuned_profile
 
@@ -178,8 +178,8 @@ def test_fit_on_real_nuscenes_scans():
     """Three real HDL-32E keyframes: the measured beam table matches the datasheet within 0.3 degrees, 1085
     columns at 20 Hz, the mount height is nuScenes' ~1.84 m, the sensor's own roof hides low beams (self-
     occlusion), and vegetation is rougher than road."""
-    dirs = list_nuscenes_dirs(DATA)
-    model = fit_effect_model([load_nuscenes_dir(d) for d in dirs])
+    dirs = list_nuscenes_scans(DATA)
+    model = fit_effect_model([load_nuscenes_scan(d) for d in dirs])
     assert np.allclose(model.elevations_deg, load_sensor_profile("hdl-32").vertical_angles_deg, atol=0.3)
     assert abs(model.columns - 1085) <= 2
     assert model.occlusion and all(model.elevations_deg[int(b)] < -10 for b, _, _ in model.occlusion)
@@ -191,8 +191,8 @@ def test_fit_on_real_nuscenes_scans():
 
 
 def test_tuned_post_process_moves_synthetic_beam_returns_towards_real():
-    dirs = list_nuscenes_dirs(DATA)
-    model = fit_effect_model([load_nuscenes_dir(d) for d in dirs[:2]])
+    dirs = list_nuscenes_scans(DATA)
+    model = fit_effect_model([load_nuscenes_scan(d) for d in dirs[:2]])
     prof = PROFILE.at_rotation_rate(20.0)
     from simgap_ext.tune.profile import tuned_profile
 
@@ -241,3 +241,49 @@ def test_tune_cli_and_render_with_the_tuned_preset(tmp_path, capsys):
     assert main(["tune", "--real", str(tmp_path / "nope"), "--sensor", "hdl-32", "--out", str(out)]) == 2
     assert main(["tune", "--real", str(DATA), "--sensor", "hdl-32", "--out", str(tmp_path / "x.txt")]) == 2
     assert "--out must be a .toml" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- package readers
+
+
+def test_nuscenes_scans_read_through_the_package_reader_and_label_map():
+    """The tune reader agrees with :func:`simgap_ext.data.iter_scans` (label map ``nuscenes``) point for point,
+    less the ego vehicle's returns (lidarseg id 31), which the organised scan treats as no-returns."""
+    from simgap_ext.data import iter_scans
+
+    files = list_nuscenes_scans(DATA)
+    assert [f.parent.name for f in files] == ["data30", "data31", "data32"]
+    name, ref = next(iter_scans(DATA, label_map="nuscenes", only=["data30"]))
+    raw_lab = np.fromfile(files[0].parent / "ground.bin", dtype=np.uint8)
+    raw = np.fromfile(files[0], dtype=np.float32).reshape(-1, 5)
+    fr = nuscenes_frame(files[0])
+    ref_names = {int(k): v["class"] for k, v in ref["info"]["idToLabels"].items()}
+    # iter_scans drops the (0, 0, 0) no-return slots only; tune drops everything within 1 m and the ego returns
+    r_ref = np.linalg.norm(ref["data"], axis=1)
+    keep_ref = r_ref >= 1.0
+    ego = raw_lab[(np.linalg.norm(raw[:, :3], axis=1) >= 1.0)] == 31
+    assert ego.any()
+    np.testing.assert_array_equal(fr["data"], ref["data"][keep_ref][~ego])
+    got = [fr["info"]["idToLabels"][int(s)]["class"] for s in fr["info"]["pointSemantic"]]
+    want = [ref_names[int(s)] for s in ref["info"]["pointSemantic"][keep_ref][~ego]]
+    assert got == want and "road" in got  # the taxonomy's classes, not a local coarse map
+    scan = load_nuscenes_scan(files[0])
+    assert int((scan.range > 0).sum()) == fr["data"].shape[0]
+    assert set(np.unique(scan.classes[scan.range > 0])) <= {
+        "ground",
+        "vehicle",
+        "building",
+        "vegetation",
+        "pedestrian",
+        "fence",
+        "static_object",
+        "unlabeled",
+        "animal",
+        "pole",
+    }
+
+
+def test_model_classes_match_finer_names_through_the_taxonomy():
+    model = _flat_model(classes=("other", "ground", "vehicle"))
+    got = model.class_index(["car", "road", "sidewalk", "vehicle", "not_a_class", "unlabeled", "pedestrian"])
+    np.testing.assert_array_equal(got, [2, 1, 1, 2, 0, 0, 0])
