@@ -35,12 +35,14 @@ def _scans(frames):
     return [scan_from_frame(f, PROFILE.vertical_angles_deg, PROFILE.horizontal_resolution) for f in frames]
 
 
-def _flat_model(sigma: float = 0.0, drop_logits=None, classes=("other", "ground")) -> SensorEffectModel:
-    n_r, n_i, n_b, n_k = len(DEFAULT_RANGE_EDGES) - 1, len(DEFAULT_COS_EDGES) - 1, PROFILE.channels, len(classes)
+def _flat_model(sigma: float = 0.0, drop_logits=None, classes=("other", "ground"), profile=None) -> SensorEffectModel:
+    """A hand-set model on ``profile``'s beam table (default the 20 Hz HDL-32E): uniform noise and drop logits."""
+    prof = profile or PROFILE
+    n_r, n_i, n_b, n_k = len(DEFAULT_RANGE_EDGES) - 1, len(DEFAULT_COS_EDGES) - 1, prof.channels, len(classes)
     q = np.linspace(0.0, 0.5, 11)
     return SensorEffectModel(
-        elevations_deg=PROFILE.vertical_angles_deg,
-        columns=PROFILE.horizontal_resolution,
+        elevations_deg=prof.vertical_angles_deg,
+        columns=prof.horizontal_resolution,
         classes=classes,
         range_edges=DEFAULT_RANGE_EDGES,
         cos_edges=DEFAULT_COS_EDGES,

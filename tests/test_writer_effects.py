@@ -10,38 +10,22 @@ from __future__ import annotations
 
 import importlib
 
-import numpy as np
 import pytest
+from test_tune import _flat_model
 from test_writer import SENSOR, _object_payload, _rows, omni_timeline, rep, world  # noqa: F401 (fixtures)
 
 from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import load_sensor_profile, profile_to_toml
 from simgap_ext.tune import SensorEffectModel, apply_sensor_effects
-from simgap_ext.tune.model import DEFAULT_COS_EDGES, DEFAULT_RANGE_EDGES
+from simgap_ext.tune.model import DEFAULT_RANGE_EDGES
 from simgap_ext.tune.profile import tuned_profile
 
 
 def _vlp16_model() -> SensorEffectModel:
     """A hand-set model on the VLP-16 beam table: 2 cm noise, ~12 % drop (logit -2), 30 % mixed pixels."""
-    prof = load_sensor_profile(SENSOR)
-    classes = ("other", "ground")
-    n_r, n_i, n_b = len(DEFAULT_RANGE_EDGES) - 1, len(DEFAULT_COS_EDGES) - 1, prof.channels
-    q = np.linspace(0.0, 0.5, 11)
-    return SensorEffectModel(
-        elevations_deg=prof.vertical_angles_deg,
-        columns=prof.horizontal_resolution,
-        classes=classes,
-        range_edges=DEFAULT_RANGE_EDGES,
-        cos_edges=DEFAULT_COS_EDGES,
-        drop_bias=0.0,
-        drop_beam=(0.0,) * n_b,
-        drop_range=(-2.0,) * n_r,
-        drop_cos=(0.0,) * n_i,
-        drop_class=(0.0,) * len(classes),
-        noise_sigma=((0.02,) * n_r,) * len(classes),
-        intensity_quantiles=((tuple(q),) * n_r,) * len(classes),
-        mixed_pixel_prob=0.3,
-    )
+    drop = [-2.0] * (len(DEFAULT_RANGE_EDGES) - 1)
+    model = _flat_model(sigma=0.02, drop_logits=drop, profile=load_sensor_profile(SENSOR))
+    return model.replace(mixed_pixel_prob=0.3)
 
 
 @pytest.fixture(scope="module")
