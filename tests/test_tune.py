@@ -289,3 +289,24 @@ def test_model_classes_match_finer_names_through_the_taxonomy():
     model = _flat_model(classes=("other", "ground", "vehicle"))
     got = model.class_index(["car", "road", "sidewalk", "vehicle", "not_a_class", "unlabeled", "pedestrian"])
     np.testing.assert_array_equal(got, [2, 1, 1, 2, 0, 0, 0])
+
+
+def test_head_frame_rolls_classes_up_to_the_backend_level():
+    from simgap_ext.data.taxonomy import class_id
+    from simgap_ext.tune.real import head_frame
+
+    fr = nuscenes_frame(list_nuscenes_scans(DATA)[0])
+    names = [fr["info"]["idToLabels"][int(s)]["class"] for s in fr["info"]["pointSemantic"]]
+    h = head_frame(fr)
+    got = [h["info"]["idToLabels"][int(s)]["class"] for s in h["info"]["pointSemantic"]]
+    rolled = {"road": "ground", "sidewalk": "ground", "terrain": "ground", "other_structure": "building"}
+    rolled |= {"car": "vehicle", "truck": "vehicle", "movable_object": "static_object", "barrier": "fence"}
+    rolled |= {"traffic_cone": "static_object", "debris": "static_object", "bicycle_rack": "static_object"}
+    rolled |= {"bus": "vehicle", "trailer": "vehicle", "construction_vehicle": "vehicle", "bicycle": "vehicle"}
+    rolled |= {"motorcycle": "vehicle", "other_vehicle": "vehicle", "other_ground": "ground"}
+    assert got == [rolled.get(n, n) for n in names]
+    assert {"road", "sidewalk"} <= set(names) and not set(rolled) & set(got)
+    assert all(
+        int(s) == class_id(h["info"]["idToLabels"][int(s)]["class"]) for s in np.unique(h["info"]["pointSemantic"])
+    )
+    np.testing.assert_array_equal(h["data"], fr["data"])
