@@ -26,6 +26,7 @@ __all__ = [
     "WriterSettings",
     "UISettings",
     "SimGapSettings",
+    "read_setting",
     "read_settings",
     "settings_from_mapping",
     "setting_paths",
@@ -105,12 +106,15 @@ class WriterSettings:
         annotator: annotator the writer / scene source requests (``"pointcloud"`` or an RTX LiDAR annotator name).
         render_product: render product path the ``"replicator"`` batch backend reads (empty: none).
         randomize_event: custom event the ``"replicator"`` batch backend fires before each render.
+        effects_profile: tuned sensor profile (``simgap tune --out``) whose fitted sensor-effect model the writer
+            applies to every frame before the gate, or None (no post-process).
     """
 
     register_writer: bool = True
     annotator: str = "pointcloud"
     render_product: str = ""
     randomize_event: str = "simgap_randomize"
+    effects_profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ class SimGapSettings:
 
 # Which dataclass each flat setting name belongs to; the flat names are what extension.toml declares.
 _GROUPS: dict[str, type] = {"batch": BatchSettings, "gate": GateSettings, "writer": WriterSettings, "ui": UISettings}
-_OPTIONAL_PATHS = {"bank_path", "real_dir", "gate_config"}
+_OPTIONAL_PATHS = {"bank_path", "real_dir", "gate_config", "effects_profile"}
 _OPTIONAL_FLOATS = {"g_threshold", "js_threshold", "tail_percentile"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -251,6 +255,25 @@ def read_settings(get: Callable[[str], Any], root: str = SETTINGS_ROOT) -> SimGa
             values[f.name] = _coerce(f.name, raw, default, path)
         groups[group] = cls(**values)
     return SimGapSettings(**groups)
+
+
+def read_setting(get: Callable[[str], Any], name: str, root: str = SETTINGS_ROOT) -> Any:
+    """One setting by flat name, coerced and validated like :func:`read_settings` (its default when unset).
+
+    For code that needs a single value (the Replicator writer's ``effects_profile``) and must not fail on an
+    unrelated bad setting.
+
+    Raises:
+        SimGapInputError: an unknown name, or a bad value (naming its setting path).
+    """
+    for cls in _GROUPS.values():
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                path = f"{root}/{name}"
+                raw = get(path)
+                default = f.default if f.default is not dataclasses.MISSING else None
+                return default if raw is None else _coerce(name, raw, default, path)
+    raise SimGapInputError(f"unknown SimGap setting {name!r}")
 
 
 def settings_from_mapping(values: Mapping[str, Any], root: str = SETTINGS_ROOT) -> SimGapSettings:

@@ -18,6 +18,7 @@ from simgap_ext.settings import (
     BatchSettings,
     GateSettings,
     SimGapSettings,
+    read_setting,
     read_settings,
     setting_paths,
     settings_from_mapping,
@@ -131,3 +132,16 @@ def test_manifest_declares_kit_dependencies_optional_and_the_python_module():
     assert m["test"], "extension.toml needs a [[test]] entry"
     py_version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert pkg["version"] == py_version
+
+
+def test_read_setting_reads_one_value_like_read_settings():
+    carb = {f"{SETTINGS_ROOT}/effects_profile": ' "tuned.toml" ', f"{SETTINGS_ROOT}/frames": "0"}
+    assert read_setting(carb.get, "effects_profile") == "tuned.toml"  # quotes Kit keeps are stripped
+    assert read_setting({}.get, "effects_profile") is None
+    assert read_setting({f"{SETTINGS_ROOT}/effects_profile": ""}.get, "effects_profile") is None
+    assert read_setting({}.get, "frames") == BatchSettings().frames
+    # one bad unrelated value does not stop a single read, but reading it raises naming its path
+    with pytest.raises(SimGapInputError, match="frames: must be >= 1"):
+        read_setting(carb.get, "frames")
+    with pytest.raises(SimGapInputError, match="unknown SimGap setting 'effect'"):
+        read_setting(carb.get, "effect")

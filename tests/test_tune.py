@@ -19,7 +19,7 @@ from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import EffectSettings, load_sensor_profile, profile_to_toml
 from simgap_ext.tune import SensorEffectModel, apply_sensor_effects, fit_effect_model
 from simgap_ext.tune.model import DEFAULT_COS_EDGES, DEFAULT_RANGE_EDGES
-from simgap_ext.tune.real import list_nuscenes_dirs, load_nuscenes_dir, nuscenes_frame, scan_from_frame
+from simgap_ext.tune.real import list_nuscenes_scans, load_nuscenes_scan, nuscenes_frame, scan_from_frame
 from simgap_ext.tune.stats import compare, scene_stats, summarize
 
 DATA = Path(__file__).parent / "data" / "nuscenes_hdl32"
@@ -35,12 +35,14 @@ def _scans(frames):
     return [scan_from_frame(f, PROFILE.vertical_angles_deg, PROFILE.horizontal_resolution) for f in frames]
 
 
-def _flat_model(sigma: float = 0.0, drop_logits=None, classes=("other", "ground")) -> SensorEffectModel:
-    n_r, n_i, n_b, n_k = len(DEFAULT_RANGE_EDGES) - 1, len(DEFAULT_COS_EDGES) - 1, PROFILE.channels, len(classes)
+def _flat_model(sigma: float = 0.0, drop_logits=None, classes=("other", "ground"), profile=None) -> SensorEffectModel:
+    """A hand-set model on ``profile``'s beam table (default the 20 Hz HDL-32E): uniform noise and drop logits."""
+    prof = profile or PROFILE
+    n_r, n_i, n_b, n_k = len(DEFAULT_RANGE_EDGES) - 1, len(DEFAULT_COS_EDGES) - 1, prof.channels, len(classes)
     q = np.linspace(0.0, 0.5, 11)
     return SensorEffectModel(
-        elevations_deg=PROFILE.vertical_angles_deg,
-        columns=PROFILE.horizontal_resolution,
+        elevations_deg=prof.vertical_angles_deg,
+        columns=prof.horizontal_resolution,
         classes=classes,
         range_edges=DEFAULT_RANGE_EDGES,
         cos_edges=DEFAULT_COS_EDGES,
@@ -108,7 +110,7 @@ def test_drop_fit_recovers_a_range_dependent_drop():
 
 
 def test_tuned_profile_round_trips_through_toml(tmp_path):
-    scans = [load_nuscenes_dir(d) for d in list_nuscenes_dirs(DATA)]
+    scans = [load_nuscenes_scan(d) for d in list_nuscenes_scans(DATA)]
     model = fit_effect_model(scans)
     from simgap_ext.tune.profile import tuned_profile
 
@@ -178,8 +180,8 @@ def test_fit_on_real_nuscenes_scans():
     """Three real HDL-32E keyframes: the measured beam table matches the datasheet within 0.3 degrees, 1085
     columns at 20 Hz, the mount height is nuScenes' ~1.84 m, the sensor's own roof hides low beams (self-
     occlusion), and vegetation is rougher than road."""
-    dirs = list_nuscenes_dirs(DATA)
-    model = fit_effect_model([load_nuscenes_dir(d) for d in dirs])
+    dirs = list_nuscenes_scans(DATA)
+    model = fit_effect_model([load_nuscenes_scan(d) for d in dirs])
     assert np.allclose(model.elevations_deg, load_sensor_profile("hdl-32").vertical_angles_deg, atol=0.3)
     assert abs(model.columns - 1085) <= 2
     assert model.occlusion and all(model.elevations_deg[int(b)] < -10 for b, _, _ in model.occlusion)
@@ -191,8 +193,8 @@ def test_fit_on_real_nuscenes_scans():
 
 
 def test_tuned_post_process_moves_synthetic_beam_returns_towards_real():
-    dirs = list_nuscenes_dirs(DATA)
-    model = fit_effect_model([load_nuscenes_dir(d) for d in dirs[:2]])
+    dirs = list_nuscenes_scans(DATA)
+    model = fit_effect_model([load_nuscenes_scan(d) for d in dirs[:2]])
     prof = PROFILE.at_rotation_rate(20.0)
     from simgap_ext.tune.profile import tuned_profile
 
@@ -241,3 +243,70 @@ def test_tune_cli_and_render_with_the_tuned_preset(tmp_path, capsys):
     assert main(["tune", "--real", str(tmp_path / "nope"), "--sensor", "hdl-32", "--out", str(out)]) == 2
     assert main(["tune", "--real", str(DATA), "--sensor", "hdl-32", "--out", str(tmp_path / "x.txt")]) == 2
     assert "--out must be a .toml" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- package readers
+
+
+def test_nuscenes_scans_read_through_the_package_reader_and_label_map():
+    """The tune reader agrees with :func:`simgap_ext.data.iter_scans` (label map ``nuscenes``) point for point,
+    less the ego vehicle's returns (lidarseg id 31), which the organised scan treats as no-returns."""
+    from simgap_ext.data import iter_scans
+
+    files = list_nuscenes_scans(DATA)
+    assert [f.parent.name for f in files] == ["data30", "data31", "data32"]
+    name, ref = next(iter_scans(DATA, label_map="nuscenes", only=["data30"]))
+    raw_lab = np.fromfile(files[0].parent / "ground.bin", dtype=np.uint8)
+    raw = np.fromfile(files[0], dtype=np.float32).reshape(-1, 5)
+    fr = nuscenes_frame(files[0])
+    ref_names = {int(k): v["class"] for k, v in ref["info"]["idToLabels"].items()}
+    # iter_scans drops the (0, 0, 0) no-return slots only; tune drops everything within 1 m and the ego returns
+    r_ref = np.linalg.norm(ref["data"], axis=1)
+    keep_ref = r_ref >= 1.0
+    ego = raw_lab[(np.linalg.norm(raw[:, :3], axis=1) >= 1.0)] == 31
+    assert ego.any()
+    np.testing.assert_array_equal(fr["data"], ref["data"][keep_ref][~ego])
+    got = [fr["info"]["idToLabels"][int(s)]["class"] for s in fr["info"]["pointSemantic"]]
+    want = [ref_names[int(s)] for s in ref["info"]["pointSemantic"][keep_ref][~ego]]
+    assert got == want and "road" in got  # the taxonomy's classes, not a local coarse map
+    scan = load_nuscenes_scan(files[0])
+    assert int((scan.range > 0).sum()) == fr["data"].shape[0]
+    assert set(np.unique(scan.classes[scan.range > 0])) <= {
+        "ground",
+        "vehicle",
+        "building",
+        "vegetation",
+        "pedestrian",
+        "fence",
+        "static_object",
+        "unlabeled",
+        "animal",
+        "pole",
+    }
+
+
+def test_model_classes_match_finer_names_through_the_taxonomy():
+    model = _flat_model(classes=("other", "ground", "vehicle"))
+    got = model.class_index(["car", "road", "sidewalk", "vehicle", "not_a_class", "unlabeled", "pedestrian"])
+    np.testing.assert_array_equal(got, [2, 1, 1, 2, 0, 0, 0])
+
+
+def test_head_frame_rolls_classes_up_to_the_backend_level():
+    from simgap_ext.data.taxonomy import class_id
+    from simgap_ext.tune.real import head_frame
+
+    fr = nuscenes_frame(list_nuscenes_scans(DATA)[0])
+    names = [fr["info"]["idToLabels"][int(s)]["class"] for s in fr["info"]["pointSemantic"]]
+    h = head_frame(fr)
+    got = [h["info"]["idToLabels"][int(s)]["class"] for s in h["info"]["pointSemantic"]]
+    rolled = {"road": "ground", "sidewalk": "ground", "terrain": "ground", "other_structure": "building"}
+    rolled |= {"car": "vehicle", "truck": "vehicle", "movable_object": "static_object", "barrier": "fence"}
+    rolled |= {"traffic_cone": "static_object", "debris": "static_object", "bicycle_rack": "static_object"}
+    rolled |= {"bus": "vehicle", "trailer": "vehicle", "construction_vehicle": "vehicle", "bicycle": "vehicle"}
+    rolled |= {"motorcycle": "vehicle", "other_vehicle": "vehicle", "other_ground": "ground"}
+    assert got == [rolled.get(n, n) for n in names]
+    assert {"road", "sidewalk"} <= set(names) and not set(rolled) & set(got)
+    assert all(
+        int(s) == class_id(h["info"]["idToLabels"][int(s)]["class"]) for s in np.unique(h["info"]["pointSemantic"])
+    )
+    np.testing.assert_array_equal(h["data"], fr["data"])

@@ -21,13 +21,32 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("run_dir", type=Path, help="a simgap generate output directory (or its manifest.jsonl)")
     p.add_argument("--out", type=Path, default=None, help="HTML file (default RUN_DIR/report.html)")
+    p.add_argument(
+        "--effects",
+        type=Path,
+        default=None,
+        help="tuned profile (`simgap tune --out`) whose model the gap section applies to the run's frames "
+        "(default: the run's own tuned preset, if it used one)",
+    )
+    p.add_argument(
+        "--real", type=Path, default=None, help="real scans for the gap section (default: the run's --real directory)"
+    )
+    p.add_argument(
+        "--effect-frames",
+        type=int,
+        default=3,
+        help="frames per side measured by the gap section (default 3; 0 leaves it out)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap report``."""
+    from ..errors import SimGapInputError
     from ..pipeline.report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    if args.effect_frames < 0:
+        raise SimGapInputError(f"--effect-frames must be >= 0, got {args.effect_frames}")
+    path = write_report(args.run_dir, args.out, effects=args.effects, real=args.real, effect_frames=args.effect_frames)
     print(path)
     return 0

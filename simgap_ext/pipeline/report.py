@@ -7,7 +7,9 @@ opens from disk or as an e-mail attachment:
 - acceptance per class (stacked bars: accepted / rejected / re-randomized / held back);
 - G distribution of the scene and per class (box plots over every scored attempt, gate thresholds drawn);
 - JS per class over the run (attempt order) with quarantined attempts marked;
-- the per-class summary table, the most frequent rejection reasons and the run configuration.
+- the per-class summary table, the most frequent rejection reasons and the run configuration;
+- the gap to the real reference without and with the fitted sensor-effect model (:mod:`.effect_gap`), when the
+  run used a tuned preset or a tuned profile is given.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..data.atomic import atomic_write_bytes
 from ..data.manifest import read_manifest
 from ..errors import SimGapInputError
 from ..plots import PAGE_CSS, png_data_uri, use_agg
+from .effect_gap import GAP_STATS, EffectGap, effect_gap
 from .run_dir import MANIFEST_NAME, RUN_CONFIG_NAME, check_schedule
 from .stats import AcceptanceStats
 
@@ -105,8 +110,73 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def render_report_html(stats: AcceptanceStats, *, title: str, run_config: dict[str, Any] | None = None) -> str:
-    """The report page for ``stats`` (see the module docstring)."""
+def _beam_plot(gap: EffectGap) -> str:
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = {"real": ("real", "#000000", "-"), "without": ("without model", "#c62828", "--")}
+    styles["with"] = ("with model", "#2e7d32", "-")
+    for key, (label, color, style) in styles.items():
+        if key in gap.beam_ratio:
+            ax.plot(gap.elevations_deg, gap.beam_ratio[key], style, color=color, marker=".", label=label)
+    ax.set_xlabel("beam elevation (deg)")
+    ax.set_ylabel("returns per column")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("Per-beam return ratio")
+    ax.legend(loc="lower right", fontsize=8)
+    return png_data_uri(fig)
+
+
+_GAP_LABELS = {
+    "range_w1": "range W1",
+    "elevation_w1": "elevation W1",
+    "beam_ratio_l1": "per-beam return ratio (mean |difference|)",
+    "roughness": "roughness (|difference|)",
+}
+
+
+def _effect_section(gap: EffectGap | str | None) -> str:
+    """The "Gap without / with the sensor-effect model" section ("" when not asked for)."""
+    if gap is None:
+        return ""
+    e = html.escape
+    head = "<h2>Gap to the real reference without / with the sensor-effect model</h2>"
+    if isinstance(gap, str):
+        return f'{head}\n<p id="effect-gap">Not computed: {e(gap)}.</p>'
+    how = (
+        "the run's scenes re-rendered clean and with the run's tuned preset"
+        if gap.mode == "tuned run"
+        else "exported frames vs the same frames through the model"
+    )
+
+    def row(name: str, a: float, b: float, unit: str) -> str:
+        better = "" if not (np.isfinite(a) and np.isfinite(b)) else ("closer" if b < a else "further")
+        return f"<tr><td>{e(name)}</td><td>{a:.4f}</td><td>{b:.4f}</td><td>{e(unit)}</td><td>{better}</td></tr>"
+
+    comp = "\n".join(row(_GAP_LABELS[k], gap.without[k], gap.with_[k], u) for k, u in GAP_STATS.items())
+    cls = "\n".join(row(f"range W1: {k}", a, b, "m") for k, (a, b) in gap.per_class.items())
+    return f"""{head}
+<p id="effect-gap">Model: {e(gap.profile)} &middot; {e(how)} &middot; {gap.frames} synthetic frame(s) per side
+against {gap.real_frames} real scan(s), on the model's beam table. Smaller is closer to the real scans.</p>
+<table id="effect-gap-table">
+<tr><th>distance to real</th><th>without model</th><th>with model</th><th>unit</th><th>with model is</th></tr>
+{comp}
+{cls}
+</table>
+<figure><img alt="effect_beam_ratio" id="effect_beam_ratio" src="{_beam_plot(gap)}">
+<figcaption>per-beam return ratio: real, without and with the model</figcaption></figure>"""
+
+
+def render_report_html(
+    stats: AcceptanceStats,
+    *,
+    title: str,
+    run_config: dict[str, Any] | None = None,
+    effect: EffectGap | str | None = None,
+) -> str:
+    """The report page for ``stats`` (see the module docstring); ``effect``: the effect-model section's numbers,
+    or why they are missing (None: no section)."""
     plots = _plots(stats, dict((run_config or {}).get("gate_config") or {}))
     f = stats.frame_counts
     e = html.escape
@@ -158,19 +228,31 @@ re-randomized {f["rerandomized"]} &middot; held back {f["held_back"]}</p>
 {reasons_table}
 <h2>Plots</h2>
 {imgs}
+{_effect_section(effect)}
 <h2>Run configuration</h2>
 <pre>{cfg}</pre>
 </body></html>
 """
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    effects: str | Path | None = None,
+    real: str | Path | None = None,
+    effect_frames: int = 3,
+) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) for a generation run.
 
     Args:
         run_dir: a ``simgap generate`` output directory (holding ``manifest.jsonl``), or a manifest file; a
             ``simgap active-learn`` directory gets its learning curves (:mod:`.learning_report`).
         out: the HTML file (default ``<run_dir>/report.html``).
+        effects: a tuned profile whose model the effect-gap section applies (a run with a tuned preset uses its
+            own); without either, the section only says how to get it.
+        real: real scans for that section (default: the run's ``real`` reference directory).
+        effect_frames: frames per side of that section (0: no section).
 
     Returns:
         The path written.
@@ -204,7 +286,16 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         if not isinstance(run_config, dict):
             _log.warning("ignoring %s: not a JSON object", cfg_path)
             run_config = None
-    page = render_report_html(stats, title=f"SimGap generation report: {base.name}", run_config=run_config)
+    effect: EffectGap | str | None = None
+    if effect_frames > 0:
+        try:
+            effect = effect_gap(base, rows, run_config, effects=effects, real=real, frames=effect_frames)
+        except SimGapInputError as exc:  # e.g. an unreadable reference scan: the rest of the page still helps
+            _log.warning("effect-model section skipped: %s", exc)
+            effect = str(exc)
+    page = render_report_html(
+        stats, title=f"SimGap generation report: {base.name}", run_config=run_config, effect=effect
+    )
     target = Path(out) if out is not None else base / "report.html"
     atomic_write_bytes(target, page.encode("utf-8"))
     return target

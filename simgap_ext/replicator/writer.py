@@ -23,7 +23,9 @@ triggered by ``rep.trigger.on_custom_event`` re-renders the scene with a new see
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SimGapInputError
+from ..settings import read_setting
+from ..tune.apply import apply_sensor_effects
 from .adapters import (
     ADAPTERS,
     GENERIC_MODEL_OUTPUT_V60,
@@ -68,7 +72,15 @@ except ImportError:
 HAS_REPLICATOR = Writer is not None
 WRITER_NAME = "SimGapWriter"
 
-__all__ = ["HAS_REPLICATOR", "WRITER_NAME", "build_sink", "on_writer_created", "register_writer", "unregister_writer"]
+__all__ = [
+    "HAS_REPLICATOR",
+    "WRITER_NAME",
+    "build_sink",
+    "frame_effect_seed",
+    "on_writer_created",
+    "register_writer",
+    "unregister_writer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -144,6 +156,62 @@ def build_sink(
     )
 
 
+def frame_effect_seed(
+    run_seed: int, frame_id: int, attempt: int = 0, render_product: str = "", reference_time: Any = None
+) -> int:
+    """The sensor-effect noise seed of one writer frame: a deterministic function of where the frame sits.
+
+    The same capture (run seed, frame numbering, render products, simulation times) gives the same noisy frames;
+    two render products, a re-randomized attempt or another simulation time give independent noise.
+
+    Args:
+        run_seed: the writer's seed (``seed=`` / :meth:`SimGapWriter.set_frame_context`); any int.
+        frame_id: the writer's frame number.
+        attempt: re-randomization attempt of the frame.
+        render_product: the render product path the frame came from.
+        reference_time: Replicator's ``reference_time`` of the trigger (rational pair or seconds), or None.
+
+    Returns:
+        A non-negative int < 2**63 for :func:`~simgap_ext.tune.apply_sensor_effects`.
+    """
+    ref = _seconds(reference_time)
+    ref_word = 0 if ref is None else 1 + (round(ref * 1e9) & 0x7FFFFFFFFFFFFFFF)
+    mask = 0xFFFFFFFFFFFFFFFF  # SeedSequence takes non-negative words: a negative seed wraps like a uint64
+    words = [
+        int(run_seed) & mask,
+        int(frame_id) & mask,
+        int(attempt) & mask,
+        zlib.crc32(render_product.encode()),
+        ref_word,
+    ]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _load_effects(effects: str | os.PathLike[str] | None, annotator: str, sensor: str) -> tuple[Any, str | None]:
+    """The fitted model of ``effects`` (a tuned profile), refused where the frames are not in the sensor frame."""
+    if effects is None or not os.fspath(effects).strip():
+        return None, None
+    if annotator == POINTCLOUD:
+        raise SimGapInputError(
+            f"SimGapWriter: effects={os.fspath(effects)!r} needs sensor-frame points, but the {POINTCLOUD!r} "
+            "annotator delivers world-frame points without the sensor pose; use an RTX LiDAR annotator "
+            "(annotator='auto'), or leave effects unset"
+        )
+    from ..tune.load import load_effect_model
+
+    model, profile, preset = load_effect_model(os.fspath(effects).strip())
+    if sensor not in ("unknown", profile.name) and not profile.name.startswith(sensor):
+        _log.warning(
+            "SimGapWriter: effects profile %s was tuned for %r, the frames are %r: points outside its %d-beam "
+            "fan are dropped",
+            os.fspath(effects),
+            profile.name,
+            sensor,
+            model.channels,
+        )
+    return model, preset
+
+
 if HAS_REPLICATOR:
 
     class SimGapWriter(Writer):
@@ -180,6 +248,11 @@ if HAS_REPLICATOR:
             gate_config, device, stats, tail_classes, tail_percentile, max_retries: see :func:`build_sink`.
             rerandomize_event: custom OmniGraph event sent (``rep.utils.send_og_event``) when a rejected scene
                 should be re-rendered; ``None`` disables it.
+            effects: a tuned sensor profile (``simgap tune --out tuned.toml``): its fitted sensor-effect model is
+                applied to every frame before the gate (:func:`~simgap_ext.tune.apply_sensor_effects`, seeded per
+                frame by :func:`frame_effect_seed`); ``None``: the carb setting
+                ``/exts/simgap_ext/effects_profile``; ``""``: none. Refused with the ``pointcloud`` annotator
+                (world-frame points).
             **gate_overrides: :class:`~simgap_ext.gate.GateConfig` fields.
         """
 
@@ -212,6 +285,7 @@ if HAS_REPLICATOR:
             tail_percentile: float = 20.0,
             max_retries: int = 3,
             rerandomize_event: str | None = None,
+            effects: str | Path | None = None,
             **gate_overrides: Any,
         ) -> None:
             self.isaac_version = isaac_version or detect_isaac_version()
@@ -227,6 +301,12 @@ if HAS_REPLICATOR:
             self.annotator_name = annotator
             self.annotators = self._request_annotators(annotator)
             self.rerandomize_event = rerandomize_event
+            self._get_setting = get_setting or _default_setting_getter()
+            if effects is None and self._get_setting is not None:
+                effects = read_setting(self._get_setting, "effects_profile")
+            # Loaded before the sink so that a bad profile fails before anything is written.
+            self.effects_model, self.effects_preset = _load_effects(effects, annotator, str(sensor))
+            self.effects_profile = None if self.effects_model is None else os.fspath(effects)
             if sink is None:
                 if output_dir is None or bank_path is None:
                     raise ValueError("SimGapWriter needs output_dir and bank_path (or a ready sink=)")
@@ -263,7 +343,6 @@ if HAS_REPLICATOR:
                 self._prim_labels = stage_prim_labels(self._get_stage)
             self._gmo_parser = gmo_parser
             self._check_settings = bool(check_settings)
-            self._get_setting = get_setting or _default_setting_getter()
             self._timeline = _default_timeline()
             if sim_clock is None and self._timeline is not None:
                 sim_clock = lambda tl=self._timeline: float(tl.get_current_time())  # noqa: E731
@@ -277,8 +356,10 @@ if HAS_REPLICATOR:
             self._stale_until: float | None = None
             self._last_scan_stamp: dict[str, int] = {}
             self.skipped = {"stale": 0, "repeated_scan": 0}
-            self._worker = GateWorker(self.sink.submit, maxsize=queue_size)
+            self._worker = GateWorker(self._gate, maxsize=queue_size)
             self.metadata = {"simgap_version": __version__, "annotator": annotator, "sensor": self.sensor}
+            if self.effects_profile is not None:
+                self.metadata["effects_profile"] = self.effects_profile
             for callback in list(_created_listeners):
                 try:
                     callback(self)
@@ -470,13 +551,30 @@ if HAS_REPLICATOR:
                 if stamp is not None:
                     self._last_scan_stamp[rp_name] = stamp
                 # Replicator reuses its buffers after write() returns: the worker gets its own copy.
-                self._worker.submit(_detached(frame))
+                seed = None
+                if self.effects_model is not None:
+                    seed = frame_effect_seed(
+                        self._seed, self._frame_id, self._attempt, rp_name, data.get("reference_time")
+                    )
+                self._worker.submit((_detached(frame), seed, self._metadata(rp_name)))
                 submitted += 1
             if not submitted:  # only repeats of scans already scored: this trigger is not a new frame
                 self._frame_id, self._attempt, self._frame_started, self._next_is_retry = before
 
         _frame_started = False
         _next_is_retry = False
+
+        def _gate(self, item: tuple[dict[str, Any], int | None, dict[str, Any]]) -> Any:
+            """Worker thread: the sensor-effect post-process (when configured), then gate -> export."""
+            frame, seed, metadata = item
+            if seed is not None and len(frame["data"]):
+                try:
+                    frame = apply_sensor_effects(frame, self.effects_model, seed)
+                except SimGapInputError as exc:
+                    # e.g. a world-frame RTX frame: recorded as unusable (row + stats), never raised into Kit.
+                    _log.warning("SimGapWriter: sensor effects failed on frame %d: %s", metadata["frame_id"], exc)
+                    frame = unusable_frame(f"sensor effects: {exc}", metadata=metadata, annotator=self.annotator_name)
+            return self.sink.submit(frame)
 
         def _timeline_stopped(self) -> bool:
             return self._timeline is not None and not self._timeline.is_playing()

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 
-__all__ = ["SensorEffectModel", "DEFAULT_RANGE_EDGES", "DEFAULT_COS_EDGES", "OTHER_CLASS"]
+__all__ = ["head_class", "SensorEffectModel", "DEFAULT_RANGE_EDGES", "DEFAULT_COS_EDGES", "OTHER_CLASS"]
 
 #: Range-bin edges, metres (bin k covers [edges[k], edges[k+1]); beyond the last edge: the last bin).
 DEFAULT_RANGE_EDGES: tuple[float, ...] = (0.0, 4.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 70.0)
@@ -160,9 +160,22 @@ class SensorEffectModel:
         return len(self.elevations_deg)
 
     def class_index(self, names: Sequence[str]) -> np.ndarray:
-        """(len(names),) int64 model class index per name (0 = ``"other"`` for names without a table)."""
+        """(len(names),) int64 model class index per name: its own table, else the table of its nearest taxonomy
+        ancestor (``car`` -> ``vehicle``, so stage labels finer than the fitted classes still match), else 0
+        (``"other"``)."""
         lut = {c: i for i, c in enumerate(self.classes)}
-        return np.array([lut.get(str(n), 0) for n in names], dtype=np.int64)
+        idx = [lut[n] if n in lut else self._ancestor_index(n, lut) for n in map(str, names)]
+        return np.array(idx, dtype=np.int64)
+
+    @staticmethod
+    def _ancestor_index(name: str, lut: Mapping[str, int]) -> int:
+        from ..data.taxonomy import default_taxonomy  # only for names the model has no table for
+
+        tax = default_taxonomy()
+        if name not in tax:
+            return 0
+        found = tax.resolve(name, lut)
+        return lut[found] if found is not None else 0
 
     def range_bin(self, r: np.ndarray) -> np.ndarray:
         """Range-bin index of each range (same shape as ``r``; clipped to the first/last bin)."""
@@ -266,3 +279,12 @@ def _totuple(val: Any, kind: type) -> Any:
     if isinstance(val, bool) or not isinstance(val, int | float):
         raise SimGapInputError(f"expected a number, got {val!r}")
     return float(val)
+
+
+def head_class(name: str) -> str:
+    """The taxonomy head class of a class name (``road`` -> ``ground``, ``car`` -> ``vehicle``), the level the model
+    is fitted at; a name outside the taxonomy is returned unchanged."""
+    from ..data.taxonomy import default_taxonomy
+
+    tax = default_taxonomy()
+    return tax.head_of(str(name)) if str(name) in tax else str(name)

@@ -4,8 +4,9 @@
 measured ones and whose ``tuned`` preset carries the fitted :class:`~.model.SensorEffectModel`; write it with
 :func:`~simgap_ext.sensors.profile_to_toml` and use it as ``--preset tuned.toml``.
 
-Real scans are read from ``DIR`` as nuScenes keyframe folders (``*/points.bin`` + lidarseg labels; organised
-in firing order) or, failing that, with :func:`simgap_ext.data.iter_scans` (any supported point-cloud format,
+Real scans are read from ``DIR`` as nuScenes scans (``*/points.bin`` or ``*.pcd.bin`` + lidarseg labels;
+organised in firing order, :mod:`.real`) or, failing that, with :func:`simgap_ext.data.iter_scans` (any supported
+point-cloud format,
 organised on the ``--sensor`` profile's beam table).
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from ..errors import SimGapInputError
 from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_sensor_profile
 from .fit import RealScan, fit_effect_model
-from .model import SensorEffectModel
+from .model import SensorEffectModel, head_class
 
 __all__ = ["load_real_scans", "mount_height", "tuned_profile", "tune_profile"]
 
@@ -32,17 +33,17 @@ def load_real_scans(
     path: str | os.PathLike[str], profile: SensorProfile, *, limit: int | None = None
 ) -> tuple[list[RealScan], list[dict[str, Any]]]:
     """Organised real scans and their frames from ``path`` (see the module docstring)."""
-    from .real import list_nuscenes_dirs, load_nuscenes_dir, nuscenes_frame, scan_from_frame
+    from .real import list_nuscenes_scans, load_nuscenes_scan, nuscenes_frame, scan_from_frame
 
     p = Path(path)
     try:
-        dirs = list_nuscenes_dirs(p)
+        files = list_nuscenes_scans(p)
     except SimGapInputError:
-        dirs = []
-    if dirs:
-        dirs = dirs[:limit] if limit else dirs
-        scans = [load_nuscenes_dir(d, channels=profile.channels) for d in dirs]
-        frames = [nuscenes_frame(d, sensor=profile.name, frame_id=i) for i, d in enumerate(dirs)]
+        files = []
+    if files:
+        files = files[:limit] if limit else files
+        scans = [load_nuscenes_scan(f, channels=profile.channels) for f in files]
+        frames = [nuscenes_frame(f, sensor=profile.name, frame_id=i) for i, f in enumerate(files)]
         return scans, frames
     from ..data import iter_scans
 
@@ -56,21 +57,30 @@ def load_real_scans(
 
 
 def mount_height(frames: Sequence[dict[str, Any]]) -> float | None:
-    """Sensor height above the ground: minus the median z of ``ground`` returns 4-15 m away (None: < 200 points)."""
+    """Sensor height above the ground: minus the median z of road returns 4-15 m away (any class whose head class
+    is ``ground`` where the labels have no ``road``: raised sidewalks and terrain bias it low); None: < 200 points."""
     import numpy as np
 
-    zs = []
+    from ..data.taxonomy import default_taxonomy
+
+    tax = default_taxonomy()
+    road: list[np.ndarray] = []
+    ground: list[np.ndarray] = []
     for fr in frames:
-        labels = fr["info"]["idToLabels"]
-        ids = [int(k) for k, v in labels.items() if v["class"] == "ground"]
+        names = {int(k): str(v["class"]) for k, v in fr["info"]["idToLabels"].items()}
         pts = np.asarray(fr["data"])
-        m = np.isin(fr["info"]["pointSemantic"], ids)
         d = np.hypot(pts[:, 0], pts[:, 1])
-        zs.append(pts[m & (d >= 4.0) & (d <= 15.0), 2])
-    z = np.concatenate(zs) if zs else np.zeros(0)
-    if z.size < 200 or not -float(np.median(z)) > 0:
-        return None
-    return round(-float(np.median(z)), 3)
+        near = (d >= 4.0) & (d <= 15.0)
+        sem = np.asarray(fr["info"]["pointSemantic"])
+        is_road = [k for k, n in names.items() if n in tax and tax.resolve(n, {"road"}) == "road"]
+        is_ground = [k for k, n in names.items() if head_class(n) == "ground"]
+        road.append(pts[near & np.isin(sem, is_road), 2])
+        ground.append(pts[near & np.isin(sem, is_ground), 2])
+    for zs in (road, ground):
+        z = np.concatenate(zs) if zs else np.zeros(0)
+        if z.size >= 200:
+            return round(-float(np.median(z)), 3) if -float(np.median(z)) > 0 else None
+    return None
 
 
 def tuned_profile(

@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import wasserstein_distance
 
 from ..errors import SimGapInputError
+from .model import head_class
 from .range_image import organize, second_difference
 
 __all__ = ["SceneStats", "scene_stats", "summarize", "compare", "object_fit", "STAT_NAMES"]
@@ -57,8 +58,9 @@ class SceneStats:
 
 
 def _class_mask(frame: Mapping[str, Any], name: str) -> np.ndarray:
+    """Points whose class is ``name`` or rolls up to it (a real scan's ``car`` counts as ``vehicle``)."""
     labels = frame["info"]["idToLabels"]
-    ids = [int(k) for k, v in labels.items() if (v["class"] if isinstance(v, Mapping) else v) == name]
+    ids = [int(k) for k, v in labels.items() if head_class(v["class"] if isinstance(v, Mapping) else v) == name]
     return np.isin(np.asarray(frame["info"]["pointSemantic"]), ids)
 
 

@@ -21,6 +21,7 @@ from ...errors import SimGapInputError
 from ...frame import make_frame
 from ...sensors import EffectSettings, SensorProfile, load_sensor_profile
 from ...tune.apply import apply_sensor_effects
+from ...tune.load import fitted_preset_name
 from .effects import apply_effects
 from .labels import CLASS_IDS, OBJECT_CLASSES, REFLECTIVITY, id_to_labels
 from .raycast import build_mesh, cast_spinning, spinning_directions
@@ -47,12 +48,6 @@ def _check_seed(value: Any, what: str) -> int:
 def _is_profile_path(preset: Any) -> bool:
     text = os.fspath(preset)
     return text.endswith(".toml") or os.sep in text or os.path.isfile(text)
-
-
-def _tuned_preset_name(profile: SensorProfile) -> str:
-    """The preset a tuned profile file is meant for: one with a fitted model, else ``"realistic"``."""
-    fitted = [n for n, e in profile.presets.items() if e.model is not None]
-    return "tuned" if "tuned" in fitted else (fitted[0] if fitted else "realistic")
 
 
 class WarpLidarSource:
@@ -91,7 +86,7 @@ class WarpLidarSource:
         self.profile: SensorProfile = sensor if isinstance(sensor, SensorProfile) else load_sensor_profile(sensor)
         if _is_profile_path(preset):
             tuned = load_sensor_profile(preset)
-            preset = _tuned_preset_name(tuned)
+            preset = fitted_preset_name(tuned)
             self.profile = tuned
         if rotation_rate_hz is not None:
             self.profile = self.profile.at_rotation_rate(rotation_rate_hz)
