@@ -48,10 +48,10 @@ _STATS = ("range_w1", "elevation_w1", "beam_ratio_l1", "roughness", "object_expo
 def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: str | None) -> dict[str, Any]:
     """Measure every source; returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
+    from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.sensors import load_sensor_profile
     from simgap_ext.tune.profile import load_real_scans, tune_profile
-    from simgap_ext.tune.real import head_frame
     from simgap_ext.tune.stats import compare, scene_stats, summarize
 
     t_start = time.perf_counter()
@@ -71,7 +71,7 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
     real = summarize([scene_stats(f, el, cols) for f in held])
 
     config = GateConfig()
-    bank = ReferenceBank.build([head_frame(f) for f in held], config=config, device=device)
+    bank = ReferenceBank.build(held, config=config, device=device)  # real classes rolled up onto the scene level
     gate = FrameGate(bank, config, device=device, quarantine=False)
 
     # Only the object classes the real scans hold (the gate rejects a class without real reference); the
@@ -91,7 +91,7 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         "tuned": WarpLidarSource(tuned, "tuned", device=device, randomizer=world(tuned)),
     }
     rows: dict[str, Any] = {}
-    sets: dict[str, list[dict[str, Any]]] = {"real (fit stretch)": [head_frame(f) for f in fit_frames[:frames]]}
+    sets: dict[str, list[dict[str, Any]]] = {"real (fit stretch)": [roll_up_frame(f) for f in fit_frames[:frames]]}
     for name, src in sources.items():
         sets[name] = [src.render(seed=1000 + i, frame_id=i) for i in range(frames)]
     for name, frs in sets.items():

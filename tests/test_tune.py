@@ -291,9 +291,9 @@ def test_model_classes_match_finer_names_through_the_taxonomy():
     np.testing.assert_array_equal(got, [2, 1, 1, 2, 0, 0, 0])
 
 
-def test_head_frame_rolls_classes_up_to_the_backend_level():
+def test_real_frames_roll_up_to_the_backend_level():
     from simgap_ext.data.taxonomy import class_id
-    from simgap_ext.tune.real import head_frame
+    from simgap_ext.data.taxonomy import roll_up_frame as head_frame
 
     fr = nuscenes_frame(list_nuscenes_scans(DATA)[0])
     names = [fr["info"]["idToLabels"][int(s)]["class"] for s in fr["info"]["pointSemantic"]]

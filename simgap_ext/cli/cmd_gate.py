@@ -55,6 +55,7 @@ def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
             gate,
             iter_scans(args.synthetic, sensor=sensor, **scan_options(args)),
             out_dir=out_dir,
+            transform=_effects(args),
             progress=lambda: progress.advance(task),
         )
     _print(results, config)
@@ -68,6 +69,21 @@ def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
         }
         atomic_write_bytes(args.json, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return 0
+
+
+def _effects(args: argparse.Namespace) -> Any:
+    """The sensor-effect post-process of ``--effects`` (None without it); the profile is read before any scan."""
+    if getattr(args, "effects", None) is None:
+        return None
+    if args.effects_seed < 0:
+        from ..errors import SimGapInputError
+
+        raise SimGapInputError(f"--effects-seed must be >= 0, got {args.effects_seed}")
+    from ..pipeline.offline import effects_transform
+    from ..tune.load import load_effect_model
+
+    model, _, _ = load_effect_model(args.effects)
+    return effects_transform(model, args.effects_seed)
 
 
 def _print(results: list[Any], config: Any) -> None:
@@ -112,6 +128,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="export directory (must not hold a manifest yet)")
     add_offline_arguments(p, bank_required=True)
     add_scan_options(p, what="synthetic scans")
+    p.add_argument(
+        "--effects",
+        type=Path,
+        default=None,
+        metavar="tuned.toml",
+        help="apply a tuned profile's fitted sensor-effect model (`simgap tune`) to every scan before the gate; the "
+        "export holds the processed scans",
+    )
+    p.add_argument("--effects-seed", type=int, default=0, help="seed of the sensor-effect noise (default 0)")
     p.add_argument("--device", default=None, help="Warp device: cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every decision as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -21,9 +21,33 @@ from typing import Any
 
 from .run_dir import MANIFEST_NAME, RunDir
 
-__all__ = ["OfflineResult", "gate_scans", "MANIFEST_NAME"]
+__all__ = ["OfflineResult", "gate_scans", "effects_transform", "MANIFEST_NAME"]
 
 log = logging.getLogger(__name__)
+
+
+def effects_transform(model: Any, seed: int = 0) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """A ``transform`` for :func:`gate_scans` that applies a fitted sensor-effect model to every scan.
+
+    Args:
+        model: a :class:`~simgap_ext.tune.SensorEffectModel` (``simgap tune``; see
+            :func:`simgap_ext.tune.load.load_effect_model`).
+        seed: the run's effect seed; scan ``i`` (in input order) gets ``derive_seed(seed, i, 0)``, so a re-run
+            with the same seed gives the same frames.
+
+    Returns:
+        ``frame -> frame`` (a subset of the points, each moved along its ray; never more points).
+    """
+    from ..tune import apply_sensor_effects
+    from .runner import derive_seed
+
+    index = iter(range(1 << 62))
+
+    def apply(frame: Mapping[str, Any]) -> Mapping[str, Any]:
+        i = next(index)
+        return apply_sensor_effects(frame, model, derive_seed(seed, i, 0), name=f"scan {i}")
+
+    return apply
 
 
 @dataclass

@@ -38,7 +38,7 @@ from .fit import RealScan
 from .model import head_class
 from .range_image import organize
 
-__all__ = ["head_frame", "list_nuscenes_scans", "load_nuscenes_scan", "nuscenes_frame", "scan_from_frame"]
+__all__ = ["list_nuscenes_scans", "load_nuscenes_scan", "nuscenes_frame", "scan_from_frame"]
 
 _NO_RETURN_M = 1.0  # nuScenes stores a no-return firing as a point within centimetres of the origin
 _EGO = "vehicle.ego"  # the label map's own name of the ego vehicle's returns
@@ -140,26 +140,6 @@ def nuscenes_frame(path: str | os.PathLike[str], *, sensor: str = "hdl-32", fram
         sensor=sensor,
         coordinate_frame="sensor",
     )
-
-
-def head_frame(frame: Mapping[str, Any]) -> dict[str, Any]:
-    """``frame`` with every class rolled up to its taxonomy head class (``car`` -> ``vehicle``, taxonomy ids),
-    the classes the embedded backend renders: a reference bank of real frames must use them, or every synthetic
-    class would lack a real reference."""
-    from ..data.taxonomy import default_taxonomy as _tax
-
-    tax = _tax()
-    labels = frame["info"]["idToLabels"]
-    heads = {int(k): head_class(v["class"] if isinstance(v, Mapping) else v) for k, v in labels.items()}
-    new_id = {k: (tax.class_id(h) if h in tax else k) for k, h in heads.items()}
-    sem = np.asarray(frame["info"]["pointSemantic"])
-    lut_keys = np.array(sorted(new_id), dtype=np.int64)
-    lut_vals = np.array([new_id[k] for k in lut_keys.tolist()], dtype=np.uint32)
-    pos = np.searchsorted(lut_keys, sem.astype(np.int64)) if lut_keys.size else np.zeros(sem.shape, np.int64)
-    info = dict(frame["info"])
-    info["pointSemantic"] = lut_vals[pos] if sem.size else sem.astype(np.uint32)
-    info["idToLabels"] = {new_id[k]: {"class": h} for k, h in heads.items()}
-    return {**frame, "info": info}
 
 
 def scan_from_frame(frame: Mapping[str, Any], elevations_deg: Any, columns: int, *, name: str = "") -> RealScan:

@@ -87,9 +87,8 @@ def search_scene_terms(
     el, cols = model.elevations_deg, model.columns
     real = summarize([scene_stats(f, el, cols) for f in real_frames])
     cfg = GateConfig()
-    from .real import head_frame  # the clean renders use head classes: so must the bank
-
-    bank = ReferenceBank.build([head_frame(f) for f in real_frames], config=cfg, device=device, seed=seed)
+    # The bank rolls the real classes up onto the scene vocabulary the renders use (car -> vehicle).
+    bank = ReferenceBank.build(list(real_frames), config=cfg, device=device, seed=seed)
     gate = FrameGate(bank, cfg, device=device, quarantine=False)
 
     def evaluate(m: SensorEffectModel) -> tuple[float, dict[str, float]]:
