@@ -29,13 +29,25 @@ def register(subparsers: Any) -> None:
         "(default: the run's own tuned preset, if it used one)",
     )
     p.add_argument(
-        "--real", type=Path, default=None, help="real scans for the gap section (default: the run's --real directory)"
+        "--real",
+        type=Path,
+        default=None,
+        help="real scans for the gap section and the bird's-eye views (default: the run's --real directory)",
     )
     p.add_argument(
         "--effect-frames",
         type=int,
         default=3,
         help="frames per side measured by the gap section (default 3; 0 leaves it out)",
+    )
+    p.add_argument(
+        "--bev-frames",
+        type=int,
+        default=3,
+        help="rejected attempts drawn from above beside their nearest real frame (default 3; 0 leaves it out)",
+    )
+    p.add_argument(
+        "--bev-radius", type=float, default=50.0, help="half side of the bird's-eye views, metres (default 50)"
     )
     p.set_defaults(func=run)
 
@@ -47,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.effect_frames < 0:
         raise SimGapInputError(f"--effect-frames must be >= 0, got {args.effect_frames}")
-    path = write_report(args.run_dir, args.out, effects=args.effects, real=args.real, effect_frames=args.effect_frames)
+    if args.bev_frames < 0:
+        raise SimGapInputError(f"--bev-frames must be >= 0, got {args.bev_frames}")
+    path = write_report(
+        args.run_dir,
+        args.out,
+        effects=args.effects,
+        real=args.real,
+        effect_frames=args.effect_frames,
+        bev_frames=args.bev_frames,
+        bev_radius=args.bev_radius,
+    )
     print(path)
     return 0

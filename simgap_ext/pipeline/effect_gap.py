@@ -96,13 +96,18 @@ def _exported(base: Path, rows: Sequence[Mapping[str, Any]], n: int) -> list[tup
     return [(picked[name], fr) for name, fr in iter_scans(base, sensor=sensor, only=set(picked))]
 
 
-def _real(real: Path, n: int, sensor: str) -> list[dict]:
+def _real_named(real: Path, n: int, sensor: str) -> list[tuple[str, dict]]:
+    """Up to ``n`` (scan name, frame) of ``real``, evenly spread over the directory's scans."""
     from ..data import iter_scans, list_scans, scan_name
 
     files = list_scans(real)
     # evenly spread over the reference: consecutive scans of one stretch would show one street
     pick = {scan_name(files[int(i)]) for i in np.linspace(0, len(files) - 1, min(n, len(files))).round()}
-    return [fr for _, fr in iter_scans(real, sensor=sensor, only=pick)]
+    return list(iter_scans(real, sensor=sensor, only=pick))
+
+
+def _real(real: Path, n: int, sensor: str) -> list[dict]:
+    return [fr for _, fr in _real_named(real, n, sensor)]
 
 
 def _class_ranges(frames: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

@@ -9,7 +9,8 @@ opens from disk or as an e-mail attachment:
 - JS per class over the run (attempt order) with quarantined attempts marked;
 - the per-class summary table, the most frequent rejection reasons and the run configuration;
 - the gap to the real reference without and with the fitted sensor-effect model (:mod:`.effect_gap`), when the
-  run used a tuned preset or a tuned profile is given.
+  run used a tuned preset or a tuned profile is given;
+- bird's-eye views of a few rejected attempts beside their nearest real frame (:mod:`.bev`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..data.atomic import atomic_write_bytes
 from ..data.manifest import read_manifest
 from ..errors import SimGapInputError
 from ..plots import PAGE_CSS, png_data_uri, use_agg
+from .bev import BevView, bev_views
 from .effect_gap import GAP_STATS, EffectGap, effect_gap
 from .run_dir import MANIFEST_NAME, RUN_CONFIG_NAME, check_schedule
 from .stats import AcceptanceStats
@@ -168,15 +170,45 @@ against {gap.real_frames} real scan(s), on the model's beam table. Smaller is cl
 <figcaption>per-beam return ratio: real, without and with the model</figcaption></figure>"""
 
 
+def _bev_section(views: list[BevView] | str | None) -> str:
+    if views is None:
+        return ""
+    e = html.escape
+    head = '<h2 id="bev">Rejected attempts from above</h2>\n'
+    if isinstance(views, str):
+        return head + f"<p>Not drawn: {e(views)}.</p>"
+    figs = []
+    for v in views:
+        r = v.row
+        real = (
+            f"nearest real frame: {e(str(v.real_name))} (range W1 {v.distance:.2f} m)"
+            if v.real_name is not None
+            else "the nearest real frame needs real scans (`simgap report --real DIR`)"
+        )
+        figs.append(
+            f'<figure class="bev"><img alt="bev frame {e(str(r.get("frame_id")))} attempt {e(str(r.get("attempt")))}" '
+            f'src="{v.image}"><figcaption>frame {e(str(r.get("frame_id")))}, attempt {e(str(r.get("attempt")))} '
+            f"({e(str(r.get('decision')))}); {real}</figcaption></figure>"
+        )
+    note = (
+        "<p>Re-rendered from the manifest rows (same scene, same points as the gate saw); top-down, points coloured "
+        "by class, the attempt's failing classes highlighted. Nearest real frame: smallest Wasserstein-1 distance "
+        "between the point range distributions.</p>\n"
+    )
+    return head + note + "\n".join(figs)
+
+
 def render_report_html(
     stats: AcceptanceStats,
     *,
     title: str,
     run_config: dict[str, Any] | None = None,
     effect: EffectGap | str | None = None,
+    bev: list[BevView] | str | None = None,
 ) -> str:
     """The report page for ``stats`` (see the module docstring); ``effect``: the effect-model section's numbers,
-    or why they are missing (None: no section)."""
+    or why they are missing (None: no section); ``bev``: the bird's-eye views, or why they are missing (None: no
+    section)."""
     plots = _plots(stats, dict((run_config or {}).get("gate_config") or {}))
     f = stats.frame_counts
     e = html.escape
@@ -229,6 +261,7 @@ re-randomized {f["rerandomized"]} &middot; held back {f["held_back"]}</p>
 <h2>Plots</h2>
 {imgs}
 {_effect_section(effect)}
+{_bev_section(bev)}
 <h2>Run configuration</h2>
 <pre>{cfg}</pre>
 </body></html>
@@ -242,6 +275,8 @@ def write_report(
     effects: str | Path | None = None,
     real: str | Path | None = None,
     effect_frames: int = 3,
+    bev_frames: int = 3,
+    bev_radius: float = 50.0,
 ) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) for a generation run.
 
@@ -253,6 +288,9 @@ def write_report(
             own); without either, the section only says how to get it.
         real: real scans for that section (default: the run's ``real`` reference directory).
         effect_frames: frames per side of that section (0: no section).
+        bev_frames: rejected attempts drawn from above beside their nearest real frame (0: no section; the real
+            scans: ``real``, else the run's reference directory).
+        bev_radius: half side of those views, metres.
 
     Returns:
         The path written.
@@ -293,8 +331,15 @@ def write_report(
         except SimGapInputError as exc:  # e.g. an unreadable reference scan: the rest of the page still helps
             _log.warning("effect-model section skipped: %s", exc)
             effect = str(exc)
+    bev: list[BevView] | str | None = None
+    if bev_frames > 0:
+        try:
+            bev = bev_views(rows, run_config, real=real, frames=bev_frames, radius=bev_radius)
+        except SimGapInputError as exc:
+            _log.warning("bird's-eye section skipped: %s", exc)
+            bev = str(exc)
     page = render_report_html(
-        stats, title=f"SimGap generation report: {base.name}", run_config=run_config, effect=effect
+        stats, title=f"SimGap generation report: {base.name}", run_config=run_config, effect=effect, bev=bev
     )
     target = Path(out) if out is not None else base / "report.html"
     atomic_write_bytes(target, page.encode("utf-8"))
