@@ -99,23 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_registered(args: argparse.Namespace) -> int:
     """Registered, per-class calibration (the default)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..data import count_scans, iter_scans
     from ..metrics.sensor_calibration import calibrate_sensor, read_poses, write_calibration
+    from ._progress import progress_bar
 
     poses = read_poses(args.poses) if args.poses is not None else None
     n = count_scans(args.real)
-    with Progress(
-        TextColumn("registering"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=args.no_progress,
-    ) as progress:
+    with progress_bar("registering", disable=args.no_progress) as progress:
         task = progress.add_task("pairs", total=max(0, min(n - 1, args.max_pairs)))
         calib = calibrate_sensor(
             iter_scans(args.real, **scan_options(args)),

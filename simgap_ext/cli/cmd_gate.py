@@ -28,12 +28,10 @@ def add_offline_arguments(p: argparse.ArgumentParser, *, bank_required: bool) ->
 
 def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
     """Gate ``args.synthetic`` against ``args.bank`` (export into ``out_dir`` when given), print the verdicts."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..data import count_scans, iter_scans
     from ..gate import FrameGate, ReferenceBank, load_gate_config
     from ..pipeline.offline import gate_scans
+    from ._progress import progress_bar
     from ._scan_options import scan_options
 
     bank = ReferenceBank.load(args.bank)
@@ -41,15 +39,7 @@ def run_offline(args: argparse.Namespace, out_dir: Path | None) -> int:
     gate = FrameGate(bank, config, device=args.device, quarantine=False if args.no_quarantine else None)
     sensor = args.scan_sensor or bank.sensor or "unknown"
     n = count_scans(args.synthetic)
-    with Progress(
-        TextColumn("gating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=getattr(args, "no_progress", False),
-    ) as progress:
+    with progress_bar("gating", disable=getattr(args, "no_progress", False)) as progress:
         task = progress.add_task("gate", total=n)
         results = gate_scans(
             gate,

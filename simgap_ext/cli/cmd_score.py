@@ -208,18 +208,9 @@ def run(args: argparse.Namespace) -> int:
     # only paired scans are read: a real set with thousands of scans scores 100 synthetic twins in 100 reads
     real_it = iter_scans(args.real, sensor=sensor, only=wanted_real, **scan_options(args))
     synth_it = iter_scans(args.synthetic, sensor=sensor, only=wanted_synth)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from ._progress import progress_bar
 
-    with Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=args.no_progress,
-    ) as progress:
+    with progress_bar("scoring", disable=args.no_progress) as progress:
         task = progress.add_task("score", total=len(pairs))
         for (rn, rf), (sn, sf) in zip(real_it, synth_it, strict=False):
             scorer.add(rn, rf, sn, sf)

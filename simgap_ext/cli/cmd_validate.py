@@ -38,27 +38,17 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``simgap validate``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..data import atomic_write_bytes
     from ..gate import load_gate_config
     from ..gate.realsets import iter_real_scans
     from ..gate.validation import format_table, validate_gate, write_validation_html
+    from ._progress import progress_bar
 
     config = load_gate_config(args.gate_config)
     results = []
     for folder in args.real:
         frames = list(iter_real_scans(folder, label_map=args.label_map, sensor=args.sensor))
-        with Progress(
-            TextColumn(f"validating {folder.name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            disable=args.no_progress,
-        ) as progress:
+        with progress_bar(f"validating {folder.name}", disable=args.no_progress) as progress:
             task = progress.add_task("folds", total=min(args.folds, len(frames)))
             rows = validate_gate(
                 frames,
