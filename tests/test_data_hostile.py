@@ -4,16 +4,15 @@ every reader never ends in another exception or a hang."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
-import signal
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _timeouts import fail_after  # noqa: E402  (tests/ helper module)
 
 from simgap_ext.cli import main
 from simgap_ext.data import PointCloud, load_label_map, load_point_cloud, write_point_cloud
@@ -24,20 +23,9 @@ from simgap_ext.errors import SimGapError, SimGapInputError
 DATA = Path(__file__).resolve().parent / "data"
 
 
-@contextlib.contextmanager
 def _hang_guard(seconds: int = 30):
     """Fail (instead of hanging the suite) when a read runs longer than ``seconds``; not a timing assertion."""
-
-    def _boom(signum, frame):  # noqa: ANN001, ARG001
-        raise TimeoutError(f"read still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, _boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    return fail_after(seconds, "read")
 
 
 def _cloud(n: int = 64, seed: int = 0) -> PointCloud:

@@ -11,12 +11,12 @@ import contextlib
 import io
 import json
 import random
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _timeouts import fail_after  # noqa: E402  (tests/ helper module)
 
 from simgap_ext.cli import main
 
@@ -28,24 +28,10 @@ _SCALARS = ["5", "-1", "0", "1.5", "nan", "inf", "-inf", "1e308", '"x"', '""', "
 _JSON_VALUES: list = [None, True, -1, 0, 2.5, 1e308, "x", "", [], {}, [1, 2], {"a": 1}, 10**30, ["x"], {"k": "v"}]
 
 
-@contextlib.contextmanager
-def _alarm(seconds: int) -> Iterator[None]:
-    def on_alarm(signum, frame):  # noqa: ARG001
-        raise TimeoutError(f"case ran longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def _run(argv: list[str], label: str) -> int:
     err = io.StringIO()
     out = io.StringIO()
-    with _alarm(_CASE_LIMIT_S), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+    with fail_after(_CASE_LIMIT_S), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             rc = main(argv)
         except BaseException as exc:  # noqa: BLE001 - any escape is the failure being looked for
