@@ -356,10 +356,14 @@ def roll_up_frame(
             return name
         return tax.resolve(name, vocab) or name
 
+    if all(target(n) == n for n in names.values()):
+        # Already at the vocabulary's level (every embedded frame): decided from the label map alone, without a pass
+        # over the points, since the gate calls this on every frame it judges.
+        return frame
     sem = np.asarray(info["pointSemantic"])
     present, inverse = np.unique(sem, return_inverse=True)
     if all(target(names.get(int(i), "")) == names.get(int(i)) for i in present.tolist()):
-        return frame  # already at the vocabulary's level (every embedded frame): nothing to copy
+        return frame  # only labels no point carries are finer: nothing to copy
 
     new_ids = np.zeros(present.shape[0], np.uint32)
     labels: dict[int, dict[str, str]] = {}
