@@ -39,9 +39,9 @@ demo: install
 
 # The suite runs twice: on the project venv (Python 3.11 here, with torch) and on the Kit venv (Python 3.12, the
 # numpy Kit pins, no torch: those few tests skip), the two interpreters Isaac Sim 5.x and 6.x bring.
+# Side by side (scripts/run_tests.sh): each run is mostly one thread, so on 2 cores the pair takes about as long as one.
 test: install kit-env
-	$(BIN)/python -m pytest -q
-	PYTHONPATH=$(CURDIR) .venv-kit/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/test_kit_headless.py
+	bash scripts/run_tests.sh
 	$(MAKE) --no-print-directory test-py310
 
 # Isaac Sim 4.5 runs Python 3.10: the payload / writer / Kit-side tests on it (~1 min, plus ~1 min to build the venv
