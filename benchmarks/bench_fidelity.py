@@ -16,7 +16,7 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 8]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations 48] [--device cpu] [--json OUT]
 """
 
@@ -97,7 +97,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
     for name, frs in sets.items():
         summ = summarize([scene_stats(f, el, cols) for f in frs])
         dist = compare(real, summ)
-        accepted = sum(int(gate.evaluate(f, update_quarantine=False).accepted) for f in frs)
+        decisions = [gate.evaluate(f, update_quarantine=False) for f in frs]
+        accepted = sum(int(d.accepted) for d in decisions)
         rows[name] = {
             "distances": dist,
             "object_exponent": summ["object_exponent"],
@@ -107,6 +108,12 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
             "points_per_frame": summ["points_per_frame"],
             "gate_acceptance": accepted / len(frs),
             "frames": len(frs),
+            # Why frames were rejected, and the mean scene component scores: what to look at before tuning.
+            "rejections": [r for d in decisions if not d.accepted for r in d.reasons],
+            "scene_components": {
+                k: float(sum(d.scene_components.get(k, math.nan) for d in decisions) / len(decisions))
+                for k in sorted({k for d in decisions for k in d.scene_components})
+            },
         }
     return {
         "real": str(real_dir),
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=_DEFAULT_REAL, help="nuScenes keyframe folders")
     parser.add_argument("--fit", type=int, default=20, help="keyframes the tuned model is fitted on (default 20)")
-    parser.add_argument("--frames", type=int, default=8, help="synthetic frames per source (default 8)")
+    parser.add_argument("--frames", type=int, default=20, help="synthetic frames per source (default 20)")
     parser.add_argument("--evaluations", type=int, default=48, help="CMA-ES evaluations of the tune (default 48)")
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -166,9 +173,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{_fmt(d['roughness'], 4):>12} {obj_exp:>14} {obj_n10:>18} {row['points_per_frame']:>9.0f} "
             f"{100 * row['gate_acceptance']:>7.0f}%"
         )
-    tuned, ideal = res["rows"]["tuned"]["distances"], res["rows"]["ideal"]["distances"]
-    wins = [k for k in _STATS if tuned[k] < ideal[k]]
-    print(f"tuned closer to real than ideal on {len(wins)}/{len(_STATS)} statistics ({', '.join(wins)})")
+    ideal = res["rows"]["ideal"]["distances"]
+    for name in ("tuned", "realistic"):
+        dist = res["rows"][name]["distances"]
+        wins = [k for k in _STATS if dist[k] < ideal[k]]
+        print(f"{name} closer to real than ideal on {len(wins)}/{len(_STATS)} statistics ({', '.join(wins)})")
+    tuned_row = res["rows"]["tuned"]
+    reasons: dict[str, int] = {}
+    for r in tuned_row["rejections"]:
+        key = r.split(":")[0] + ": " + r.split("worst: ")[-1].split(" ")[0] if "worst: " in r else r
+        reasons[key] = reasons.get(key, 0) + 1
+    if reasons:
+        top = ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
+        print(f"tuned rejections (reason: worst component x count): {top}")
     print(f"total {res['seconds']:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2, default=float) + "\n")

@@ -64,6 +64,7 @@ def bench(sensor: str, preset: str, device: str, frames: int) -> dict[str, float
             src.effects,
             max_range=prof.max_range,
             rng=np.random.default_rng(i),
+            elevations_deg=np.asarray(prof.vertical_angles_deg),
         )
         t4 = time.perf_counter()
         for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):

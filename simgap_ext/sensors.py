@@ -48,11 +48,15 @@ EFFECT_NAMES = (
     "mixed_pixels",
     "intensity_falloff",
     "intensity_noise",
+    "sky_drop",
+    "self_occlusion",
 )
 
 _INTENSITY_MODELS = ("reflectivity", "physical")
 _PROBABILITIES = ("random_drop", "mixed_pixel_prob")
 _BOOLEANS = ("range_drop", "incidence_drop")
+# Elevations (degrees) may be negative; the azimuth lies in [0, 360).
+_ELEVATIONS = ("sky_drop_elevation_deg", "self_occlusion_elevation_deg")
 
 
 class ReadOnlyMapping(Mapping):
@@ -110,6 +114,16 @@ class EffectSettings:
         intensity_model: ``"reflectivity"`` (intensity = surface reflectivity) or ``"physical"``
             (reflectivity * cos(incidence) * range fall-off).
         intensity_noise_sigma: additive Gaussian intensity noise (intensity is in [0, 1]).
+        sky_drop_per_deg: no-return probability of a ray per degree of elevation above ``sky_drop_elevation_deg``
+            (clipped to 1; 0 disables): real upper beams look at sky through gaps a synthetic street fills with
+            facades and trees, so they return less often than the embedded world lets them.
+        sky_drop_elevation_deg: elevation (degrees) where the sky no-return ramp starts.
+        self_occlusion_per_deg: share of the azimuth circle the sensor's own vehicle hides, per degree of
+            elevation below ``self_occlusion_elevation_deg`` (clipped to 1; 0 disables): the roof and body return
+            nothing (real sensors and datasets drop those returns), in two sectors centred on
+            ``self_occlusion_azimuth_deg`` and the opposite direction (the body is longer than it is wide).
+        self_occlusion_elevation_deg: elevation (degrees) below which beams start to hit the vehicle.
+        self_occlusion_azimuth_deg: centre of the first hidden sector, degrees counter-clockwise from +x.
         model: a sensor-effect model fitted to real scans (``simgap tune``); when set, the embedded backend
             renders clean ranges and applies this model (:func:`simgap_ext.tune.apply_sensor_effects`) instead
             of the parametric effects above. TOML: a ``[presets.<name>.model]`` table.
@@ -127,6 +141,11 @@ class EffectSettings:
     mixed_pixel_max_gap: float = 4.0
     intensity_model: str = "reflectivity"
     intensity_noise_sigma: float = 0.0
+    sky_drop_per_deg: float = 0.0
+    sky_drop_elevation_deg: float = 0.0
+    self_occlusion_per_deg: float = 0.0
+    self_occlusion_elevation_deg: float = 0.0
+    self_occlusion_azimuth_deg: float = 0.0
     model: SensorEffectModel | None = None
 
     def __post_init__(self) -> None:
@@ -145,6 +164,11 @@ class EffectSettings:
                     raise SimGapInputError(f"{f.name!r} must be true or false, got {val!r}")
             elif isinstance(val, bool) or not isinstance(val, numbers.Real) or not math.isfinite(val):
                 raise SimGapInputError(f"{f.name!r} must be a finite number, got {val!r}")
+            elif f.name in _ELEVATIONS:
+                if not -90.0 <= val <= 90.0:
+                    raise SimGapInputError(f"{f.name!r} is an elevation and must be in [-90, 90] degrees, got {val}")
+            elif f.name == "self_occlusion_azimuth_deg" and not 0.0 <= val < 360.0:
+                raise SimGapInputError(f"{f.name!r} must be in [0, 360) degrees, got {val}")
             elif val < 0:
                 raise SimGapInputError(f"{f.name!r} must be >= 0, got {val}")
             elif f.name in _PROBABILITIES and val > 1:
@@ -177,6 +201,10 @@ class EffectSettings:
                 off["intensity_model"] = "reflectivity"
             elif name == "intensity_noise":
                 off["intensity_noise_sigma"] = 0.0
+            elif name == "sky_drop":
+                off["sky_drop_per_deg"] = 0.0
+            elif name == "self_occlusion":
+                off["self_occlusion_per_deg"] = 0.0
             else:
                 raise SimGapInputError(f"unknown sensor effect {name!r} (known: {', '.join(EFFECT_NAMES)})")
         return replace(self, **off)
@@ -191,6 +219,8 @@ class EffectSettings:
             "mixed_pixels": self.mixed_pixel_prob > 0,
             "intensity_falloff": self.intensity_model == "physical",
             "intensity_noise": self.intensity_noise_sigma > 0,
+            "sky_drop": self.sky_drop_per_deg > 0,
+            "self_occlusion": self.self_occlusion_per_deg > 0,
         }
         if self.model is not None:
             return ["fitted_model"]

@@ -142,3 +142,57 @@ def test_shape_validation():
             max_range=1.0,
             rng=np.random.default_rng(),
         )
+
+
+def test_self_occlusion_hides_growing_sectors_of_the_low_beams():
+    """Beams below -10 degrees lose 0.1 of the circle per degree, in two sectors centred on 90 and 270 degrees:
+    hand-computed column sets on a 360-column scan (one column per degree)."""
+    el = np.array([5.0, -10.0, -12.5, -15.0, -25.0])
+    r = np.full((el.size, 360), 10.0, dtype=np.float32)
+    s = EffectSettings(self_occlusion_per_deg=0.1, self_occlusion_elevation_deg=-10.0, self_occlusion_azimuth_deg=90.0)
+    res = apply_effects(
+        r, np.ones_like(r), np.full_like(r, 0.3), s, max_range=MAX_R, rng=np.random.default_rng(0), elevations_deg=el
+    )
+    hidden = ~res.keep
+    assert not hidden[:2].any()  # above the start elevation: untouched
+    az = np.arange(360)
+    for b, half in ((2, 22.5), (3, 45.0)):  # share 0.25 -> 2 sectors of 45 deg; share 0.5 -> 2 of 90 deg
+        expect = (np.abs(az - 90) < half) | (np.abs(az - 270) < half)
+        np.testing.assert_array_equal(hidden[b], expect)
+    assert hidden[4].all()  # share clipped to 1: the whole circle
+    # Deterministic: the vehicle hides the same cells whatever the noise seed.
+    other = apply_effects(
+        r, np.ones_like(r), np.full_like(r, 0.3), s, max_range=MAX_R, rng=np.random.default_rng(7), elevations_deg=el
+    )
+    np.testing.assert_array_equal(other.keep, res.keep)
+
+
+def test_sky_drop_ramps_with_elevation_and_leaves_other_draws_alone():
+    el = np.array([10.0, 5.0, 0.0, -10.0])
+    r = np.full((el.size, 20000), 30.0, dtype=np.float32)
+    base = EffectSettings(range_noise_sigma=0.02, random_drop=0.1)
+    sky = EffectSettings(range_noise_sigma=0.02, random_drop=0.1, sky_drop_per_deg=0.05, sky_drop_elevation_deg=0.0)
+
+    def run(settings):
+        return apply_effects(
+            r,
+            np.ones_like(r),
+            np.full_like(r, 0.3),
+            settings,
+            max_range=MAX_R,
+            rng=np.random.default_rng(3),
+            elevations_deg=el,
+        )
+
+    a, b = run(base), run(sky)
+    # p_sky = 0.05 * elevation: 0.5 at 10 deg, 0.25 at 5 deg, 0 at and below the horizon (binomial, 20k columns).
+    for i, p in enumerate((0.5, 0.25, 0.0, 0.0)):
+        assert b.keep[i].mean() == pytest.approx(a.keep[i].mean() * (1 - p), abs=0.012)
+    # Drawn after every other array: ranges and the other drops of the kept rays are unchanged.
+    assert not (b.keep & ~a.keep).any()
+    np.testing.assert_array_equal(a.range, b.range)
+    assert sky.without("sky_drop") == base and sky.active_effects() == ["range_noise", "random_drop", "sky_drop"]
+    with pytest.raises(SimGapInputError, match="need the 4 beam elevations"):
+        apply_effects(r, np.ones_like(r), np.full_like(r, 0.3), sky, max_range=MAX_R, rng=np.random.default_rng(0))
+    with pytest.raises(SimGapInputError, match="elevation and must be in"):
+        EffectSettings(sky_drop_elevation_deg=95.0)

@@ -99,7 +99,11 @@ CALIBRATION_FLOORS = {
 
 
 def sensor_geometry(sensor: str | None) -> tuple[tuple[float, ...] | None, int | None]:
-    """(beam elevations in degrees, columns per revolution) of a sensor profile, or (None, None) if unknown."""
+    """(beam elevations in degrees, columns per revolution) of a sensor profile, or (None, None) if unknown.
+
+    The column count is the datasheet's *nominal* one (one rotation rate): :func:`~.frame_stats.frame_stats`
+    measures the count each frame actually has and uses that when it differs.
+    """
     if not sensor or sensor == "unknown":
         return None, None
     try:
@@ -421,6 +425,7 @@ class ReferenceBank:
         heights: list[tuple[str, int, np.ndarray]] = []
         descs: list[tuple[str, int, np.ndarray]] = []
         scene_r, scene_g, beam_rows = [], [], []
+        columns_seen: list[int] = []
         feats: dict[str, list[np.ndarray]] = {}
         n_frames = 0
         any_points = False
@@ -469,6 +474,8 @@ class ReferenceBank:
             scene_r.append(_subsample(st.ranges, cfg.max_scene_samples, rng))
             scene_g.append(_subsample(st.scene_roughness(), cfg.max_scene_samples, rng))
             beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
+            if st.columns:
+                columns_seen.append(int(st.columns))
             if st.n_points and st.crops:
                 for c, f in instance_features(frame, backbone, min_points=cfg.min_points).items():
                     arr = np.asarray(f, dtype=np.float32)
@@ -564,6 +571,9 @@ class ReferenceBank:
                 "config": cfg.to_dict(),
                 "seed": int(seed),
                 "class_level": class_level,
+                # Columns per revolution the real scans measurably have (frame_stats.measured_columns): the
+                # profile's datasheet count holds at one rotation rate only. Informational; banks without it load.
+                **({"columns": int(np.median(columns_seen))} if columns_seen else {}),
             },
         )
         bank._calibrate(cfg, device=device, rng=rng)

@@ -15,7 +15,10 @@ One pass over a validated frame gives everything the reference bank stores and t
 - the frame's range distribution.
 
 Rings come from the sensor profile's beam table (points must be in the sensor frame, origin at the sensor, or
-the frame must carry ``sensor_origin``); without a profile, rings are found by quantising elevations.
+the frame must carry ``sensor_origin``); without a profile, rings are found by quantising elevations. Columns per
+revolution are *measured* on the frame (:func:`measured_columns`): the profile's datasheet count holds at one
+rotation rate only (an HDL-32E fires 2170 columns a turn at 10 Hz, 1085 at 20 Hz as in nuScenes), and ring
+neighbours judged on the wrong azimuth step are never adjacent, which would silently empty every ring statistic.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ import numpy as np
 
 from ..frame import id_to_class
 
-__all__ = ["Crop", "FrameStats", "frame_stats", "canonical_crop", "ring_ids", "range_roughness", "ROUGHNESS_CLIP"]
+__all__ = [
+    "Crop",
+    "FrameStats",
+    "frame_stats",
+    "canonical_crop",
+    "ring_ids",
+    "range_roughness",
+    "measured_columns",
+    "ROUGHNESS_CLIP",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,14 @@ SURFACE_GAP = 0.3
 NO_RETURN_RANGE = 0.3
 # Without a beam table, elevations closer than this (degrees) are one ring; real beam spacings are >= 0.1 deg.
 _RING_QUANTUM_DEG = 0.05
+# Column measurement: fewest same-ring azimuth gaps to measure from (fewer: the nominal count is kept), the
+# log-width of the histogram bins the modal gap is found with, the half-width (log) of the window around the mode
+# whose median is the step (real firings jitter by a few per cent), and the relative deviation from the nominal
+# count within which the nominal count is kept (a measured 1081 on a 1085-column sensor is jitter, not a rate).
+_MIN_COLUMN_GAPS = 200
+_GAP_BIN_LOG = 0.05
+_GAP_WINDOW_LOG = 0.2
+_NOMINAL_TOLERANCE = 0.1
 
 
 @dataclass
@@ -92,6 +112,8 @@ class FrameStats:
         class_list: class names indexed by ``class_of_point``.
         beam_ratio: (B,) float32 return ratio per beam, or ``None`` without a beam table.
         duplicate_fraction: share of points that coincide with another point (within the tolerance).
+        columns: columns per revolution the ring statistics used (measured on the frame, see
+            :func:`measured_columns`), ``None`` without a profile column count.
     """
 
     n_points: int
@@ -111,6 +133,7 @@ class FrameStats:
     heights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     desc_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
+    columns: int | None = None
 
     def class_descriptors(self, class_name: str) -> np.ndarray:
         """(S_c, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) of a class's points."""
@@ -207,6 +230,49 @@ def ring_ids(points: np.ndarray, vertical_angles_deg: Sequence[float] | None = N
     return order[idx].astype(np.int64)
 
 
+def measured_columns(
+    points: np.ndarray, rings: np.ndarray, nominal: int | None = None, *, min_gaps: int = _MIN_COLUMN_GAPS
+) -> int | None:
+    """Columns per revolution a frame actually has, from the azimuth gaps between consecutive returns of a ring.
+
+    The step is the *modal* gap (median of the gaps within a few per cent of the histogram mode), not the median:
+    ray drop and subsampling remove returns at random, which makes gaps of 2, 3, ... steps, but one step stays the
+    most frequent gap (geometric distribution), so a thinned frame is not mistaken for a slower-spinning sensor.
+
+    Args:
+        points: (N, 3) float32 sensor-frame points (returns closer than ``NO_RETURN_RANGE`` are ignored).
+        rings: (N,) int64 ring id per point.
+        nominal: the sensor profile's columns per revolution; returned when the measurement lies within 10 % of
+            it (jitter) or when the frame has too few same-ring gaps to measure.
+        min_gaps: fewest same-ring gaps a measurement needs.
+
+    Returns:
+        Columns per revolution (``nominal``, possibly ``None``, when not measurable).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape[0] < 2:
+        return nominal
+    keep = np.einsum("ij,ij->i", pts, pts) >= NO_RETURN_RANGE**2
+    az = np.arctan2(pts[keep, 1], pts[keep, 0])
+    rg = np.asarray(rings)[keep]
+    order = np.lexsort((az, rg))
+    gap = np.diff(az[order])
+    gap = gap[(rg[order][1:] == rg[order][:-1]) & (gap > 1e-7)]
+    if gap.size < min_gaps:
+        return nominal
+    lg = np.log(gap)
+    n_bins = max(1, int(np.ceil((lg.max() - lg.min()) / _GAP_BIN_LOG)))
+    hist, edges = np.histogram(lg, bins=n_bins)
+    mode = 0.5 * (edges[hist.argmax()] + edges[hist.argmax() + 1])
+    step = float(np.exp(np.median(lg[np.abs(lg - mode) <= _GAP_WINDOW_LOG])))
+    columns = int(round(2.0 * np.pi / step))
+    if columns < 1:
+        return nominal
+    if nominal and abs(columns / float(nominal) - 1.0) <= _NOMINAL_TOLERANCE:
+        return int(nominal)
+    return columns
+
+
 def range_roughness(
     points: np.ndarray,
     rings: np.ndarray,
@@ -280,7 +346,9 @@ def frame_stats(
         frame: a frame validated by :func:`simgap_ext.frame.validate_frame` (sensor frame, or with a
             ``sensor_origin`` (3,) key for world-frame points).
         vertical_angles_deg: the sensor's beam table (enables beam return ratios and exact rings).
-        horizontal_resolution: columns per revolution (enables return ratios and the exact azimuth step).
+        horizontal_resolution: the profile's columns per revolution (enables return ratios and the exact azimuth
+            step); a frame that measurably has another count (another rotation rate, :func:`measured_columns`)
+            is judged on its own count, recorded in :attr:`FrameStats.columns`.
         background_classes: classes never cropped into instances.
         duplicate_tolerance: grid size (metres) under which two points count as duplicates.
 
@@ -308,7 +376,8 @@ def frame_stats(
     background = set(background_classes)
 
     rings = ring_ids(pts, vertical_angles_deg) if n else np.zeros(0, np.int64)
-    step = 2 * np.pi / horizontal_resolution if horizontal_resolution else None
+    columns = measured_columns(pts, rings, horizontal_resolution) if horizontal_resolution else None
+    step = 2 * np.pi / columns if columns else None
     rough, adjacent, continuous = range_roughness(
         pts, rings, class_of_point.astype(np.int64) << 32 | inst, azimuth_step=step
     )
@@ -345,9 +414,9 @@ def frame_stats(
 
     desc_index, descriptors = local_descriptors(pts)
     beam_ratio = None
-    if vertical_angles_deg is not None and horizontal_resolution and n:
+    if vertical_angles_deg is not None and columns and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
-        beam_ratio = (counts / float(horizontal_resolution)).astype(np.float32)
+        beam_ratio = (counts / float(columns)).astype(np.float32)
     dup = 0.0
     # Points within NO_RETURN_RANGE of the sensor are no-return encodings (nuScenes keeps them at the origin),
     # not an accumulated capture: they do not count as duplicates.
@@ -378,4 +447,5 @@ def frame_stats(
         heights=pts[:, 2].astype(np.float32, copy=True) if n else np.zeros(0, np.float32),
         desc_index=desc_index,
         descriptors=descriptors,
+        columns=columns,
     )

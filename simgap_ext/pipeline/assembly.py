@@ -262,6 +262,7 @@ def assemble_run(
     rotation_rate_hz: float | None = None,
     pipeline: bool = False,
     calib: str | os.PathLike[str] | None = None,
+    run_extra: Mapping[str, Any] | None = None,
 ) -> RunAssembly:
     """Assemble bank, gate, focus plan and runner for a generation run (renders nothing of the run).
 
@@ -286,6 +287,8 @@ def assemble_run(
             source that must stay on Kit's main thread); see :class:`~simgap_ext.pipeline.GenerationRunner`.
         calib: a ``calib.toml`` from ``simgap calibrate --out``: its per-class Chamfer ``d_max`` floors are applied
             to the bank (its hash is recorded in ``run.json``, so a resume with another calibration is refused).
+        run_extra: more settings recorded in ``run.json`` and compared on resume (the Kit batch's sensor-effect
+            profile and its hash).
 
     Raises:
         SimGapInputError: unusable inputs, a directory holding a run without ``resume`` or files SimGap did not
@@ -344,6 +347,7 @@ def assemble_run(
         # Only when set, so that the run.json (and run id) of a run at the profile's rate stays as it was.
         **extra,
         **({"launched_by": launched_by} if launched_by else {}),
+        **dict(run_extra or {}),
         **ident,
     }
     runner = GenerationRunner(

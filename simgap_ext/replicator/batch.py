@@ -9,14 +9,21 @@ settings instead of command-line flags, plus two things a Kit session needs:
   with ``resume=true``;
 - a self-reference bank for smoke runs: with neither ``bank_path`` nor ``real_dir`` the bank is built from
   ``reference_frames`` frames of the embedded backend rendered with seeds disjoint from the run's. The gate then
-  checks consistency with the simulator itself, not the sim-to-real gap; a warning says so.
+  checks consistency with the simulator itself, not the sim-to-real gap; a warning says so;
+- the fitted sensor-effect model on Replicator frames: with ``backend=replicator`` and ``effects_profile`` set,
+  every frame the source renders gets :func:`~simgap_ext.tune.apply_sensor_effects` before the gate, seeded by
+  :func:`~simgap_ext.replicator.writer.frame_effect_seed` exactly as ``SimGapWriter`` seeds it (run seed, frame
+  id, attempt, render product), so a batch and a writer capture of the same frames apply the same noise. The
+  embedded backend takes the tuned profile as its ``preset`` instead (it renders the model itself).
 
 Pure Python (no omni import): the extension calls :func:`prepare_batch` and :func:`run_batch`, tests call them too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +34,8 @@ from ..errors import SimGapError, SimGapInputError
 from ..pipeline.assembly import KIT_NAMES, SELF_REFERENCE_SEED, assemble_run
 from ..pipeline.run_dir import BANK_CACHE_NAME
 from ..settings import BatchSettings, GateSettings, WriterSettings
+from ..tune.apply import apply_sensor_effects
+from .writer import _load_effects, frame_effect_seed
 
 __all__ = [
     "BANK_CACHE_NAME",
@@ -88,6 +97,63 @@ class _CancellableSource:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
+
+
+class _EffectsSource:
+    """A scene source whose frames get the fitted sensor-effect model, the post-process ``SimGapWriter`` applies.
+
+    Args:
+        source: the scene source (Replicator frames in the sensor frame).
+        model: the fitted :class:`~simgap_ext.tune.SensorEffectModel`.
+        run_seed: the batch's seed (the writer's ``seed``).
+        render_product: the render product the frames come from (part of the noise seed, as in the writer).
+    """
+
+    def __init__(self, source: Any, model: Any, run_seed: int, render_product: str) -> None:
+        self._source = source
+        self._model = model
+        self._run_seed = int(run_seed)
+        self._render_product = str(render_product)
+        self.sensor_name = getattr(source, "sensor_name", "unknown")
+        self.class_names = list(getattr(source, "class_names", ()) or ())
+        self.applied = 0
+
+    def render(self, **kwargs: Any) -> dict[str, Any]:
+        frame = self._source.render(**kwargs)
+        if not len(frame["data"]):  # nothing to post-process: the gate reports the empty capture
+            return frame
+        seed = frame_effect_seed(
+            self._run_seed, int(kwargs.get("frame_id", 0)), int(kwargs.get("attempt", 0)), self._render_product
+        )
+        out = apply_sensor_effects(frame, self._model, seed, name=f"replicator frame {kwargs.get('frame_id', 0)}")
+        self.applied += 1
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+def _effects_wrapper(
+    backend: str, replicator: WriterSettings | None, sensor: str, run_seed: int
+) -> tuple[Any, dict[str, Any]]:
+    """(source wrapper or None, what ``run.json`` records) for the writer settings' ``effects_profile``."""
+    profile = (replicator.effects_profile or "").strip() if replicator else ""
+    if not profile:
+        return None, {}
+    if backend != "replicator":
+        _log.warning(
+            "SimGap: effects_profile=%s applies to Replicator frames; the embedded backend renders with its preset "
+            "(set /exts/simgap_ext/preset to the tuned profile to render with the fitted model)",
+            profile,
+        )
+        return None, {}
+    model, _ = _load_effects(profile, replicator.annotator, sensor, owner="SimGap batch (backend=replicator)")
+    # The model's content, not the file's bytes: a resume with another fitted model is refused, a re-saved or
+    # moved file with the same model is not.
+    digest = hashlib.sha256(json.dumps(model.to_dict(), sort_keys=True).encode()).hexdigest()
+    extra = {"effects_profile": profile, "effects_model_sha256": digest}
+    render_product = replicator.render_product
+    return (lambda source: _EffectsSource(source, model, run_seed, render_product)), extra
 
 
 @dataclass
@@ -153,6 +219,11 @@ def prepare_batch(
     backend = resolve_backend(batch.backend, render_product=replicator.render_product if replicator else "")
     device = resolve_device(None if batch.device == "auto" else batch.device)
     cancel = threading.Event()
+    with_effects, effects_extra = _effects_wrapper(backend, replicator, batch.sensor, batch.seed)
+
+    def wrap(source: Any) -> Any:
+        return _CancellableSource(with_effects(source) if with_effects else source, cancel)
+
     built = assemble_run(
         sensor=batch.sensor,
         out_dir=Path(batch.out_dir).expanduser(),
@@ -171,8 +242,9 @@ def prepare_batch(
         resume=batch.resume,
         stats=stats,
         launched_by="kit-extension",
-        wrap_source=lambda source: _CancellableSource(source, cancel),
+        wrap_source=wrap,
         names=KIT_NAMES,
+        run_extra=effects_extra,
     )
     runner, config = built.runner, built.config
     out_dir, bank_path, self_ref, tails = runner.out_dir, built.bank_path, built.self_reference, built.tail_classes

@@ -187,13 +187,18 @@ def frame_effect_seed(
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _load_effects(effects: str | os.PathLike[str] | None, annotator: str, sensor: str) -> tuple[Any, str | None]:
-    """The fitted model of ``effects`` (a tuned profile), refused where the frames are not in the sensor frame."""
+def _load_effects(
+    effects: str | os.PathLike[str] | None, annotator: str, sensor: str, *, owner: str = "SimGapWriter"
+) -> tuple[Any, str | None]:
+    """The fitted model of ``effects`` (a tuned profile), refused where the frames are not in the sensor frame.
+
+    ``owner`` names the caller in messages (the writer, or the headless batch's Replicator source).
+    """
     if effects is None or not os.fspath(effects).strip():
         return None, None
     if annotator == POINTCLOUD:
         raise SimGapInputError(
-            f"SimGapWriter: effects={os.fspath(effects)!r} needs sensor-frame points, but the {POINTCLOUD!r} "
+            f"{owner}: effects={os.fspath(effects)!r} needs sensor-frame points, but the {POINTCLOUD!r} "
             "annotator delivers world-frame points without the sensor pose; use an RTX LiDAR annotator "
             "(annotator='auto'), or leave effects unset"
         )
@@ -202,8 +207,8 @@ def _load_effects(effects: str | os.PathLike[str] | None, annotator: str, sensor
     model, profile, preset = load_effect_model(os.fspath(effects).strip())
     if sensor not in ("unknown", profile.name) and not profile.name.startswith(sensor):
         _log.warning(
-            "SimGapWriter: effects profile %s was tuned for %r, the frames are %r: points outside its %d-beam "
-            "fan are dropped",
+            "%s: effects profile %s was tuned for %r, the frames are %r: points outside its %d-beam fan are dropped",
+            owner,
             os.fspath(effects),
             profile.name,
             sensor,

@@ -8,7 +8,8 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
    the beam fan and all but the nearest point of a cell are left out (a denser synthetic scan is thinned to the
    real sensor's sampling);
 2. mixed pixels on depth edges (computed on the clean ranges);
-3. range noise along each point's own ray, ``noise_sigma[class, range bin]``;
+3. range noise along each point's own ray, ``noise_sigma[class, range bin]`` (times ``noise_tail_scale`` on the
+   ``noise_tail_share`` of the returns in the heavy tail);
 4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells;
 5. intensity drawn from the class/range inverse CDF (``intensity_quantiles``).
 
@@ -91,6 +92,8 @@ def effect_draw(
     noise = rng.standard_normal(shape, dtype=np.float32)
     u_drop = rng.random(shape, dtype=np.float32)
     u_int = rng.random(shape, dtype=np.float32)
+    # Drawn last so that models without a noise tail give the same output as before the tail existed.
+    u_tail = rng.random(shape, dtype=np.float32)
 
     r = r0.copy()
     mixed = np.zeros(shape, dtype=bool)
@@ -100,6 +103,8 @@ def effect_draw(
         r[mixed] += frac_mixed[mixed] * delta[mixed]
     rbin = model.range_bin(r0)
     sigma = np.asarray(model.noise_sigma, dtype=np.float32)[cls, rbin]
+    if model.noise_tail_share > 0:
+        sigma = np.where(u_tail < model.noise_tail_share, np.float32(model.noise_tail_scale) * sigma, sigma)
     r = np.where(hit, r + sigma * noise, 0.0).astype(np.float32)
     r = np.where(hit, np.maximum(r, 1e-3), 0.0).astype(np.float32)
 

@@ -2,11 +2,14 @@
 
 Each effect is switchable through :class:`~simgap_ext.sensors.EffectSettings` (all off = the ``ideal`` preset):
 
-- mixed pixels: a ray whose neighbour (left/right column, beam above/below) hit a surface between
+- mixed pixels: a ray whose azimuth neighbour on the same beam (left/right column) hit a surface between
   ``mixed_pixel_min_gap`` and ``mixed_pixel_max_gap`` nearer or farther straddles a depth edge with its divergent
   footprint; with probability ``mixed_pixel_prob`` it returns a range between the two surfaces (uniform
   fraction), the "veiling" points that real scans show behind object silhouettes. Farther apart, the two echoes
-  separate and the ray keeps its own surface. Computed on the clean ranges, before noise;
+  separate and the ray keeps its own surface. Adjacent *beams* are not compared: on flat ground they land
+  0.5-4 m apart at 7-15 m (1.33-degree fan), which is a ring spacing, not an edge (the fitted model
+  (:mod:`simgap_ext.tune`) measures and applies mixed pixels the same way, with the same
+  :func:`~simgap_ext.tune.range_image.edge_delta`). Computed on the clean ranges, before noise;
 - range noise: Gaussian along the ray, ``range_noise_sigma`` metres;
 - ray drop: a range-independent loss ``random_drop`` times a detection threshold on the return energy
   ``E = (reflectivity / 0.1) cos(theta)^incidence_exponent (detection_range / r)^2`` (``E = 1``: a 10 %-reflective
@@ -14,6 +17,11 @@ Each effect is switchable through :class:`~simgap_ext.sensors.EffectSettings` (a
   ``range_drop`` / ``incidence_drop`` switch the range and incidence terms. Because the threshold depends on the
   geometry, two scans of one scene lose mostly the same weak returns (far ground, grazing walls, dark
   surfaces), as a real sensor does, and unlike an independent coin flip per ray;
+- sky no-return: a ray of elevation ``e`` above ``sky_drop_elevation_deg`` returns nothing with probability
+  ``sky_drop_per_deg * (e - sky_drop_elevation_deg)`` (clipped to 1);
+- self-occlusion: beams below ``self_occlusion_elevation_deg`` lose a share ``self_occlusion_per_deg * depression``
+  (clipped to 1) of their columns, in two sectors centred on ``self_occlusion_azimuth_deg`` and the opposite
+  direction: the sensor's own vehicle, deterministic (the same cells in every scan);
 - intensity: ``reflectivity`` model returns the surface reflectivity; ``physical`` returns
   ``reflectivity * cos(theta) / (1 + (r / 40 m)^2)`` plus Gaussian noise ``intensity_noise_sigma``, clipped to
   [0, 1].
@@ -30,6 +38,7 @@ import numpy as np
 
 from ...errors import SimGapInputError
 from ...sensors import EffectSettings
+from ...tune.range_image import edge_delta
 
 __all__ = ["INTENSITY_FALLOFF_RANGE", "EffectResult", "apply_effects"]
 
@@ -63,6 +72,7 @@ def apply_effects(
     max_range: float,
     min_range: float = 0.0,
     rng: np.random.Generator,
+    elevations_deg: np.ndarray | None = None,
 ) -> EffectResult:
     """Turn a clean range image into what the sensor reports.
 
@@ -74,12 +84,14 @@ def apply_effects(
         max_range: the sensor's max range, metres (range-drop scale, clipping).
         min_range: the sensor's min range, metres (clipping).
         rng: the noise generator (the only source of randomness).
+        elevations_deg: (B,) beam elevations in degrees, needed by the sky no-return and self-occlusion effects;
+            columns are at azimuth ``360 c / C`` degrees (the raycaster's convention).
 
     Returns:
         :class:`EffectResult`.
 
     Raises:
-        SimGapInputError: arrays of different or non-2-D shapes.
+        SimGapInputError: arrays of different or non-2-D shapes, or a per-beam effect without ``elevations_deg``.
     """
     r0 = np.asarray(ranges, dtype=np.float32)
     cos = np.asarray(cos_incidence, dtype=np.float32)
@@ -96,11 +108,12 @@ def apply_effects(
     noise = rng.standard_normal(shape, dtype=np.float32)
     u_drop = rng.random(shape, dtype=np.float32)
     inten_noise = rng.standard_normal(shape, dtype=np.float32)
+    u_sky = rng.random(shape, dtype=np.float32)  # drawn last: presets without sky drop render as before it existed
 
     r = r0.copy()
     mixed = np.zeros(shape, dtype=bool)
     if settings.mixed_pixel_prob > 0:
-        delta = _edge_delta(r0, hit, settings.mixed_pixel_min_gap, settings.mixed_pixel_max_gap)
+        delta = edge_delta(np.where(hit, r0, 0.0), settings.mixed_pixel_min_gap, settings.mixed_pixel_max_gap)
         mixed = hit & (delta != 0) & (u_mixed < settings.mixed_pixel_prob)
         r[mixed] += frac_mixed[mixed] * delta[mixed]
     if settings.range_noise_sigma > 0:
@@ -116,6 +129,8 @@ def apply_effects(
         z = np.clip(log_e / max(settings.detection_softness, 1e-6), -60.0, 60.0)
         p_keep *= (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
     keep = hit & (u_drop < p_keep) & (r > min_range) & (r < max_range)
+    if settings.sky_drop_per_deg > 0 or settings.self_occlusion_per_deg > 0:
+        keep &= ~_beam_losses(settings, elevations_deg, u_sky)
 
     if settings.intensity_model == "physical":
         inten = refl * np.clip(cos, 0.0, 1.0) / (1.0 + (r / INTENSITY_FALLOFF_RANGE) ** 2)
@@ -127,22 +142,20 @@ def apply_effects(
     return EffectResult(range=r.astype(np.float32), keep=keep, intensity=inten, mixed=mixed)
 
 
-def _edge_delta(r: np.ndarray, hit: np.ndarray, min_gap: float, max_gap: float) -> np.ndarray:
-    """(B, C) float32 signed range step to the neighbour with the largest jump in (min_gap, max_gap] (0: none).
-
-    Columns wrap around (the scan is a full revolution); beams do not.
-    """
-    rr = np.where(hit, r, np.nan).astype(np.float32)
-    nbs = [np.roll(rr, 1, axis=1), np.roll(rr, -1, axis=1)]
-    up = np.full_like(rr, np.nan)
-    down = np.full_like(rr, np.nan)
-    up[1:] = rr[:-1]
-    down[:-1] = rr[1:]
-    nbs += [up, down]
-    diff = np.stack(nbs) - rr[None]  # (4, B, C), NaN where either side missed
-    absd = np.abs(diff)
-    mag = np.where(np.isnan(diff) | (absd > max_gap), -1.0, absd)
-    best = np.argmax(mag, axis=0)
-    sel = np.take_along_axis(diff, best[None], axis=0)[0]
-    sel_mag = np.take_along_axis(mag, best[None], axis=0)[0]
-    return np.where(sel_mag > min_gap, sel, 0.0).astype(np.float32)
+def _beam_losses(settings: EffectSettings, elevations_deg: np.ndarray | None, u_sky: np.ndarray) -> np.ndarray:
+    """(B, C) bool cells lost to the sky no-return ramp or hidden by the sensor's own vehicle."""
+    n_b, n_c = u_sky.shape
+    el = None if elevations_deg is None else np.asarray(elevations_deg, dtype=np.float64).reshape(-1)
+    if el is None or el.shape[0] != n_b:
+        raise SimGapInputError(
+            f"sky_drop / self_occlusion need the {n_b} beam elevations of the scan (elevations_deg), got "
+            f"{None if el is None else el.shape[0]}"
+        )
+    p_sky = np.clip(settings.sky_drop_per_deg * (el - settings.sky_drop_elevation_deg), 0.0, 1.0)
+    lost = u_sky < p_sky[:, None].astype(np.float32)
+    hidden = np.clip(settings.self_occlusion_per_deg * (settings.self_occlusion_elevation_deg - el), 0.0, 1.0)
+    if hidden.any():
+        az = 360.0 * np.arange(n_c) / n_c
+        off = np.abs((az - settings.self_occlusion_azimuth_deg + 90.0) % 180.0 - 90.0)  # to the nearer sector centre
+        lost |= (off[None, :] < 90.0 * hidden[:, None]) | (hidden[:, None] >= 1.0)
+    return lost

@@ -197,6 +197,7 @@ class WarpLidarSource:
             max_range=prof.max_range,
             min_range=prof.min_range,
             rng=rng,
+            elevations_deg=np.asarray(prof.vertical_angles_deg),
         )
         keep = res.keep
         points = self._directions[keep] * res.range[keep][:, None]
