@@ -132,8 +132,8 @@ def test_ideal_frames_are_rejected_on_range_noise(gate, sources):
     for seed in TEST_SEEDS:
         d = gate.evaluate(ideal.render(seed=seed, frame_id=seed))
         assert not d.accepted and d.status == "rejected"
-        assert d.scene_g < 0.75
-        # An ideal sensor has no range noise: the scene roughness component is the one that gives it away.
+        # An ideal sensor has no range noise: the scene roughness component is the one that gives it away (beyond
+        # half its d_max: the strict rule fails the scene even where the other components lift the mean G).
         assert d.scene_components["roughness"] < 0.5
         assert any(r.startswith("scene: G=") and "roughness" in r for r in d.reasons), d.reasons
 

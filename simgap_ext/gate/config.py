@@ -52,7 +52,7 @@ _SEMANTIC_METHODS = ("sliced", "norm")
 # Per-class components (every class present, stuff included; chamfer and count need instance crops) and scene
 # components.
 OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
-SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition")
+SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition", "origin")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class GateConfig:
         object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
             ``share``, ``height``, ``plausibility``) in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,
-            ``composition``).
+            ``composition``, ``origin``).
         strict_components: a class (or the scene) also fails when any weighted component lies at or beyond its
             ``d_max`` (score 0), whatever the mean: one statistic far outside the real spread is evidence enough,
             and a weighted mean over six components would dilute it.
@@ -111,7 +111,7 @@ class GateConfig:
         }
     )
     scene_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0}
+        default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0, "origin": 1.0}
     )
     strict_components: bool = True
     unknown_class: str = "reject"

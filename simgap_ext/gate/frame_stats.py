@@ -92,6 +92,10 @@ class FrameStats:
         class_list: class names indexed by ``class_of_point``.
         beam_ratio: (B,) float32 return ratio per beam, or ``None`` without a beam table.
         duplicate_fraction: share of points that coincide with another point (within the tolerance).
+        heights: (N,) float32 sensor-frame z of every point.
+        desc_index: (S,) int64 points with a local-geometry descriptor; ``descriptors`` (S, 6) float32 those.
+        origin_offset: (2,) float64 apparent horizontal offset of the sensor from the origin, metres
+            (:func:`~simgap_ext.gate.origin.apparent_origin`), or None when too few azimuth sectors hold a return.
     """
 
     n_points: int
@@ -111,6 +115,7 @@ class FrameStats:
     heights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     desc_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
+    origin_offset: np.ndarray | None = None
 
     def class_descriptors(self, class_name: str) -> np.ndarray:
         """(S_c, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) of a class's points."""
@@ -344,6 +349,9 @@ def frame_stats(
     from .plausibility import local_descriptors
 
     desc_index, descriptors = local_descriptors(pts)
+    from .origin import apparent_origin
+
+    origin_offset = apparent_origin(pts) if n else None
     beam_ratio = None
     if vertical_angles_deg is not None and horizontal_resolution and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
@@ -378,4 +386,5 @@ def frame_stats(
         heights=pts[:, 2].astype(np.float32, copy=True) if n else np.zeros(0, np.float32),
         desc_index=desc_index,
         descriptors=descriptors,
+        origin_offset=origin_offset,
     )

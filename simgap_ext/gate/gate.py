@@ -108,6 +108,13 @@ class FrameGate:
         from .plausibility import VoteIndex
 
         self._votes = VoteIndex(bank.desc_vals, bank.desc_class, bank.desc_scale())
+        if "scene_origin" not in bank.d_max_table:
+            log.warning(
+                "reference bank %s has no sensor-origin calibration (format version %s, or real frames too sparse "
+                "to estimate it): the scene 'origin' component is not scored; rebuild the bank to check it",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
 
     def reference_class(self, class_name: str) -> str | None:
         """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
