@@ -43,7 +43,7 @@ from .geometric import (
     cap_points,
     log_count_ratio,
 )
-from .plausibility import class_votes
+from .plausibility import class_votes, foreign_excess, vote_profile
 
 __all__ = [
     "ReferenceBank",
@@ -64,7 +64,7 @@ BANK_FORMAT_VERSION = 3
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
 #: says so once in the log); rebuild them to check both.
 READABLE_FORMAT_VERSIONS = (2, 3)
-OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
 _MAX_DESC_PER_CLASS_FRAME = 256
@@ -100,6 +100,7 @@ CALIBRATION_FLOORS = {
     "height": 0.05,  # metres (W1 of a class's sensor-frame z)
     "scene_composition": 0.02,  # total variation between class shares
     "plausibility": 0.02,  # drop of the share of real votes for the class's own label
+    "foreign": 0.05,  # log ratio of smoothed vote shares for another class
     # metres: the lasers' own origins are spread by centimetres (HDL-64E: two blocks, per-laser offsets), so a
     # bank of near-identical scans must not make a 5 cm apex offset fail
     "scene_origin": 0.05,
@@ -344,6 +345,14 @@ class ReferenceBank:
     def class_plausibility(self, class_name: str) -> float | None:
         """Mean leave-one-out plausibility of a class over the real frames (None when never judged)."""
         return self.meta.get("plausibility", {}).get(class_name)
+
+    def class_vote_profile(self, class_name: str) -> np.ndarray | None:
+        """(C,) float64 mean share of real votes per class that a class's real points get (leave one frame out
+        when calibrated), None when the bank never judged the class (or predates vote profiles)."""
+        prof = self.meta.get("vote_profile", {}).get(class_name)
+        if prof is None or len(prof) != len(self.class_names):
+            return None
+        return np.asarray(prof, np.float64)
 
     def class_features(self) -> dict[str, np.ndarray]:
         """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
@@ -647,6 +656,7 @@ class ReferenceBank:
                     dists["height"].setdefault(name, []).append(_w1(mine, rest))
         # Plausibility, leave one frame out: the held-out frame's descriptors vote among the other frames'.
         plaus: dict[str, dict[int, float]] = {}
+        profiles: dict[str, dict[int, np.ndarray]] = {}
         for fi in held_out:
             sel = self.desc_frame == fi
             rest = ~sel
@@ -658,7 +668,21 @@ class ReferenceBank:
                 m = own == ci
                 if m.sum() >= MIN_PLAUSIBILITY_POINTS:
                     plaus.setdefault(self.class_names[int(ci)], {})[int(fi)] = float((votes[m] == ci).mean())
+                    profiles.setdefault(self.class_names[int(ci)], {})[int(fi)] = vote_profile(
+                        votes[m], len(self.class_names)
+                    )
         self.meta["plausibility"] = {c: float(np.mean(list(v.values()))) for c, v in plaus.items()}
+        self.meta["vote_profile"] = {
+            c: [float(x) for x in np.mean(list(v.values()), axis=0)] for c, v in profiles.items()
+        }
+        for name, per_frame in profiles.items():
+            stack = np.array(list(per_frame.values()), np.float64)
+            if stack.shape[0] > 1:
+                ci = self.class_index(name)
+                rest = (stack.sum(axis=0) - stack) / (stack.shape[0] - 1)
+                dists["foreign"].setdefault(name, []).extend(
+                    foreign_excess(p, r, ci) for p, r in zip(stack, rest, strict=True)
+                )
         for name, per_frame in plaus.items():
             vals = np.array(list(per_frame.values()), np.float64)
             if vals.size > 1:

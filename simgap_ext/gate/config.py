@@ -51,7 +51,7 @@ _INT_FIELDS = (
 _SEMANTIC_METHODS = ("sliced", "norm")
 # Per-class components (every class present, stuff included; chamfer and count need instance crops) and scene
 # components.
-OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
+OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition", "origin")
 
 
@@ -69,7 +69,7 @@ class GateConfig:
         calibration_margin: ``d_max = margin * quantile / (1 - g_threshold)``: > 1 leaves room for the
             sampling noise of a small reference (a quantile over a few frames is close to their maximum).
         object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
-            ``share``, ``height``, ``plausibility``) in a class's G.
+            ``share``, ``height``, ``plausibility``, ``foreign``) in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,
             ``composition``, ``origin``).
         strict_components: a class (or the scene) also fails when any weighted component lies at or beyond its
@@ -108,6 +108,7 @@ class GateConfig:
             "share": 0.0,
             "height": 0.5,
             "plausibility": 1.0,
+            "foreign": 1.0,
         }
     )
     scene_weights: Mapping[str, float] = field(
