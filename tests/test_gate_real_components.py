@@ -1,4 +1,5 @@
-"""The apparent sensor origin (gate.origin) and the scene 'origin' component; banks of format version 2 still load."""
+"""The apparent sensor origin (gate.origin) and the scene 'origin' component, the vote profile ('foreign'), a class
+relabelled in a real scan, and banks of format version 2 (which still load)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,35 @@ def test_origin_component_passes_real_and_fails_a_shift(frames, bank):
     dist, d_max = shifted.scene_evidence["origin"]
     assert dist == pytest.approx(0.5, abs=0.1) and shifted.scene_components["origin"] < 0.5
     assert not shifted.accepted
+
+
+def test_real_relabel_is_rejected_and_the_scan_accepted(frames, bank):
+    # nuScenes keyframe data1 against a (scene-level) bank of data0: every car point labelled vegetation.
+    gate = FrameGate(bank, load_gate_config(), device="cpu", quarantine=False)
+    assert gate.evaluate(frames[1][1], update_quarantine=False).accepted
+    relabelled = perturb(frames[1][1], "relabel", 0, np.random.default_rng(0))
+    d = gate.evaluate(relabelled, update_quarantine=False)
+    assert not d.accepted and "vegetation" in d.failing_classes, d.reasons
+    veg = d.per_class["vegetation"]
+    # the vote components see it too (below a perfect score), and every component keeps its evidence
+    assert {"plausibility", "foreign", "height"} <= set(veg.components)
+    assert veg.components["foreign"] < 1.0 and veg.components["plausibility"] < 1.0
+    profile = bank.class_vote_profile("vegetation")
+    assert profile is not None and profile.shape == (len(bank.class_names),) and abs(profile.sum() - 1) < 1e-9
+
+
+def test_foreign_excess_by_hand():
+    from simgap_ext.gate.plausibility import PROFILE_SMOOTHING, foreign_excess, vote_profile
+
+    e = PROFILE_SMOOTHING
+    ref = np.array([0.8, 0.2, 0.0])
+    # class 0 now votes class 2 (never voted for by real frames) 30 % of the time
+    prof = vote_profile(np.array([[0, 0, 2], [0, 1, 2], [0, 0, 2], [0, 0, 0]] * 5), 3)
+    np.testing.assert_allclose(prof, [8 / 12, 1 / 12, 3 / 12])
+    assert foreign_excess(prof, ref, 0) == pytest.approx(np.log((3 / 12 + e) / e))
+    # the same profile as the reference: no excess; the own class never counts
+    assert foreign_excess(ref, ref, 0) == 0.0
+    assert foreign_excess(np.array([1.0, 0.0, 0.0]), ref, 0) == 0.0
 
 
 def _as_version_2(bank, path: Path) -> Path:
