@@ -160,6 +160,20 @@ def test_format_2_bank_loads_and_is_judged_without_origin(frames, bank, tmp_path
     assert again == bank and np.array_equal(again.origin_vals, bank.origin_vals)
 
 
+def test_bad_origin_arrays_are_refused(bank, tmp_path):
+    src = bank.save(tmp_path / "b.npz")
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["origin_frame"] = np.array([0, 7], np.int32)
+    np.savez(tmp_path / "frame.npz", **arrays)
+    with pytest.raises(ReferenceDataError, match="origin_frame holds a frame outside 0..1"):
+        ReferenceBank.load(tmp_path / "frame.npz")
+    arrays["origin_frame"] = np.array([0], np.int32)
+    np.savez(tmp_path / "len.npz", **arrays)
+    with pytest.raises(ReferenceDataError, match="origin_vals and origin_frame differ in length"):
+        ReferenceBank.load(tmp_path / "len.npz")
+
+
 def test_unknown_format_version_is_refused(bank, tmp_path):
     path = _as_version_2(bank, tmp_path / "v2.npz")
     with np.load(path, allow_pickle=False) as z:

@@ -6,7 +6,9 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
   their range, point count and frame of origin, stratified by range to at most ``max_exemplars_per_class``;
 - per class: range-roughness samples (:mod:`simgap_ext.gate.frame_stats`) and instance embeddings of the frozen
   backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
-- scene statistics: range samples, range-roughness samples and per-beam return ratios of every frame;
+- scene statistics: range samples, range-roughness samples, per-beam return ratios and the apparent sensor offset
+  (:mod:`~simgap_ext.gate.origin`) of every frame;
+- per class: local-geometry descriptors and the mean profile of real kNN votes (label plausibility);
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
 - the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
   (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
@@ -915,6 +917,10 @@ class ReferenceBank:
             raise ReferenceDataError(f"reference bank {where}: origin_vals must be (O, 2)")
         if self.origin_frame.shape != (self.origin_vals.shape[0],):
             raise ReferenceDataError(f"reference bank {where}: origin_vals and origin_frame differ in length")
+        if self.origin_frame.size and (self.origin_frame.min() < 0 or self.origin_frame.max() >= self.frame_count):
+            raise ReferenceDataError(
+                f"reference bank {where}: origin_frame holds a frame outside 0..{self.frame_count - 1}"
+            )
         if self.feat.ndim != 2 or self.feat_class.shape != (self.feat.shape[0],):
             raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")
         if self.beam_ratio.ndim != 2 or self.beam_ratio.shape[0] != self.frame_count:
