@@ -35,6 +35,7 @@ def test_shipped_gate_toml_matches_defaults_and_is_valid():
         "share",
         "height",
         "plausibility",
+        "foreign",
     }
     assert shipped == GateConfig(), "config/gate.toml and the built-in defaults differ"
     json.dumps(shipped.to_dict())
@@ -54,6 +55,7 @@ def test_gate_config_file_and_overrides(tmp_path):
         "share": 0.0,
         "height": 0.0,
         "plausibility": 0.0,
+        "foreign": 0.0,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.g_threshold = 0.1  # type: ignore[misc]

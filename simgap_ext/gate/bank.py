@@ -6,7 +6,9 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
   their range, point count and frame of origin, stratified by range to at most ``max_exemplars_per_class``;
 - per class: range-roughness samples (:mod:`simgap_ext.gate.frame_stats`) and instance embeddings of the frozen
   backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
-- scene statistics: range samples, range-roughness samples and per-beam return ratios of every frame;
+- scene statistics: range samples, range-roughness samples, per-beam return ratios and the apparent sensor offset
+  (:mod:`~simgap_ext.gate.origin`) of every frame;
+- per class: local-geometry descriptors and the mean profile of real kNN votes (label plausibility);
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
 - the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
   (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
@@ -43,7 +45,7 @@ from .geometric import (
     cap_points,
     log_count_ratio,
 )
-from .plausibility import class_votes
+from .plausibility import class_votes, foreign_excess, vote_profile
 
 __all__ = [
     "ReferenceBank",
@@ -58,13 +60,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 2
-OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
+BANK_FORMAT_VERSION = 3
+#: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
+#: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
+#: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
+#: says so once in the log); rebuild them to check both.
+READABLE_FORMAT_VERSIONS = (2, 3)
+OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
 _MAX_DESC_PER_CLASS_FRAME = 256
 MIN_PLAUSIBILITY_POINTS = 20
-SCENE_COMPONENTS = ("range", "beams", "roughness", "composition")
+SCENE_COMPONENTS = ("range", "beams", "roughness", "composition", "origin")
 # Fewest real frames a bank is built from: every d_max is calibrated leaving one frame out, which needs another.
 MIN_BANK_FRAMES = 2
 # Below this many frames the quantiles are close to the maximum of a handful of values: usable, but coarse.
@@ -95,6 +102,10 @@ CALIBRATION_FLOORS = {
     "height": 0.05,  # metres (W1 of a class's sensor-frame z)
     "scene_composition": 0.02,  # total variation between class shares
     "plausibility": 0.02,  # drop of the share of real votes for the class's own label
+    "foreign": 0.05,  # log ratio of smoothed vote shares for another class
+    # metres: the lasers' own origins are spread by centimetres (HDL-64E: two blocks, per-laser offsets), so a
+    # bank of near-identical scans must not make a 5 cm apex offset fail
+    "scene_origin": 0.05,
 }
 
 
@@ -169,6 +180,9 @@ class ReferenceBank:
             ``height_class``/``height_frame`` (H,) int32.
         desc_vals: (L, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) per (class,
             frame); ``desc_class``/``desc_frame`` (L,) int32.
+        origin_vals: (O, 2) float32 apparent horizontal sensor offset of each real frame where it could be
+            estimated (:func:`~simgap_ext.gate.origin.apparent_origin`); ``origin_frame`` (O,) int32 their frames.
+            Empty in banks of format version 2.
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
         d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
@@ -207,6 +221,8 @@ class ReferenceBank:
     desc_vals: np.ndarray
     desc_class: np.ndarray
     desc_frame: np.ndarray
+    origin_vals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    origin_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -320,6 +336,11 @@ class ReferenceBank:
         out[self.share_class[sel]] = self.share_vals[sel]
         return out
 
+    def origin_reference(self, *, exclude_frame: int | None = None) -> np.ndarray | None:
+        """(2,) float64 mean apparent sensor offset of the real frames (optionally without one), None if none."""
+        sel = np.ones(self.origin_frame.shape[0], bool) if exclude_frame is None else self.origin_frame != exclude_frame
+        return self.origin_vals[sel].astype(np.float64).mean(axis=0) if sel.any() else None
+
     def desc_scale(self) -> np.ndarray:
         """(6,) float64 standard deviation of each descriptor column over the bank (1 where constant)."""
         if not self.desc_vals.shape[0]:
@@ -330,6 +351,14 @@ class ReferenceBank:
     def class_plausibility(self, class_name: str) -> float | None:
         """Mean leave-one-out plausibility of a class over the real frames (None when never judged)."""
         return self.meta.get("plausibility", {}).get(class_name)
+
+    def class_vote_profile(self, class_name: str) -> np.ndarray | None:
+        """(C,) float64 mean share of real votes per class that a class's real points get (leave one frame out
+        when calibrated), None when the bank never judged the class (or predates vote profiles)."""
+        prof = self.meta.get("vote_profile", {}).get(class_name)
+        if prof is None or len(prof) != len(self.class_names):
+            return None
+        return np.asarray(prof, np.float64)
 
     def class_features(self) -> dict[str, np.ndarray]:
         """Class name -> (K_c, D) float32 real instance embeddings (classes with K_c >= 1)."""
@@ -426,6 +455,7 @@ class ReferenceBank:
         descs: list[tuple[str, int, np.ndarray]] = []
         scene_r, scene_g, beam_rows = [], [], []
         columns_seen: list[int] = []
+        origins: list[tuple[int, np.ndarray]] = []
         feats: dict[str, list[np.ndarray]] = {}
         n_frames = 0
         any_points = False
@@ -476,6 +506,8 @@ class ReferenceBank:
             beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
             if st.columns:
                 columns_seen.append(int(st.columns))
+            if st.origin_offset is not None:
+                origins.append((fi, st.origin_offset))
             if st.n_points and st.crops:
                 for c, f in instance_features(frame, backbone, min_points=cfg.min_points).items():
                     arr = np.asarray(f, dtype=np.float32)
@@ -566,6 +598,8 @@ class ReferenceBank:
             else np.zeros((0, 6), np.float32),
             desc_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in descs], np.int32),
             desc_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in descs], np.int32),
+            origin_vals=np.array([o for _, o in origins], np.float32).reshape(-1, 2),
+            origin_frame=np.array([fi for fi, _ in origins], np.int32),
             meta={
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
@@ -634,6 +668,7 @@ class ReferenceBank:
                     dists["height"].setdefault(name, []).append(_w1(mine, rest))
         # Plausibility, leave one frame out: the held-out frame's descriptors vote among the other frames'.
         plaus: dict[str, dict[int, float]] = {}
+        profiles: dict[str, dict[int, np.ndarray]] = {}
         for fi in held_out:
             sel = self.desc_frame == fi
             rest = ~sel
@@ -645,7 +680,21 @@ class ReferenceBank:
                 m = own == ci
                 if m.sum() >= MIN_PLAUSIBILITY_POINTS:
                     plaus.setdefault(self.class_names[int(ci)], {})[int(fi)] = float((votes[m] == ci).mean())
+                    profiles.setdefault(self.class_names[int(ci)], {})[int(fi)] = vote_profile(
+                        votes[m], len(self.class_names)
+                    )
         self.meta["plausibility"] = {c: float(np.mean(list(v.values()))) for c, v in plaus.items()}
+        self.meta["vote_profile"] = {
+            c: [float(x) for x in np.mean(list(v.values()), axis=0)] for c, v in profiles.items()
+        }
+        for name, per_frame in profiles.items():
+            stack = np.array(list(per_frame.values()), np.float64)
+            if stack.shape[0] > 1:
+                ci = self.class_index(name)
+                rest = (stack.sum(axis=0) - stack) / (stack.shape[0] - 1)
+                dists["foreign"].setdefault(name, []).extend(
+                    foreign_excess(p, r, ci) for p, r in zip(stack, rest, strict=True)
+                )
         for name, per_frame in plaus.items():
             vals = np.array(list(per_frame.values()), np.float64)
             if vals.size > 1:
@@ -678,6 +727,7 @@ class ReferenceBank:
             "scene_roughness": [],
             "scene_beams": [],
             "scene_composition": [],
+            "scene_origin": [],
         }
         for fi in held_out:
             if self.frame_count > 1:
@@ -692,6 +742,10 @@ class ReferenceBank:
             rest = _thin(self.scene_rough[self.scene_rough_frame != fi], MAX_SCENE_SAMPLES)
             if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
                 scene["scene_roughness"].append(_w1(mine, rest))
+            at = np.flatnonzero(self.origin_frame == fi)
+            others = self.origin_reference(exclude_frame=int(fi))
+            if at.size and others is not None:
+                scene["scene_origin"].append(float(np.hypot(*(self.origin_vals[at[0]] - others))))
             if self.beam_ratio.shape[1] and self.frame_count > 1:
                 others = np.delete(self.beam_ratio, fi, axis=0).mean(axis=0)
                 scene["scene_beams"].append(float(np.abs(self.beam_ratio[fi] - others).mean()))
@@ -741,7 +795,14 @@ class ReferenceBank:
         "desc_vals",
         "desc_class",
         "desc_frame",
+        "origin_vals",
+        "origin_frame",
     )
+    # Arrays a bank of an older readable format version may lack, with the empty value they load as.
+    _OPTIONAL_ARRAYS = {
+        "origin_vals": lambda: np.zeros((0, 2), np.float32),
+        "origin_frame": lambda: np.zeros(0, np.int32),
+    }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bank atomically as ``.npz`` (no pickles); returns the path written."""
@@ -783,16 +844,21 @@ class ReferenceBank:
                 if meta.dtype.kind not in "uS" or meta.ndim > 1:
                     raise ReferenceDataError(f"reference bank {p}: __meta__ is not a JSON byte string")
                 header = json.loads(bytes(meta).decode("utf-8"))
-                arrays = {name: z[name] for name in cls._ARRAYS}
+                optional = cls._OPTIONAL_ARRAYS
+                arrays = {
+                    name: optional[name]() if name in optional and name not in z.files else z[name]
+                    for name in cls._ARRAYS
+                }
         except ReferenceDataError:
             raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as exc:
             raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({str(exc)[:200]})") from exc
         _check_header(header, str(p))
         version = header.get("format_version")
-        if version != BANK_FORMAT_VERSION:
+        if version not in READABLE_FORMAT_VERSIONS:
+            readable = ", ".join(map(str, READABLE_FORMAT_VERSIONS))
             raise ReferenceDataError(
-                f"reference bank {p}: format version {version}, this SimGap reads {BANK_FORMAT_VERSION}; rebuild it"
+                f"reference bank {p}: format version {version}, this SimGap reads {readable}; rebuild it"
             )
         try:
             bank = cls(
@@ -857,6 +923,14 @@ class ReferenceBank:
             n = getattr(self, values).shape[0]
             if any(getattr(self, lab).shape != (n,) for lab in labels):
                 raise ReferenceDataError(f"reference bank {where}: {values} and its labels differ in length")
+        if self.origin_vals.ndim != 2 or self.origin_vals.shape[1] != 2:
+            raise ReferenceDataError(f"reference bank {where}: origin_vals must be (O, 2)")
+        if self.origin_frame.shape != (self.origin_vals.shape[0],):
+            raise ReferenceDataError(f"reference bank {where}: origin_vals and origin_frame differ in length")
+        if self.origin_frame.size and (self.origin_frame.min() < 0 or self.origin_frame.max() >= self.frame_count):
+            raise ReferenceDataError(
+                f"reference bank {where}: origin_frame holds a frame outside 0..{self.frame_count - 1}"
+            )
         if self.feat.ndim != 2 or self.feat_class.shape != (self.feat.shape[0],):
             raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")
         if self.beam_ratio.ndim != 2 or self.beam_ratio.shape[0] != self.frame_count:

@@ -51,8 +51,8 @@ _INT_FIELDS = (
 _SEMANTIC_METHODS = ("sliced", "norm")
 # Per-class components (every class present, stuff included; chamfer and count need instance crops) and scene
 # components.
-OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility")
-SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition")
+OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
+SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition", "origin")
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ class GateConfig:
         calibration_margin: ``d_max = margin * quantile / (1 - g_threshold)``: > 1 leaves room for the
             sampling noise of a small reference (a quantile over a few frames is close to their maximum).
         object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
-            ``share``, ``height``, ``plausibility``) in a class's G.
+            ``share``, ``height``, ``plausibility``, ``foreign``) in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,
-            ``composition``).
+            ``composition``, ``origin``).
         strict_components: a class (or the scene) also fails when any weighted component lies at or beyond its
             ``d_max`` (score 0), whatever the mean: one statistic far outside the real spread is evidence enough,
             and a weighted mean over six components would dilute it.
@@ -108,10 +108,11 @@ class GateConfig:
             "share": 0.0,
             "height": 0.5,
             "plausibility": 1.0,
+            "foreign": 1.0,
         }
     )
     scene_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0}
+        default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0, "origin": 1.0}
     )
     strict_components: bool = True
     unknown_class: str = "reject"

@@ -114,6 +114,10 @@ class FrameStats:
         duplicate_fraction: share of points that coincide with another point (within the tolerance).
         columns: columns per revolution the ring statistics used (measured on the frame, see
             :func:`measured_columns`), ``None`` without a profile column count.
+        heights: (N,) float32 sensor-frame z of every point.
+        desc_index: (S,) int64 points with a local-geometry descriptor; ``descriptors`` (S, 6) float32 those.
+        origin_offset: (2,) float64 apparent horizontal offset of the sensor from the origin, metres
+            (:func:`~simgap_ext.gate.origin.apparent_origin`), or None when too few azimuth sectors hold a return.
     """
 
     n_points: int
@@ -134,6 +138,7 @@ class FrameStats:
     desc_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
     columns: int | None = None
+    origin_offset: np.ndarray | None = None
 
     def class_descriptors(self, class_name: str) -> np.ndarray:
         """(S_c, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) of a class's points."""
@@ -413,6 +418,9 @@ def frame_stats(
     from .plausibility import local_descriptors
 
     desc_index, descriptors = local_descriptors(pts)
+    from .origin import apparent_origin
+
+    origin_offset = apparent_origin(pts) if n else None
     beam_ratio = None
     if vertical_angles_deg is not None and columns and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
@@ -448,4 +456,5 @@ def frame_stats(
         desc_index=desc_index,
         descriptors=descriptors,
         columns=columns,
+        origin_offset=origin_offset,
     )

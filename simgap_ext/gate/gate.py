@@ -108,6 +108,13 @@ class FrameGate:
         from .plausibility import VoteIndex
 
         self._votes = VoteIndex(bank.desc_vals, bank.desc_class, bank.desc_scale())
+        if "scene_origin" not in bank.d_max_table:
+            log.warning(
+                "reference bank %s has no sensor-origin calibration (format version %s, or real frames too sparse "
+                "to estimate it): the scene 'origin' component is not scored; rebuild the bank to check it",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
 
     def reference_class(self, class_name: str) -> str | None:
         """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
@@ -280,9 +287,7 @@ class FrameGate:
                 near=near_by_class[c],
                 reference_class=ref_of[c],
             )
-            plaus = _plausibility(c, ref_of[c], stats, described, votes, self.bank)
-            if plaus is not None:
-                comps["plausibility"] = plaus
+            comps.update(_plausibility(c, ref_of[c], stats, described, votes, self.bank))
             dec.components = {name: comp.score for name, comp in comps.items()}
             dec.evidence = {name: (comp.distance, comp.d_max) for name, comp in comps.items()}
             dec.g = weighted_g(comps, cfg.object_weights)
@@ -412,20 +417,35 @@ def _default_parents() -> dict[str, str]:
 
 def _plausibility(
     class_name: str, reference: str, stats: FrameStats, described: np.ndarray, votes: np.ndarray, bank: ReferenceBank
-) -> Any:
-    """The plausibility component of one class: the drop of its points' share of real votes for their label below
-    the real frames' mean (None when too few points are described or the bank never judged the class)."""
+) -> dict[str, Any]:
+    """The vote components of one class (empty when too few of its points are described):
+
+    - ``plausibility``: the drop of its points' share of real votes for their label below the real frames' mean;
+    - ``foreign``: the largest rise of their votes for another class over the real frames' vote profile
+      (:func:`~simgap_ext.gate.plausibility.foreign_excess`).
+
+    A component the bank has not calibrated (never judged the class, or a bank of format version 2) is absent."""
     import math
 
     from .bank import MIN_PLAUSIBILITY_POINTS
     from .geometric import ComponentScore
+    from .plausibility import foreign_excess, vote_profile
 
-    ref_p = bank.class_plausibility(reference)
-    d_max = bank.class_d_max(reference, "plausibility")
-    if ref_p is None or not math.isfinite(d_max) or not votes.shape[1] or class_name not in stats.class_list:
-        return None
+    out: dict[str, Any] = {}
+    if not votes.shape[1] or class_name not in stats.class_list:
+        return out
     mine = described == stats.class_list.index(class_name)
     if mine.sum() < MIN_PLAUSIBILITY_POINTS:
-        return None
-    p = float((votes[mine] == bank.class_index(reference)).mean())
-    return ComponentScore(max(0.0, ref_p - p), d_max)
+        return out
+    own = bank.class_index(reference)
+    ref_p = bank.class_plausibility(reference)
+    d_max = bank.class_d_max(reference, "plausibility")
+    if ref_p is not None and math.isfinite(d_max):
+        p = float((votes[mine] == own).mean())
+        out["plausibility"] = ComponentScore(max(0.0, ref_p - p), d_max)
+    ref_profile = bank.class_vote_profile(reference)
+    d_max = bank.class_d_max(reference, "foreign")
+    if ref_profile is not None and math.isfinite(d_max):
+        profile = vote_profile(votes[mine], len(bank.class_names))
+        out["foreign"] = ComponentScore(foreign_excess(profile, ref_profile, own), d_max)
+    return out

@@ -13,8 +13,9 @@ Object components (per class, over the frame's crops with >= ``min_points`` poin
 - ``density``: |share of the class's points with an adjacent-column ring neighbour - the bank's mean share|
   (ray drop makes gaps on a ring, subsampling makes many).
 
-Scene components: ``range`` (W1 of point ranges), ``beams`` (mean |per-beam return ratio - bank mean|) and
-``roughness`` (W1 of all |range roughness| samples).
+Scene components: ``range`` (W1 of point ranges), ``beams`` (mean |per-beam return ratio - bank mean|),
+``roughness`` (W1 of all |range roughness| samples), ``composition`` (total variation of class shares) and
+``origin`` (distance of the apparent sensor origin, :mod:`~simgap_ext.gate.origin`, from the real frames' mean).
 """
 
 from __future__ import annotations
@@ -321,6 +322,10 @@ def scene_components(
     d_max = bank.scene_d_max("composition")
     if stats.n_points and math.isfinite(d_max):
         out["composition"] = ComponentScore(frame_composition_distance(stats, bank, reference_of), d_max)
+    d_max = bank.scene_d_max("origin")
+    ref = bank.origin_reference() if math.isfinite(d_max) else None
+    if stats.origin_offset is not None and ref is not None:
+        out["origin"] = ComponentScore(float(np.hypot(*(np.asarray(stats.origin_offset) - ref))), d_max)
     return out
 
 

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DESCRIPTOR_NAMES", "local_descriptors", "class_votes", "VoteIndex", "MAX_DESCRIPTORS", "VOTE_K"]
+__all__ = [
+    "DESCRIPTOR_NAMES",
+    "local_descriptors",
+    "class_votes",
+    "vote_profile",
+    "foreign_excess",
+    "VoteIndex",
+    "MAX_DESCRIPTORS",
+    "VOTE_K",
+    "PROFILE_SMOOTHING",
+]
 
 #: What each descriptor column is.
 DESCRIPTOR_NAMES = ("z", "linearity", "planarity", "scattering", "verticality", "z_spread")
@@ -25,6 +35,9 @@ MAX_DESCRIPTORS = 4096
 _SHAPE_K = 16
 #: Real descriptors that vote for each query point.
 VOTE_K = 15
+#: Added to both vote shares in :func:`foreign_excess`: one voter's share of a point. Shares below it are the noise
+#: of a 15-voter kNN; a class that real frames never vote for must gain more than that before its log ratio grows.
+PROFILE_SMOOTHING = 1.0 / VOTE_K
 
 
 def local_descriptors(points: np.ndarray, cap: int = MAX_DESCRIPTORS) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +96,42 @@ def class_votes(
         (Q, k) int32 class indices of the voters.
     """
     return VoteIndex(reference, reference_class, scale).votes(query, k)
+
+
+def vote_profile(votes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Share of the votes that go to each class.
+
+    Args:
+        votes: (Q, k) int32 voter class indices (what :meth:`VoteIndex.votes` returns), Q * k >= 1.
+        n_classes: length of the profile (the bank's number of classes).
+
+    Returns:
+        (n_classes,) float64 shares summing to 1.
+    """
+    v = np.asarray(votes).ravel()
+    return np.bincount(v, minlength=n_classes)[:n_classes].astype(np.float64) / max(v.size, 1)
+
+
+def foreign_excess(profile: np.ndarray, reference: np.ndarray, own: int) -> float:
+    """How much more a class's points vote for some *other* class than real frames' points of that class do.
+
+    A concentrated relabel (every car point labelled vegetation) makes the receiving class's points vote for the
+    source class far more often than real vegetation does, while its own-label share (the plausibility) only
+    drops by the relabelled points' share. The log ratio of smoothed shares sees the rise of a class real frames
+    rarely vote for.
+
+    Args:
+        profile: (C,) float vote shares of the class's points in the frame (:func:`vote_profile`).
+        reference: (C,) float the real frames' mean vote shares of that class.
+        own: index of the class itself (left out).
+
+    Returns:
+        ``max(0, max_{k != own} log((profile_k + e) / (reference_k + e)))``, ``e`` = :data:`PROFILE_SMOOTHING`.
+    """
+    e = PROFILE_SMOOTHING
+    ratio = np.log((np.asarray(profile, np.float64) + e) / (np.asarray(reference, np.float64) + e))
+    ratio = np.delete(ratio, own) if 0 <= own < ratio.size else ratio
+    return float(max(0.0, ratio.max())) if ratio.size else 0.0
 
 
 class VoteIndex:
