@@ -109,7 +109,9 @@ def test_real_relabel_is_rejected_and_the_scan_accepted(frames, bank):
     assert gate.evaluate(frames[1][1], update_quarantine=False).accepted
     relabelled = perturb(frames[1][1], "relabel", 0, np.random.default_rng(0))
     d = gate.evaluate(relabelled, update_quarantine=False)
-    assert not d.accepted and "vegetation" in d.failing_classes, d.reasons
+    # The relabel moves nuScenes `car` (fine level) into vegetation; trucks and the rest stay `vehicle` at the scene
+    # level. Either side of the move may be what fails first; the decision must name one of the two.
+    assert not d.accepted and {"vegetation", "vehicle"} & set(d.failing_classes), d.reasons
     veg = d.per_class["vegetation"]
     # the vote components see it too (below a perfect score), and every component keeps its evidence
     assert {"plausibility", "foreign", "height"} <= set(veg.components)
