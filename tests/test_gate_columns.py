@@ -76,3 +76,40 @@ def test_gate_scores_roughness_of_a_1085_column_sweep():
     decision = gate.evaluate(scans[2][1], update_quarantine=False)
     assert "roughness" in decision.scene_components
     assert "beams" in decision.scene_components
+
+
+def test_a_frame_firing_fewer_columns_than_the_real_scans_shows_it_in_its_beam_ratios():
+    # Ring neighbours follow the frame's own columns, but the return ratios are counted against the real scans'
+    # columns: every other column of each ring kept (a sensor spinning twice as fast, or stride subsampling in
+    # firing order) halves them, which the frame's own count would hide (ratios ~1 again).
+    scans = list(iter_scans(DATA))
+    config = load_gate_config()
+    bank = ReferenceBank.build(scans[:2], sensor="hdl-32", config=config, device="cpu")
+    gate = FrameGate(bank, config, device="cpu", quarantine=False)
+    frame = scans[2][1]
+    pts = np.asarray(frame["data"], dtype=np.float64)
+    beams, _ = sensor_geometry("hdl-32")
+    rings = ring_ids(pts.astype(np.float32), beams)
+    az = np.arctan2(pts[:, 1], pts[:, 0])
+    order = np.lexsort((az, rings))
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    first = np.r_[0, np.flatnonzero(np.diff(rings[order])) + 1]  # first point of each ring in sorted order
+    start = np.zeros(rings.max() + 1, np.int64)
+    start[rings[order][first]] = first
+    keep = (rank - start[rings]) % 2 == 0
+    half = {
+        "data": np.ascontiguousarray(frame["data"][keep]),
+        "info": {
+            **frame["info"],
+            "pointSemantic": np.asarray(frame["info"]["pointSemantic"])[keep],
+            "pointInstance": np.asarray(frame["info"]["pointInstance"])[keep],
+        },
+    }
+    full_st, half_st = gate.stats(frame), gate.stats(half)
+    assert half_st.columns == pytest.approx(full_st.columns / 2, rel=0.02)
+    assert float(half_st.beam_ratio.mean()) == pytest.approx(float(full_st.beam_ratio.mean()) / 2, rel=0.05)
+    full_d = gate.evaluate(frame, update_quarantine=False)
+    half_d = gate.evaluate(half, update_quarantine=False)
+    assert half_d.scene_components["beams"] < 0.5 <= full_d.scene_components["beams"]
+    assert not half_d.accepted

@@ -342,6 +342,7 @@ def frame_stats(
     *,
     vertical_angles_deg: Sequence[float] | None = None,
     horizontal_resolution: int | None = None,
+    reference_columns: int | None = None,
     background_classes: Sequence[str] = (),
     duplicate_tolerance: float = 1e-4,
 ) -> FrameStats:
@@ -354,6 +355,10 @@ def frame_stats(
         horizontal_resolution: the profile's columns per revolution (enables return ratios and the exact azimuth
             step); a frame that measurably has another count (another rotation rate, :func:`measured_columns`)
             is judged on its own count, recorded in :attr:`FrameStats.columns`.
+        reference_columns: columns per revolution of the real reference (the bank's measured count). The beam
+            return ratios are counted against it when given: ring neighbours need the frame's own count, but a
+            frame that fires fewer columns than the real sensor (another rotation rate, or every k-th column kept)
+            returns fewer points per beam than the real scans, and its ratios must show that.
         background_classes: classes never cropped into instances.
         duplicate_tolerance: grid size (metres) under which two points count as duplicates.
 
@@ -424,7 +429,7 @@ def frame_stats(
     beam_ratio = None
     if vertical_angles_deg is not None and columns and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
-        beam_ratio = (counts / float(columns)).astype(np.float32)
+        beam_ratio = (counts / float(reference_columns or columns)).astype(np.float32)
     dup = 0.0
     # Points within NO_RETURN_RANGE of the sensor are no-return encodings (nuScenes keeps them at the origin),
     # not an accumulated capture: they do not count as duplicates.

@@ -101,6 +101,9 @@ class FrameGate:
             if feats:
                 self.quarantine.set_reference(feats)
         self._beams, self._columns = sensor_geometry(bank.sensor)
+        # The real scans' measured columns per revolution (banks from before it was recorded: the frame's own).
+        ref_cols = bank.meta.get("columns")
+        self._reference_columns = int(ref_cols) if isinstance(ref_cols, (int, float)) and ref_cols > 0 else None
         self._warned_world = False
         self.parents = dict(parents) if parents is not None else _default_parents()
         # A (coarse) bank of 2 frames still judges the classes both frames hold.
@@ -135,6 +138,7 @@ class FrameGate:
             frame,
             vertical_angles_deg=self._beams,
             horizontal_resolution=self._columns,
+            reference_columns=self._reference_columns,
             background_classes=self.config.background_classes,
             duplicate_tolerance=self.config.duplicate_tolerance,
         )
