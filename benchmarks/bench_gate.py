@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -100,6 +101,8 @@ def bench_generate(
     bank = ReferenceBank.build(real, config=GateConfig(), device=device)
     tails = identify_tail_classes(bank.class_counts, 20.0) if bank.class_counts else []
     times: dict[str, list[float]] = {m: [] for m in ["sequential", *[m for m in modes if m != "sequential"]]}
+    cpu_main: dict[str, list[float]] = {m: [] for m in times}
+    cpu_worker: dict[str, list[float]] = {m: [] for m in times}
     rows: dict[str, list[Any]] = {}
     prefetched: dict[str, dict[str, int]] = {}
     rng = random.Random(11)
@@ -112,9 +115,12 @@ def bench_generate(
                 gate = FrameGate(bank, GateConfig(), device=device)
                 pipeline = False if mode == "sequential" else mode
                 runner = GenerationRunner(src, gate, out, tail_classes=tails, max_retries=1, seed=3, pipeline=pipeline)
+                c0, w0 = time.process_time(), _children_cpu()
                 t0 = time.perf_counter()
                 runner.run(frames, progress=False)
                 times[mode].append(time.perf_counter() - t0)
+                cpu_main[mode].append((time.process_time() - c0) / frames)
+                cpu_worker[mode].append((_children_cpu() - w0) / frames)  # the worker is reaped by run()
                 prefetched[mode] = dict(runner.prefetched)
                 got = [
                     {k: v for k, v in row.items() if k != "timestamp"} for row in read_manifest(out / "manifest.jsonl")
@@ -131,9 +137,15 @@ def bench_generate(
         "fps": {m: frames / statistics.median(t) for m, t in times.items()},
         "speedup": {m: statistics.median(s / p for s, p in zip(seq, t, strict=True)) for m, t in times.items()},
         "prefetched": prefetched,
+        "cpu_s_per_frame": {m: [statistics.median(cpu_main[m]), statistics.median(cpu_worker[m])] for m in times},
         "times_s": times,
         "load_avg": os.getloadavg(),
     }
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{g['speedup'][m]:.2f}x" for m in modes if m != "sequential"]
             print(f"| {g['sensor']} | {g['attempts']} | " + " | ".join(cells) + " |")
         print("speed-up: median over rounds of sequential time / mode time (same round)")
+        print("\nCPU s per scheduled frame (median over rounds), main process + worker process:")
+        for g in gen:
+            cpu = g["cpu_s_per_frame"]
+            cells = [f"{m} {c[0]:.2f} + {c[1]:.2f}" for m, c in cpu.items()]
+            bound = {m: (cpu["sequential"][0]) / max(c) for m, c in cpu.items() if m != "sequential" and max(c) > 0}
+            print(f"  {g['sensor']}: " + ", ".join(cells) + "; on idle cores the busier process bounds the speed-up at "
+                  + ", ".join(f"{m} {b:.2f}x" for m, b in bound.items()))  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(gen, indent=2))
         return 0
