@@ -6,7 +6,11 @@ radius doublings, while a KD-tree's descent adapts to any spacing. On a KITTI-36
 answers both directions in ~0.19 s on 2 cores, the Warp CPU grid in ~2.1 s (``benchmarks/bench_chamfer.py``).
 
 Search is in float64 on the validated coordinates (no centring or float32 cast), so results equal a float64
-brute force up to exact ties. Parallelism: pykdtree splits each query over OpenMP threads and releases the
+brute force up to exact ties. Queries run in spatial (Morton, 10 bits per axis) order, in chunks gathered from the
+caller's arrays and scattered back: consecutive queries then descend the same branches and touch the same leaves,
+which keeps the tree in cache (2.5x faster on uniform clouds, whose storage order is random; LiDAR scans are
+stored in scan order and gain a few percent). Chunks keep the extra memory at one permutation per cloud instead
+of a sorted copy. Parallelism: pykdtree splits each query over OpenMP threads and releases the
 GIL while building, so the two trees of a pair are built on two threads; cKDTree queries use
 ``workers=-1``. cKDTree is built with ``balanced_tree=False, compact_nodes=False`` (sliding-midpoint splits,
 ~2x faster to build and query on scans whose density varies by orders of magnitude).
@@ -24,6 +28,14 @@ __all__ = ["tree_backend", "tree_nn", "tree_pair_nn"]
 
 # pykdtree's default; 8 and 32 measured 10% slower / equal on KITTI-360 pairs
 _LEAFSIZE = 16
+# Below this many queries the ordering costs more than the cache misses it saves.
+_ORDER_MIN = 4096
+# Queries gathered per call: big enough for OpenMP's static chunks of 100, small enough for a few MB of temporaries.
+_CHUNK = 1 << 16
+_MORTON_BITS = 10
+_SPREAD = np.zeros(1 << _MORTON_BITS, np.uint32)
+for _b in range(_MORTON_BITS):
+    _SPREAD |= ((np.arange(1 << _MORTON_BITS, dtype=np.uint32) >> _b) & 1) << (3 * _b)
 
 
 def tree_backend() -> str:
@@ -49,7 +61,36 @@ def _build(points: np.ndarray, backend: str) -> Any:
 
 
 def _query(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1."""
+    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1. Large query sets
+    are searched in spatial order (see the module docstring); the results are in the caller's order."""
+    q_n = query.shape[0]
+    if q_n < _ORDER_MIN:
+        return _query_raw(tree, query, k, backend)
+    order = _spatial_order(query)
+    shape = (q_n,) if k == 1 else (q_n, k)
+    d = np.empty(shape, np.float64)
+    i = np.empty(shape, np.int64)
+    for start in range(0, q_n, _CHUNK):
+        sel = order[start : start + _CHUNK]
+        d[sel], i[sel] = _query_raw(tree, query[sel], k, backend)
+    return d, i
+
+
+def _spatial_order(points: np.ndarray) -> np.ndarray:
+    """(N,) int32/int64 permutation sorting ``points`` by Morton code on a 2^10 grid over their bounding box."""
+    lo = np.array([points[:, j].min() for j in range(3)])
+    span = max(float(max(points[:, j].max() - lo[j] for j in range(3))), 1e-300)
+    scale = ((1 << _MORTON_BITS) - 1) / span
+    code = np.zeros(points.shape[0], np.uint32)
+    for j in range(3):  # column by column: one (N,) temporary at a time
+        cell = ((points[:, j] - lo[j]) * scale).astype(np.uint32)
+        np.minimum(cell, (1 << _MORTON_BITS) - 1, out=cell)
+        code |= _SPREAD[cell] << np.uint32(j)
+    order = np.argsort(code)
+    return order.astype(np.int32) if points.shape[0] < 2**31 else order
+
+
+def _query_raw(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
     if backend == "pykdtree":
         d, i = tree.query(query, k=k)
         i = i.astype(np.int64)
