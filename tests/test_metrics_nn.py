@@ -362,9 +362,12 @@ def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypat
 
     monkeypatch.setattr(_nn_tree, "_CHUNK", 1000)
     rng = np.random.default_rng(5)
-    a = _mixture(rng, 4600)  # storage order random in space: the order really permutes
-    b = np.vstack([_mixture(rng, 4200), a[:300]])  # some exact copies of a's points
+    box = [50.0, 50.0, 5.0]
+    a = rng.random((4600, 3)) * box  # storage order random in space: the ordered path is taken
+    b = np.vstack([rng.random((4200, 3)) * box, a[:300], rng.uniform(-1, 1, (20, 3)) * 3e3])  # copies, far points
+    rng.shuffle(b)
     assert a.shape[0] >= _nn_tree._ORDER_MIN and b.shape[0] >= _nn_tree._ORDER_MIN
+    assert not _nn_tree._is_coherent(a) and not _nn_tree._is_coherent(b)
     order = _nn_tree._spatial_order(a)
     assert sorted(order.tolist()) == list(range(a.shape[0])) and not np.array_equal(order, np.arange(a.shape[0]))
     d_ab, i_ab, d_ba, i_ba = _nn_tree.tree_pair_nn(a, b)
@@ -377,3 +380,15 @@ def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypat
     dd = np.linalg.norm(both[:500, None] - both[None], axis=-1)
     dd[dd == 0] = np.inf
     np.testing.assert_allclose(spacing[:500], dd.min(axis=1), rtol=1e-12)
+
+
+def test_scan_order_counts_as_coherent_and_a_shuffle_does_not():
+    """Only clouds stored in no spatial order are re-ordered: a real scan in its stored order is coherent, the same
+    scan shuffled is not, and a Morton-ordered one is again."""
+    from simgap_ext.metrics import _nn_tree
+
+    scan = _kitti360("0000002000")
+    shuffled = scan[np.random.default_rng(0).permutation(scan.shape[0])]
+    assert _nn_tree._is_coherent(scan)
+    assert not _nn_tree._is_coherent(shuffled)
+    assert _nn_tree._is_coherent(shuffled[_nn_tree._spatial_order(shuffled)])
