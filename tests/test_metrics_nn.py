@@ -361,6 +361,7 @@ def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypat
     from simgap_ext.metrics import _nn_tree
 
     monkeypatch.setattr(_nn_tree, "_CHUNK", 1000)
+    monkeypatch.setattr(_nn_tree, "_ORDER_MIN", 4096)
     rng = np.random.default_rng(5)
     box = [50.0, 50.0, 5.0]
     a = rng.random((4600, 3)) * box  # storage order random in space: the ordered path is taken
