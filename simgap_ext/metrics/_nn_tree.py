@@ -32,8 +32,8 @@ _LEAFSIZE = 16
 # Below this many queries the tree stays in cache anyway and the ordering costs more than it saves (uniform 16k
 # points: 1.36x slower ordered, 65k: 0.72x of pykdtree's time).
 _ORDER_MIN = 1 << 15
-# Queries gathered per call: big enough for OpenMP's static chunks of 100, small enough for a few MB of temporaries.
-_CHUNK = 1 << 16
+# Queries gathered per call: many of OpenMP's static chunks of 100, and under 1 MB of temporaries.
+_CHUNK = 1 << 14
 _MORTON_BITS = 10
 _SPREAD = np.zeros(1 << _MORTON_BITS, np.uint32)
 for _b in range(_MORTON_BITS):
@@ -62,13 +62,17 @@ def _build(points: np.ndarray, backend: str) -> Any:
     return cKDTree(points, leafsize=_LEAFSIZE, balanced_tree=False, compact_nodes=False, copy_data=False)
 
 
-def _query(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1. Large query sets
-    are searched in spatial order (see the module docstring); the results are in the caller's order."""
-    q_n = query.shape[0]
-    if q_n < _ORDER_MIN or _is_coherent(query):
+def _query(
+    tree: Any, query: np.ndarray, k: int, backend: str, order: np.ndarray | None | bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1. ``order``: the
+    query order (:func:`_query_order`), ``True`` to compute it here, ``None`` for storage order. The results are in
+    the caller's order."""
+    if order is True:
+        order = _query_order(query)
+    if order is None:
         return _query_raw(tree, query, k, backend)
-    order = _spatial_order(query)
+    q_n = query.shape[0]
     shape = (q_n,) if k == 1 else (q_n, k)
     d = np.empty(shape, np.float64)
     i = np.empty(shape, np.int64)
@@ -76,6 +80,13 @@ def _query(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarr
         sel = order[start : start + _CHUNK]
         d[sel], i[sel] = _query_raw(tree, query[sel], k, backend)
     return d, i
+
+
+def _query_order(query: np.ndarray) -> np.ndarray | None:
+    """The Morton order to search ``query`` in, or ``None`` when storage order is as good (small or coherent)."""
+    if query.shape[0] < _ORDER_MIN or _is_coherent(query):
+        return None
+    return _spatial_order(query)
 
 
 def _is_coherent(points: np.ndarray) -> bool:
@@ -99,10 +110,13 @@ def _spatial_order(points: np.ndarray) -> np.ndarray:
     span = max(float(max(points[:, j].max() - lo[j] for j in range(3))), 1e-300)
     scale = ((1 << _MORTON_BITS) - 1) / span
     code = np.zeros(points.shape[0], np.uint32)
-    for j in range(3):  # column by column: one (N,) temporary at a time
-        cell = ((points[:, j] - lo[j]) * scale).astype(np.uint32)
-        np.minimum(cell, (1 << _MORTON_BITS) - 1, out=cell)
-        code |= _SPREAD[cell] << np.uint32(j)
+    for start in range(0, points.shape[0], _CHUNK):  # in row chunks: the temporaries stay a few hundred kB
+        part = points[start : start + _CHUNK]
+        out = code[start : start + _CHUNK]
+        for j in range(3):
+            cell = ((part[:, j] - lo[j]) * scale).astype(np.uint32)
+            np.minimum(cell, (1 << _MORTON_BITS) - 1, out=cell)
+            out |= _SPREAD[cell] << np.uint32(j)
     order = np.argsort(code)
     return order.astype(np.int32) if points.shape[0] < 2**31 else order
 
@@ -182,6 +196,8 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         index into ``a``).
     """
     backend = tree_backend()
+    # Orders first, while no tree or result exists: their sort temporaries then do not add to the peak.
+    order_a, order_b = _query_order(a), _query_order(b)
     if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= 4096:
         # tree builds are single-threaded and release the GIL: build both at once; the queries are
         # already spread over every core by OpenMP
@@ -190,6 +206,7 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             tree_a, tree_b = fa.result(), fb.result()
     else:
         tree_a, tree_b = _build(a, backend), _build(b, backend)
-    d_ab, i_ab = _query(tree_b, a, 1, backend)
-    d_ba, i_ba = _query(tree_a, b, 1, backend)
+    d_ab, i_ab = _query(tree_b, a, 1, backend, order_a)
+    del tree_b, order_a  # ~10 MB per 1M points that the second direction does not need
+    d_ba, i_ba = _query(tree_a, b, 1, backend, order_b)
     return d_ab, i_ab, d_ba, i_ba
