@@ -14,6 +14,7 @@ nothing, so killing the process at any moment leaves the run directory as a sequ
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -104,8 +105,8 @@ def open_prefetcher(source: Any, mode: str = "auto", *, after_render: Any = None
         after_render: for a worker process only: a picklable ``f(frame) -> extra`` it runs after each render
             (its ``take`` then returns ``(frame, extra)``; a thread prefetcher ignores it and returns frames).
         mode: ``"process"`` (a worker process; :class:`RenderWorkerError` when impossible), ``"thread"``, or
-            ``"auto"``: a process unless processes are unavailable here (inside Kit) or the source does not
-            pickle or the worker cannot start, then a thread (the reason is logged).
+            ``"auto"``: a process unless processes are unavailable here (inside Kit), only one CPU is usable, the
+            source does not pickle or the worker cannot start; then a thread (the reason is logged).
 
     Raises:
         SimGapInputError: unknown ``mode``.
@@ -121,6 +122,9 @@ def open_prefetcher(source: Any, mode: str = "auto", *, after_render: Any = None
     if mode == "auto" and not processes_available():
         _log.info("rendering ahead on a worker thread (no worker processes in this host)")
         return RenderPrefetcher(source)
+    if mode == "auto" and _usable_cpus() < 2:
+        _log.info("rendering ahead on a worker thread (one usable CPU: a worker process would only add its start-up)")
+        return RenderPrefetcher(source)
     try:
         return ProcessRenderPrefetcher(source, after_render=after_render)
     except RenderWorkerError as exc:
@@ -128,6 +132,13 @@ def open_prefetcher(source: Any, mode: str = "auto", *, after_render: Any = None
             raise
         _log.warning("%s; rendering ahead on a worker thread instead", exc)
         return RenderPrefetcher(source)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _wait_quietly(future: Future) -> None:
