@@ -171,13 +171,8 @@ class FrameGate:
 
     def stats(self, frame: Mapping[str, Any]) -> FrameStats:
         """The :class:`FrameStats` the gate computes for a (validated) frame."""
-        return frame_stats(
-            frame,
-            vertical_angles_deg=self._beams,
-            horizontal_resolution=self._columns,
-            background_classes=self.config.background_classes,
-            duplicate_tolerance=self.config.duplicate_tolerance,
-        )
+        # One definition for both: statistics computed in a render worker must equal the ones computed here.
+        return self.stats_spec().stats(frame)
 
     def evaluate(
         self, frame: Mapping[str, Any], *, update_quarantine: bool = True, stats: FrameStats | None = None
