@@ -352,3 +352,44 @@ def test_real_scan_against_far_outliers(device):
     np.testing.assert_allclose(d_ba, ref["outlier_ba"], rtol=1e-6, atol=atol)
     tripled = np.vstack([a[:3000]] * 3)
     np.testing.assert_allclose(nearest_neighbor_spacing(tripled, device=device), np.tile(ref["spacing"], 3), rtol=1e-6)
+
+
+def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypatch):
+    """The KD-tree path gathers queries in Morton order, chunk by chunk, and scatters the answers back: with
+    chunks of 1000 (boundaries inside the order) every answer, with or without coincident points, is still the
+    brute-force one in the caller's order."""
+    from simgap_ext.metrics import _nn_tree
+
+    monkeypatch.setattr(_nn_tree, "_CHUNK", 1000)
+    monkeypatch.setattr(_nn_tree, "_ORDER_MIN", 4096)
+    rng = np.random.default_rng(5)
+    box = [50.0, 50.0, 5.0]
+    a = rng.random((4600, 3)) * box  # storage order random in space: the ordered path is taken
+    b = np.vstack([rng.random((4200, 3)) * box, a[:300], rng.uniform(-1, 1, (20, 3)) * 3e3])  # copies, far points
+    rng.shuffle(b)
+    assert a.shape[0] >= _nn_tree._ORDER_MIN and b.shape[0] >= _nn_tree._ORDER_MIN
+    assert not _nn_tree._is_coherent(a) and not _nn_tree._is_coherent(b)
+    order = _nn_tree._spatial_order(a)
+    assert sorted(order.tolist()) == list(range(a.shape[0])) and not np.array_equal(order, np.arange(a.shape[0]))
+    d_ab, i_ab, d_ba, i_ba = _nn_tree.tree_pair_nn(a, b)
+    np.testing.assert_allclose(d_ab, brute_nn(a, b)[0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d_ba, brute_nn(b, a)[0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(np.linalg.norm(a - b[i_ab], axis=1), d_ab, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(np.linalg.norm(b - a[i_ba], axis=1), d_ba, rtol=1e-12, atol=0)
+    both = np.vstack([b, b[:50]])  # spacing: copies excluded, k = 2 through the same ordered path
+    spacing = nearest_neighbor_spacing(both, device="cpu")
+    dd = np.linalg.norm(both[:500, None] - both[None], axis=-1)
+    dd[dd == 0] = np.inf
+    np.testing.assert_allclose(spacing[:500], dd.min(axis=1), rtol=1e-12)
+
+
+def test_scan_order_counts_as_coherent_and_a_shuffle_does_not():
+    """Only clouds stored in no spatial order are re-ordered: a real scan in its stored order is coherent, the same
+    scan shuffled is not, and a Morton-ordered one is again."""
+    from simgap_ext.metrics import _nn_tree
+
+    scan = _kitti360("0000002000")
+    shuffled = scan[np.random.default_rng(0).permutation(scan.shape[0])]
+    assert _nn_tree._is_coherent(scan)
+    assert not _nn_tree._is_coherent(shuffled)
+    assert _nn_tree._is_coherent(shuffled[_nn_tree._spatial_order(shuffled)])

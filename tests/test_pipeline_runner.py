@@ -22,12 +22,14 @@ import numpy as np
 import pytest
 
 from simgap_ext.backends import get_scene_source
+from simgap_ext.backends.warp import WarpLidarSource
 from simgap_ext.cli import main
 from simgap_ext.data import iter_scans, read_bin, read_label, read_label_map
 from simgap_ext.data.manifest import read_manifest, validate_manifest_row
 from simgap_ext.errors import ExportError, SimGapInputError
 from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
 from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed, write_report
+from simgap_ext.pipeline.render_worker import RenderWorkerError, processes_available
 from simgap_ext.pipeline.run_dir import RunDir
 
 DEVICE = "cpu"  # pipeline logic is device-independent; the metrics' own tests cover CUDA
@@ -470,21 +472,62 @@ def _tree(out: Path) -> dict[str, str]:
     }
 
 
-def test_pipelined_run_is_byte_identical_to_sequential(reference_run, env, tmp_path):
-    """Rendering the next frame on a worker thread while the gate runs changes nothing on disk: same rows, same
-    scans/labels/label map/run.json/gate state; the config has retries, so some prefetches are mispredicted."""
-    ref_out, ref_summary = reference_run
-    seq = tmp_path / "seq"
+@pytest.fixture(scope="module")
+def sequential_tree(env, tmp_path_factory):
+    seq = tmp_path_factory.mktemp("seq") / "run"
     _runner(env, seq).run(5, progress=False)
+    return _tree(seq)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_pipelined_run_is_byte_identical_to_sequential(reference_run, sequential_tree, env, tmp_path, mode):
+    """Rendering the next frame in a worker process (with the gate's frame statistics) or thread while the gate
+    runs changes nothing on disk: same rows, same scans/labels/label map/run.json/gate state; the config has
+    retries, so some prefetches are mispredicted."""
+    if mode == "process" and not processes_available():
+        pytest.skip("no worker processes on this platform")
+    ref_out, ref_summary = reference_run
     out = tmp_path / "pipelined"
-    runner = _runner(env, out, pipeline=True)
+    runner = _runner(env, out, pipeline=mode)
     summary = runner.run(5, progress=False)
+    assert runner.pipeline_worker == mode
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
-    assert _tree(out) == _tree(seq)
+    assert _tree(out) == sequential_tree
     assert summary.counts == ref_summary.counts
     # both paths were taken: prefetched frames used, and mispredicted ones (a retry came next) dropped
     assert runner.prefetched["used"] > 0 and runner.prefetched["dropped"] > 0
-    assert runner.prefetched["used"] + summary.counts["rerandomized"] >= summary.attempts - 1
+    # a process worker may be cancelled while it starts up (the main process renders that frame itself)
+    slack = 1 if mode == "thread" else 2
+    assert runner.prefetched["used"] + summary.counts["rerandomized"] >= summary.attempts - slack
+
+
+class _DiesInWorker(WarpLidarSource):
+    """The embedded source, except that its copy in a render worker process dies from frame 2 on."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.parent_pid = os.getpid()
+
+    def render(self, *, frame_id: int = 0, **kw):
+        if frame_id >= 2 and os.getpid() != self.parent_pid:
+            os._exit(3)
+        return super().render(frame_id=frame_id, **kw)
+
+
+@pytest.mark.skipif(not processes_available(), reason="no worker processes on this platform")
+def test_a_dead_render_worker_stops_the_run_cleanly_and_it_resumes(reference_run, env, tmp_path):
+    ref_out, _ = reference_run
+    out = tmp_path / "run"
+    runner = _runner(env, out, pipeline="process")
+    runner.source = _DiesInWorker("vlp-16", "realistic", device=DEVICE)
+    with pytest.raises(RenderWorkerError, match=r"render worker process \(pid \d+\) exited with code 3"):
+        runner.run(5, progress=False)
+    rows = read_manifest(out / "manifest.jsonl")
+    assert _strip(rows) == _strip(read_manifest(ref_out / "manifest.jsonl"))[: len(rows)]
+    summary = _runner(env, out).run(5, resume=True, progress=False)
+    assert summary.resumed_at is not None
+    assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
+    assert _hashes(out) == _hashes(ref_out)
 
 
 def test_pipelined_resume_equals_uninterrupted(reference_run, env, tmp_path):

@@ -73,8 +73,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-pipeline",
         action="store_true",
-        help="render and gate one after the other (default with --backend warp: render the next frame on a worker "
-        "thread while the gate checks this one; same results)",
+        help="render and gate one after the other (default with --backend warp: render the next frame in a worker "
+        "process while the gate checks this one; same results)",
     )
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     p.set_defaults(func=run)

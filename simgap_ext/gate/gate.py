@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from .frame_stats import FrameStats, frame_stats
 from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
 from .quarantine import SemanticQuarantine
 
-__all__ = ["FrameGate", "MIN_CLASS_FRAMES"]
+__all__ = ["FrameGate", "FrameStatsSpec", "MIN_CLASS_FRAMES"]
 
 #: Real frames that must hold a class before it is judged on its own statistics: its d_max values are calibrated
 #: leaving one of them out, and fewer than 3 leave a single real-vs-real distance per component.
@@ -43,6 +44,44 @@ STRICT_FLOOR = 0.5
 MIN_JUDGED_POINTS = MIN_ROUGHNESS_SAMPLES
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameStatsSpec:
+    """A picklable ``frame -> FrameStats``: exactly what :meth:`FrameGate.evaluate` computes for a frame (validation
+    and the bank-level roll-up included). It depends on the frame alone, so a render worker process can compute it
+    beside the render (:class:`~simgap_ext.pipeline.render_worker.ProcessRenderPrefetcher`).
+    """
+
+    vertical_angles_deg: tuple[float, ...] | None
+    horizontal_resolution: int | None
+    reference_columns: int | None
+    background_classes: tuple[str, ...]
+    duplicate_tolerance: float
+    roll_up: bool
+
+    def prepare(self, frame: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The frame as the gate scores it (validated; rolled up to the bank's class level)."""
+        frame = validate_frame(frame)
+        if self.roll_up:
+            from ..data.taxonomy import roll_up_frame
+
+            frame = roll_up_frame(frame)
+        return frame
+
+    def stats(self, prepared: Mapping[str, Any]) -> FrameStats:
+        """:class:`FrameStats` of a frame returned by :meth:`prepare`."""
+        return frame_stats(
+            prepared,
+            vertical_angles_deg=self.vertical_angles_deg,
+            horizontal_resolution=self.horizontal_resolution,
+            reference_columns=self.reference_columns,
+            background_classes=self.background_classes,
+            duplicate_tolerance=self.duplicate_tolerance,
+        )
+
+    def __call__(self, frame: Mapping[str, Any]) -> FrameStats:
+        return self.stats(self.prepare(frame))
 
 
 class FrameGate:
@@ -132,24 +171,33 @@ class FrameGate:
         return None
 
     # ------------------------------------------------------------------------------------------------ public
-    def stats(self, frame: Mapping[str, Any]) -> FrameStats:
-        """The :class:`FrameStats` the gate computes for a (validated) frame."""
-        return frame_stats(
-            frame,
+    def stats_spec(self) -> FrameStatsSpec:
+        """The picklable function ``frame -> FrameStats`` of this gate (see :class:`FrameStatsSpec`)."""
+        return FrameStatsSpec(
             vertical_angles_deg=self._beams,
             horizontal_resolution=self._columns,
             reference_columns=self._reference_columns,
-            background_classes=self.config.background_classes,
-            duplicate_tolerance=self.config.duplicate_tolerance,
+            background_classes=tuple(self.config.background_classes),
+            duplicate_tolerance=float(self.config.duplicate_tolerance),
+            roll_up=self.bank.meta.get("class_level") == "scene",
         )
 
-    def evaluate(self, frame: Mapping[str, Any], *, update_quarantine: bool = True) -> GateDecision:
+    def stats(self, frame: Mapping[str, Any]) -> FrameStats:
+        """The :class:`FrameStats` the gate computes for a (validated) frame."""
+        # One definition for both: statistics computed in a render worker must equal the ones computed here.
+        return self.stats_spec().stats(frame)
+
+    def evaluate(
+        self, frame: Mapping[str, Any], *, update_quarantine: bool = True, stats: FrameStats | None = None
+    ) -> GateDecision:
         """Decide on one frame.
 
         Args:
             frame: a frame in the layout of :mod:`simgap_ext.frame` (docs/data.md) (validated here).
             update_quarantine: feed a geometrically passing frame's embeddings into the quarantine window
                 (set False to score without changing state, e.g. for reports).
+            stats: this very frame's statistics when already computed by :meth:`stats_spec` (in a render worker);
+                ``None``: computed here.
 
         Returns:
             The :class:`GateDecision`.
@@ -157,13 +205,9 @@ class FrameGate:
         Raises:
             SimGapInputError: the frame breaks the frame contract (wrong shapes, NaN points, unknown ids).
         """
-        frame = validate_frame(frame)
-        if self.bank.meta.get("class_level") == "scene":
-            # Judged at the bank's level: a frame labelled finer (car, truck, road) is rolled up like the real scans
-            # were (vehicle, ground); frames already at that level (every embedded frame) pass through unchanged.
-            from ..data.taxonomy import roll_up_frame
-
-            frame = roll_up_frame(frame)
+        # Judged at the bank's level: a frame labelled finer (car, truck, road) is rolled up like the real scans
+        # were (vehicle, ground); frames already at that level (every embedded frame) pass through unchanged.
+        frame = self.stats_spec().prepare(frame)
         cfg = self.config
         prov = {
             "frame_id": int(frame.get("frame_id", 0)),
@@ -180,7 +224,8 @@ class FrameGate:
                 prov["frame_id"],
             )
             self._warned_world = True
-        stats = self.stats(frame)
+        if stats is None:
+            stats = self.stats(frame)
         per_class = {
             c: ClassDecision(c, n, stats.class_instances.get(c, 0)) for c, n in sorted(stats.class_points.items())
         }

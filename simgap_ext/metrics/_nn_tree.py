@@ -6,7 +6,12 @@ radius doublings, while a KD-tree's descent adapts to any spacing. On a KITTI-36
 answers both directions in ~0.19 s on 2 cores, the Warp CPU grid in ~2.1 s (``benchmarks/bench_chamfer.py``).
 
 Search is in float64 on the validated coordinates (no centring or float32 cast), so results equal a float64
-brute force up to exact ties. Parallelism: pykdtree splits each query over OpenMP threads and releases the
+brute force up to exact ties. Query sets stored in no spatial order (a shuffled or uniformly sampled cloud) run
+in spatial (Morton, 10 bits per axis) order, in chunks gathered from the caller's array and scattered back:
+consecutive queries then descend the same branches and touch the same leaves, which keeps the tree in cache (2-2.5x
+faster on uniform clouds). LiDAR scans, stored in scan order, are already coherent and skip it (the sort cost more
+than it saved, measured 1.05-1.2x slower). Chunks keep the extra memory at one permutation instead of a sorted copy.
+Parallelism: pykdtree splits each query over OpenMP threads and releases the
 GIL while building, so the two trees of a pair are built on two threads; cKDTree queries use
 ``workers=-1``. cKDTree is built with ``balanced_tree=False, compact_nodes=False`` (sliding-midpoint splits,
 ~2x faster to build and query on scans whose density varies by orders of magnitude).
@@ -24,6 +29,15 @@ __all__ = ["tree_backend", "tree_nn", "tree_pair_nn"]
 
 # pykdtree's default; 8 and 32 measured 10% slower / equal on KITTI-360 pairs
 _LEAFSIZE = 16
+# Below this many queries the tree stays in cache anyway and the ordering costs more than it saves (uniform 16k
+# points: 1.36x slower ordered, 65k: 0.72x of pykdtree's time).
+_ORDER_MIN = 1 << 15
+# Queries gathered per call: many of OpenMP's static chunks of 100, and under 1 MB of temporaries.
+_CHUNK = 1 << 14
+_MORTON_BITS = 10
+_SPREAD = np.zeros(1 << _MORTON_BITS, np.uint32)
+for _b in range(_MORTON_BITS):
+    _SPREAD |= ((np.arange(1 << _MORTON_BITS, dtype=np.uint32) >> _b) & 1) << (3 * _b)
 
 
 def tree_backend() -> str:
@@ -48,8 +62,66 @@ def _build(points: np.ndarray, backend: str) -> Any:
     return cKDTree(points, leafsize=_LEAFSIZE, balanced_tree=False, compact_nodes=False, copy_data=False)
 
 
-def _query(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1."""
+def _query(
+    tree: Any, query: np.ndarray, k: int, backend: str, order: np.ndarray | None | bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Q,) or (Q, k) float64 distances and int64 indices; missing neighbours get ``inf`` / -1. ``order``: the
+    query order (:func:`_query_order`), ``True`` to compute it here, ``None`` for storage order. The results are in
+    the caller's order."""
+    if order is True:
+        order = _query_order(query)
+    if order is None:
+        return _query_raw(tree, query, k, backend)
+    q_n = query.shape[0]
+    shape = (q_n,) if k == 1 else (q_n, k)
+    d = np.empty(shape, np.float64)
+    i = np.empty(shape, np.int64)
+    for start in range(0, q_n, _CHUNK):
+        sel = order[start : start + _CHUNK]
+        d[sel], i[sel] = _query_raw(tree, query[sel], k, backend)
+    return d, i
+
+
+def _query_order(query: np.ndarray) -> np.ndarray | None:
+    """The Morton order to search ``query`` in, or ``None`` when storage order is as good (small or coherent)."""
+    if query.shape[0] < _ORDER_MIN or _is_coherent(query):
+        return None
+    return _spatial_order(query)
+
+
+def _is_coherent(points: np.ndarray) -> bool:
+    """Whether neighbours in storage order are neighbours in space: the median step between consecutive points (a
+    sample of up to 4096 steps) is within 4x the spacing a cloud of this size would have if it filled the box of
+    its 1st-99th percentiles (outliers do not inflate it). Scan-ordered LiDAR steps are a fraction of that; a
+    randomly ordered cloud's are a fraction of its extent."""
+    n = points.shape[0]
+    at = np.linspace(0, n - 2, min(n - 1, 4096)).astype(np.int64)
+    lo, hi = np.percentile(points[at], [1.0, 99.0], axis=0)
+    ext = hi - lo
+    ext = np.maximum(ext, 1e-3 * max(float(ext.max()), 1e-300))  # a flat or linear cloud still has a volume
+    spacing = float(np.prod(ext) / n) ** (1.0 / 3.0)
+    steps = np.sqrt(((points[at + 1] - points[at]) ** 2).sum(axis=1))
+    return float(np.median(steps)) <= 4.0 * spacing
+
+
+def _spatial_order(points: np.ndarray) -> np.ndarray:
+    """(N,) int32/int64 permutation sorting ``points`` by Morton code on a 2^10 grid over their bounding box."""
+    lo = np.array([points[:, j].min() for j in range(3)])
+    span = max(float(max(points[:, j].max() - lo[j] for j in range(3))), 1e-300)
+    scale = ((1 << _MORTON_BITS) - 1) / span
+    code = np.zeros(points.shape[0], np.uint32)
+    for start in range(0, points.shape[0], _CHUNK):  # in row chunks: the temporaries stay a few hundred kB
+        part = points[start : start + _CHUNK]
+        out = code[start : start + _CHUNK]
+        for j in range(3):
+            cell = ((part[:, j] - lo[j]) * scale).astype(np.uint32)
+            np.minimum(cell, (1 << _MORTON_BITS) - 1, out=cell)
+            out |= _SPREAD[cell] << np.uint32(j)
+    order = np.argsort(code)
+    return order.astype(np.int32) if points.shape[0] < 2**31 else order
+
+
+def _query_raw(tree: Any, query: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
     if backend == "pykdtree":
         d, i = tree.query(query, k=k)
         i = i.astype(np.int64)
@@ -124,6 +196,8 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         index into ``a``).
     """
     backend = tree_backend()
+    # Orders first, while no tree or result exists: their sort temporaries then do not add to the peak.
+    order_a, order_b = _query_order(a), _query_order(b)
     if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= 4096:
         # tree builds are single-threaded and release the GIL: build both at once; the queries are
         # already spread over every core by OpenMP
@@ -132,6 +206,7 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             tree_a, tree_b = fa.result(), fb.result()
     else:
         tree_a, tree_b = _build(a, backend), _build(b, backend)
-    d_ab, i_ab = _query(tree_b, a, 1, backend)
-    d_ba, i_ba = _query(tree_a, b, 1, backend)
+    d_ab, i_ab = _query(tree_b, a, 1, backend, order_a)
+    del tree_b, order_a  # ~10 MB per 1M points that the second direction does not need
+    d_ba, i_ba = _query(tree_a, b, 1, backend, order_b)
     return d_ab, i_ab, d_ba, i_ba

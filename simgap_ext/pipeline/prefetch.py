@@ -1,4 +1,5 @@
-"""One speculative render ahead on a worker thread, so that rendering frame k+1 overlaps gating frame k.
+"""One speculative render ahead on a worker thread, so that rendering frame k+1 overlaps gating frame k; and
+:func:`open_prefetcher`, which picks a worker process (:mod:`~simgap_ext.pipeline.render_worker`) when it can.
 
 The runner's decisions stay sequential: it asks for the attempt it needs by key ``(seed, focus, frame_id,
 attempt)``; a pre-rendered frame is used only when its key is exactly that one (a render is a deterministic
@@ -13,11 +14,15 @@ nothing, so killing the process at any moment leaves the run directory as a sequ
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["RenderPrefetcher"]
+__all__ = ["PIPELINE_MODES", "RenderPrefetcher", "open_prefetcher"]
+
+#: ``pipeline`` settings of :func:`open_prefetcher` (``"auto"``: a process where possible, else a thread).
+PIPELINE_MODES = ("auto", "process", "thread")
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +38,10 @@ class RenderPrefetcher:
     Attributes:
         hits: prefetched frames that were used.
         misses: prefetched renders that were dropped (another attempt was needed, or the render failed).
+        concurrent_safe: False: the caller must not render while a prefetch is in flight (one shared source).
     """
+
+    concurrent_safe = False
 
     def __init__(self, source: Any) -> None:
         self._source = source
@@ -86,6 +94,51 @@ class RenderPrefetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_prefetcher(source: Any, mode: str = "auto", *, after_render: Any = None) -> Any:
+    """A prefetcher for ``source``: :class:`~simgap_ext.pipeline.render_worker.ProcessRenderPrefetcher` or
+    :class:`RenderPrefetcher` (same ``submit/take/drop/close`` interface).
+
+    Args:
+        source: the scene source.
+        after_render: for a worker process only: a picklable ``f(frame) -> extra`` it runs after each render
+            (its ``take`` then returns ``(frame, extra)``; a thread prefetcher ignores it and returns frames).
+        mode: ``"process"`` (a worker process; :class:`RenderWorkerError` when impossible), ``"thread"``, or
+            ``"auto"``: a process unless processes are unavailable here (inside Kit), only one CPU is usable, the
+            source does not pickle or the worker cannot start; then a thread (the reason is logged).
+
+    Raises:
+        SimGapInputError: unknown ``mode``.
+        RenderWorkerError: ``mode="process"`` and no worker process could be started.
+    """
+    from ..errors import SimGapInputError
+    from .render_worker import ProcessRenderPrefetcher, RenderWorkerError, processes_available
+
+    if mode not in PIPELINE_MODES:
+        raise SimGapInputError(f"unknown pipeline mode {mode!r} (known: {', '.join(PIPELINE_MODES)})")
+    if mode == "thread":
+        return RenderPrefetcher(source)
+    if mode == "auto" and not processes_available():
+        _log.info("rendering ahead on a worker thread (no worker processes in this host)")
+        return RenderPrefetcher(source)
+    if mode == "auto" and _usable_cpus() < 2:
+        _log.info("rendering ahead on a worker thread (one usable CPU: a worker process would only add its start-up)")
+        return RenderPrefetcher(source)
+    try:
+        return ProcessRenderPrefetcher(source, after_render=after_render)
+    except RenderWorkerError as exc:
+        if mode == "process":
+            raise
+        _log.warning("%s; rendering ahead on a worker thread instead", exc)
+        return RenderPrefetcher(source)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _wait_quietly(future: Future) -> None:

@@ -26,12 +26,13 @@ replaying only ``manifest[rows:]`` (normally 0 or 1 attempts) yields exactly the
 missing, foreign or unreadable state file falls back to replaying every row from a fresh gate (what older runs get),
 which is equally exact, only slower.
 
-Pipelining (``pipeline=True``). While the gate checks attempt ``a`` of frame ``k``, a worker thread renders the
-attempt most likely to come next -- frame ``k + 1`` attempt 0 with the focus the plan gives it now -- through a
-:class:`~simgap_ext.pipeline.prefetch.RenderPrefetcher`. Every decision, row and file is still made in order on the
-calling thread; the prefetched frame is used only if the attempt that really comes next has the same seed, focus,
-frame and attempt (else it is dropped and rendered again), so the run directory is byte-identical to a sequential
-run's and resume is unchanged. Only for scene sources that may render off the main thread (not Replicator in Kit).
+Pipelining (``pipeline=True``). While the gate checks attempt ``a`` of frame ``k``, a worker process (or a thread
+where processes are unavailable, e.g. inside Kit; :func:`~simgap_ext.pipeline.prefetch.open_prefetcher`) renders
+the attempt most likely to come next -- frame ``k + 1`` attempt 0 with the focus the plan gives it now. Every
+decision, row and file is still made in order on the calling thread; the prefetched frame is used only if the
+attempt that really comes next has the same seed, focus, frame and attempt (else it is dropped and rendered again),
+so the run directory is byte-identical to a sequential run's and resume is unchanged. Only for scene sources that
+may render outside the main thread (not Replicator in Kit).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from ..errors import SimGapInputError
 from .attempt import AttemptRecorder, plan_retry
 from .exporter import Exporter
 from .live import LiveTable
-from .prefetch import RenderPrefetcher
+from .prefetch import PIPELINE_MODES, open_prefetcher
 from .run_dir import (
     GATE_STATE_NAME,
     MANIFEST_NAME,
@@ -200,8 +201,10 @@ class GenerationRunner:
             an uninterrupted run: load ``gate_state.json`` and re-render and re-gate only the recorded attempts it
             does not cover (all of them without a usable state file). ``None`` (default): restore unless the gate
             has no quarantine (``gate.quarantine is None``, a stateless gate).
-        pipeline: render the predicted next attempt on a worker thread while the gate checks the current one (see
-            the module docstring); the source's ``render`` must be safe to call off the main thread.
+        pipeline: render the predicted next attempt ahead while the gate checks the current one (see the module
+            docstring): ``True`` or ``"auto"`` (a worker process, else a thread), ``"process"``, ``"thread"``;
+            ``False``: in order. The source's ``render`` must be safe to call off the main thread, and for a process
+            the source must pickle.
     """
 
     def __init__(
@@ -217,7 +220,7 @@ class GenerationRunner:
         seed: int = 0,
         run_config: Mapping[str, Any] | None = None,
         replay_on_resume: bool | None = None,
-        pipeline: bool = False,
+        pipeline: bool | str = False,
     ) -> None:
         if int(max_retries) != max_retries or max_retries < 0:
             raise SimGapInputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
@@ -247,10 +250,17 @@ class GenerationRunner:
         self.run_config_path = self.run_dir.run_config
         self.gate_state_path = self.run_dir.gate_state
         self.exporter = Exporter(self.out_dir)
-        self.pipeline = bool(pipeline)
-        self._prefetch: RenderPrefetcher | None = None
+        if pipeline is True:
+            pipeline = "auto"
+        if pipeline is not False and pipeline not in PIPELINE_MODES:
+            raise SimGapInputError(f"pipeline must be True, False or one of {PIPELINE_MODES}, got {pipeline!r}")
+        self.pipeline: str | None = pipeline or None
+        self._prefetch: Any = None
+        self._with_stats = False
         #: after a pipelined run: prefetched renders ``used`` and ``dropped`` (mispredicted)
         self.prefetched = {"used": 0, "dropped": 0}
+        #: after a pipelined run: where the renders ahead ran (``"process"`` or ``"thread"``)
+        self.pipeline_worker: str | None = None
         self._n_frames = 0
         self._n_rows = 0  # manifest rows so far (the position a saved gate state refers to)
         self._config_sha256: str | None = None
@@ -429,7 +439,14 @@ class GenerationRunner:
         frames_done = 0
         view = LiveTable(self.stats, n_frames, completed=min(next_frame, n_frames)) if progress else None
         self._n_frames = n_frames
-        self._prefetch = RenderPrefetcher(self.source) if self.pipeline else None
+        # The gate's frame statistics depend on the frame alone: a worker process computes them beside the render.
+        spec = getattr(self.gate, "stats_spec", None)
+        self._prefetch = (
+            open_prefetcher(self.source, self.pipeline, after_render=spec() if spec is not None else None)
+            if self.pipeline
+            else None
+        )
+        self._with_stats = spec is not None and getattr(self._prefetch, "concurrent_safe", False)
         with ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
                 self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
@@ -454,6 +471,7 @@ class GenerationRunner:
                 if self._prefetch is not None:
                     self._prefetch.close()
                     self.prefetched = {"used": self._prefetch.hits, "dropped": self._prefetch.misses}
+                    self.pipeline_worker = "process" if self._prefetch.concurrent_safe else "thread"
                     _log.debug("prefetched renders: %(used)d used, %(dropped)d dropped", self.prefetched)
                     self._prefetch = None
                 if view is not None:
@@ -475,8 +493,8 @@ class GenerationRunner:
     def _attempt(self, recorder: AttemptRecorder, frame_id: int, attempt: int, focus: list[str]) -> bool:
         """Render, gate and record one attempt. Returns whether to retry."""
         seed = derive_seed(self.seed, frame_id, attempt)
-        frame = self._render(seed, focus, frame_id, attempt)
-        decision = self.gate.evaluate(frame)
+        frame, stats = self._render(seed, focus, frame_id, attempt)
+        decision = self.gate.evaluate(frame) if stats is None else self.gate.evaluate(frame, stats=stats)
         plan = plan_retry(decision, tail_classes=self.tail_classes, attempt=attempt, max_retries=self.max_retries)
         row = recorder.record(
             frame,
@@ -493,25 +511,35 @@ class GenerationRunner:
         self._save_gate_state(row)
         return plan.retry
 
-    def _render(self, seed: int, focus: list[str], frame_id: int, attempt: int) -> dict[str, Any]:
-        """The frame of one attempt (prefetched when pipelining predicted it); then start the next prefetch."""
+    def _render(self, seed: int, focus: list[str], frame_id: int, attempt: int) -> tuple[dict[str, Any], Any]:
+        """The frame of one attempt and its gate statistics when a worker computed them (else ``None``): the
+        prefetched ones when pipelining predicted this attempt. Then start the next prefetch."""
         pf = self._prefetch
-        frame = pf.take(self._render_key(seed, focus, frame_id, attempt)) if pf is not None else None
-        if frame is None:
-            frame = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
-        if pf is not None and frame_id + 1 < self._n_frames:
-            # Predict "no retry": the next frame's first attempt, with the focus the plan gives it before this
-            # attempt is recorded (a changed focus or a retry only costs the dropped render).
-            nxt_focus = list(self.focus_plan.focus_for(frame_id + 1, self.stats))
-            nxt_seed = derive_seed(self.seed, frame_id + 1, 0)
-            pf.submit(
-                self._render_key(nxt_seed, nxt_focus, frame_id + 1, 0),
-                seed=nxt_seed,
-                focus_classes=nxt_focus,
-                frame_id=frame_id + 1,
-                attempt=0,
-            )
-        return frame
+        got = pf.take(self._render_key(seed, focus, frame_id, attempt)) if pf is not None else None
+        if got is None and pf is not None and pf.concurrent_safe:
+            # A worker process has its own source: start the next frame there before rendering this one here.
+            self._prefetch_next(frame_id)
+            return self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt), None
+        if got is None:
+            got = self.source.render(seed=seed, focus_classes=list(focus), frame_id=frame_id, attempt=attempt)
+        self._prefetch_next(frame_id)
+        return got if self._with_stats else (got, None)
+
+    def _prefetch_next(self, frame_id: int) -> None:
+        pf = self._prefetch
+        if pf is None or frame_id + 1 >= self._n_frames:
+            return
+        # Predict "no retry": the next frame's first attempt, with the focus the plan gives it before this attempt
+        # is recorded (a changed focus or a retry only costs the dropped render).
+        nxt_focus = list(self.focus_plan.focus_for(frame_id + 1, self.stats))
+        nxt_seed = derive_seed(self.seed, frame_id + 1, 0)
+        pf.submit(
+            self._render_key(nxt_seed, nxt_focus, frame_id + 1, 0),
+            seed=nxt_seed,
+            focus_classes=nxt_focus,
+            frame_id=frame_id + 1,
+            attempt=0,
+        )
 
     @staticmethod
     def _render_key(seed: int, focus: Sequence[str], frame_id: int, attempt: int) -> tuple[Any, ...]:
