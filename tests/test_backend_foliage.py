@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from simgap_ext.backends.warp import CLASS_IDS, RandomizerConfig, SceneRandomizer
-from simgap_ext.backends.warp.foliage import foliage_rng, penetrate, penetration_lut
+from simgap_ext.backends.warp.foliage import CLUMP_SIZE, foliage_rng, penetrate, penetration_lut
 from simgap_ext.backends.warp.labels import PENETRATION_MEAN
 from simgap_ext.backends.warp.meshes import box
 from simgap_ext.backends.warp.raycast import build_mesh, cast_rays
@@ -49,10 +49,22 @@ def test_penetration_depth_is_exponential_with_the_material_mean():
     out = penetrate(mesh, np.zeros(3), dirs, r, sem, np.random.default_rng(1), lut=penetration_lut({"vegetation": 0.3}))
     depth = (out - r)[0]
     assert (depth >= 0).all()
-    # Exp(0.3): mean 0.3 and median 0.3 ln 2 (20k samples: standard errors ~0.002), and its whole shape (scipy's KS)
-    assert depth.mean() == pytest.approx(0.3, abs=0.01)
-    assert np.median(depth) == pytest.approx(0.3 * np.log(2.0), abs=0.01)
-    assert stats.kstest(depth, "expon", args=(0.0, 0.3)).pvalue > 1e-3
+    # one draw per leaf clump: the hits of one CLUMP_SIZE cube share it
+    hit_pts = dirs[0] * r[0][:, None]
+    clump = np.floor(hit_pts / CLUMP_SIZE).astype(np.int64)
+    _, first, which = np.unique(clump, axis=0, return_index=True, return_inverse=True)
+    np.testing.assert_allclose(depth, depth[first][which.reshape(-1)], atol=1e-5)
+    per_clump = depth[first]
+    assert per_clump.size > 1000
+    # Exp(0.3) over the clumps: mean 0.3 (4 standard errors), median 0.3 ln 2, and its shape (scipy's KS)
+    assert per_clump.mean() == pytest.approx(0.3, abs=4 * 0.3 / np.sqrt(per_clump.size))
+    assert np.median(per_clump) == pytest.approx(0.3 * np.log(2.0), abs=0.03)
+    assert stats.kstest(per_clump, "expon", args=(0.0, 0.3)).pvalue > 1e-3
+    # another scene key draws other depths for the same clumps
+    other = penetrate(
+        mesh, np.zeros(3), dirs, r, sem, np.random.default_rng(2), lut=penetration_lut({"vegetation": 0.3})
+    )
+    assert abs(np.corrcoef(depth, (other - r)[0])[0, 1]) < 0.1
 
 
 def test_returns_stay_inside_the_volume_and_opaque_surfaces_do_not_move():
@@ -92,8 +104,9 @@ def renders():
         world = SceneRandomizer(RandomizerConfig(**kw), sensor_height=prof.mount_height, max_range=prof.max_range)
         return WarpLidarSource(prof, preset, device="cpu", randomizer=world, effects=effects)
 
-    hull, foliage = source("ideal", penetration={}), source("ideal")
-    noisy = source("ideal", effects=EffectSettings(range_noise_sigma=0.01))  # noise only: every ray still returns
+    hull, foliage = source("ideal"), source("ideal", penetration=PENETRATION_MEAN)  # default world: smooth hulls
+    # noise only: every ray still returns
+    noisy = source("ideal", effects=EffectSettings(range_noise_sigma=0.01), penetration=PENETRATION_MEAN)
     return {
         "hull": hull.render(seed=5),
         "foliage": foliage.render(seed=5),
@@ -124,8 +137,8 @@ def test_rendered_vegetation_has_depth_and_nothing_else_moves(renders):
     # same direction: the points moved radially
     cos = np.einsum("ij,ij->i", hull["data"][veg], fol["data"][veg]) / (r_hull * r_fol)
     assert (cos > 1 - 1e-6).all()
-    # Exp(mu) capped at the crown's far side (the cap only shortens): median mu ln 2 at most, and a tail of a few
-    # tenths of a metre (uncapped 90th percentile: mu ln 10 = 2.3 mu)
+    # Exp(mu) per leaf clump, capped at the crown's far side (the cap only shortens): median mu ln 2 at most, and a
+    # tail of a few tenths of a metre (uncapped 90th percentile: mu ln 10 = 2.3 mu)
     mu = PENETRATION_MEAN["vegetation"]
     assert 0.5 * mu * np.log(2.0) < np.median(depth) <= mu * np.log(2.0) + 0.01
     assert np.percentile(depth, 90) > 1.5 * mu
