@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"mean free path from the real depth scatter: mu = sqrt(s_real^2 - s_hull^2) / {res['exp_constant']:.3f} = "
-        f"{res['mu_estimate']:.2f} m (PENETRATION_MEAN: {res["default_mean"]})"
+        f"{res['mu_estimate']:.2f} m (PENETRATION_MEAN: {res['default_mean']})"
     )
     head = (
         f"{'vlp-16 open, bank of 8 realistic':<32} {'accepted':>8} {'relabel accepted':>16} {'veg plaus.':>10} "
