@@ -48,6 +48,7 @@ _STATS = ("range_w1", "elevation_w1", "beam_ratio_l1", "roughness", "object_expo
 def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: str | None) -> dict[str, Any]:
     """Measure every source; returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
+    from simgap_ext.backends.warp.labels import PENETRATION_MEAN
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.sensors import load_sensor_profile
@@ -79,7 +80,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
     counts = {"pedestrian": (1, 3), "vehicle": (2, 4)}
 
     def world(profile: Any) -> SceneRandomizer:
-        cfg = RandomizerConfig(base_counts=counts)
+        # volumetric foliage (docs/backend.md "Scenes"): real vegetation is a volume, the default world's a hull
+        cfg = RandomizerConfig(base_counts=counts, penetration=PENETRATION_MEAN)
         return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 
     sources = {

@@ -3,6 +3,7 @@
 - :mod:`.meshes`: triangle primitives and class object builders (NumPy);
 - :mod:`.scene`: :class:`SceneRandomizer` (seeded scenes, focus classes, rare configurations);
 - :mod:`.raycast`: ``wp.Mesh`` upload and the spinning-LiDAR ray-cast kernel;
+- :mod:`.foliage`: volumetric foliage (beam penetration into vegetation, a property of the world);
 - :mod:`.effects`: switchable sensor effects (noise, drop, mixed pixels, intensity);
 - :mod:`.source`: :class:`WarpLidarSource`, the :class:`~simgap_ext.backends.SceneSource` tying them together.
 """

@@ -71,6 +71,9 @@ class RandomizerConfig:
         facade_setback: (min, max) distance from the sidewalk's outer edge to the facades, metres.
         parked_occupancy: share of parking slots along each curb holding a car.
         traffic: (min, max) moving vehicles in the lanes.
+        penetration: class -> mean depth (metres) a beam travels into that material before it returns
+            (:mod:`.foliage`; default: none, every surface opaque; ``PENETRATION_MEAN`` gives the measured volumetric
+            foliage, 0.2 m).
     """
 
     extent: float = 80.0
@@ -101,6 +104,7 @@ class RandomizerConfig:
     facade_setback: tuple[float, float] = (0.0, 4.0)
     parked_occupancy: float = 0.6
     traffic: tuple[int, int] = (2, 8)
+    penetration: Mapping[str, float] = field(default_factory=lambda: ReadOnlyMapping({}))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 Seeding: the scene comes from ``SeedSequence([seed, attempt, 0])`` and the sensor noise from
 ``SeedSequence([seed, attempt, 1 + noise_seed])``. The same ``seed`` therefore gives the same scene whatever the
 preset or ``noise_seed``; a different ``noise_seed`` redraws only the sensor effects (paired real-vs-real
-comparisons); a re-randomization (``attempt`` > 0) gives a new scene even if the caller reuses the seed.
+comparisons); a re-randomization (``attempt`` > 0) gives a new scene even if the caller reuses the seed. Foliage
+penetration (:mod:`.foliage`) is part of the world: drawn from the scene's seed, the same for every preset and noise
+seed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ...sensors import EffectSettings, SensorProfile, load_sensor_profile
 from ...tune.apply import apply_sensor_effects
 from ...tune.load import fitted_preset_name
 from .effects import apply_effects
+from .foliage import foliage_rng, penetrate, penetration_lut
 from .labels import CLASS_IDS, OBJECT_CLASSES, REFLECTIVITY, id_to_labels
 from .raycast import build_mesh, cast_spinning, spinning_directions
 from .scene import RandomizerConfig, Scene, SceneRandomizer
@@ -103,6 +106,7 @@ class WarpLidarSource:
         )
         self.rare = rare
         self.noise_seed = _check_seed(noise_seed, "noise_seed")
+        self._penetration = penetration_lut(getattr(self.randomizer.config, "penetration", {}))
         self._directions = spinning_directions(self.profile.vertical_angles_rad(), self.profile.horizontal_resolution)
 
     @property
@@ -187,6 +191,17 @@ class WarpLidarSource:
         sem = np.where(hit, scene.face_semantic[safe_face], 0).astype(np.uint32)
         inst = np.where(hit, scene.face_instance[safe_face], 0).astype(np.uint32)
         refl = _REFL_LUT[np.minimum(sem, 255)]
+        # foliage is volumetric (a world property, drawn from the scene's seed: the same leaves in every preset)
+        hits.range = penetrate(
+            mesh,
+            scene.sensor_origin,
+            self._directions,
+            hits.range,
+            sem,
+            foliage_rng(scene.seed),
+            lut=self._penetration,
+            device=self.device,
+        )
         if self.effects.model is not None:
             return self._render_fitted(hits.range, sem, inst, refl, scene, rng, frame_id, seed, focus_classes, attempt)
         res = apply_effects(
