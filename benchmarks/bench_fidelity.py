@@ -30,18 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
+
 __all__ = ["main", "run"]
 
-# ../shared/realdata beside the repository (a git worktree one level deeper also finds /work/shared)
-_ROOT = Path(__file__).resolve().parents[1]
-_DEFAULT_REAL = next(
-    (
-        p / "shared" / "realdata" / "nuscenes_lidarseg_cascol"
-        for p in (_ROOT.parent, _ROOT.parent.parent)
-        if (p / "shared" / "realdata" / "nuscenes_lidarseg_cascol").is_dir()
-    ),
-    _ROOT.parent / "shared" / "realdata" / "nuscenes_lidarseg_cascol",
-)
+_DEFAULT_REAL = realdata_root() / NUSCENES
 _STATS = ("range_w1", "elevation_w1", "beam_ratio_l1", "roughness", "object_exponent", "object_n10")
 
 

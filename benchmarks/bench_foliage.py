@@ -34,18 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
 
 __all__ = ["main", "run"]
 
-_ROOT = Path(__file__).resolve().parents[1]
-_DEFAULT_REAL = next(
-    (
-        p / "shared" / "realdata" / "nuscenes_lidarseg_cascol"
-        for p in (_ROOT.parent, _ROOT.parent.parent)
-        if (p / "shared" / "realdata" / "nuscenes_lidarseg_cascol").is_dir()
-    ),
-    _ROOT.parent / "shared" / "realdata" / "nuscenes_lidarseg_cascol",
-)
+_DEFAULT_REAL = realdata_root() / NUSCENES
 
 
 def _robust_sigma(d2: np.ndarray) -> float:

@@ -8,14 +8,14 @@ code as ``simgap validate`` (:mod:`simgap_ext.gate.validation`). Seeded; a few m
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from _realdata import realdata_root  # benchmarks/ helper (run as a script)
+
 from simgap_ext.cli import main
 
-# ../shared/realdata beside the checkout (SIMGAP_REALDATA overrides), e.g. /work/shared/realdata for /work/main
-REALDATA = Path(os.environ.get("SIMGAP_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+REALDATA = realdata_root()  # ../shared/realdata beside the checkout; SIMGAP_REALDATA overrides
 DEFAULT = [
     REALDATA / "open3d_ml" / "kitti_seq01_pr",  # SemanticKITTI seq 01, HDL-64E
     REALDATA / "kitti360_osm_bki",  # KITTI-360, HDL-64E
