@@ -41,7 +41,7 @@ demo: install
 # numpy Kit pins, no torch: those few tests skip), the two interpreters Isaac Sim 5.x and 6.x bring.
 # Side by side (scripts/run_tests.sh): each run is mostly one thread, so on 2 cores the pair takes about as long as one.
 test: install kit-env
-	bash scripts/run_tests.sh
+	VENV=$(VENV) bash scripts/run_tests.sh
 	$(MAKE) --no-print-directory test-py310
 
 # Isaac Sim 4.5 runs Python 3.10: the payload / writer / Kit-side tests on it (~1 min, plus ~1 min to build the venv

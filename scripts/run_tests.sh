@@ -8,6 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+venv=${VENV:-.venv}
 work=$(mktemp -d "${TMPDIR:-/tmp}/simgap-tests.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -15,8 +16,8 @@ PYTHONPATH=$PWD .venv-kit/bin/python -m pytest -q -p no:cacheprovider --ignore=t
     --basetemp="$work/kit" >"$work/kit.log" 2>&1 &
 kit_pid=$!
 
-echo "== project venv ($(.venv/bin/python -c 'import sys; print(sys.version.split()[0])')); the Kit venv runs alongside"
-.venv/bin/python -m pytest -q --basetemp="$work/project" "$@"
+echo "== project venv ($("$venv"/bin/python -c 'import sys; print(sys.version.split()[0])')); the Kit venv runs alongside"
+"$venv"/bin/python -m pytest -q --basetemp="$work/project" "$@"
 project_rc=$?
 
 wait "$kit_pid"
