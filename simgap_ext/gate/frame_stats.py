@@ -257,12 +257,28 @@ def measured_columns(
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape[0] < 2:
         return nominal
-    keep = np.einsum("ij,ij->i", pts, pts) >= NO_RETURN_RANGE**2
-    az = np.arctan2(pts[keep, 1], pts[keep, 0])
-    rg = np.asarray(rings)[keep]
-    order = np.lexsort((az, rg))
-    gap = np.diff(az[order])
-    gap = gap[(rg[order][1:] == rg[order][:-1]) & (gap > 1e-7)]
+    az, order = _ring_order(pts, rings)
+    return _columns_in_order(pts, rings, az, order, nominal, min_gaps)
+
+
+def _ring_order(pts: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) float64 azimuth, (N,) int64 permutation ordering the points by ring, then azimuth): the one sort that
+    :func:`measured_columns` and :func:`range_roughness` both walk (``frame_stats`` computes it once for both)."""
+    az = np.arctan2(pts[:, 1], pts[:, 0])
+    return az, np.lexsort((az, rings))
+
+
+def _columns_in_order(
+    pts: np.ndarray, rings: np.ndarray, az: np.ndarray, order: np.ndarray, nominal: int | None, min_gaps: int
+) -> int | None:
+    """:func:`measured_columns` on float64 points already sorted by :func:`_ring_order`."""
+    # No-return encodings are dropped after the sort: the sort is stable, so the kept points keep the order a
+    # sort of the kept points alone would give them.
+    keep = (np.einsum("ij,ij->i", pts, pts) >= NO_RETURN_RANGE**2)[order]
+    az_s = az[order][keep]
+    rg_s = np.asarray(rings)[order][keep]
+    gap = np.diff(az_s)
+    gap = gap[(rg_s[1:] == rg_s[:-1]) & (gap > 1e-7)]
     if gap.size < min_gaps:
         return nominal
     lg = np.log(gap)
@@ -304,15 +320,27 @@ def range_roughness(
         continuous neighbour on at least one side).
     """
     pts = np.asarray(points, dtype=np.float64)
+    if pts.shape[0] < 2:
+        n = pts.shape[0]
+        return np.full(n, np.nan, dtype=np.float32), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    az, order = _ring_order(pts, rings)
+    return _roughness_in_order(pts, rings, labels, az, order, azimuth_step)
+
+
+def _roughness_in_order(
+    pts: np.ndarray,
+    rings: np.ndarray,
+    labels: np.ndarray,
+    az: np.ndarray,
+    order: np.ndarray,
+    azimuth_step: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`range_roughness` on float64 points already sorted by :func:`_ring_order`."""
     n = pts.shape[0]
     residual = np.full(n, np.nan, dtype=np.float32)
     surface = np.zeros(n, dtype=bool)
     continuous = np.zeros(n, dtype=bool)
-    if n < 2:
-        return residual, surface, continuous
     r = np.linalg.norm(pts, axis=1)
-    az = np.arctan2(pts[:, 1], pts[:, 0])
-    order = np.lexsort((az, rings))
     rs, azs, rgs, lbs = r[order], az[order], rings[order], labels[order]
     gap = np.diff(azs)
     same_ring = rgs[1:] == rgs[:-1]
@@ -386,10 +414,17 @@ def frame_stats(
     background = set(background_classes)
 
     rings = ring_ids(pts, vertical_angles_deg) if n else np.zeros(0, np.int64)
-    columns = measured_columns(pts, rings, horizontal_resolution) if horizontal_resolution else None
+    # One ring/azimuth sort serves the column count and the ring-neighbour analysis (both also hold for N < 2).
+    pts64 = pts.astype(np.float64)
+    az, order = _ring_order(pts64, rings)
+    columns = (
+        _columns_in_order(pts64, rings, az, order, horizontal_resolution, _MIN_COLUMN_GAPS)
+        if horizontal_resolution
+        else None
+    )
     step = 2 * np.pi / columns if columns else None
-    rough, adjacent, continuous = range_roughness(
-        pts, rings, class_of_point.astype(np.int64) << 32 | inst, azimuth_step=step
+    rough, adjacent, continuous = _roughness_in_order(
+        pts64, rings, class_of_point.astype(np.int64) << 32 | inst, az, order, step
     )
 
     for ci, cname in enumerate(class_list):
