@@ -25,7 +25,7 @@ from ..data.scans import list_scans
 from ..data.semantickitti import find_label_file, read_bin, read_label
 from ..errors import SimGapInputError
 
-__all__ = ["Sample", "ClassVocabulary", "ScanCache", "load_samples", "IGNORE_INDEX"]
+__all__ = ["Sample", "ClassVocabulary", "ScanCache", "load_samples", "resolve_source", "IGNORE_INDEX"]
 
 #: Label index of points the loss and metrics ignore.
 IGNORE_INDEX = -1
@@ -88,6 +88,21 @@ def _from_manifest(path: Path, domain: str | None) -> list[Sample]:
     return out
 
 
+def resolve_source(source: str | Path) -> Path:
+    """What a scan source names: the ``manifest.jsonl`` of a run directory (one without ``velodyne/`` of its own),
+    else the path itself (a manifest ``.jsonl`` or a scan directory).
+
+    Raises:
+        SimGapInputError: the source does not exist.
+    """
+    p = Path(source)
+    if not p.exists():
+        raise SimGapInputError(f"{p}: no such file or directory")
+    if p.is_dir() and (p / "manifest.jsonl").is_file() and not (p / "velodyne").is_dir():
+        p = p / "manifest.jsonl"
+    return p
+
+
 def load_samples(source: str | Path, *, domain: str | None = None) -> list[Sample]:
     """List the samples of a manifest (``.jsonl``, or a run directory holding ``manifest.jsonl``) or a scan
     directory.
@@ -102,11 +117,7 @@ def load_samples(source: str | Path, *, domain: str | None = None) -> list[Sampl
     Raises:
         SimGapInputError: the source does not exist or holds no scan.
     """
-    p = Path(source)
-    if not p.exists():
-        raise SimGapInputError(f"{p}: no such file or directory")
-    if p.is_dir() and (p / "manifest.jsonl").is_file() and not (p / "velodyne").is_dir():
-        p = p / "manifest.jsonl"
+    p = resolve_source(source)
     if p.is_file() and p.suffix == ".jsonl":
         samples = _from_manifest(p, domain)
     else:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..active.dataset import IGNORE_INDEX, ClassVocabulary, Sample, ScanCache
+from ..active.dataset import IGNORE_INDEX, ClassVocabulary, Sample, ScanCache, resolve_source
 from ..data.layouts import scan_name
 from ..data.manifest import read_manifest, resolve_row_path
 from ..data.scans import list_scans
@@ -168,11 +168,7 @@ def list_pool(source: str | Path, domain: str, *, accepted_only: bool = True) ->
     Raises:
         SimGapInputError: missing source, or no scan in it.
     """
-    p = Path(source)
-    if not p.exists():
-        raise SimGapInputError(f"{p}: no such file or directory")
-    if p.is_dir() and (p / "manifest.jsonl").is_file() and not (p / "velodyne").is_dir():
-        p = p / "manifest.jsonl"
+    p = resolve_source(source)
     if p.is_file() and p.suffix == ".jsonl":
         samples = _from_manifest(p, domain, accepted_only)
     else:
