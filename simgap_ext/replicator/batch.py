@@ -12,8 +12,8 @@ settings instead of command-line flags, plus two things a Kit session needs:
   checks consistency with the simulator itself, not the sim-to-real gap; a warning says so;
 - the fitted sensor-effect model on Replicator frames: with ``backend=replicator`` and ``effects_profile`` set,
   every frame the source renders gets :func:`~simgap_ext.tune.apply_sensor_effects` before the gate, seeded by
-  :func:`~simgap_ext.replicator.writer.frame_effect_seed` exactly as ``SimGapWriter`` seeds it (run seed, frame
-  id, attempt, render product), so a batch and a writer capture of the same frames apply the same noise. The
+  :func:`~simgap_ext.replicator.writer.frame_effect_seed` from the run seed, frame id, attempt and render product
+  (``SimGapWriter`` also mixes in each trigger's ``reference_time``, which the batch's frames do not carry). The
   embedded backend takes the tuned profile as its ``preset`` instead (it renders the model itself).
 
 Pure Python (no omni import): the extension calls :func:`prepare_batch` and :func:`run_batch`, tests call them too.
@@ -35,7 +35,7 @@ from ..pipeline.assembly import KIT_NAMES, SELF_REFERENCE_SEED, assemble_run
 from ..pipeline.run_dir import BANK_CACHE_NAME
 from ..settings import BatchSettings, GateSettings, WriterSettings
 from ..tune.apply import apply_sensor_effects
-from .writer import _load_effects, frame_effect_seed
+from .writer import frame_effect_seed, load_effects
 
 __all__ = [
     "BANK_CACHE_NAME",
@@ -147,7 +147,7 @@ def _effects_wrapper(
             profile,
         )
         return None, {}
-    model, _ = _load_effects(profile, replicator.annotator, sensor, owner="SimGap batch (backend=replicator)")
+    model, _ = load_effects(profile, replicator.annotator, sensor, owner="SimGap batch (backend=replicator)")
     # The model's content, not the file's bytes: a resume with another fitted model is refused, a re-saved or
     # moved file with the same model is not.
     digest = hashlib.sha256(json.dumps(model.to_dict(), sort_keys=True).encode()).hexdigest()

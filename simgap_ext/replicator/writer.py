@@ -77,6 +77,7 @@ __all__ = [
     "WRITER_NAME",
     "build_sink",
     "frame_effect_seed",
+    "load_effects",
     "on_writer_created",
     "register_writer",
     "unregister_writer",
@@ -187,7 +188,7 @@ def frame_effect_seed(
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _load_effects(
+def load_effects(
     effects: str | os.PathLike[str] | None, annotator: str, sensor: str, *, owner: str = "SimGapWriter"
 ) -> tuple[Any, str | None]:
     """The fitted model of ``effects`` (a tuned profile), refused where the frames are not in the sensor frame.
@@ -310,7 +311,7 @@ if HAS_REPLICATOR:
             if effects is None and self._get_setting is not None:
                 effects = read_setting(self._get_setting, "effects_profile")
             # Loaded before the sink so that a bad profile fails before anything is written.
-            self.effects_model, self.effects_preset = _load_effects(effects, annotator, str(sensor))
+            self.effects_model, self.effects_preset = load_effects(effects, annotator, str(sensor))
             self.effects_profile = None if self.effects_model is None else os.fspath(effects)
             if sink is None:
                 if output_dir is None or bank_path is None:
