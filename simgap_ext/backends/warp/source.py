@@ -191,17 +191,19 @@ class WarpLidarSource:
         sem = np.where(hit, scene.face_semantic[safe_face], 0).astype(np.uint32)
         inst = np.where(hit, scene.face_instance[safe_face], 0).astype(np.uint32)
         refl = _REFL_LUT[np.minimum(sem, 255)]
-        # foliage is volumetric (a world property, drawn from the scene's seed: the same leaves in every preset)
-        hits.range = penetrate(
-            mesh,
-            scene.sensor_origin,
-            self._directions,
-            hits.range,
-            sem,
-            foliage_rng(scene.seed),
-            lut=self._penetration,
-            device=self.device,
-        )
+        # foliage is volumetric (a world property, drawn from the scene's seed: the same leaves in every preset);
+        # a world without penetrable materials (the default) skips it
+        if self._penetration.any():
+            hits.range = penetrate(
+                mesh,
+                scene.sensor_origin,
+                self._directions,
+                hits.range,
+                sem,
+                foliage_rng(scene.seed),
+                lut=self._penetration,
+                device=self.device,
+            )
         if self.effects.model is not None:
             return self._render_fitted(hits.range, sem, inst, refl, scene, rng, frame_id, seed, focus_classes, attempt)
         res = apply_effects(
