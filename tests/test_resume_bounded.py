@@ -2,9 +2,9 @@
 
 Real Warp backend, real gate, vlp-16. The quarantine here actually triggers and releases (raw JS, no permutation
 baseline, threshold 0.745 with hysteresis 0.02: tail classes wander across 0.71-0.79 in this run, so whether they
-are quarantined depends on their history, not only on their window), and geometry rejects about half of the attempts (probed
-``g_threshold``), so the windows only take some of the frames. Renders are counted through a thin wrapper that
-delegates to the real source.
+are quarantined depends on their history, not only on their window), and geometry rejects about half of the
+attempts (probed ``g_threshold``), so the windows only take some of the frames. Renders are counted through a thin
+wrapper that delegates to the real source.
 """
 
 from __future__ import annotations
