@@ -60,12 +60,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 3
+BANK_FORMAT_VERSION = 4
 #: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
 #: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
-#: says so once in the log); rebuild them to check both.
-READABLE_FORMAT_VERSIONS = (2, 3)
+#: says so once in the log); rebuild them to check both. Versions 2 and 3 predate the per-frame vote profiles
+#: (``meta["frame_profiles"]``): the gate skips the hidden-class check (:mod:`~simgap_ext.gate.missing`) with them
+#: and says so once in the log.
+READABLE_FORMAT_VERSIONS = (2, 3, 4)
 OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
@@ -617,6 +619,15 @@ class ReferenceBank:
         return bank
 
     # ------------------------------------------------------------------------------------------- calibration
+    def class_real_profiles(self, class_name: str) -> np.ndarray | None:
+        """(m, C) float64 the class's vote profile in each calibrated real frame (left out of its own vote), for the
+        hidden-class check (:mod:`~simgap_ext.gate.missing`); None in banks of format version < 4."""
+        table = self.meta.get("frame_profiles")
+        if not isinstance(table, Mapping):
+            return None
+        rows = table.get(class_name, [])
+        return np.asarray(rows, np.float64).reshape(-1, len(self.class_names))
+
     def _calibrate(self, cfg: GateConfig, *, device: str | None, rng: np.random.Generator) -> None:
         """Leave-one-frame-out real-vs-real distances per component -> quantile and d_max."""
         q = cfg.calibration_quantile
@@ -695,6 +706,10 @@ class ReferenceBank:
                 dists["foreign"].setdefault(name, []).extend(
                     foreign_excess(p, r, ci) for p, r in zip(stack, rest, strict=True)
                 )
+        # Every held-out frame's profile (rounded: the hidden-class check compares ranks, not decimals).
+        self.meta["frame_profiles"] = {
+            c: [[round(float(x), 5) for x in p] for p in v.values()] for c, v in profiles.items()
+        }
         for name, per_frame in plaus.items():
             vals = np.array(list(per_frame.values()), np.float64)
             if vals.size > 1:
