@@ -60,6 +60,10 @@ def test_hidden_class_by_hand():
     # present classes and ignored ones are never missing; hosts without real profiles are not judged
     assert _case(0.1, present=("vegetation", "road", "car")) == []
     assert _case(0.1, ignore=["car"]) == []
+    # a class real frames hold in a handful of points (at their smallest share: 10 points here) is lost to ray drop,
+    # not hidden; at 60 expected points it is judged
+    assert _case(0.1, expected_points={"car": 10.0}, min_points=50) == []
+    assert len(_case(0.1, expected_points={"car": 60.0}, min_points=50)) == 1
     assert hidden_classes({"vegetation"}, {"vegetation": np.ones(3) / 3}, NAMES, {"car": 10}, 10, {}, level=0.05) == []
     with pytest.raises(ValueError, match="level"):
         hidden_classes(set(), {}, NAMES, {}, 10, REAL, level=1.0)

@@ -526,8 +526,16 @@ def _hidden(
         {h: bank.class_real_profiles(h) for h in profiles},
         level=1.0 - quantile,
         ignore=_IGNORED_CLASSES,
+        expected_points={c: _smallest_share(bank, c) * stats.n_points for c in names},
+        min_points=MIN_JUDGED_POINTS,
     )
     return [_Hidden(host_of[h.host], h) for h in found]
+
+
+def _smallest_share(bank: ReferenceBank, class_name: str) -> float:
+    """The smallest share of a frame's points the class has in a real frame that holds it (0 when none does)."""
+    shares = bank.class_shares(class_name)
+    return float(shares.min()) if shares.size else 0.0
 
 
 def _plausibility(

@@ -17,7 +17,10 @@ Absence alone is weak evidence (a street can be empty of cars), so :func:`hidden
    probability that *some* class does.
 
 The frame is flagged when the product of the two probabilities is at most ``1 - calibration_quantile``, the level
-every other gate component is calibrated at. A class removed outright leaves the other classes' votes as they
+every other gate component is calibrated at. Only classes that real frames hold in numbers are judged: at the
+smallest share a real frame holding it gives it, the class would have at least ``min_points`` points in this
+frame (the gate passes the fewest points it judges a class on), so that a class of a handful of points lost to
+ray drop is not taken for a hidden one. A class removed outright leaves the other classes' votes as they
 were, so only its absence speaks: with the default quantile 0.95 that takes a class held by all of at least 18
 real frames. A bank of 2 or 3 frames can never make absence evidence, and says nothing.
 """
@@ -98,6 +101,8 @@ def hidden_classes(
     *,
     level: float,
     ignore: Iterable[str] = (),
+    expected_points: Mapping[str, float] | None = None,
+    min_points: int = 0,
 ) -> list[HiddenClass]:
     """Bank classes missing from a frame that one of its classes seems to hold.
 
@@ -112,6 +117,10 @@ def hidden_classes(
             when the bank has none (such classes are not judged as hosts).
         level: the largest joint probability still flagged, e.g. ``1 - calibration_quantile``.
         ignore: classes never judged missing (e.g. ``unlabeled``).
+        expected_points: bank class name -> the fewest points it would have in this frame at the smallest share a
+            real frame holding it gives it; a class expected below ``min_points`` is not judged (a class of a
+            handful of points is lost to ray drop, not hidden). None: every class is judged.
+        min_points: see ``expected_points``.
 
     Returns:
         One :class:`HiddenClass` per flagged class, in bank class order.
@@ -133,6 +142,8 @@ def hidden_classes(
         return out
     for ci, c in enumerate(class_names):
         if c in have or c in skip:
+            continue
+        if expected_points is not None and expected_points.get(c, 0.0) < min_points:
             continue
         k = int(frames_with.get(c, 0))
         p_absent = absence_probability(k, frames)
