@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -866,7 +867,7 @@ class ReferenceBank:
                 }
         except ReferenceDataError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, EOFError, RecursionError) as exc:
             raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({str(exc)[:200]})") from exc
         _check_header(header, str(p))
         version = header.get("format_version")
