@@ -8,7 +8,8 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
   backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
 - scene statistics: range samples, range-roughness samples, per-beam return ratios and the apparent sensor offset
   (:mod:`~simgap_ext.gate.origin`) of every frame;
-- per class: local-geometry descriptors and the mean profile of real kNN votes (label plausibility);
+- per class: local-geometry descriptors, the mean profile of real kNN votes (label plausibility) and, per calibrated
+  frame, its own vote profile (the hidden-class check, :mod:`~simgap_ext.gate.missing`; format 4);
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
 - the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
   (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
