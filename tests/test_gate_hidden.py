@@ -1,9 +1,10 @@
 """Hidden classes (gate.missing): a class every real frame holds is absent and another class votes for it.
 
-Hand-computed vote profiles for the rule itself, and real nuScenes-lidarseg keyframes for the gate: a bank of the
-tests/data scans (each with a 1 % ray-drop twin, so that the bank has the 8 frames the default calibration
-quantile needs before absence is evidence) accepts a held-out keyframe and rejects it once its trucks are labelled
-vegetation, naming both classes.
+Hand-computed vote profiles for the rule itself, and real nuScenes-lidarseg keyframes for the gate. A bank of four
+tests/data keyframes, each with a 1 % ray-drop twin (8 frames: absence, 1/10, is evidence only together with
+votes), accepts the held-out keyframe and rejects it once its vehicles are labelled vegetation, naming vegetation;
+with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike. Format-3 banks load
+and skip the check.
 """
 
 from __future__ import annotations
@@ -111,6 +112,29 @@ def test_real_scan_accepted_and_its_relabel_caught(nusc, gate):
     assert [c.name for c in hits] == ["vegetation"], r.reasons
     assert hits[0].components["hidden"] == 0.0 and not hits[0].passed
     assert any("absent here" in s and "vegetation" in s for s in r.reasons), r.reasons
+
+
+def test_a_large_bank_makes_absence_alone_evidence(nusc):
+    """With 20 real frames that all hold vehicles (4 keyframes, each with four 1 % ray-drop twins), a frame without
+    any is flagged on absence alone (Laplace: 1 / 22 <= 0.05): the relabel with a wide margin, the removal too."""
+    bank_frames = []
+    for i, (name, frame) in enumerate(nusc[:1] + nusc[2:]):
+        bank_frames.append((name, frame))
+        for t in range(4):
+            bank_frames.append((f"{name}-{t}", perturb(frame, "drop", 0.01, np.random.default_rng(10 * i + t))))
+    bank = ReferenceBank.build(bank_frames, config=load_gate_config(), device="cpu")
+    assert bank.frame_count == 20 and bank.class_frames("vehicle") == 20
+    gate = FrameGate(bank, load_gate_config(), device="cpu", quarantine=False)
+    frame = roll_up_frame(nusc[1][1])
+    assert gate.evaluate(frame, update_quarantine=False).accepted
+    for kind in ("relabel", "remove"):
+        d = gate.evaluate(perturb(frame, kind, 0, np.random.default_rng(0)), update_quarantine=False)
+        hidden = [r for r in d.reasons if r.startswith("class vehicle: in 20 of 20 real frames but absent here")]
+        assert not d.accepted and hidden, (kind, d.reasons)
+        p_joint, level = next(c.evidence["hidden"] for c in d.per_class.values() if "hidden" in c.evidence)
+        assert p_joint <= level + 1e-12 and p_joint >= 1 / 22 * 1 / 21  # at least absence x the smallest rank
+        if kind == "relabel":
+            assert p_joint < level / 2  # the vegetation votes add evidence to the absence
 
 
 def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):
