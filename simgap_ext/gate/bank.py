@@ -8,7 +8,8 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
   backbone (:func:`simgap_ext.metrics.instance_features`) for the semantic quarantine;
 - scene statistics: range samples, range-roughness samples, per-beam return ratios and the apparent sensor offset
   (:mod:`~simgap_ext.gate.origin`) of every frame;
-- per class: local-geometry descriptors and the mean profile of real kNN votes (label plausibility);
+- per class: local-geometry descriptors, the mean profile of real kNN votes (label plausibility) and, per calibrated
+  frame, its own vote profile (the hidden-class check, :mod:`~simgap_ext.gate.missing`; format 4);
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
 - the calibration: for every gate component, the ``calibration_quantile`` of real-vs-real distances
   (leave-one-frame-out), and ``d_max = quantile / (1 - g_threshold)`` so that a realistic sample at that
@@ -25,6 +26,7 @@ import logging
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +62,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 3
+BANK_FORMAT_VERSION = 4
 #: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
 #: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
-#: says so once in the log); rebuild them to check both.
-READABLE_FORMAT_VERSIONS = (2, 3)
+#: says so once in the log); rebuild them to check both. Versions 2 and 3 predate the per-frame vote profiles
+#: (``meta["frame_profiles"]``): the gate skips the hidden-class check (:mod:`~simgap_ext.gate.missing`) with them
+#: and says so once in the log.
+READABLE_FORMAT_VERSIONS = (2, 3, 4)
 OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
@@ -617,6 +621,15 @@ class ReferenceBank:
         return bank
 
     # ------------------------------------------------------------------------------------------- calibration
+    def class_real_profiles(self, class_name: str) -> np.ndarray | None:
+        """(m, C) float64 the class's vote profile in each calibrated real frame (left out of its own vote), for the
+        hidden-class check (:mod:`~simgap_ext.gate.missing`); None in banks of format version < 4."""
+        table = self.meta.get("frame_profiles")
+        if not isinstance(table, Mapping):
+            return None
+        rows = table.get(class_name, [])
+        return np.asarray(rows, np.float64).reshape(-1, len(self.class_names))
+
     def _calibrate(self, cfg: GateConfig, *, device: str | None, rng: np.random.Generator) -> None:
         """Leave-one-frame-out real-vs-real distances per component -> quantile and d_max."""
         q = cfg.calibration_quantile
@@ -695,6 +708,10 @@ class ReferenceBank:
                 dists["foreign"].setdefault(name, []).extend(
                     foreign_excess(p, r, ci) for p, r in zip(stack, rest, strict=True)
                 )
+        # Every held-out frame's profile (rounded: the hidden-class check compares ranks, not decimals).
+        self.meta["frame_profiles"] = {
+            c: [[round(float(x), 5) for x in p] for p in v.values()] for c, v in profiles.items()
+        }
         for name, per_frame in plaus.items():
             vals = np.array(list(per_frame.values()), np.float64)
             if vals.size > 1:
@@ -851,7 +868,7 @@ class ReferenceBank:
                 }
         except ReferenceDataError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, EOFError, RecursionError) as exc:
             raise ReferenceDataError(f"reference bank {p}: unreadable or corrupt ({str(exc)[:200]})") from exc
         _check_header(header, str(p))
         version = header.get("format_version")

@@ -27,6 +27,7 @@ from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
 from .frame_stats import FrameStats, frame_stats
 from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
+from .missing import HiddenClass, hidden_classes
 from .quarantine import SemanticQuarantine
 
 __all__ = ["FrameGate", "FrameStatsSpec", "MIN_CLASS_FRAMES"]
@@ -44,6 +45,8 @@ STRICT_FLOOR = 0.5
 MIN_JUDGED_POINTS = MIN_ROUGHNESS_SAMPLES
 
 log = logging.getLogger(__name__)
+# Classes that carry no meaning of their own: never judged missing.
+_IGNORED_CLASSES = ("unlabeled", "unlabelled")
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,14 @@ class FrameGate:
             log.warning(
                 "reference bank %s has no sensor-origin calibration (format version %s, or real frames too sparse "
                 "to estimate it): the scene 'origin' component is not scored; rebuild the bank to check it",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
+        if "frame_profiles" not in bank.meta:
+            log.warning(
+                "reference bank %s (format version %s) predates the per-frame vote profiles: a class "
+                "every real frame holds that is missing from a frame is not checked for being hidden (relabelled) "
+                "in another class; rebuild the bank to check it",
                 bank.source or "(in memory)",
                 bank.meta.get("format_version", "?"),
             )
@@ -360,6 +371,14 @@ class FrameGate:
                 dec.reasons.append(msg)
                 reasons.append(msg)
 
+        for hidden in _hidden(per_class, ref_of, stats, described, votes, self.bank, cfg.calibration_quantile):
+            dec = per_class[hidden.host_class]
+            dec.components["hidden"] = 0.0
+            dec.evidence["hidden"] = (hidden.evidence.p_joint, 1.0 - cfg.calibration_quantile)
+            dec.passed = False
+            dec.reasons.append(hidden.evidence.reason())
+            reasons.append(hidden.evidence.reason())
+
         scene = scene_components(stats, self.bank, ref_of)
         scene_g = weighted_g(scene, cfg.scene_weights)
         scene_scores = {n: s.score for n, s in scene.items()}
@@ -462,6 +481,61 @@ def _default_parents() -> dict[str, str]:
         log.warning("no class taxonomy (%s): classes without real exemplars have no parent to fall back on", exc)
         return {}
     return {c.name: c.parent for c in tax if c.parent}
+
+
+@dataclass(frozen=True)
+class _Hidden:
+    host_class: str  # the frame's class name (its reference may be a parent)
+    evidence: HiddenClass
+
+
+def _hidden(
+    per_class: Mapping[str, ClassDecision],
+    ref_of: Mapping[str, str],
+    stats: FrameStats,
+    described: np.ndarray,
+    votes: np.ndarray,
+    bank: ReferenceBank,
+    quantile: float,
+) -> list[_Hidden]:
+    """Classes (nearly) every real frame holds that this frame lacks while its other points vote for them beyond
+    real frames (:func:`~simgap_ext.gate.missing.hidden_classes`); empty without votes or a bank of format >= 4."""
+    from .bank import MIN_PLAUSIBILITY_POINTS
+    from .plausibility import vote_profile
+
+    if not votes.shape[1] or not described.size or "frame_profiles" not in bank.meta:
+        return []
+    n_classes = len(bank.class_names)
+    host_votes: dict[str, list[np.ndarray]] = {}
+    host_of: dict[str, str] = {}
+    for c in per_class:
+        if c not in ref_of or c not in stats.class_list:
+            continue
+        mine = described == stats.class_list.index(c)
+        if mine.sum() >= MIN_PLAUSIBILITY_POINTS:
+            host_votes.setdefault(ref_of[c], []).append(votes[mine])
+            host_of.setdefault(ref_of[c], c)
+    profiles = {h: vote_profile(np.concatenate(v), n_classes) for h, v in host_votes.items()}
+    names = list(bank.class_names)
+    found = hidden_classes(
+        set(ref_of.values()) | set(per_class),
+        profiles,
+        names,
+        {c: bank.class_frames(c) for c in names},
+        bank.frame_count,
+        {h: bank.class_real_profiles(h) for h in profiles},
+        level=1.0 - quantile,
+        ignore=_IGNORED_CLASSES,
+        expected_points={c: _smallest_share(bank, c) * stats.n_points for c in names},
+        min_points=MIN_JUDGED_POINTS,
+    )
+    return [_Hidden(host_of[h.host], h) for h in found]
+
+
+def _smallest_share(bank: ReferenceBank, class_name: str) -> float:
+    """The smallest share of a frame's points the class has in a real frame that holds it (0 when none does)."""
+    shares = bank.class_shares(class_name)
+    return float(shares.min()) if shares.size else 0.0
 
 
 def _plausibility(

@@ -73,7 +73,8 @@ def perturb(frame: Mapping[str, Any], kind: str, strength: float, rng: np.random
         kind: ``jitter`` (Gaussian, sigma metres per axis), ``drop`` (random ray drop, share), ``subsample``
             (keep every ``strength``-th point), ``shift`` (rigid translation along x, metres), ``rings`` (remove
             every other scan ring), ``relabel`` (the most populous thing class labelled as vegetation),
-            ``remove`` (that class's points deleted).
+            ``remove`` (that class's points deleted), ``relabel_scene`` / ``remove_scene`` (the same after the
+            frame's classes are rolled up onto the taxonomy's scene vocabulary, as the gate's bank does).
         strength: the perturbation's parameter (ignored by ``rings``, ``relabel``, ``remove``).
         rng: random generator.
     """
@@ -94,6 +95,10 @@ def perturb(frame: Mapping[str, Any], kind: str, strength: float, rng: np.random
         beams, _ = sensor_geometry(str(frame.get("sensor", "unknown")))
         keep = ring_ids(pts, beams) % 2 == 0
         return _rebuild(frame, pts[keep], sem[keep], inst[keep], names)
+    if kind in ("relabel_scene", "remove_scene"):
+        from ..data.taxonomy import roll_up_frame
+
+        return perturb(roll_up_frame(frame), kind.removesuffix("_scene"), strength, rng)
     if kind in ("relabel", "remove"):
         src = _source_class(names, sem)
         if src is None:
@@ -131,6 +136,10 @@ PERTURBATIONS: tuple[tuple[str, str, float, bool], ...] = (
     ("every other ring", "rings", 0, True),
     ("class relabelled", "relabel", 0, True),
     ("class removed", "remove", 0, False),
+    # The same at the gate's class level (the taxonomy's scene vocabulary the bank rolls real classes up to): every
+    # vehicle point, car and truck alike, rather than one fine class of it while the others stay vehicle.
+    ("scene class relabelled", "relabel_scene", 0, True),
+    ("scene class removed", "remove_scene", 0, False),
 )
 
 

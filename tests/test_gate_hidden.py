@@ -1,0 +1,160 @@
+"""Hidden classes (gate.missing): a class every real frame holds is absent and another class votes for it.
+
+Hand-computed vote profiles for the rule itself, and real nuScenes-lidarseg keyframes for the gate. A bank of four
+tests/data keyframes, each with a 1 % ray-drop twin (8 frames: absence, 1/10, is evidence only together with
+votes), accepts the held-out keyframe and rejects it once its vehicles are labelled vegetation, naming vegetation;
+with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike. Format-3 banks load
+and skip the check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simgap_ext.data.taxonomy import roll_up_frame
+from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
+from simgap_ext.gate.missing import absence_probability, hidden_classes
+from simgap_ext.gate.realsets import iter_real_scans
+from simgap_ext.gate.validation import perturb
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_absence_probability_is_laplaces_rule():
+    assert absence_probability(9, 9) == pytest.approx(1 / 11)
+    assert absence_probability(0, 0) == pytest.approx(1 / 2)
+    assert absence_probability(95, 100) == pytest.approx(6 / 102)
+    with pytest.raises(ValueError, match="frames_with"):
+        absence_probability(3, 2)
+
+
+NAMES = ["car", "vegetation", "road"]
+# vegetation's share of votes for car in 8 real frames (each left out of its own vote); road never votes car
+REAL = {
+    "vegetation": np.array([[c, 0.9 - c, 0.1] for c in (0.02, 0.03, 0.025, 0.04, 0.03, 0.02, 0.035, 0.03)]),
+    "road": np.array([[0.0, 0.1, 0.9]] * 8),
+}
+
+
+def _case(veg_car_votes: float, frames_with: int = 10, present=("vegetation", "road"), **kw):
+    profiles = {"vegetation": np.array([veg_car_votes, 1 - veg_car_votes, 0.0]), "road": np.array([0.0, 0.1, 0.9])}
+    return hidden_classes(set(present), profiles, NAMES, {"car": frames_with}, 10, REAL, level=0.05, **kw)
+
+
+def test_hidden_class_by_hand():
+    # vegetation votes car 10 % of the time, every real frame at most 4 %: rank (0 + 1) / 9, times 2 hosts
+    (h,) = _case(0.1)
+    assert (h.missing, h.host, h.frames_with, h.frames) == ("car", "vegetation", 10, 10)
+    assert h.p_absent == pytest.approx(1 / 12)
+    assert h.vote_share == pytest.approx(0.1) and h.real_max == pytest.approx(0.04)
+    assert h.p_votes == pytest.approx(2 / 9) and h.p_joint == pytest.approx(2 / 108)
+    assert "absent here" in h.reason() and "vegetation" in h.reason()
+    # as many car votes as real vegetation (a street empty of cars): 5 of 8 real values >= 0.03 -> 2 * 6 / 9 > 1
+    assert _case(0.03) == []
+    # a class a real frame may well lack (5 of 10): 6/12 * 2/9 > 0.05
+    assert _case(0.1, frames_with=5) == []
+    # present classes and ignored ones are never missing; hosts without real profiles are not judged
+    assert _case(0.1, present=("vegetation", "road", "car")) == []
+    assert _case(0.1, ignore=["car"]) == []
+    # a class real frames hold in a handful of points (at their smallest share: 10 points here) is lost to ray drop,
+    # not hidden; at 60 expected points it is judged
+    assert _case(0.1, expected_points={"car": 10.0}, min_points=50) == []
+    assert len(_case(0.1, expected_points={"car": 60.0}, min_points=50)) == 1
+    assert hidden_classes({"vegetation"}, {"vegetation": np.ones(3) / 3}, NAMES, {"car": 10}, 10, {}, level=0.05) == []
+    with pytest.raises(ValueError, match="level"):
+        hidden_classes(set(), {}, NAMES, {}, 10, REAL, level=1.0)
+
+
+def test_absence_alone_is_evidence_only_in_a_large_bank():
+    # no class votes for car more than real ones: only the absence speaks, P = (0 + 1) / (n + 2) must be <= 0.05
+    profiles = {"vegetation": np.array([0.0, 0.9, 0.1])}
+    for n, flagged in ((17, False), (18, True)):
+        found = hidden_classes(
+            {"vegetation"}, profiles, NAMES, {"car": n}, n, {"vegetation": REAL["vegetation"]}, level=0.05
+        )
+        assert bool(found) is flagged, n
+
+
+@pytest.fixture(scope="module")
+def nusc():
+    scans = list(iter_real_scans(DATA / "nuscenes")) + list(iter_real_scans(DATA / "nuscenes_hdl32"))
+    assert len(scans) == 5
+    return scans
+
+
+@pytest.fixture(scope="module")
+def gate(nusc):
+    bank_frames = []
+    for i, (name, frame) in enumerate(nusc[:1] + nusc[2:]):
+        bank_frames.append((name, frame))
+        bank_frames.append((f"{name}-twin", perturb(frame, "drop", 0.01, np.random.default_rng(i))))
+    bank = ReferenceBank.build(bank_frames, config=load_gate_config(), device="cpu")
+    assert bank.frame_count == 8
+    return FrameGate(bank, load_gate_config(), device="cpu", quarantine=False)
+
+
+def test_real_scan_accepted_and_its_relabel_caught(nusc, gate):
+    frame = nusc[1][1]  # data1; its most populous thing class is truck, which every bank frame holds
+    d = gate.evaluate(frame, update_quarantine=False)
+    assert d.accepted, d.reasons
+    assert not any("hidden" in c.components for c in d.per_class.values())
+    # every vehicle point (car and truck at the fine level) labelled vegetation, at the bank's class level
+    relabelled = perturb(roll_up_frame(frame), "relabel", 0, np.random.default_rng(0))
+    assert "vehicle" not in {v["class"] for v in relabelled["info"]["idToLabels"].values()}
+    r = gate.evaluate(relabelled, update_quarantine=False)
+    assert not r.accepted
+    hits = [c for c in r.per_class.values() if "hidden" in c.components]
+    assert [c.name for c in hits] == ["vegetation"], r.reasons
+    assert hits[0].components["hidden"] == 0.0 and not hits[0].passed
+    assert any("absent here" in s and "vegetation" in s for s in r.reasons), r.reasons
+
+
+def test_a_large_bank_makes_absence_alone_evidence(nusc):
+    """With 20 real frames that all hold vehicles (4 keyframes, each with four 1 % ray-drop twins), a frame without
+    any is flagged on absence alone (Laplace: 1 / 22 <= 0.05): the relabel with a wide margin, the removal too."""
+    bank_frames = []
+    for i, (name, frame) in enumerate(nusc[:1] + nusc[2:]):
+        bank_frames.append((name, frame))
+        for t in range(4):
+            bank_frames.append((f"{name}-{t}", perturb(frame, "drop", 0.01, np.random.default_rng(10 * i + t))))
+    bank = ReferenceBank.build(bank_frames, config=load_gate_config(), device="cpu")
+    assert bank.frame_count == 20 and bank.class_frames("vehicle") == 20
+    gate = FrameGate(bank, load_gate_config(), device="cpu", quarantine=False)
+    frame = roll_up_frame(nusc[1][1])
+    assert gate.evaluate(frame, update_quarantine=False).accepted
+    for kind in ("relabel", "remove"):
+        d = gate.evaluate(perturb(frame, kind, 0, np.random.default_rng(0)), update_quarantine=False)
+        hidden = [r for r in d.reasons if r.startswith("class vehicle: in 20 of 20 real frames but absent here")]
+        assert not d.accepted and hidden, (kind, d.reasons)
+        p_joint, level = next(c.evidence["hidden"] for c in d.per_class.values() if "hidden" in c.evidence)
+        assert p_joint <= level + 1e-12 and p_joint >= 1 / 22 * 1 / 21  # at least absence x the smallest rank
+        if kind == "relabel":
+            assert p_joint < level / 2  # the vegetation votes add evidence to the absence
+
+
+def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):
+    """A bank written before the per-frame vote profiles (format 3) still loads and judges every other component;
+    the gate says once that it cannot check hidden classes."""
+    src = gate.bank.save(tmp_path / "v4.npz")
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(bytes(arrays["__meta__"]).decode())
+    assert header["format_version"] == 4 and "frame_profiles" in header["meta"]
+    header["format_version"] = header["meta"]["format_version"] = 3
+    del header["meta"]["frame_profiles"]
+    arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(tmp_path / "v3.npz", **arrays)
+    old = ReferenceBank.load(tmp_path / "v3.npz")
+    assert old.class_real_profiles("vegetation") is None
+    assert gate.bank.class_real_profiles("vegetation").shape == (8, len(gate.bank.class_names))
+    with caplog.at_level(logging.WARNING, logger="simgap_ext.gate.gate"):
+        old_gate = FrameGate(old, load_gate_config(), device="cpu", quarantine=False)
+    assert any("predates the per-frame vote profiles" in r.message for r in caplog.records)
+    relabelled = perturb(roll_up_frame(nusc[1][1]), "relabel", 0, np.random.default_rng(0))
+    d = old_gate.evaluate(relabelled, update_quarantine=False)
+    assert not any("hidden" in c.components for c in d.per_class.values())
