@@ -109,6 +109,10 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
                 k: float(sum(d.scene_components.get(k, math.nan) for d in decisions) / len(decisions))
                 for k in sorted({k for d in decisions for k in d.scene_components})
             },
+            "failing": _failing(decisions, config),
+            "origin_distance_m": [
+                float(d.scene_evidence["origin"][0]) for d in decisions if "origin" in d.scene_evidence
+            ],
         }
     return {
         "real": str(real_dir),
@@ -126,6 +130,26 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         "rows": rows,
         "seconds": time.perf_counter() - t_start,
     }
+
+
+def _failing(decisions: list[Any], config: Any) -> dict[str, int]:
+    """Frames failing each check: ``scene:<component>`` at or beyond half its d_max (the gate's strict floor),
+    ``scene:G`` below the threshold, ``class:<name>`` a failing class."""
+    from simgap_ext.gate.gate import STRICT_FLOOR
+
+    out: dict[str, int] = {}
+    for d in decisions:
+        keys = {
+            f"scene:{k}"
+            for k, v in d.scene_components.items()
+            if config.scene_weights.get(k, 0) > 0 and v < STRICT_FLOOR
+        }
+        if d.scene_g < config.scene_threshold:
+            keys.add("scene:G")
+        keys |= {f"class:{c}" for c in d.failing_classes}
+        for k in keys:
+            out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _fmt(v: float, nd: int = 3) -> str:
@@ -173,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         dist = res["rows"][name]["distances"]
         wins = [k for k in _STATS if dist[k] < ideal[k]]
         print(f"{name} closer to real than ideal on {len(wins)}/{len(_STATS)} statistics ({', '.join(wins)})")
+    print("frames failing each check (scene component beyond half its d_max, scene G, class), of", args.frames)
+    for name, row in res["rows"].items():
+        fails = ", ".join(f"{k} {v}" for k, v in row["failing"].items()) or "none"
+        od = row["origin_distance_m"]
+        mean_od = f"{sum(od) / len(od):.3f}" if od else "n/a"
+        print(f"  {name:<20} origin distance to the real mean {mean_od} m; {fails}")
     tuned_row = res["rows"]["tuned"]
     reasons: dict[str, int] = {}
     for r in tuned_row["rejections"]:

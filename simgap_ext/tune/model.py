@@ -155,7 +155,13 @@ class SensorEffectModel:
                 raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
         if not 0.0 <= self.noise_tail_share < 1.0 or self.noise_tail_scale < 1.0:
             raise SimGapInputError("effect model: need 0 <= 'noise_tail_share' < 1 and 'noise_tail_scale' >= 1")
-        for name in ("motion_sweep_m", "motion_sweep_sd_m", "motion_heading_deg", "sweep_start_deg", "motion_reference"):
+        for name in (
+            "motion_sweep_m",
+            "motion_sweep_sd_m",
+            "motion_heading_deg",
+            "sweep_start_deg",
+            "motion_reference",
+        ):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
                 raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
@@ -166,7 +172,9 @@ class SensorEffectModel:
         if not 0.0 <= self.sweep_start_deg < 360.0:
             raise SimGapInputError(f"effect model: 'sweep_start_deg' must be in [0, 360), got {self.sweep_start_deg}")
         if not isinstance(self.sweep_clockwise, bool | np.bool_):
-            raise SimGapInputError(f"effect model: 'sweep_clockwise' must be true or false, got {self.sweep_clockwise!r}")
+            raise SimGapInputError(
+                f"effect model: 'sweep_clockwise' must be true or false, got {self.sweep_clockwise!r}"
+            )
         if self.far_range50 < 0 or self.far_width <= 0:
             raise SimGapInputError("effect model: need 'far_range50' >= 0 and 'far_width' > 0")
         if not 0.0 <= self.mixed_pixel_prob <= 1.0:

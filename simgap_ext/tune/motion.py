@@ -217,7 +217,9 @@ def fit_motion(motions: Sequence[SweepMotion], spins: Sequence[tuple[float, bool
         cw = [s[1] for s in spins]
         clockwise = sum(cw) * 2 >= len(cw)
         starts = np.radians([s[0] for s in spins if s[1] == clockwise])
-        out["sweep_start_deg"] = float(np.mod(np.degrees(np.arctan2(np.sin(starts).mean(), np.cos(starts).mean())), 360))
+        out["sweep_start_deg"] = float(
+            np.mod(np.degrees(np.arctan2(np.sin(starts).mean(), np.cos(starts).mean())), 360)
+        )
         out["sweep_clockwise"] = bool(clockwise)
     if not motions:
         return out
