@@ -1,13 +1,13 @@
 """Sensor-effect fidelity: how close `ideal`, shipped `realistic` and `tuned` embedded frames are to real scans.
 
 Real data: the 40 consecutive nuScenes-lidarseg HDL-32E keyframes of ``../shared/realdata/nuscenes_lidarseg_cascol``
-(20 Hz). ``tuned`` is fitted (``simgap tune``, with its CMA-ES search) on the first ``--fit`` keyframes (one
-stretch of the drive) and every statistic is measured against the remaining held-out keyframes (a later stretch).
-``ideal`` and ``realistic`` are the shipped ``hdl-32`` presets at ``--rotation-rate 20``, as a user would render
-them; ``realistic (nuscenes)`` is the shipped ``hdl-32-nuscenes`` profile (``simgap tune`` output on the same fit
-keyframes, committed in config/sensors). Every source renders the same ``--frames`` scene seeds of the embedded
-street world (the synthetic scenes are not digital twins of the real ones: these are distribution distances, not
-paired ones).
+(20 Hz). ``tuned`` is fitted (``simgap tune``, with its CMA-ES search) on the first ``--fit`` keyframes (one stretch
+of the drive) and every statistic is measured against the remaining held-out keyframes (a later stretch). ``ideal``
+and ``realistic`` are the shipped ``hdl-32`` presets at ``--rotation-rate 20``, as a user would render them;
+``realistic (nuscenes)`` is the shipped ``hdl-32-nuscenes`` profile (``simgap tune`` output on the same fit
+keyframes, committed in config/sensors); ``tuned (at rest)`` is ``tuned`` without its motion-skew terms. Every
+source renders the same ``--frames`` scene seeds of the embedded street world (the synthetic scenes are not digital
+twins of the real ones: these are distribution distances, not paired ones).
 
 Statistics (simgap_ext.tune.stats, all on the measured beam table): range W1 (m), elevation W1 (deg), per-beam
 return-ratio L1, roughness (robust along-beam residual, m), points per vehicle cluster vs range (log-log fit:
@@ -77,6 +77,12 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         cfg = RandomizerConfig(base_counts=counts, penetration=PENETRATION_MEAN)
         return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 
+    from dataclasses import replace
+
+    from simgap_ext.sensors import EffectSettings, ReadOnlyMapping
+
+    still = tuned.preset("tuned").model.replace(motion_sweep_m=0.0, motion_sweep_sd_m=0.0)
+    at_rest = replace(tuned, presets=ReadOnlyMapping({**tuned.presets, "tuned": EffectSettings(model=still)}))
     sources = {
         "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=world(base)),
         "realistic": WarpLidarSource(
@@ -84,6 +90,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         ),
         "realistic (nuscenes)": WarpLidarSource(shipped, "realistic", device=device, randomizer=world(shipped)),
         "tuned": WarpLidarSource(tuned, "tuned", device=device, randomizer=world(tuned)),
+        # ablation: the same fitted model with the sensor at rest (no motion skew; docs/backend.md "Motion skew")
+        "tuned (at rest)": WarpLidarSource(at_rest, "tuned", device=device, randomizer=world(at_rest)),
     }
     rows: dict[str, Any] = {}
     sets: dict[str, list[dict[str, Any]]] = {"real (fit stretch)": [roll_up_frame(f) for f in fit_frames[:frames]]}
