@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(model.classes) - 1} classes, mixed-pixel p {model.mixed_pixel_prob:.2f}, "
         f"{len(model.occlusion)} self-occlusion interval(s)"
     )
+    if model.has_motion:
+        msg += (
+            f", motion skew {model.motion_sweep_m:.3f} m per sweep towards {model.motion_heading_deg:.0f} deg "
+            f"(points at sweep fraction {model.motion_reference:.2f})"
+        )
     if "search" in report:
         s = report["search"]
         msg += f"; CMA-ES objective {s['objective_start']:.3f} -> {s['objective_best']:.3f}"

@@ -1,12 +1,13 @@
 """Ego motion during one sweep (motion skew): measured on real scans, applied to synthetic ones.
 
 A spinning LiDAR fires its columns one after another over a sweep (0.05 s at 20 Hz). Datasets that compensate ego
-motion (nuScenes, Argoverse 2, Waymo) express every point in the sensor frame of one *reference* time of the sweep
-(nuScenes: its end), so the column fired at sweep fraction ``tau`` was measured from where the sensor was then:
-``s(tau) = w (tau - tau_ref)``, ``w`` the sensor's displacement over the whole sweep. A static world stays
-undistorted, but every beam's cone (:mod:`simgap_ext.gate.origin`) has its apex at ``s(tau)`` in the direction
-fired at ``tau``: on a car at 6 m/s and 20 Hz the lowest beam's ground ring is centred 0.3 m behind the sensor,
-which the gate's ``origin`` component reads. A synthetic sensor at rest shows none of it.
+motion (nuScenes, Argoverse 2) express every point in the sensor frame of one *reference* time of the sweep
+(nuScenes: its end; Argoverse 2: its start), so the column fired at sweep fraction ``tau`` was measured from where
+the sensor was then: ``s(tau) = w (tau - tau_ref)``, ``w`` the sensor's displacement over the whole sweep. A static
+world stays undistorted, but every beam's cone (:mod:`simgap_ext.gate.origin`) has its apex at ``s(tau)`` in the
+direction fired at ``tau``: on a car at 6 m/s and 20 Hz the apex of the columns fired first lies 0.3 m behind the
+sensor (nuScenes: compensated to the sweep's end), which the gate's ``origin`` component reads. A synthetic sensor
+at rest shows none of it.
 
 - :func:`sweep_fraction`: ``tau`` in ``[0, 1)`` of an azimuth, from the sweep's start azimuth and spin direction;
 - :func:`sweep_offsets`: ``s(tau)`` for given azimuths (what the renderer adds to each column's ray origin and the
@@ -14,6 +15,7 @@ which the gate's ``origin`` component reads. A synthetic sensor at rest shows no
 - :func:`measure_sweep_motion`: ``(s(0), w)`` of one scan whose points carry their firing time, by a robust fit
   of every low beam's cone: ``rho = c_b z + (a + w tau) . u(theta)`` (``u`` the azimuth's unit vector; the
   per-beam ``c_b = cot(elevation)`` absorbs the beam table);
+- :func:`spin_of`: the sweep's start azimuth and spin direction from a scan's column azimuths in firing order;
 - :func:`fit_motion`: the model terms over many scans (median displacement and its spread, heading, sweep start,
   spin direction, reference time), never from one scan alone.
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 
-__all__ = ["SweepMotion", "sweep_fraction", "sweep_offsets", "measure_sweep_motion", "fit_motion"]
+__all__ = ["SweepMotion", "sweep_fraction", "sweep_offsets", "measure_sweep_motion", "spin_of", "fit_motion"]
 
 # Beams below this elevation (degrees) enter the cone fit: their cot(elevation) is moderate, and they see the
 # ground all round the sensor (beams near the horizon make c_b z ill-conditioned).
