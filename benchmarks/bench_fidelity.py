@@ -73,7 +73,7 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
     counts = {"pedestrian": (1, 3), "vehicle": (2, 4)}
 
     def world(profile: Any) -> SceneRandomizer:
-        # volumetric foliage (docs/backend.md "Scenes"): real vegetation is a volume, the default world's a hull
+        # volumetric foliage (docs/backend.md "Scenes"; the default world, stated here so the table says what it ran)
         cfg = RandomizerConfig(base_counts=counts, penetration=PENETRATION_MEAN)
         return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 

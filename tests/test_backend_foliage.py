@@ -104,7 +104,7 @@ def renders():
         world = SceneRandomizer(RandomizerConfig(**kw), sensor_height=prof.mount_height, max_range=prof.max_range)
         return WarpLidarSource(prof, preset, device="cpu", randomizer=world, effects=effects)
 
-    hull, foliage = source("ideal"), source("ideal", penetration=PENETRATION_MEAN)  # default world: smooth hulls
+    hull, foliage = source("ideal", penetration={}), source("ideal")  # the default world is volumetric
     # noise only: every ray still returns
     noisy = source("ideal", effects=EffectSettings(range_noise_sigma=0.01), penetration=PENETRATION_MEAN)
     return {

@@ -18,8 +18,7 @@ alone and 0.054 m with the fitted sensor noise of ``hdl-32-nuscenes`` on top (do
 This is a property of the world, not of the sensor: it applies in every preset (``ideal`` included), before the
 sensor effects, and its random draws come from the scene's own seed (:func:`foliage_rng`), so two presets or two
 noise seeds of one scene see the same leaves, and a render stays a function of its key. A world has it when its
-``RandomizerConfig.penetration`` says so (``PENETRATION_MEAN``); the default world keeps smooth hulls for now
-(docs/backend.md says why).
+``RandomizerConfig.penetration`` says so (``PENETRATION_MEAN``, the default; ``{}`` gives smooth hulls).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ import numpy as np
 
 from ...errors import SimGapInputError
 from ...sensors import ReadOnlyMapping
-from .labels import CLASS_IDS, OBJECT_CLASSES
+from .labels import CLASS_IDS, OBJECT_CLASSES, PENETRATION_MEAN
 from .meshes import CLASS_BUILDERS, TriMesh, box, make_vegetation, make_vehicle, rotation_matrix
 
 __all__ = ["RARE_MODES", "RandomizerConfig", "SceneObject", "Scene", "SceneRandomizer"]
@@ -72,8 +72,8 @@ class RandomizerConfig:
         parked_occupancy: share of parking slots along each curb holding a car.
         traffic: (min, max) moving vehicles in the lanes.
         penetration: class -> mean depth (metres) a beam travels into that material before it returns
-            (:mod:`.foliage`; default: none, every surface opaque; ``PENETRATION_MEAN`` gives the measured volumetric
-            foliage, 0.2 m).
+            (:mod:`.foliage`; default ``PENETRATION_MEAN``, the measured volumetric foliage: 0.2 m into
+            ``vegetation``; ``{}`` makes every surface opaque, the smooth hulls of earlier versions).
     """
 
     extent: float = 80.0
@@ -104,7 +104,7 @@ class RandomizerConfig:
     facade_setback: tuple[float, float] = (0.0, 4.0)
     parked_occupancy: float = 0.6
     traffic: tuple[int, int] = (2, 8)
-    penetration: Mapping[str, float] = field(default_factory=lambda: ReadOnlyMapping({}))
+    penetration: Mapping[str, float] = field(default_factory=lambda: ReadOnlyMapping(dict(PENETRATION_MEAN)))
 
 
 @dataclass(frozen=True)
