@@ -1,13 +1,13 @@
 """Sensor-effect fidelity: how close `ideal`, shipped `realistic` and `tuned` embedded frames are to real scans.
 
 Real data: the 40 consecutive nuScenes-lidarseg HDL-32E keyframes of ``../shared/realdata/nuscenes_lidarseg_cascol``
-(20 Hz). ``tuned`` is fitted (``simgap tune``, with its CMA-ES search) on the first ``--fit`` keyframes (one
-stretch of the drive) and every statistic is measured against the remaining held-out keyframes (a later stretch).
-``ideal`` and ``realistic`` are the shipped ``hdl-32`` presets at ``--rotation-rate 20``, as a user would render
-them; ``realistic (nuscenes)`` is the shipped ``hdl-32-nuscenes`` profile (``simgap tune`` output on the same fit
-keyframes, committed in config/sensors). Every source renders the same ``--frames`` scene seeds of the embedded
-street world (the synthetic scenes are not digital twins of the real ones: these are distribution distances, not
-paired ones).
+(20 Hz). ``tuned`` is fitted (``simgap tune``, with its CMA-ES search) on the first ``--fit`` keyframes (one stretch
+of the drive) and every statistic is measured against the remaining held-out keyframes (a later stretch). ``ideal``
+and ``realistic`` are the shipped ``hdl-32`` presets at ``--rotation-rate 20``, as a user would render them;
+``realistic (nuscenes)`` is the shipped ``hdl-32-nuscenes`` profile (``simgap tune`` output on the same fit
+keyframes, committed in config/sensors); ``tuned (at rest)`` is ``tuned`` without its motion-skew terms. Every
+source renders the same ``--frames`` scene seeds of the embedded street world (the synthetic scenes are not digital
+twins of the real ones: these are distribution distances, not paired ones).
 
 Statistics (simgap_ext.tune.stats, all on the measured beam table): range W1 (m), elevation W1 (deg), per-beam
 return-ratio L1, roughness (robust along-beam residual, m), points per vehicle cluster vs range (log-log fit:
@@ -77,6 +77,12 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         cfg = RandomizerConfig(base_counts=counts, penetration=PENETRATION_MEAN)
         return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 
+    from dataclasses import replace
+
+    from simgap_ext.sensors import EffectSettings, ReadOnlyMapping
+
+    still = tuned.preset("tuned").model.replace(motion_sweep_m=0.0, motion_sweep_sd_m=0.0)
+    at_rest = replace(tuned, presets=ReadOnlyMapping({**tuned.presets, "tuned": EffectSettings(model=still)}))
     sources = {
         "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=world(base)),
         "realistic": WarpLidarSource(
@@ -84,6 +90,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         ),
         "realistic (nuscenes)": WarpLidarSource(shipped, "realistic", device=device, randomizer=world(shipped)),
         "tuned": WarpLidarSource(tuned, "tuned", device=device, randomizer=world(tuned)),
+        # ablation: the same fitted model with the sensor at rest (no motion skew; docs/backend.md "Motion skew")
+        "tuned (at rest)": WarpLidarSource(at_rest, "tuned", device=device, randomizer=world(at_rest)),
     }
     rows: dict[str, Any] = {}
     sets: dict[str, list[dict[str, Any]]] = {"real (fit stretch)": [roll_up_frame(f) for f in fit_frames[:frames]]}
@@ -109,6 +117,10 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
                 k: float(sum(d.scene_components.get(k, math.nan) for d in decisions) / len(decisions))
                 for k in sorted({k for d in decisions for k in d.scene_components})
             },
+            "failing": _failing(decisions, config),
+            "origin_distance_m": [
+                float(d.scene_evidence["origin"][0]) for d in decisions if "origin" in d.scene_evidence
+            ],
         }
     return {
         "real": str(real_dir),
@@ -126,6 +138,26 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         "rows": rows,
         "seconds": time.perf_counter() - t_start,
     }
+
+
+def _failing(decisions: list[Any], config: Any) -> dict[str, int]:
+    """Frames failing each check: ``scene:<component>`` at or beyond half its d_max (the gate's strict floor),
+    ``scene:G`` below the threshold, ``class:<name>`` a failing class."""
+    from simgap_ext.gate.gate import STRICT_FLOOR
+
+    out: dict[str, int] = {}
+    for d in decisions:
+        keys = {
+            f"scene:{k}"
+            for k, v in d.scene_components.items()
+            if config.scene_weights.get(k, 0) > 0 and v < STRICT_FLOOR
+        }
+        if d.scene_g < config.scene_threshold:
+            keys.add("scene:G")
+        keys |= {f"class:{c}" for c in d.failing_classes}
+        for k in keys:
+            out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _fmt(v: float, nd: int = 3) -> str:
@@ -173,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         dist = res["rows"][name]["distances"]
         wins = [k for k in _STATS if dist[k] < ideal[k]]
         print(f"{name} closer to real than ideal on {len(wins)}/{len(_STATS)} statistics ({', '.join(wins)})")
+    print("frames failing each check (scene component beyond half its d_max, scene G, class), of", args.frames)
+    for name, row in res["rows"].items():
+        fails = ", ".join(f"{k} {v}" for k, v in row["failing"].items()) or "none"
+        od = row["origin_distance_m"]
+        mean_od = f"{sum(od) / len(od):.3f}" if od else "n/a"
+        print(f"  {name:<20} origin distance to the real mean {mean_od} m; {fails}")
     tuned_row = res["rows"]["tuned"]
     reasons: dict[str, int] = {}
     for r in tuned_row["rejections"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from simgap_ext.cli import main
 from simgap_ext.data import iter_scans, write_label_map, write_semantickitti_scan
 from simgap_ext.data.manifest import ManifestWriter, make_row
 from simgap_ext.pipeline.effect_gap import effect_gap
+from simgap_ext.sensors import EffectSettings, ReadOnlyMapping, load_sensor_profile, profile_to_toml
 from simgap_ext.tune.load import load_effect_model
 from simgap_ext.tune.stats import compare, scene_stats, summarize
 
@@ -92,8 +94,18 @@ def test_a_plain_run_with_a_tuned_profile_applies_the_model(tuned, tmp_path):
     assert "did not use a tuned preset" in effect_gap(run, rows, cfg)
     gap = effect_gap(run, rows, cfg, effects=tuned, frames=2)
     assert gap.mode == "applied" and gap.frames == 2 and gap.real_frames == 2
-    # the post-process only removes returns: no beam gains any
-    assert np.all(gap.beam_ratio["with"] <= gap.beam_ratio["without"] + 1e-12)
+    # the post-process only removes returns. The tuned model's motion skew moves points by up to 0.3 m, which moves
+    # some near-ground returns to a neighbouring beam as seen from the origin (as in the real scans), so per beam
+    # only the total cannot grow; without motion no beam gains any.
+    assert gap.beam_ratio["with"].sum() <= gap.beam_ratio["without"].sum() + 1e-9
+    model, _, _ = load_effect_model(tuned)
+    assert model.has_motion
+    still = tmp_path / "still.toml"
+    prof = load_sensor_profile(tuned)
+    presets = {**prof.presets, "tuned": EffectSettings(model=model.replace(motion_sweep_m=0.0, motion_sweep_sd_m=0.0))}
+    still.write_text(profile_to_toml(replace(prof, presets=ReadOnlyMapping(presets), source="")))
+    gap0 = effect_gap(run, rows, cfg, effects=still, frames=2)
+    assert np.all(gap0.beam_ratio["with"] <= gap0.beam_ratio["without"] + 1e-12)
     assert set(gap.without) == {"range_w1", "elevation_w1", "beam_ratio_l1", "roughness"}
     assert "ground" in gap.per_class and all(np.isfinite(v).all() for v in gap.per_class.values())
 

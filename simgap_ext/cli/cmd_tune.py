@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rotation-rate", type=float, default=None, metavar="HZ", help="the real sensor's spin rate")
     p.add_argument("--limit", type=int, default=None, help="use at most this many real scans")
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
-    p.add_argument("--synthetic-frames", type=int, default=4, help="clean renders the search uses (default 4)")
+    p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
     p.add_argument("--evaluations", type=int, default=48, help="CMA-ES objective evaluations (default 48)")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--device", default=None, help="Warp device for the clean renders")
@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(model.classes) - 1} classes, mixed-pixel p {model.mixed_pixel_prob:.2f}, "
         f"{len(model.occlusion)} self-occlusion interval(s)"
     )
+    if model.has_motion:
+        msg += (
+            f", motion skew {model.motion_sweep_m:.3f} m per sweep towards {model.motion_heading_deg:.0f} deg "
+            f"(points at sweep fraction {model.motion_reference:.2f})"
+        )
     if "search" in report:
         s = report["search"]
         msg += f"; CMA-ES objective {s['objective_start']:.3f} -> {s['objective_best']:.3f}"

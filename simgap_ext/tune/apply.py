@@ -11,10 +11,17 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
 3. range noise along each point's own ray, ``noise_sigma[class, range bin]`` (times ``noise_tail_scale`` on the
    ``noise_tail_share`` of the returns in the heavy tail);
 4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells;
-5. intensity drawn from the class/range inverse CDF (``intensity_quantiles``).
+5. intensity drawn from the class/range inverse CDF (``intensity_quantiles``);
+6. motion skew (:mod:`.motion`, models with ``motion_sweep_m`` > 0): each point moves by the sensor's position
+   ``s(tau)`` at its column's firing time, in the frame of the sweep's reference time. For a frame the embedded
+   renderer cast from those moving origins (it passes ``sweep_displacement``) this is exact: the points are
+   expressed in the reference frame, as a motion-compensated real scan is. For a frame that cannot be re-rendered
+   (Replicator, an existing dataset) it is an approximation: the beams' cones move as a real moving sensor's do
+   (what the gate's ``origin`` component reads), but the scene moves with them by up to ``|w|`` (0.2-0.3 m on
+   nuScenes) instead of being seen from a moving point.
 
 Random numbers are drawn for every cell in a fixed order whatever the model, so two models differing in one
-table change only that effect for the same seed.
+table change only that effect for the same seed (the motion draw, one number, comes after all of them).
 """
 
 from __future__ import annotations
@@ -138,7 +145,12 @@ def effect_draw(
 
 
 def apply_sensor_effects(
-    frame: Mapping[str, Any], model: SensorEffectModel, seed: SeedLike = 0, *, name: str | None = None
+    frame: Mapping[str, Any],
+    model: SensorEffectModel,
+    seed: SeedLike = 0,
+    *,
+    name: str | None = None,
+    sweep_displacement: Any = None,
 ) -> dict[str, Any]:
     """Apply a fitted sensor-effect model to a frame.
 
@@ -147,11 +159,15 @@ def apply_sensor_effects(
         model: the fitted effect model (``simgap tune``).
         seed: non-negative int, ``SeedSequence`` or ``Generator`` (the post-process's own noise seed).
         name: how to call the frame in error messages.
+        sweep_displacement: (3,) sensor displacement over the sweep the frame was rendered with (the embedded
+            renderer's per-column ray origins); default: drawn from the model (:meth:`SensorEffectModel.
+            sweep_displacement`) when it has motion skew.
 
     Returns:
         A new validated frame: a subset of the input points (each moved along its own ray by the range noise
         and mixed-pixel blending), with the labels of the kept points, model intensities and every metadata key
-        of the input; ``sensor_effects`` records ``{"model": "fitted", "seed": ...}`` where the seed is an int.
+        of the input; ``sensor_effects`` records ``{"model": "fitted", "seed": ...}`` where the seed is an int, and
+        ``"sweep_displacement"`` (metres) when motion skew moved the points.
 
     Raises:
         SimGapInputError: an invalid frame, a world-frame frame, or a bad seed.
@@ -183,7 +199,18 @@ def apply_sensor_effects(
     r_new = draw.range[keep][order].astype(np.float64)
     scale = (r_new / np.maximum(r_old, 1e-9))[:, None]
     out = {k: v for k, v in fr.items() if k not in ("data", "info", "intensity")}
-    out["data"] = (pts[src].astype(np.float64) * scale).astype(np.float32)
+    moved = pts[src].astype(np.float64) * scale
+    w = None
+    if sweep_displacement is not None:
+        w = np.asarray(sweep_displacement, dtype=np.float64).reshape(-1)
+        if w.shape != (3,) or not np.isfinite(w).all():
+            raise SimGapInputError(f"sweep_displacement must be 3 finite numbers, got {sweep_displacement!r}")
+    elif model.has_motion:
+        w = model.sweep_displacement(gen)
+    if w is not None and np.any(w != 0):
+        col = np.nonzero(keep)[1][order]
+        moved += model.motion_offsets(2.0 * np.pi * col / model.columns, w)
+    out["data"] = moved.astype(np.float32)
     new_info = dict(info)
     new_info["pointSemantic"] = sem[src]
     new_info["pointInstance"] = info["pointInstance"][src]
@@ -200,4 +227,6 @@ def apply_sensor_effects(
     out["info"] = new_info
     out["intensity"] = draw.intensity[keep][order]
     out["sensor_effects"] = {"model": "fitted", "seed": int(seed) if isinstance(seed, int | np.integer) else None}
+    if w is not None:
+        out["sensor_effects"]["sweep_displacement"] = [float(v) for v in w]
     return validate_frame(out, name=name)

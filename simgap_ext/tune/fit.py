@@ -19,7 +19,10 @@ Every estimate reads the real range image (:class:`RealScan`, one per scan):
   hides it) without a return in at least 80 % of (two or more) scans, on the model's azimuth grid, as intervals;
 - mixed pixels: of the cells between two neighbours on a depth edge (gap in ``(min_gap, max_gap]``), the share
   whose range lies inside the gap (10 % margins); the post-process turns an edge cell into a mixed pixel with
-  probability ``share / 0.8`` (a uniform blend lands inside the margins 80 % of the time).
+  probability ``share / 0.8`` (a uniform blend lands inside the margins 80 % of the time);
+- motion skew: on scans whose columns are in firing order with their points (``xyz``, ``azimuth_deg``: nuScenes),
+  each scan's sensor displacement over its sweep and reference time from its low beams' cones, then the median
+  over scans (:mod:`.motion`); other scans leave the sensor at rest.
 
 Tables with too few samples borrow the pooled estimate of their range bin (then the global one), so that a
 rare class never gets a noisy table.
@@ -59,6 +62,8 @@ class RealScan:
         name: scan name for messages.
         azimuth_deg: (C,) azimuth of each column, degrees in [0, 360) counter-clockwise from +x (``None``:
             unknown, no self-occlusion estimate).
+        xyz: (B, C, 3) float32 sensor-frame point of each cell (0 where no return), with the columns in firing
+            order (column ``c`` fired at sweep fraction ``c / C``); ``None``: unknown, no motion-skew estimate.
     """
 
     range: np.ndarray
@@ -67,6 +72,7 @@ class RealScan:
     elevations_deg: np.ndarray
     name: str = ""
     azimuth_deg: np.ndarray | None = None
+    xyz: np.ndarray | None = None
 
 
 def _check(scans: Sequence[RealScan]) -> int:
@@ -192,6 +198,7 @@ def fit_effect_model(
     sigma = sigma / inflation
     quant = _intensity_table(np.concatenate(inten_rows), len(class_list), n_r)
     share = mixed_hits / mixed_total if mixed_total else 0.0
+    motion = _motion(scans, elev)
     log.info(
         "fitted on %d scans: %d drop candidates (%.2f%% dropped), mixed-pixel share %.3f on %d edge cells, "
         "noise tail %.3f x %.1f",
@@ -224,7 +231,40 @@ def fit_effect_model(
         n_scans=len(scans),
         noise_tail_share=float(tail_share),
         noise_tail_scale=float(tail_scale),
+        **motion,
     )
+
+
+def _motion(scans: Sequence[RealScan], elev: np.ndarray) -> dict[str, float | bool]:
+    """Motion-skew terms of the model from the scans that carry firing-ordered points (else none)."""
+    from .motion import fit_motion, measure_sweep_motion, spin_of
+
+    motions, spins = [], []
+    for s in scans:
+        if s.xyz is None or s.azimuth_deg is None:
+            continue
+        xyz = np.asarray(s.xyz, dtype=np.float64)
+        r = np.asarray(s.range)
+        if xyz.shape != (*r.shape, 3):
+            raise SimGapInputError(f"scan {s.name!r}: xyz must be {(*r.shape, 3)}, got {xyz.shape}")
+        spin = spin_of(s.azimuth_deg)
+        if spin is not None:
+            spins.append(spin)
+        b, c = np.nonzero(r > 0)
+        m = measure_sweep_motion(xyz[b, c], c / r.shape[1], b, elev)
+        if m is not None:
+            motions.append(m)
+    terms = fit_motion(motions, spins)
+    if "motion_sweep_m" in terms:
+        log.info(
+            "motion skew over %d scans: %.3f +- %.3f m per sweep towards %.0f deg, reference at sweep fraction %.2f",
+            len(motions),
+            terms["motion_sweep_m"],
+            terms["motion_sweep_sd_m"],
+            terms["motion_heading_deg"],
+            terms["motion_reference"],
+        )
+    return terms
 
 
 def _occlusion(

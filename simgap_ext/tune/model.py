@@ -15,7 +15,11 @@ A :class:`SensorEffectModel` holds tables measured on real range images (see :mo
   ``q / (Q - 1)`` (an inverse CDF sampled per point);
 - mixed pixels: ``mixed_pixel_prob`` of a ray on a depth edge between ``mixed_min_gap`` and ``mixed_max_gap``;
 - self-occlusion: ``occlusion`` rows ``(beam, azimuth start, azimuth end)`` (degrees, ``[0, 360)``, counter-
-  clockwise from +x) where the sensor's own vehicle hides the scene (no return in almost every real scan).
+  clockwise from +x) where the sensor's own vehicle hides the scene (no return in almost every real scan);
+- motion skew (:mod:`.motion`): the sensor moves ``motion_sweep_m`` metres (per frame drawn with spread
+  ``motion_sweep_sd_m``) along ``motion_heading_deg`` during one sweep, which starts at azimuth ``sweep_start_deg``
+  and spins clockwise or not; points are expressed in the sensor frame at sweep fraction ``motion_reference``
+  (1: the sweep's end, as in motion-compensated nuScenes scans). 0 m: a sensor at rest (the default).
 
 Class index 0 is ``"other"``: any class the model has no table for. Ranges beyond the last edge use the last bin.
 """
@@ -70,6 +74,12 @@ class SensorEffectModel:
         occlusion: rows ``(beam, az_start_deg, az_end_deg)`` of cells hidden by the sensor's own vehicle.
         intensity_scale: the real data's intensity full scale (informational: 255 for nuScenes).
         n_scans: number of real scans the model was fitted on (informational).
+        motion_sweep_m: sensor displacement over one sweep, metres (>= 0; 0 disables motion skew).
+        motion_sweep_sd_m: per-frame spread (1 sigma) of that displacement, metres.
+        motion_heading_deg: direction of the displacement in the sensor frame, degrees counter-clockwise from +x.
+        sweep_start_deg: azimuth fired first in a sweep, degrees in [0, 360).
+        sweep_clockwise: spin direction seen from above.
+        motion_reference: sweep fraction in [0, 1] whose sensor frame the points are expressed in.
     """
 
     elevations_deg: tuple[float, ...]
@@ -95,6 +105,12 @@ class SensorEffectModel:
     n_scans: int = 0
     noise_tail_share: float = 0.0
     noise_tail_scale: float = 1.0
+    motion_sweep_m: float = 0.0
+    motion_sweep_sd_m: float = 0.0
+    motion_heading_deg: float = 0.0
+    sweep_start_deg: float = 180.0
+    sweep_clockwise: bool = True
+    motion_reference: float = 1.0
 
     def __post_init__(self) -> None:
         el = np.asarray(self.elevations_deg, dtype=np.float64)
@@ -139,6 +155,26 @@ class SensorEffectModel:
                 raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
         if not 0.0 <= self.noise_tail_share < 1.0 or self.noise_tail_scale < 1.0:
             raise SimGapInputError("effect model: need 0 <= 'noise_tail_share' < 1 and 'noise_tail_scale' >= 1")
+        for name in (
+            "motion_sweep_m",
+            "motion_sweep_sd_m",
+            "motion_heading_deg",
+            "sweep_start_deg",
+            "motion_reference",
+        ):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
+                raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
+        if self.motion_sweep_m < 0 or self.motion_sweep_sd_m < 0 or not 0.0 <= self.motion_reference <= 1.0:
+            raise SimGapInputError(
+                "effect model: need 'motion_sweep_m' >= 0, 'motion_sweep_sd_m' >= 0 and 0 <= 'motion_reference' <= 1"
+            )
+        if not 0.0 <= self.sweep_start_deg < 360.0:
+            raise SimGapInputError(f"effect model: 'sweep_start_deg' must be in [0, 360), got {self.sweep_start_deg}")
+        if not isinstance(self.sweep_clockwise, bool | np.bool_):
+            raise SimGapInputError(
+                f"effect model: 'sweep_clockwise' must be true or false, got {self.sweep_clockwise!r}"
+            )
         if self.far_range50 < 0 or self.far_width <= 0:
             raise SimGapInputError("effect model: need 'far_range50' >= 0 and 'far_width' > 0")
         if not 0.0 <= self.mixed_pixel_prob <= 1.0:
@@ -167,6 +203,34 @@ class SensorEffectModel:
         for b, a0, a1 in self.occlusion:
             mask[int(b)] |= (az >= a0) & (az < a1)
         return mask
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether the model moves the sensor during a sweep (motion skew)."""
+        return self.motion_sweep_m > 0.0 or self.motion_sweep_sd_m > 0.0
+
+    def sweep_displacement(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """(3,) float64 sensor displacement over one sweep: ``motion_sweep_m`` along the heading, plus
+        ``motion_sweep_sd_m`` times one standard normal drawn from ``rng`` (none drawn without spread or ``rng``),
+        clipped at 0."""
+        d = self.motion_sweep_m
+        if rng is not None and self.motion_sweep_sd_m > 0:
+            d += self.motion_sweep_sd_m * float(rng.standard_normal())
+        h = math.radians(self.motion_heading_deg)
+        return max(0.0, d) * np.array([math.cos(h), math.sin(h), 0.0])
+
+    def motion_offsets(self, azimuth_rad: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+        """(..., 3) sensor position (in the frame the points are expressed in) when each azimuth was fired, for
+        a sweep displacement ``displacement`` (:meth:`sweep_displacement`); see :mod:`.motion`."""
+        from .motion import sweep_offsets
+
+        return sweep_offsets(
+            azimuth_rad,
+            displacement,
+            start_deg=self.sweep_start_deg,
+            clockwise=bool(self.sweep_clockwise),
+            reference=self.motion_reference,
+        )
 
     @property
     def channels(self) -> int:
@@ -238,8 +302,8 @@ class SensorEffectModel:
             val = getattr(self, f.name)
             if isinstance(val, tuple):
                 out[f.name] = _tolist(val)
-            elif isinstance(val, bool | str):
-                out[f.name] = val
+            elif isinstance(val, bool | np.bool_ | str):
+                out[f.name] = bool(val) if not isinstance(val, str) else val
             elif isinstance(val, int | np.integer) and f.name in ("columns", "n_scans"):
                 out[f.name] = int(val)
             else:

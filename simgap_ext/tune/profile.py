@@ -112,7 +112,7 @@ def tune_profile(
     *,
     rotation_rate_hz: float | None = None,
     search: bool = True,
-    synthetic_frames: int = 4,
+    synthetic_frames: int = 8,
     evaluations: int = 48,
     seed: int = 0,
     device: str | None = None,

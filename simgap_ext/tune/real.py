@@ -8,7 +8,7 @@ the organisation into range images, which the fit needs and the readers do not k
 
 - :func:`load_nuscenes_scan`: a nuScenes sweep keeps every firing, no-return firings as points at the origin, in
   firing order (ring 0..31 per column), so the range image is the point array itself: ``(C, 32)`` transposed,
-  with ring 0 (the lowest beam) at the bottom;
+  with ring 0 (the lowest beam) at the bottom, and the points themselves (``xyz``: the motion-skew fit);
 - :func:`scan_from_frame` organises a frame (a synthetic render, or a real scan of a reader) on a given beam
   table and column count (:func:`~.range_image.organize`).
 
@@ -117,8 +117,17 @@ def load_nuscenes_scan(path: str | os.PathLike[str], *, channels: int = 32) -> R
     with np.errstate(invalid="ignore"):
         az = np.degrees(np.arctan2((np.sin(ang) * w).sum(1), (np.cos(ang) * w).sum(1)))
     az = np.where(w.any(axis=1), np.mod(az, 360.0), np.nan)
+    xyz = np.where(ret[:, None], pts, 0.0).reshape(-1, channels, 3).transpose(1, 0, 2)[::-1]
     name = scan_name(p)
-    return RealScan(rng.astype(np.float32), cls, inten.astype(np.float32), elev, name=name, azimuth_deg=az)
+    return RealScan(
+        rng.astype(np.float32),
+        cls,
+        inten.astype(np.float32),
+        elev,
+        name=name,
+        azimuth_deg=az,
+        xyz=np.ascontiguousarray(xyz, dtype=np.float32),
+    )
 
 
 def nuscenes_frame(path: str | os.PathLike[str], *, sensor: str = "hdl-32", frame_id: int = 0) -> dict[str, Any]:

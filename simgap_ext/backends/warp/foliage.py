@@ -95,7 +95,8 @@ def penetrate(
 
     Args:
         mesh: the scene's ``wp.Mesh`` (:func:`~.raycast.build_mesh`).
-        origin: (3,) sensor position in the mesh frame, metres.
+        origin: (3,) sensor position in the mesh frame, metres, or (C, 3) / (B, C, 3) one per column / cell (a
+            sensor moving during the sweep).
         directions: (B, C, 3) float32 unit ray directions (:func:`~.raycast.spinning_directions`).
         ranges: (B, C) float32 hull ranges, metres; 0 where nothing was hit.
         semantic: (B, C) integer semantic id of the hit surface.
@@ -123,7 +124,11 @@ def penetrate(
     out = r.copy()
     if not cells.any():
         return out
-    o = np.asarray(origin, dtype=np.float32).reshape(3)
+    o_arr = np.asarray(origin, dtype=np.float32)
+    try:
+        o = np.broadcast_to(o_arr, d.shape)[cells] if o_arr.ndim > 1 else o_arr.reshape(3)
+    except ValueError as exc:
+        raise SimGapInputError(f"penetrate: origin must be (3,), (C, 3) or (B, C, 3), got {o_arr.shape}") from exc
     dirs = d[cells]
     depth = _clump_depth(o + dirs * r[cells][:, None], key)
     start = o + dirs * (r[cells] + _EXIT_MARGIN)[:, None]

@@ -4,7 +4,8 @@ Public launchers check device, dtype and shape and return NumPy arrays; the ``@w
 
 - :func:`build_mesh` uploads (V, 3) vertices + (F, 3) faces as a ``wp.Mesh`` on a device.
 - :func:`cast_spinning` casts a spinning LiDAR's rays (elevation table x uniform azimuth columns) from one
-  origin and returns the range image, the hit triangle and the cosine of the incidence angle.
+  origin (or, for a sensor moving during the sweep, from one origin per column) and returns the range image, the
+  hit triangle and the cosine of the incidence angle.
 - :func:`cast_rays` casts arbitrary rays (analytic tests, custom scan patterns).
 
 Azimuth convention: column ``c`` points at ``azimuth = 2*pi*c / n_columns`` measured counter-clockwise from +x;
@@ -30,6 +31,7 @@ wp = get_warp()
 def _spinning_kernel(
     mesh_id: wp.uint64,
     origin: wp.vec3,
+    column_offsets: wp.array(dtype=wp.vec3),
     elevations: wp.array(dtype=wp.float32),
     n_columns: int,
     min_range: float,
@@ -43,7 +45,7 @@ def _spinning_kernel(
     az = 6.283185307179586 * float(c) / float(n_columns)
     ce = wp.cos(el)
     d = wp.vec3(ce * wp.cos(az), ce * wp.sin(az), wp.sin(el))
-    q = wp.mesh_query_ray(mesh_id, origin, d, max_range)
+    q = wp.mesh_query_ray(mesh_id, origin + column_offsets[c], d, max_range)
     if q.result and q.t >= min_range:
         out_range[b, c] = q.t
         out_face[b, c] = q.face
@@ -147,6 +149,7 @@ def cast_spinning(
     *,
     min_range: float = 0.0,
     max_range: float = 120.0,
+    column_offsets: np.ndarray | None = None,
     device: str | None = None,
 ) -> RayHits:
     """Cast a spinning LiDAR scan.
@@ -158,6 +161,9 @@ def cast_spinning(
         n_columns: azimuth columns per revolution (C).
         min_range: returns nearer than this are discarded, metres.
         max_range: rays stop here, metres.
+        column_offsets: (C, 3) float sensor displacement from ``origin`` when each column fires (a sensor moving
+            during the sweep: :meth:`~simgap_ext.tune.model.SensorEffectModel.motion_offsets`); ranges are
+            measured from each column's own origin. ``None``: all columns fire from ``origin``.
         device: Warp device; must be the mesh's device (``None``: the mesh's device).
 
     Returns:
@@ -174,6 +180,12 @@ def cast_spinning(
         raise SimGapInputError(f"n_columns must be >= 1, got {n_columns}")
     if not 0.0 <= min_range < max_range:
         raise SimGapInputError(f"need 0 <= min_range < max_range, got {min_range}, {max_range}")
+    if column_offsets is None:
+        offs = np.zeros((int(n_columns), 3), dtype=np.float32)
+    else:
+        offs = np.asarray(column_offsets, dtype=np.float32)
+        if offs.shape != (int(n_columns), 3) or not np.isfinite(offs).all():
+            raise SimGapInputError(f"column_offsets must be finite with shape ({int(n_columns)}, 3), got {offs.shape}")
     dev = _mesh_device(mesh, device)
     shape = (el.size, int(n_columns))
     out_r = wp.empty(shape, dtype=wp.float32, device=dev)
@@ -185,6 +197,7 @@ def cast_spinning(
         inputs=[
             mesh.id,
             wp.vec3(*o.tolist()),
+            wp.array(np.ascontiguousarray(offs), dtype=wp.vec3, device=dev),
             wp.array(el, dtype=wp.float32, device=dev),
             int(n_columns),
             float(min_range),

@@ -176,6 +176,16 @@ class WarpLidarSource:
         """Ray-cast a given scene and apply the sensor effects (see :meth:`render`)."""
         prof = self.profile
         mesh = build_mesh(scene.vertices, scene.faces, device=self.device)
+        model = self.effects.model
+        # A fitted model with motion skew: each column fires from where the moving sensor is at its time, in the
+        # sensor frame of the sweep's reference time (the post-process then expresses the points in that frame).
+        sweep = model.sweep_displacement(rng) if model is not None and model.has_motion else None
+        offsets = None
+        origin: np.ndarray = np.asarray(scene.sensor_origin, dtype=np.float64)
+        if sweep is not None:
+            n_c = prof.horizontal_resolution
+            offsets = model.motion_offsets(2.0 * np.pi * np.arange(n_c) / n_c, sweep)
+            origin = origin.reshape(1, 3) + offsets
         hits = cast_spinning(
             mesh,
             scene.sensor_origin,
@@ -183,6 +193,7 @@ class WarpLidarSource:
             prof.horizontal_resolution,
             min_range=prof.min_range,
             max_range=prof.max_range,
+            column_offsets=offsets,
             device=self.device,
         )
         face = hits.face
@@ -196,7 +207,7 @@ class WarpLidarSource:
         if self._penetration.any():
             hits.range = penetrate(
                 mesh,
-                scene.sensor_origin,
+                origin,
                 self._directions,
                 hits.range,
                 sem,
@@ -205,7 +216,9 @@ class WarpLidarSource:
                 device=self.device,
             )
         if self.effects.model is not None:
-            return self._render_fitted(hits.range, sem, inst, refl, scene, rng, frame_id, seed, focus_classes, attempt)
+            return self._render_fitted(
+                hits.range, sem, inst, refl, scene, rng, frame_id, seed, focus_classes, attempt, sweep
+            )
         res = apply_effects(
             hits.range,
             hits.cos_incidence,
@@ -255,8 +268,11 @@ class WarpLidarSource:
         seed: int,
         focus_classes: Sequence[str],
         attempt: int,
+        sweep: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Clean returns, then the fitted model's post-process (the same one Replicator frames get)."""
+        """Clean returns, then the fitted model's post-process (the same one Replicator frames get). With motion
+        skew (``sweep``: the displacement the rays were cast with) the clean points are relative to each column's
+        own origin, and the post-process moves them into the reference frame."""
         prof = self.profile
         keep = (ranges > 0) & (ranges >= prof.min_range) & (ranges < prof.max_range)
         clean = make_frame(
@@ -272,7 +288,7 @@ class WarpLidarSource:
             attempt=attempt,
             coordinate_frame="sensor",
         )
-        frame = apply_sensor_effects(clean, self.effects.model, rng)
+        frame = apply_sensor_effects(clean, self.effects.model, rng, sweep_displacement=sweep)
         frame["preset"] = self.preset
         frame["rare"] = scene.rare
         return frame
