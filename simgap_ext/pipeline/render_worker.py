@@ -14,9 +14,11 @@ still runs in the worker (its result is discarded when it arrives), and :meth:`P
 waits for a render the worker has not started (it cancels it and the caller renders itself), so the worker's
 start-up or a busy worker costs at most what rendering in order would. At most two requests are outstanding.
 
-Optionally the worker also runs ``after_render(frame)`` (a picklable callable, e.g. the gate's frame statistics,
-which depend on the frame alone) and :meth:`~ProcessRenderPrefetcher.take` returns ``(frame, extra)``, moving that
-work off the main process too.
+Optionally the worker also runs ``after_render(frame, **after_kwargs)`` (a picklable callable, e.g. the gate's
+frame statistics, which depend on the frame alone; ``after_kwargs`` per request, e.g. which statistics parts to
+leave to the main process) and :meth:`~ProcessRenderPrefetcher.take` returns ``(frame, extra)``, moving that work
+off the main process too. Each answer carries the seconds the job took in the worker
+(:attr:`~ProcessRenderPrefetcher.last_job_s`), from which the runner balances the two processes.
 """
 
 from __future__ import annotations
