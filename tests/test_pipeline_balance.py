@@ -75,7 +75,7 @@ def test_unknown_part_is_refused():
 
 
 def test_balancer_defers_while_the_worker_is_slower_and_keeps_the_faster_setting():
-    b = StatsBalancer(("a", "b"))
+    b = StatsBalancer(("a", "b"), deferred=0)
     assert b.skip() == ()
     b.observe(1.2, 0.6, 0)  # worker slower, but one frame is not enough
     assert b.skip() == ()

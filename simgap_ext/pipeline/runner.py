@@ -462,10 +462,11 @@ class GenerationRunner:
             else None
         )
         self._with_stats = spec is not None and getattr(self._prefetch, "concurrent_safe", False)
+        # Starts with every part deferred: on os1-128 frames the worker (render + statistics) was the slower side
+        # (bench_gate --generate settled there on 29 of 36 frames); the balancer moves back when it is not.
+        start = len(DEFERRABLE) if self.defer_stats is None else self.defer_stats
         self._balancer = (
-            StatsBalancer(DEFERRABLE, deferred=self.defer_stats or 0, adapt=self.defer_stats is None)
-            if self._with_stats
-            else None
+            StatsBalancer(DEFERRABLE, deferred=start, adapt=self.defer_stats is None) if self._with_stats else None
         )
         with ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
