@@ -105,6 +105,7 @@ def bench_generate(
     cpu_worker: dict[str, list[float]] = {m: [] for m in times}
     rows: dict[str, list[Any]] = {}
     prefetched: dict[str, dict[str, int]] = {}
+    deferred: dict[str, dict[int, int]] = {}
     rng = random.Random(11)
     with tempfile.TemporaryDirectory(prefix="bench_gate_") as tmp:
         for r in range(rounds):
@@ -122,6 +123,7 @@ def bench_generate(
                 cpu_main[mode].append((time.process_time() - c0) / frames)
                 cpu_worker[mode].append((_children_cpu() - w0) / frames)  # the worker is reaped by run()
                 prefetched[mode] = dict(runner.prefetched)
+                deferred[mode] = dict(runner.deferred_stats)
                 got = [
                     {k: v for k, v in row.items() if k != "timestamp"} for row in read_manifest(out / "manifest.jsonl")
                 ]
@@ -137,6 +139,7 @@ def bench_generate(
         "fps": {m: frames / statistics.median(t) for m, t in times.items()},
         "speedup": {m: statistics.median(s / p for s, p in zip(seq, t, strict=True)) for m, t in times.items()},
         "prefetched": prefetched,
+        "deferred_stats": deferred,
         "cpu_s_per_frame": {m: [statistics.median(cpu_main[m]), statistics.median(cpu_worker[m])] for m in times},
         "times_s": times,
         "load_avg": os.getloadavg(),
@@ -197,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
             bound = {m: (cpu["sequential"][0]) / max(c) for m, c in cpu.items() if m != "sequential" and max(c) > 0}
             print(f"  {g['sensor']}: " + ", ".join(cells) + "; on idle cores the busier process bounds the speed-up at "
                   + ", ".join(f"{m} {b:.2f}x" for m, b in bound.items()))  # fmt: skip
+            if g["deferred_stats"].get("process"):
+                print(f"  process, last round: frames by statistics parts the worker left to the main process "
+                      f"{dict(sorted(g['deferred_stats']['process'].items()))}")  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(gen, indent=2))
         return 0

@@ -28,6 +28,7 @@ from simgap_ext.data import iter_scans, read_bin, read_label, read_label_map
 from simgap_ext.data.manifest import read_manifest, validate_manifest_row
 from simgap_ext.errors import ExportError, SimGapInputError
 from simgap_ext.gate import FrameGate, ReferenceBank, identify_tail_classes, load_gate_config
+from simgap_ext.gate.frame_stats import DEFERRABLE
 from simgap_ext.pipeline import AcceptanceStats, GenerationRunner, derive_seed, write_report
 from simgap_ext.pipeline.render_worker import RenderWorkerError, processes_available
 from simgap_ext.pipeline.run_dir import RunDir
@@ -479,18 +480,25 @@ def sequential_tree(env, tmp_path_factory):
     return _tree(seq)
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
+@pytest.mark.parametrize("mode", ["process", "thread", "process-deferred"])
 def test_pipelined_run_is_byte_identical_to_sequential(reference_run, sequential_tree, env, tmp_path, mode):
     """Rendering the next frame in a worker process (with the gate's frame statistics) or thread while the gate
     runs changes nothing on disk: same rows, same scans/labels/label map/run.json/gate state; the config has
-    retries, so some prefetches are mispredicted."""
+    retries, so some prefetches are mispredicted. ``process-deferred``: the worker leaves every deferrable
+    statistics part to the main process (what the balancer does when the worker is the slower one)."""
+    deferred = mode == "process-deferred"
+    mode = "process" if deferred else mode
     if mode == "process" and not processes_available():
         pytest.skip("no worker processes on this platform")
     ref_out, ref_summary = reference_run
     out = tmp_path / "pipelined"
     runner = _runner(env, out, pipeline=mode)
+    if deferred:
+        runner.defer_stats = len(DEFERRABLE)
     summary = runner.run(5, progress=False)
     assert runner.pipeline_worker == mode
+    if deferred:  # every frame the worker gated for us came with the deferrable parts left to this process
+        assert set(runner.deferred_stats) == {len(DEFERRABLE)} and runner.deferred_stats[len(DEFERRABLE)] > 0
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _tree(out) == sequential_tree
     assert summary.counts == ref_summary.counts

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ __all__ = [
     "Crop",
     "FrameStats",
     "frame_stats",
+    "finish_frame_stats",
+    "DEFERRABLE",
     "canonical_crop",
     "ring_ids",
     "range_roughness",
@@ -63,6 +65,9 @@ _MIN_COLUMN_GAPS = 200
 _GAP_BIN_LOG = 0.05
 _GAP_WINDOW_LOG = 0.2
 _NOMINAL_TOLERANCE = 0.1
+#: Parts of the statistics that :func:`frame_stats` can leave to :func:`finish_frame_stats` (``skip``): a render
+#: worker computes the rest beside the render and the gate's process these, which balances the two processes.
+DEFERRABLE = ("origin", "descriptors")
 
 
 @dataclass
@@ -139,6 +144,8 @@ class FrameStats:
     descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
     columns: int | None = None
     origin_offset: np.ndarray | None = None
+    #: parts of :data:`DEFERRABLE` not computed yet (:func:`finish_frame_stats` computes them)
+    pending: tuple[str, ...] = ()
 
     def class_descriptors(self, class_name: str) -> np.ndarray:
         """(S_c, 6) float32 local-geometry descriptors (:mod:`~simgap_ext.gate.plausibility`) of a class's points."""
@@ -373,6 +380,7 @@ def frame_stats(
     reference_columns: int | None = None,
     background_classes: Sequence[str] = (),
     duplicate_tolerance: float = 1e-4,
+    skip: Sequence[str] = (),
 ) -> FrameStats:
     """Compute :class:`FrameStats` of a validated frame.
 
@@ -389,14 +397,16 @@ def frame_stats(
             returns fewer points per beam than the real scans, and its ratios must show that.
         background_classes: classes never cropped into instances.
         duplicate_tolerance: grid size (metres) under which two points count as duplicates.
+        skip: parts of :data:`DEFERRABLE` left out (listed in :attr:`FrameStats.pending`; complete them with
+            :func:`finish_frame_stats`, which gives exactly what computing them here would).
 
     Returns:
         The frame's statistics.
     """
-    pts = np.asarray(frame["data"], dtype=np.float32)
-    origin = frame.get("sensor_origin")
-    if origin is not None:
-        pts = pts - np.asarray(origin, dtype=np.float32).reshape(1, 3)
+    unknown = sorted(set(skip) - set(DEFERRABLE))
+    if unknown:
+        raise ValueError(f"cannot skip {unknown} (deferrable parts: {', '.join(DEFERRABLE)})")
+    pts = _sensor_points(frame)
     sem = np.asarray(frame["info"]["pointSemantic"]).astype(np.int64)
     inst = np.asarray(frame["info"]["pointInstance"]).astype(np.int64)
     names = id_to_class(frame)
@@ -455,12 +465,7 @@ def frame_stats(
             crops.append(Crop(cname, int(iid), canon, rng, rr, total))
 
     ranges = np.linalg.norm(pts, axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
-    from .plausibility import local_descriptors
-
-    desc_index, descriptors = local_descriptors(pts)
-    from .origin import apparent_origin
-
-    origin_offset = apparent_origin(pts) if n else None
+    parts = _deferrable_parts(pts, [p for p in DEFERRABLE if p not in skip])
     beam_ratio = None
     if vertical_angles_deg is not None and columns and n:
         counts = np.bincount(rings, minlength=len(vertical_angles_deg))[: len(vertical_angles_deg)]
@@ -493,8 +498,45 @@ def frame_stats(
         beam_ratio=beam_ratio,
         duplicate_fraction=dup,
         heights=pts[:, 2].astype(np.float32, copy=True) if n else np.zeros(0, np.float32),
-        desc_index=desc_index,
-        descriptors=descriptors,
         columns=columns,
-        origin_offset=origin_offset,
+        pending=tuple(p for p in DEFERRABLE if p in skip),
+        **parts,
     )
+
+
+def finish_frame_stats(frame: Mapping[str, Any], stats: FrameStats) -> FrameStats:
+    """``stats`` with its :attr:`~FrameStats.pending` parts computed (``stats`` itself when none are).
+
+    Args:
+        frame: the frame ``stats`` was computed from by :func:`frame_stats` with ``skip``.
+        stats: its statistics.
+
+    Returns:
+        Statistics equal to those :func:`frame_stats` computes without ``skip``.
+    """
+    if not stats.pending:
+        return stats
+    return replace(stats, pending=(), **_deferrable_parts(_sensor_points(frame), list(stats.pending)))
+
+
+def _sensor_points(frame: Mapping[str, Any]) -> np.ndarray:
+    """(N, 3) float32 points relative to the sensor."""
+    pts = np.asarray(frame["data"], dtype=np.float32)
+    origin = frame.get("sensor_origin")
+    if origin is not None:
+        pts = pts - np.asarray(origin, dtype=np.float32).reshape(1, 3)
+    return pts
+
+
+def _deferrable_parts(pts: np.ndarray, parts: Sequence[str]) -> dict[str, Any]:
+    """The :class:`FrameStats` fields of the named :data:`DEFERRABLE` parts, computed from sensor-frame points."""
+    out: dict[str, Any] = {}
+    if "descriptors" in parts:
+        from .plausibility import local_descriptors
+
+        out["desc_index"], out["descriptors"] = local_descriptors(pts)
+    if "origin" in parts:
+        from .origin import apparent_origin
+
+        out["origin_offset"] = apparent_origin(pts) if pts.shape[0] else None
+    return out

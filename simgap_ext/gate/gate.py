@@ -25,7 +25,7 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
-from .frame_stats import FrameStats, frame_stats
+from .frame_stats import FrameStats, finish_frame_stats, frame_stats
 from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
 from .missing import HiddenClass, hidden_classes
 from .quarantine import SemanticQuarantine
@@ -72,8 +72,9 @@ class FrameStatsSpec:
             frame = roll_up_frame(frame)
         return frame
 
-    def stats(self, prepared: Mapping[str, Any]) -> FrameStats:
-        """:class:`FrameStats` of a frame returned by :meth:`prepare`."""
+    def stats(self, prepared: Mapping[str, Any], skip: tuple[str, ...] = ()) -> FrameStats:
+        """:class:`FrameStats` of a frame returned by :meth:`prepare`; the ``skip`` parts
+        (:data:`~simgap_ext.gate.frame_stats.DEFERRABLE`) are left to :meth:`FrameGate.evaluate`."""
         return frame_stats(
             prepared,
             vertical_angles_deg=self.vertical_angles_deg,
@@ -81,10 +82,11 @@ class FrameStatsSpec:
             reference_columns=self.reference_columns,
             background_classes=self.background_classes,
             duplicate_tolerance=self.duplicate_tolerance,
+            skip=skip,
         )
 
-    def __call__(self, frame: Mapping[str, Any]) -> FrameStats:
-        return self.stats(self.prepare(frame))
+    def __call__(self, frame: Mapping[str, Any], skip: tuple[str, ...] = ()) -> FrameStats:
+        return self.stats(self.prepare(frame), skip)
 
 
 class FrameGate:
@@ -207,8 +209,8 @@ class FrameGate:
             frame: a frame in the layout of :mod:`simgap_ext.frame` (docs/data.md) (validated here).
             update_quarantine: feed a geometrically passing frame's embeddings into the quarantine window
                 (set False to score without changing state, e.g. for reports).
-            stats: this very frame's statistics when already computed by :meth:`stats_spec` (in a render worker);
-                ``None``: computed here.
+            stats: this very frame's statistics when already computed by :meth:`stats_spec` (in a render worker;
+                parts it skipped are computed here); ``None``: computed here.
 
         Returns:
             The :class:`GateDecision`.
@@ -237,6 +239,8 @@ class FrameGate:
             self._warned_world = True
         if stats is None:
             stats = self.stats(frame)
+        else:
+            stats = finish_frame_stats(frame, stats)  # the parts a render worker left to this process
         per_class = {
             c: ClassDecision(c, n, stats.class_instances.get(c, 0)) for c, n in sorted(stats.class_points.items())
         }

@@ -51,8 +51,9 @@ class RenderPrefetcher:
         self.hits = 0
         self.misses = 0
 
-    def submit(self, key: Hashable, **render_kwargs: Any) -> None:
-        """Start rendering ``source.render(**render_kwargs)`` for ``key`` (an unused earlier prefetch is dropped)."""
+    def submit(self, key: Hashable, *, after_kwargs: dict[str, Any] | None = None, **render_kwargs: Any) -> None:
+        """Start rendering ``source.render(**render_kwargs)`` for ``key`` (an unused earlier prefetch is dropped;
+        ``after_kwargs`` is for a worker process's ``after_render`` and ignored here)."""
         self.drop()
         self._key = key
         self._future = self._pool.submit(self._source.render, **render_kwargs)
@@ -102,7 +103,8 @@ def open_prefetcher(source: Any, mode: str = "auto", *, after_render: Any = None
 
     Args:
         source: the scene source.
-        after_render: for a worker process only: a picklable ``f(frame) -> extra`` it runs after each render
+        after_render: for a worker process only: a picklable ``f(frame, **after_kwargs) -> extra`` it runs after
+            each render (``after_kwargs`` per ``submit``)
             (its ``take`` then returns ``(frame, extra)``; a thread prefetcher ignores it and returns frames).
         mode: ``"process"`` (a worker process; :class:`RenderWorkerError` when impossible), ``"thread"``, or
             ``"auto"``: a process unless processes are unavailable here (inside Kit), only one CPU is usable, the

@@ -14,9 +14,11 @@ still runs in the worker (its result is discarded when it arrives), and :meth:`P
 waits for a render the worker has not started (it cancels it and the caller renders itself), so the worker's
 start-up or a busy worker costs at most what rendering in order would. At most two requests are outstanding.
 
-Optionally the worker also runs ``after_render(frame)`` (a picklable callable, e.g. the gate's frame statistics,
-which depend on the frame alone) and :meth:`~ProcessRenderPrefetcher.take` returns ``(frame, extra)``, moving that
-work off the main process too.
+Optionally the worker also runs ``after_render(frame, **after_kwargs)`` (a picklable callable, e.g. the gate's
+frame statistics, which depend on the frame alone; ``after_kwargs`` per request, e.g. which statistics parts to
+leave to the main process) and :meth:`~ProcessRenderPrefetcher.take` returns ``(frame, extra)``, moving that work
+off the main process too. Each answer carries the seconds the job took in the worker
+(:attr:`~ProcessRenderPrefetcher.last_job_s`), from which the runner balances the two processes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Hashable
 from multiprocessing.connection import Connection
@@ -63,10 +66,11 @@ def processes_available() -> bool:
 def serve(fd: int) -> None:
     """The worker's main loop (run in the child as ``python -c``) on the socket ``fd``.
 
-    Parent to worker: ``("source", source_pickle, after_pickle_or_None)`` first, then ``("render", id, kwargs)``,
-    ``("cancel", id)``, or ``None`` to stop. Worker to parent: ``("started", id)`` before a render, then
-    ``("done", id, status, payload)`` with status ``"ok"`` (payload the frame, or ``(frame, extra)``), ``"error"``
-    (payload a traceback text) or ``"skipped"`` (cancelled before it started).
+    Parent to worker: ``("source", source_pickle, after_pickle_or_None)`` first, then
+    ``("render", id, kwargs, after_kwargs)``, ``("cancel", id)``, or ``None`` to stop. Worker to parent:
+    ``("started", id)`` before a render, then ``("done", id, status, payload, seconds)`` with status ``"ok"``
+    (payload the frame, or ``(frame, after(frame, **after_kwargs))``), ``"error"`` (payload a traceback text) or
+    ``"skipped"`` (cancelled before it started), and the wall seconds the job took in the worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
@@ -75,7 +79,7 @@ def serve(fd: int) -> None:
         first = conn.recv()
         source = pickle.loads(first[1])
         after = pickle.loads(first[2]) if first[2] is not None else None
-        queue: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
+        queue: collections.deque[tuple[int, dict[str, Any], dict[str, Any]]] = collections.deque()
         cancelled: set[int] = set()
         while True:
             if not queue and not _handle(conn.recv(), queue, cancelled):
@@ -85,18 +89,20 @@ def serve(fd: int) -> None:
                     return
             if not queue:
                 continue
-            req, kwargs = queue.popleft()
+            req, kwargs, after_kwargs = queue.popleft()
             if req in cancelled:
                 cancelled.discard(req)
-                conn.send(("done", req, "skipped", None))
+                conn.send(("done", req, "skipped", None, 0.0))
                 continue
             conn.send(("started", req))
+            t0 = time.perf_counter()
             try:
                 frame = source.render(**kwargs)
-                result: tuple[Any, ...] = ("done", req, "ok", (frame, after(frame)) if after is not None else frame)
+                payload = (frame, after(frame, **after_kwargs)) if after is not None else frame
+                result: tuple[Any, ...] = ("done", req, "ok", payload)
             except Exception as exc:  # noqa: BLE001 - reported to the parent, which renders again itself
                 result = ("done", req, "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
-            conn.send(result)
+            conn.send((*result, time.perf_counter() - t0))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent closed the socket or died: nothing to clean up, the worker writes nothing
     finally:
@@ -107,7 +113,7 @@ def _handle(msg: Any, queue: collections.deque, cancelled: set[int]) -> bool:
     if msg is None:
         return False
     if msg[0] == "render":
-        queue.append((msg[1], msg[2]))
+        queue.append((msg[1], msg[2], msg[3]))
     elif msg[0] == "cancel":
         cancelled.add(msg[1])
     return True
@@ -131,8 +137,8 @@ class ProcessRenderPrefetcher:
 
     Args:
         source: the scene source (``render(**kwargs) -> frame dict``); must pickle (its copy renders in the worker).
-        after_render: optional picklable ``f(frame) -> extra`` run in the worker after each render; :meth:`take`
-            then returns ``(frame, extra)``.
+        after_render: optional picklable ``f(frame, **after_kwargs) -> extra`` run in the worker after each render
+            (``after_kwargs`` given per :meth:`submit`); :meth:`take` then returns ``(frame, extra)``.
 
     Raises:
         RenderWorkerError: the source does not pickle or the process cannot be started (callers fall back to a
@@ -143,6 +149,8 @@ class ProcessRenderPrefetcher:
         misses: prefetched renders that were dropped (another attempt was needed, the worker had not started it,
             or the render failed).
         concurrent_safe: True: the caller may render on its own source while a prefetch is in flight.
+        last_job_s: wall seconds the worker spent on the last frame :meth:`take` returned (render and
+            ``after_render``), ``None`` before one.
     """
 
     concurrent_safe = True
@@ -177,6 +185,7 @@ class ProcessRenderPrefetcher:
         self._results: dict[int, tuple[str, Any]] = {}
         self.hits = 0
         self.misses = 0
+        self.last_job_s: float | None = None
         self._closed = False
         self._send(("source", payload, after))
 
@@ -185,15 +194,15 @@ class ProcessRenderPrefetcher:
         """The worker's process id."""
         return self._proc.pid
 
-    def submit(self, key: Hashable, **render_kwargs: Any) -> None:
-        """Queue ``source.render(**render_kwargs)`` for ``key`` in the worker (an unused earlier prefetch is
-        dropped without waiting for it)."""
+    def submit(self, key: Hashable, *, after_kwargs: dict[str, Any] | None = None, **render_kwargs: Any) -> None:
+        """Queue ``source.render(**render_kwargs)`` for ``key`` in the worker, then ``after_render(frame,
+        **after_kwargs)`` (an unused earlier prefetch is dropped without waiting for it)."""
         self.drop()
         while len(self._outstanding) >= _MAX_OUTSTANDING:  # bounded: dropped renders cannot pile up
             self._receive()
         req = self._next_id
         self._next_id += 1
-        self._send(("render", req, render_kwargs))
+        self._send(("render", req, render_kwargs, dict(after_kwargs or {})))
         self._outstanding.add(req)
         self._pending = (key, req)
 
@@ -220,12 +229,13 @@ class ProcessRenderPrefetcher:
         while req not in self._results:
             self._receive()
         self._pending = None
-        status, payload = self._results.pop(req)
+        status, payload, seconds = self._results.pop(req)
         if status != "ok":
             _log.debug("prefetched render of %r failed in the worker (%s); rendering again in the caller", key, payload)
             self.misses += 1
             return None
         self.hits += 1
+        self.last_job_s = seconds
         return payload
 
     def drop(self) -> None:
@@ -283,11 +293,11 @@ class ProcessRenderPrefetcher:
         if msg[0] == "started":
             self._started.add(msg[1])
             return
-        _, req, status, payload = msg
+        _, req, status, payload, seconds = msg
         self._outstanding.discard(req)
         self._started.discard(req)
         if self._pending is not None and self._pending[1] == req:
-            self._results[req] = (status, payload)
+            self._results[req] = (status, payload, seconds)
 
     def _died(self) -> RenderWorkerError:
         try:

@@ -32,7 +32,9 @@ the attempt most likely to come next -- frame ``k + 1`` attempt 0 with the focus
 decision, row and file is still made in order on the calling thread; the prefetched frame is used only if the
 attempt that really comes next has the same seed, focus, frame and attempt (else it is dropped and rendered again),
 so the run directory is byte-identical to a sequential run's and resume is unchanged. Only for scene sources that
-may render outside the main thread (not Replicator in Kit).
+may render outside the main thread (not Replicator in Kit). A worker process also computes the gate's frame
+statistics; which of their parts it leaves to the main process is balanced from measured times
+(:mod:`~simgap_ext.pipeline.balance`), which moves work between the processes but never changes a value.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +53,9 @@ import numpy as np
 from ..data.atomic import atomic_write_bytes, temp_tag
 from ..data.manifest import ManifestWriter
 from ..errors import SimGapInputError
+from ..gate.frame_stats import DEFERRABLE
 from .attempt import AttemptRecorder, plan_retry
+from .balance import StatsBalancer
 from .exporter import Exporter
 from .live import LiveTable
 from .prefetch import PIPELINE_MODES, open_prefetcher
@@ -205,6 +210,11 @@ class GenerationRunner:
             docstring): ``True`` or ``"auto"`` (a worker process, else a thread), ``"process"``, ``"thread"``;
             ``False``: in order. The source's ``render`` must be safe to call off the main thread, and for a process
             the source must pickle.
+
+    Attributes:
+        defer_stats: with a worker process: ``None`` (default) balances which gate statistics parts the worker
+            leaves to this process (:class:`~simgap_ext.pipeline.balance.StatsBalancer`); ``k`` always defers the
+            first ``k`` of :data:`~simgap_ext.gate.frame_stats.DEFERRABLE`. Never changes a result.
     """
 
     def __init__(
@@ -256,6 +266,11 @@ class GenerationRunner:
             raise SimGapInputError(f"pipeline must be True, False or one of {PIPELINE_MODES}, got {pipeline!r}")
         self.pipeline: str | None = pipeline or None
         self._prefetch: Any = None
+        self._balancer: StatsBalancer | None = None
+        self._waited = 0.0  # seconds the last attempt waited for the render worker
+        self.defer_stats: int | None = None
+        #: after a pipelined run: attempts whose statistics parts the worker left to this process, per part count
+        self.deferred_stats: dict[int, int] = {}
         self._with_stats = False
         #: after a pipelined run: prefetched renders ``used`` and ``dropped`` (mispredicted)
         self.prefetched = {"used": 0, "dropped": 0}
@@ -447,6 +462,12 @@ class GenerationRunner:
             else None
         )
         self._with_stats = spec is not None and getattr(self._prefetch, "concurrent_safe", False)
+        # Starts with every part deferred: on os1-128 frames the worker (render + statistics) was the slower side
+        # (bench_gate --generate settled there on 29 of 36 frames); the balancer moves back when it is not.
+        start = len(DEFERRABLE) if self.defer_stats is None else self.defer_stats
+        self._balancer = (
+            StatsBalancer(DEFERRABLE, deferred=start, adapt=self.defer_stats is None) if self._with_stats else None
+        )
         with ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
                 self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
@@ -492,6 +513,7 @@ class GenerationRunner:
 
     def _attempt(self, recorder: AttemptRecorder, frame_id: int, attempt: int, focus: list[str]) -> bool:
         """Render, gate and record one attempt. Returns whether to retry."""
+        t0 = time.perf_counter()
         seed = derive_seed(self.seed, frame_id, attempt)
         frame, stats = self._render(seed, focus, frame_id, attempt)
         decision = self.gate.evaluate(frame) if stats is None else self.gate.evaluate(frame, stats=stats)
@@ -509,13 +531,20 @@ class GenerationRunner:
         self._n_rows += 1
         # After the row is durable, never before: a saved state then never covers a row the manifest lacks.
         self._save_gate_state(row)
+        if stats is not None:
+            self.deferred_stats[len(stats.pending)] = self.deferred_stats.get(len(stats.pending), 0) + 1
+        if stats is not None and self._balancer is not None and self._prefetch.last_job_s is not None:
+            busy = time.perf_counter() - t0 - self._waited
+            self._balancer.observe(self._prefetch.last_job_s, busy, len(stats.pending))
         return plan.retry
 
     def _render(self, seed: int, focus: list[str], frame_id: int, attempt: int) -> tuple[dict[str, Any], Any]:
         """The frame of one attempt and its gate statistics when a worker computed them (else ``None``): the
         prefetched ones when pipelining predicted this attempt. Then start the next prefetch."""
         pf = self._prefetch
+        t0 = time.perf_counter()
         got = pf.take(self._render_key(seed, focus, frame_id, attempt)) if pf is not None else None
+        self._waited = time.perf_counter() - t0
         if got is None and pf is not None and pf.concurrent_safe:
             # A worker process has its own source: start the next frame there before rendering this one here.
             self._prefetch_next(frame_id)
@@ -533,8 +562,10 @@ class GenerationRunner:
         # is recorded (a changed focus or a retry only costs the dropped render).
         nxt_focus = list(self.focus_plan.focus_for(frame_id + 1, self.stats))
         nxt_seed = derive_seed(self.seed, frame_id + 1, 0)
+        balancer = self._balancer if self._with_stats else None
         pf.submit(
             self._render_key(nxt_seed, nxt_focus, frame_id + 1, 0),
+            after_kwargs={"skip": balancer.skip()} if balancer is not None else None,
             seed=nxt_seed,
             focus_classes=nxt_focus,
             frame_id=frame_id + 1,
