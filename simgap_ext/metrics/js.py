@@ -38,7 +38,13 @@ def js_divergence(p: Any, q: Any) -> float:
     ps, qs = pv.sum(), qv.sum()
     if ps <= 0 or qs <= 0:
         raise SimGapInputError(f"histogram {'p' if ps <= 0 else 'q'} is all zeros")
-    pv, qv = pv / ps, qv / qs
+    return _js_valid(pv, qv)
+
+
+def _js_valid(pv: np.ndarray, qv: np.ndarray) -> float:
+    """:func:`js_divergence` of two (K,) float64 histograms already known valid (non-negative, finite, same
+    length, both sums > 0): for callers that build the histograms themselves and evaluate many."""
+    pv, qv = pv / pv.sum(), qv / qv.sum()
     m = 0.5 * (pv + qv)
     js = 0.5 * _kl_bits(pv, m) + 0.5 * _kl_bits(qv, m)
     return float(min(max(js, 0.0), 1.0))
