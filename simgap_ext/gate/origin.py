@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..robust import tukey_weights
+
 __all__ = ["apparent_origin", "ORIGIN_SECTORS", "MIN_ORIGIN_SECTORS"]
 
 #: Azimuth sectors of 1 degree: several columns of any common sensor per sector (HDL-32E: 3, HDL-64E: 6).
@@ -37,8 +39,7 @@ _NO_RETURN_RANGE = 0.3
 _MIN_HORIZONTAL_RANGE = 1.5
 # Fits on recentred points (see module docstring).
 _RECENTRE_STEPS = 3
-# Tukey biweight tuning constant (95 % efficiency under Gaussian residuals) and reweighting iterations.
-_TUKEY_C = 4.685
+# Reweighting iterations of the Tukey biweight fit.
 _ITERATIONS = 15
 
 
@@ -103,11 +104,7 @@ def _tukey_fit(design: np.ndarray, target: np.ndarray) -> np.ndarray:
     for _ in range(_ITERATIONS):
         sw = np.sqrt(w)
         coef = np.linalg.lstsq(design * sw[:, None], target * sw, rcond=None)[0]
-        res = target - design @ coef
-        # Robust scale (MAD about 0: the residuals of a good fit are centred); 1 mm keeps it positive.
-        scale = 1.4826 * float(np.median(np.abs(res))) + 1e-3
-        u = res / (_TUKEY_C * scale)
-        w = np.where(np.abs(u) < 1.0, (1.0 - u**2) ** 2, 0.0)
+        w, _ = tukey_weights(target - design @ coef)
         if np.count_nonzero(w) < design.shape[1] + 1:
             break
     return coef

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SimGapInputError
+from ..robust import tukey_weights
 
 __all__ = ["SweepMotion", "sweep_fraction", "sweep_offsets", "measure_sweep_motion", "spin_of", "fit_motion"]
 
@@ -41,7 +42,6 @@ __all__ = ["SweepMotion", "sweep_fraction", "sweep_offsets", "measure_sweep_moti
 _MAX_ELEVATION_DEG = -5.0
 # Returns this close horizontally (metres) are the ego vehicle's body (as in gate.origin).
 _MIN_HORIZONTAL_RANGE = 1.5
-_TUKEY_C = 4.685
 _ITERATIONS = 12
 # Scans whose displacement over a sweep is below this (metres) tell nothing about the reference time.
 _MIN_REFERENCE_DISPLACEMENT = 0.05
@@ -149,7 +149,7 @@ def measure_sweep_motion(
 def _tukey_fit(
     group: np.ndarray, n_groups: int, z: np.ndarray, dense: np.ndarray, target: np.ndarray
 ) -> tuple[np.ndarray, float]:
-    """IRLS with Tukey's biweight (as :func:`simgap_ext.gate.origin._tukey_fit`) of
+    """IRLS with Tukey's biweight (:func:`~simgap_ext.robust.tukey_weights`, as :mod:`simgap_ext.gate.origin`) of
     ``target ~ c[group] z + dense @ a``; returns ``(concat(c, a), robust scale)``.
 
     The per-beam block of the normal equations is diagonal, so they are assembled with bincounts (a dense design
@@ -176,10 +176,7 @@ def _tukey_fit(
         rhs[:n_groups] = np.bincount(group, w * z * target, n_groups)
         coef = np.linalg.lstsq(gram, rhs, rcond=None)[0]
         pred = coef[group] * z + np.sum(dense * coef[n_groups:], axis=1)
-        res = target - pred
-        scale = 1.4826 * float(np.median(np.abs(res))) + 1e-3
-        u = res / (_TUKEY_C * scale)
-        w = np.where(np.abs(u) < 1.0, (1.0 - u**2) ** 2, 0.0)
+        w, scale = tukey_weights(target - pred)
         if np.count_nonzero(w) < m + 1:
             break
     return coef, scale
