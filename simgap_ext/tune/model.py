@@ -145,17 +145,15 @@ class SensorEffectModel:
             raise SimGapInputError(f"effect model: 'intensity_quantiles' must have shape ({k}, {r}, Q >= 2)")
         if np.any(np.diff(q, axis=2) < -1e-9) or q.min() < 0 or q.max() > 1:
             raise SimGapInputError("effect model: 'intensity_quantiles' must be non-decreasing values in [0, 1]")
-        for name in ("drop_bias", "drop_offset", "far_range50", "far_width", "mixed_pixel_prob", "mixed_min_gap"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
-                raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
-        for name in ("noise_tail_share", "noise_tail_scale"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
-                raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
-        if not 0.0 <= self.noise_tail_share < 1.0 or self.noise_tail_scale < 1.0:
-            raise SimGapInputError("effect model: need 0 <= 'noise_tail_share' < 1 and 'noise_tail_scale' >= 1")
         for name in (
+            "drop_bias",
+            "drop_offset",
+            "far_range50",
+            "far_width",
+            "mixed_pixel_prob",
+            "mixed_min_gap",
+            "noise_tail_share",
+            "noise_tail_scale",
             "motion_sweep_m",
             "motion_sweep_sd_m",
             "motion_heading_deg",
@@ -165,6 +163,8 @@ class SensorEffectModel:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not math.isfinite(val):
                 raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
+        if not 0.0 <= self.noise_tail_share < 1.0 or self.noise_tail_scale < 1.0:
+            raise SimGapInputError("effect model: need 0 <= 'noise_tail_share' < 1 and 'noise_tail_scale' >= 1")
         if self.motion_sweep_m < 0 or self.motion_sweep_sd_m < 0 or not 0.0 <= self.motion_reference <= 1.0:
             raise SimGapInputError(
                 "effect model: need 'motion_sweep_m' >= 0, 'motion_sweep_sd_m' >= 0 and 0 <= 'motion_reference' <= 1"
