@@ -182,7 +182,7 @@ class ProcessRenderPrefetcher:
         self._pending: tuple[Hashable, int] | None = None  # (key, request id) of the live prefetch
         self._outstanding: set[int] = set()  # sent, not answered
         self._started: set[int] = set()
-        self._results: dict[int, tuple[str, Any]] = {}
+        self._results: dict[int, tuple[str, Any, float]] = {}  # request id -> (status, payload, seconds)
         self.hits = 0
         self.misses = 0
         self.last_job_s: float | None = None

@@ -562,10 +562,10 @@ class GenerationRunner:
         # is recorded (a changed focus or a retry only costs the dropped render).
         nxt_focus = list(self.focus_plan.focus_for(frame_id + 1, self.stats))
         nxt_seed = derive_seed(self.seed, frame_id + 1, 0)
-        balancer = self._balancer if self._with_stats else None
         pf.submit(
             self._render_key(nxt_seed, nxt_focus, frame_id + 1, 0),
-            after_kwargs={"skip": balancer.skip()} if balancer is not None else None,
+            # a balancer exists only when the worker computes the statistics (_with_stats)
+            after_kwargs={"skip": self._balancer.skip()} if self._balancer is not None else None,
             seed=nxt_seed,
             focus_classes=nxt_focus,
             frame_id=frame_id + 1,
