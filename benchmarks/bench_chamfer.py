@@ -21,7 +21,10 @@ Contenders, all computing the mean-reduced Chamfer ``0.5 (mean_a d + mean_b d)``
 ``SIMGAP_NN_BACKEND=warp``: the Warp CPU hash grid that was the CPU path before), ``pykdtree``, ``ckdtree``
 (scipy defaults, ``workers=-1``), ``ckdtree-unbal`` (``balanced_tree=False, compact_nodes=False``,
 ``workers=-1``), ``open3d`` (``PointCloud.compute_point_cloud_distance`` both ways, conversion included), when
-installed.
+installed. With ``--contenders simgap-cuda torch-cuda ... --ours simgap-cuda`` (a machine with a GPU): SimGap's
+``chamfer_distance(device="cuda:0")`` against a chunked brute-force ``torch.cdist`` on the GPU (its matrix-product
+form: fast, float32 cancellation makes it approximate, so the table's last column shows its error), host-to-device
+copies included in both.
 
 Timing: one process per (pair, N) with every contender; after a warm-up call each, ``--rounds`` rounds run every
 contender once in a freshly shuffled order, so background load (the machine is shared) hits all contenders alike;
@@ -47,7 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
-CONTENDERS = ("simgap", "simgap-grid", "pykdtree", "ckdtree", "ckdtree-unbal", "open3d")
+CPU_CONTENDERS = ("simgap", "simgap-grid", "pykdtree", "ckdtree", "ckdtree-unbal", "open3d")
+# On a machine with a GPU: SimGap's Warp hash grid on CUDA, and the strongest exact-enough GPU alternative that
+# installs everywhere, a chunked brute-force torch.cdist (O(N x chunk) memory, N x M work).
+CUDA_CONTENDERS = ("simgap-cuda", "torch-cuda")
+CONTENDERS = CPU_CONTENDERS + CUDA_CONTENDERS
 PAIRS = ("consecutive", "drives", "render", "uniform")
 ONE_M = 1 << 20
 _REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +125,29 @@ def make_contender(name: str, a: np.ndarray, b: np.ndarray) -> Callable[[], floa
                 os.environ.pop("SIMGAP_NN_BACKEND", None)
 
         return run
+    if name == "simgap-cuda":
+        from simgap_ext.metrics import chamfer_distance
+
+        return lambda: chamfer_distance(a, b, device="cuda:0")
+    if name == "torch-cuda":
+        try:
+            import torch
+        except ImportError:
+            return None
+        if not torch.cuda.is_available():
+            return None
+
+        def nn_dist(q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+            # ~1 GiB of float32 distances per chunk: N x M in pieces, never the whole matrix at once
+            chunk = max(1, (1 << 28) // r.shape[0])
+            return torch.cat([torch.cdist(q[s : s + chunk], r).amin(1) for s in range(0, q.shape[0], chunk)])
+
+        def run() -> float:
+            ta = torch.from_numpy(a).to("cuda", torch.float32)
+            tb = torch.from_numpy(b).to("cuda", torch.float32)
+            return 0.5 * (nn_dist(ta, tb).double().mean().item() + nn_dist(tb, ta).double().mean().item())
+
+        return run
     if name == "pykdtree":
         from pykdtree.kdtree import KDTree
 
@@ -184,6 +214,20 @@ def mem_worker(pair: str, size: str, contender: str, root: Path) -> dict:
     if fn is None:
         return {"skipped": "not installed"}
     make_contender(contender, a[:64].copy(), b[:64].copy())()  # imports and Warp start-up are not part of a call
+    if contender.endswith("-cuda"):  # device memory: the high-water mark of the framework's pool during one call
+        if contender == "torch-cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            fn()
+            return {"rss_delta": torch.cuda.max_memory_allocated() - base, "gpu": True}
+        from simgap_ext._warp import get_warp
+
+        wp = get_warp()
+        base = wp.get_mempool_used_mem_current("cuda:0")
+        fn()
+        return {"rss_delta": wp.get_mempool_used_mem_high("cuda:0") - base, "gpu": True}
     rss0 = _rss_bytes()
     fn()
     return {"rss_delta": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0, 0)}
@@ -201,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS))
     ap.add_argument("--sizes", nargs="+", default=["2048", "16384", "65536", "full", str(ONE_M)])
-    ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CPU_CONTENDERS))
+    ap.add_argument("--ours", choices=("simgap", "simgap-cuda"), default="simgap", help="numerator of the ratios")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--rounds-1m", type=int, default=3, help="rounds at sizes above 200k points")
     ap.add_argument("--grid-max", type=int, default=140_000, help="largest N for simgap-grid (slow on big LiDAR pairs)")
@@ -239,20 +284,26 @@ def main(argv: list[str] | None = None) -> int:
                 for c in res["times"]:
                     m = _sub(["--worker", "mem", pair, size, c, "--realdata", str(args.realdata)])
                     res["mem"][c] = m.get("rss_delta")
+                    if m.get("gpu"):
+                        res.setdefault("gpu_mem", []).append(c)
             results.append(res)
             print(f"  done {pair} {size} ({res['n'][0]} x {res['n'][1]})", file=sys.stderr, flush=True)
 
-    print(f"\nExact Chamfer, CPU ({os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f} at the end); ratio = median"
-          " over shuffled rounds of simgap time / peer time (< 1: simgap faster); memory = peak RSS growth of one"
-          " call in a fresh process\n")  # fmt: skip
-    peers = [c for c in CONTENDERS if c != "simgap"]
-    hdr = ["pair", "N x M", "simgap", *(f"/ {p}" for p in peers), "best peer", "simgap mem", "best peer mem",
-           "max |CD - pykdtree|"]  # fmt: skip
+    ours_name = args.ours
+    where = "CPU" if ours_name == "simgap" else f"{ours_name} against CPU and GPU peers"
+    print(f"\nExact Chamfer, {where} ({os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f} at the end); ratio ="
+          f" median over shuffled rounds of {ours_name} time / peer time (< 1: {ours_name} faster); memory = peak RSS"
+          " growth of one call in a fresh process\n")  # fmt: skip
+    ran = {c for r in results for c in r["times"]}
+    peers = [c for c in CONTENDERS if c != ours_name and c in ran]
+    ref = "pykdtree" if "pykdtree" in ran else "ckdtree"
+    hdr = ["pair", "N x M", ours_name, *(f"/ {p}" for p in peers), "best peer", f"{ours_name} mem", "best peer mem",
+           f"max |CD - {ref}|"]  # fmt: skip
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for r in results:
         t = r["times"]
-        ours = t["simgap"]
+        ours = t[ours_name]
         cells = []
         best, best_t = None, float("inf")
         for p in peers:
@@ -260,16 +311,23 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append("-")
                 continue
             cells.append(f"{statistics.median(o / q for o, q in zip(ours, t[p], strict=True)):.2f}")
-            if p != "simgap-grid" and statistics.median(t[p]) < best_t:
+            if not p.startswith("simgap") and statistics.median(t[p]) < best_t:
                 best, best_t = p, statistics.median(t[p])
         mem = r["mem"]
-        peer_mem = [v for p, v in mem.items() if p not in ("simgap", "simgap-grid") and v is not None]
+        gpu = set(r.get("gpu_mem", []))  # device-memory peaks: compared with device peers only
+        peer_mem = [
+            v
+            for p, v in mem.items()
+            if not p.startswith("simgap") and v is not None and (p in gpu) == (ours_name in gpu)
+        ]
         vals = r["values"]
-        err = max(abs(v - vals["pykdtree"]) for v in vals.values()) if "pykdtree" in vals else float("nan")
+        err = max(abs(v - vals[ref]) for c, v in vals.items() if c != "torch-cuda") if ref in vals else float("nan")
+        if "torch-cuda" in vals and ref in vals:
+            cells[peers.index("torch-cuda")] += f" (err {abs(vals['torch-cuda'] - vals[ref]):.0e})"
         print(
             f"| {r['pair']} | {r['n'][0]} x {r['n'][1]} | {statistics.median(ours) * 1e3:.0f} ms | "
             + " | ".join(cells)
-            + f" | {best} | {_mb(mem.get('simgap'))} | {_mb(min(peer_mem) if peer_mem else None)} | {err:.1e} |"
+            + f" | {best} | {_mb(mem.get(ours_name))} | {_mb(min(peer_mem) if peer_mem else None)} | {err:.1e} |"
         )
     if args.json:
         with open(args.json, "w") as f:
