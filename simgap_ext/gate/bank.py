@@ -11,10 +11,11 @@ Built once from real scans (``simgap reference build --real DIR --out bank.npz``
 - per class: local-geometry descriptors, the mean profile of real kNN votes (label plausibility) and, per calibrated
   frame, its own vote profile (the hidden-class check, :mod:`~simgap_ext.gate.missing`; format 4);
 - ``class_counts`` (instances per class, for tail classes and budgets), ``frame_count``, ``sensor``;
-- the calibration: for every gate component, an upper prediction bound at the ``calibration_quantile`` (per
-  class: its Bonferroni correction) of real-vs-real distances (leave-one-frame-out), fitted with the number of
-  values in the formula (:mod:`~simgap_ext.gate.tailbound`), and ``d_max = bound / (1 - g_threshold)`` so that a
-  realistic sample at that bound scores exactly the acceptance threshold (times ``calibration_margin``).
+- the calibration: from real-vs-real distances (leave-one-frame-out), per class and component an upper prediction
+  bound at the Bonferroni-corrected ``calibration_quantile`` with the number of frames in the formula
+  (:mod:`~simgap_ext.gate.tailbound`), per scene component the ``calibration_quantile``; ``d_max = value /
+  (1 - g_threshold)`` so that a realistic sample at that value scores exactly the acceptance threshold (times
+  ``calibration_margin``).
 
 The file is a plain ``.npz`` (no pickles) with a JSON metadata entry; it loads in milliseconds.
 """
@@ -49,7 +50,7 @@ from .geometric import (
     log_count_ratio,
 )
 from .plausibility import class_votes, foreign_excess, vote_profile
-from .tailbound import lognormal_prediction_bound, loo_deviation_bound
+from .tailbound import loo_deviation_bound
 
 __all__ = [
     "ReferenceBank",
@@ -162,13 +163,6 @@ def _class_thresholds(per_class: Mapping[str, list[float]], q_class: float) -> d
     for name, v in per_class.items():
         table[name] = _bound(loo_deviation_bound, v, q_class) if len(v) > 1 else max(table["*"], float(v[0]))
     return table
-
-
-def _scene_threshold(comp: str, values: list[float], q: float) -> dict[str, float]:
-    """Calibration value of one scene component: the log-normal upper prediction bound of the leave-one-out
-    distances at ``q`` (:func:`~simgap_ext.gate.tailbound.lognormal_prediction_bound`)."""
-    floor = CALIBRATION_FLOORS.get(comp, _EPS)
-    return {"scene": _bound(lambda v, p: lognormal_prediction_bound(v, p, floor=floor), values, q)}
 
 
 def _bound(fn: Any, values: list[float], q: float) -> float:
@@ -792,7 +786,10 @@ class ReferenceBank:
                 scene["scene_beams"].append(float(np.abs(self.beam_ratio[fi] - others).mean()))
         for comp, v in scene.items():
             if v:
-                calibration[comp] = _scene_threshold(comp, v, q)
+                # One test per frame at the plain quantile: an order statistic of the held-out frames' distances
+                # (a log-normal prediction bound instead, measured on 4-frame banks of the nuScenes fixtures, let a
+                # 0.5 m shift through in 2 of 5 folds that this catches; no real scan failed on the scene).
+                calibration[comp] = {"scene": float(np.quantile(v, q))}
         self.calibration = calibration
         # Floors: a tiny reference (or identical real frames) can give a quantile of ~0, which would make any
         # difference fail.
