@@ -59,3 +59,13 @@ def test_leave_one_out_on_real_keyframes(nusc):
     assert [r.n for r in rows] == [5] * 5
     assert rows[0].accept_rate == 1.0, rows[0].reasons
     assert [r.accept_rate for r in rows[1:]] == [0.0] * 4, [(r.case, r.reasons) for r in rows[1:]]
+
+
+def test_quantile_one_takes_the_largest_deviation(nusc):
+    """calibration_quantile = 1 asks for every real deviation: no finite prediction bound covers that, the largest
+    deviation observed is what the bank takes."""
+    cfg = load_gate_config(calibration_quantile=1.0)
+    bank = ReferenceBank.build(nusc[:4], config=cfg, device="cpu")
+    v = bank.dens_vals[bank.dens_class == bank.class_index("vegetation")].astype(np.float64)
+    loo = np.abs(v - (v.sum() - v) / (v.size - 1))
+    assert bank.calibration["density"]["vegetation"] == pytest.approx(loo.max(), rel=1e-5)
