@@ -46,18 +46,13 @@ def _capture() -> dict:
     seen: dict = {}
     original = bank_module._class_thresholds
 
-    def wrapper(per_class, q_class):
-        seen.setdefault("values", []).append({k: list(v) for k, v in per_class.items()})
+    def wrapper(comp, per_class, q_class):
+        seen.setdefault("values", {})[comp] = {k: list(v) for k, v in per_class.items()}
         seen["q_class"] = q_class
-        return original(per_class, q_class)
+        return original(comp, per_class, q_class)
 
     bank_module._class_thresholds = wrapper
     return seen
-
-
-def _by_component(seen: dict) -> dict[str, dict[str, list[float]]]:
-    # the bank's _calibrate calls the per-class calibration once per object component, in this order
-    return dict(zip(bank_module.OBJECT_COMPONENTS, seen["values"], strict=True))
 
 
 def _joint_p(dec, values: dict, q_class: float) -> float:
@@ -87,7 +82,7 @@ def run(path: Path, folds: int) -> None:
     for i in held:
         seen = _capture()
         bank = ReferenceBank.build([frames[j] for j in range(n) if j != i], config=cfg, device="cpu", seed=0)
-        values = _by_component(seen)
+        values = seen["values"]
         gate = FrameGate(bank, cfg, device="cpu", quarantine=False)
         real = gate.evaluate(frames[i][1], update_quarantine=False)
         pf = perturb(frames[i][1], "relabel_scene", 0, rng)

@@ -78,6 +78,9 @@ OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "heigh
 # frame before its plausibility is judged.
 _MAX_DESC_PER_CLASS_FRAME = 256
 MIN_PLAUSIBILITY_POINTS = 20
+# Per-class components calibrated from one leave-one-out deviation per real frame (a frame's class statistic against
+# the other frames'): their d_max comes from a prediction bound (gate.tailbound).
+_DEVIATION_COMPONENTS = ("roughness", "density", "share", "height", "plausibility", "foreign")
 SCENE_COMPONENTS = ("range", "beams", "roughness", "composition", "origin")
 # Fewest real frames a bank is built from: every d_max is calibrated leaving one frame out, which needs another.
 MIN_BANK_FRAMES = 2
@@ -151,14 +154,25 @@ def composition_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
 
 
-def _class_thresholds(per_class: Mapping[str, list[float]], q_class: float) -> dict[str, float]:
-    """Per-class calibration values of one component: the upper prediction bound of each class's leave-one-out
-    deviations at ``q_class`` (:func:`~simgap_ext.gate.tailbound.loo_deviation_bound`), and under ``"*"`` the bound
-    of all classes' values together (for classes without values of their own). A class with a single value has no
-    spread of its own to measure: it takes the larger of that value and the pooled bound."""
+def _class_thresholds(comp: str, per_class: Mapping[str, list[float]], q_class: float) -> dict[str, float]:
+    """Per-class calibration values of one component at ``q_class``, and under ``"*"`` the value of all classes'
+    values together (for classes without values of their own).
+
+    Per-frame deviations (:data:`_DEVIATION_COMPONENTS`: one value per real frame, a frame's class statistic
+    against the other frames') take the upper prediction bound of
+    :func:`~simgap_ext.gate.tailbound.loo_deviation_bound`; a class with a single value has no spread to measure
+    and takes the larger of it and the bound over all classes. The instance components (``chamfer``, ``count``:
+    up to ``_CALIBRATION_QUERIES`` exemplar matches per class, each a distance to other instances rather than a
+    deviation from a mean) keep the empirical quantile, and a class with fewer than 8 values the larger of the
+    pooled quantile and its own maximum."""
     pooled = [d for v in per_class.values() for d in v]
     if not pooled:
         return {}
+    if comp not in _DEVIATION_COMPONENTS:
+        table = {"*": float(np.quantile(pooled, q_class))}
+        for name, v in per_class.items():
+            table[name] = float(np.quantile(v, q_class)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
+        return table
     table = {"*": _bound(loo_deviation_bound, pooled, q_class) if len(pooled) > 1 else float(pooled[0])}
     for name, v in per_class.items():
         table[name] = _bound(loo_deviation_bound, v, q_class) if len(v) > 1 else max(table["*"], float(v[0]))
@@ -751,7 +765,7 @@ class ReferenceBank:
         q_class = 1.0 - (1.0 - q) / n_tests
         calibration: dict[str, dict[str, float]] = {}
         for comp, per_class in dists.items():
-            table = _class_thresholds(per_class, q_class)
+            table = _class_thresholds(comp, per_class, q_class)
             if table:
                 calibration[comp] = table
 
