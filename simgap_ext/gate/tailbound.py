@@ -1,7 +1,8 @@
 """Upper prediction bounds of real-vs-real deviations from a handful of leave-one-out values.
 
-A bank calibrates each per-class gate component from leave-one-frame-out distances: one value per real frame that
-holds the class, so 2–40 values in practice, at the Bonferroni-corrected quantile ``1 - 0.05 / K`` (0.99–0.995 for
+A bank calibrates the per-class gate components that compare a frame's class statistic with the other frames'
+(roughness, ring continuity, share, height, plausibility, foreign votes) from leave-one-frame-out deviations: one
+value per real frame that holds the class, so 2–40 values in practice, at the Bonferroni-corrected quantile ``1 - 0.05 / K`` (0.99–0.995 for
 K = 5–10 classes per frame). The empirical quantile that far out of so few values is their maximum, and the largest
 of ``n`` exchangeable values is exceeded by the next real frame with probability ``1 / (n + 1)``: 10 % for a
 9-frame bank, whatever quantile was asked for. Real scans then failed on a class whose d_max came from a few
