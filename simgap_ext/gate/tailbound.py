@@ -2,12 +2,12 @@
 
 A bank calibrates the per-class gate components that compare a frame's class statistic with the other frames'
 (roughness, ring continuity, share, height, plausibility, foreign votes) from leave-one-frame-out deviations: one
-value per real frame that holds the class, so 2–40 values in practice, at the Bonferroni-corrected quantile ``1 - 0.05 / K`` (0.99–0.995 for
-K = 5–10 classes per frame). The empirical quantile that far out of so few values is their maximum, and the largest
-of ``n`` exchangeable values is exceeded by the next real frame with probability ``1 / (n + 1)``: 10 % for a
-9-frame bank, whatever quantile was asked for. Real scans then failed on a class whose d_max came from a few
-similar frames (MCD: a fence 2.2x the largest of four other frames' deviations, a pole 2.8x the largest of nine;
-KITTI-360: a building 3.1x the largest of seventeen).
+value per real frame that holds the class, so 2–40 values in practice, at the Bonferroni-corrected quantile
+``1 - 0.05 / K`` (0.99–0.995 for K = 5–10 classes per frame). The empirical quantile that far out of so few values
+is their maximum, and the largest of ``n`` exchangeable values is exceeded by the next real frame with probability
+``1 / (n + 1)``: 10 % for a 9-frame bank, whatever quantile was asked for. Real scans then failed on a class whose
+d_max came from a few similar frames (MCD: a fence 2.2x the largest of four other frames' deviations, a pole 2.8x
+the largest of nine; KITTI-360: a building 3.1x the largest of seventeen).
 
 :func:`loo_deviation_bound` replaces that maximum by a parametric **upper prediction bound**: the value a *new*
 real frame's deviation stays below with probability ``quantile``, given ``n`` values, accounting for the
