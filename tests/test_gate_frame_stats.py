@@ -187,6 +187,7 @@ def _scan(rng: np.random.Generator, frame_id: int) -> dict:
 
 
 def test_bank_calibration_holds_out_a_bounded_frame_sample_and_matches_brute_force():
+    from scipy import stats
     from scipy.stats import wasserstein_distance
 
     from simgap_ext.gate import GateConfig, ReferenceBank
@@ -207,6 +208,7 @@ def test_bank_calibration_holds_out_a_bounded_frame_sample_and_matches_brute_for
         mine, rest = bank.scene_ranges[bank.scene_range_frame == f], bank.scene_ranges[bank.scene_range_frame != f]
         assert rest.size > cap  # the thinning is exercised
         w.append(wasserstein_distance(mine[:: math.ceil(mine.size / cap)], rest[:: math.ceil(rest.size / cap)]))
+    # the scene is one test per frame: the plain calibration quantile of those distances
     assert bank.calibration["scene_range"]["scene"] == pytest.approx(np.quantile(w, cfg.calibration_quantile), rel=1e-5)
     # density: every real frame, |value - mean of the other frames| through the public accessor
     ci = bank.class_index("vehicle")
@@ -218,4 +220,8 @@ def test_bank_calibration_holds_out_a_bounded_frame_sample_and_matches_brute_for
     # per-class tests are Bonferroni-corrected for the classes judged per frame (here 2: vehicle and ground)
     q_class = 1.0 - (1.0 - cfg.calibration_quantile) / 2
     assert bank.meta["calibration_class_quantile"] == pytest.approx(q_class)
-    assert bank.calibration["density"]["vehicle"] == pytest.approx(np.quantile(ref, q_class), rel=1e-4)
+    # per class: the normal prediction interval of a new frame's continuity around the bank's mean, from the real
+    # frames' continuity values themselves (SciPy), is what the bank derived from the leave-one-out deviations
+    v = bank.dens_vals[bank.dens_class == ci].astype(np.float64)
+    lo, hi = stats.t.interval(q_class, v.size - 1, loc=v.mean(), scale=v.std(ddof=1) * math.sqrt(1 + 1 / v.size))
+    assert bank.calibration["density"]["vehicle"] == pytest.approx(hi - v.mean(), rel=1e-4)

@@ -2,7 +2,7 @@
 
 The tests must not hinge on how well today's backend matches the real data, so the fixture *probes* the gate:
 it scores a few frames and sets ``g_threshold`` to the median of each frame's lowest class G, and makes every
-object class a tail class. Then about half of the attempts fail on a tail class, and a run shows accepted,
+class a tail class. Then about half of the attempts fail on a tail class, and a run shows accepted,
 re-randomized and rejected attempts whatever the calibration. The small quarantine window (3 frames, 2 samples,
 threshold 1.0: JS is computed but never quarantines) makes the gate's semantic state matter within a few frames,
 so that a resume must restore it.
@@ -68,8 +68,11 @@ def env(tmp_path_factory) -> Env:
     bank = ReferenceBank.build(
         iter_scans(real, sensor="vlp-16"), sensor="vlp-16", config=load_gate_config(), device=DEVICE
     )
-    tails = sorted(bank.object_classes)
-    return Env(bank.save(root / "bank.npz"), {**QUARANTINE, "g_threshold": probe_g_threshold(bank, tails, SEED)}, tails)
+    # Every class of the bank is a tail class, stuff included: whichever class is a frame's weakest (the bank's
+    # per-class d_max decides that, e.g. building's plausibility), its failure re-randomizes the scene. The runner
+    # focuses only on the renderable ones (the object classes the probe focuses on).
+    threshold = probe_g_threshold(bank, sorted(bank.object_classes), SEED)
+    return Env(bank.save(root / "bank.npz"), {**QUARANTINE, "g_threshold": threshold}, sorted(bank.class_names))
 
 
 def _runner(env: Env, out: Path, *, max_retries: int = 2, seed: int = SEED, **kw) -> GenerationRunner:

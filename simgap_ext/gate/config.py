@@ -64,10 +64,12 @@ class GateConfig:
         scene_threshold: the frame's scene-level G must be >= this.
         min_points: instance crops with fewer points are counted but not scored.
         k_exemplars: each crop is compared with this many real exemplars of its class closest in range.
-        calibration_quantile: the real-vs-real quantile of each object distance that is mapped exactly onto
-            ``g_threshold`` (times ``calibration_margin``) when the bank calibrates its ``d_max`` values.
-        calibration_margin: ``d_max = margin * quantile / (1 - g_threshold)``: > 1 leaves room for the
-            sampling noise of a small reference (a quantile over a few frames is close to their maximum).
+        calibration_quantile: the level of the real-vs-real distance mapped exactly onto ``g_threshold`` (times
+            ``calibration_margin``) when the bank calibrates its ``d_max`` values: the quantile of the scene
+            distances, and per class (Bonferroni-corrected) the level of an upper prediction bound of the
+            leave-one-out deviations (:mod:`~simgap_ext.gate.tailbound`). At 1.0 the largest value is taken.
+        calibration_margin: ``d_max = margin * value / (1 - g_threshold)``: > 1 leaves room between the
+            calibrated real-vs-real value and the threshold.
         object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
             ``share``, ``height``, ``plausibility``, ``foreign``) in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,

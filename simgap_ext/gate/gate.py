@@ -36,10 +36,10 @@ __all__ = ["FrameGate", "FrameStatsSpec", "MIN_CLASS_FRAMES"]
 #: leaving one of them out, and fewer than 3 leave a single real-vs-real distance per component.
 MIN_CLASS_FRAMES = 3
 #: With ``strict_components``, a component scoring below this fails its class (or the scene) whatever the weighted
-#: mean: its distance is beyond half its d_max, i.e. 3x the (Bonferroni) real-vs-real quantile with the default
+#: mean: its distance is beyond half its d_max, i.e. 3x the calibrated real-vs-real value with the default
 #: margin 1.5 and g_threshold 0.75. One statistic that far outside real variation is evidence enough; a weighted
 #: mean over six components dilutes it (a boxified vehicle: density at 0.76 d_max, G 0.78). Failing below
-#: g_threshold instead (1.5x the quantile) rejected 40 % of real MCD scans.
+#: g_threshold instead (1.5x that value) rejected 40 % of real MCD scans (with the empirical quantiles of then).
 STRICT_FLOOR = 0.5
 #: Points a class needs in a frame before its own statistics (roughness, height, ring continuity) are judged.
 MIN_JUDGED_POINTS = MIN_ROUGHNESS_SAMPLES
