@@ -39,6 +39,7 @@ statistics; which of their parts it leaves to the main process is balanced from 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,6 +57,7 @@ from ..errors import SimGapInputError
 from ..gate.frame_stats import DEFERRABLE
 from .attempt import AttemptRecorder, plan_retry
 from .balance import StatsBalancer
+from .blas_threads import limit_blas_threads
 from .exporter import Exporter
 from .live import LiveTable
 from .prefetch import PIPELINE_MODES, open_prefetcher
@@ -468,7 +470,9 @@ class GenerationRunner:
         self._balancer = (
             StatsBalancer(DEFERRABLE, deferred=start, adapt=self.defer_stats is None) if self._with_stats else None
         )
-        with ManifestWriter(self.manifest_path, repair=False) as manifest:
+        # Both cores are the pipeline's: OpenBLAS's second thread would only compete with the worker (blas_threads).
+        blas = limit_blas_threads(1) if self._prefetch is not None else contextlib.nullcontext()
+        with blas, ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
                 self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
             )
