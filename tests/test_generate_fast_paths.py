@@ -192,15 +192,18 @@ def test_wasserstein_1d_equals_the_stable_sort_bit_for_bit(case):
 # ---------------------------------------------------------------- ring order: two stable passes instead of lexsort
 
 
-@pytest.mark.parametrize("rings", ["table", "quantised", "negative"])
+@pytest.mark.parametrize("rings", ["table", "table_shuffled", "quantised_shifted", "negative"])
 def test_ring_order_equals_lexsort(rings):
     pts = _scan().astype(np.float64)
-    if rings == "table":
+    if rings == "table_shuffled":  # no firing order to exploit
+        pts = pts[np.random.default_rng(3).permutation(pts.shape[0])]
+    if rings.startswith("table"):
         r = ring_ids(pts.astype(np.float32), load_sensor_profile("hdl-64").vertical_angles_deg)
-    elif rings == "quantised":
-        r = ring_ids(pts.astype(np.float32), None)
-    else:
+    elif rings == "quantised_shifted":  # sparse ids, fast path
+        r = ring_ids(pts.astype(np.float32), None) + 5000
+    else:  # negative ids: lexsort itself
         r = ring_ids(pts.astype(np.float32), None) - 1000
+    assert (r.min() < 0) == (rings == "negative")
     pts[::97] = pts[::97][::-1]  # some exact azimuth ties across rings
     pts = np.concatenate([pts, pts[:50]])  # and duplicates within a ring
     r = np.concatenate([r, r[:50]])
