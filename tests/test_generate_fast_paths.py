@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import wasserstein_distance
 
 from simgap_ext.frame import make_frame
-from simgap_ext.gate.frame_stats import ROUGHNESS_CLIP, _ring_order, canonical_crop, frame_stats, ring_ids
+from simgap_ext.gate.frame_stats import ROUGHNESS_CLIP, _norms, _ring_order, canonical_crop, frame_stats, ring_ids
 from simgap_ext.gate.geometric import TRIM_KEEP, batched_trimmed_chamfer, cap_points
 from simgap_ext.gate.plausibility import _SHAPE_K, local_descriptors, shape_neighbours
 from simgap_ext.metrics import wasserstein_1d
@@ -273,3 +273,12 @@ def test_frame_stats_crops_equal_frame_wide_masks():
     for crop, (cname, iid, canon, rng_m, rr, total) in zip(stats.crops, want, strict=True):
         assert (crop.class_name, crop.instance, crop.range, crop.total_points) == (cname, iid, rng_m, total)
         assert crop.points.tobytes() == canon.tobytes() and crop.roughness.tobytes() == rr.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_norms_equal_numpy_linalg_norm(dtype):
+    rng = np.random.default_rng(8)
+    scaled = rng.standard_normal((20000, 3)) * rng.choice([1e-3, 1.0, 80.0, 1e4], size=(20000, 1))
+    for pts in (_scan().astype(dtype), scaled.astype(dtype), np.zeros((3, 3), dtype)):
+        got, want = _norms(pts), np.linalg.norm(pts, axis=1)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -359,7 +359,7 @@ def _roughness_in_order(
     residual = np.full(n, np.nan, dtype=np.float32)
     surface = np.zeros(n, dtype=bool)
     continuous = np.zeros(n, dtype=bool)
-    r = np.linalg.norm(pts, axis=1)
+    r = _norms(pts)
     rs, azs, rgs, lbs = r[order], az[order], rings[order], labels[order]
     gap = np.diff(azs)
     same_ring = rgs[1:] == rgs[:-1]
@@ -480,7 +480,7 @@ def frame_stats(
             rr = np.minimum(np.abs(rr[np.isfinite(rr)]), ROUGHNESS_CLIP).astype(np.float32)
             crops.append(Crop(cname, int(iid), canon, rng, rr, total))
 
-    ranges = np.linalg.norm(pts, axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
+    ranges = _norms(pts).astype(np.float32) if n else np.zeros(0, np.float32)
     parts = _deferrable_parts(pts, [p for p in DEFERRABLE if p not in skip])
     beam_ratio = None
     if vertical_angles_deg is not None and columns and n:
@@ -534,6 +534,13 @@ def finish_frame_stats(frame: Mapping[str, Any], stats: FrameStats) -> FrameStat
     if not stats.pending:
         return stats
     return replace(stats, pending=(), **_deferrable_parts(_sensor_points(frame), list(stats.pending)))
+
+
+def _norms(pts: np.ndarray) -> np.ndarray:
+    """(N,) Euclidean norms of (N, 3) points in their own dtype: ``np.linalg.norm(pts, axis=1)``, which sums the
+    three squares left to right as here, at half its cost (a reduction along a 3-long axis is slow in NumPy)."""
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    return np.sqrt(x * x + y * y + z * z)
 
 
 def _sensor_points(frame: Mapping[str, Any]) -> np.ndarray:
