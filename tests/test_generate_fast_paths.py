@@ -282,3 +282,58 @@ def test_norms_equal_numpy_linalg_norm(dtype):
     for pts in (_scan().astype(dtype), scaled.astype(dtype), np.zeros((3, 3), dtype)):
         got, want = _norms(pts), np.linalg.norm(pts, axis=1)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+# ---------------------------------------------------------------- apparent origin: columns, no row selection
+
+
+def _old_apparent_origin(points: np.ndarray, sectors: int = 360) -> np.ndarray | None:
+    """origin.apparent_origin before the column layout (rows selected from an (N, 3) array)."""
+    from simgap_ext.gate.origin import _RECENTRE_STEPS, _tukey_fit
+
+    def fit(pts):
+        rho = np.hypot(pts[:, 0], pts[:, 1])
+        ok = rho >= 1.5
+        p, rho = pts[ok], rho[ok]
+        if not p.shape[0]:
+            return None
+        theta = np.arctan2(p[:, 1], p[:, 0])
+        sec = np.floor((theta + np.pi) / (2 * np.pi) * sectors).astype(np.int64) % sectors
+        slope = p[:, 2] / rho
+        lowest = np.full(sectors, np.inf)
+        np.minimum.at(lowest, sec, slope)
+        cand = np.flatnonzero(slope == lowest[sec])
+        _, first = np.unique(sec[cand], return_index=True)
+        low = cand[first]
+        if low.size < 90 * sectors / 360:
+            return None
+        th = theta[low]
+        return _tukey_fit(np.stack([p[low, 2], np.cos(th), np.sin(th)], axis=1), rho[low])[1:].copy()
+
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts[np.linalg.norm(pts, axis=1) >= 0.3]
+    offset = np.zeros(2)
+    for _ in range(_RECENTRE_STEPS):
+        step = fit(pts - np.array([offset[0], offset[1], 0.0]))
+        if step is None:
+            return None
+        offset += step
+    return offset
+
+
+@pytest.mark.parametrize("case", ["real", "real_shifted", "with_origin_returns", "too_few_sectors"])
+def test_apparent_origin_equals_the_row_layout_bit_for_bit(case):
+    from simgap_ext.gate.origin import apparent_origin
+
+    pts = _scan("0000002020_every10th.bin")
+    if case == "real_shifted":
+        pts = pts + np.array([0.7, -0.4, 0.0], np.float32)
+    elif case == "with_origin_returns":  # no-return encodings and ego-body returns are dropped first
+        pts = np.concatenate([pts, np.zeros((30, 3), np.float32), np.full((30, 3), 0.5, np.float32)])
+    elif case == "too_few_sectors":
+        pts = pts[(pts[:, 0] > 0) & (pts[:, 1] > 0)]
+    got, want = apparent_origin(pts), _old_apparent_origin(pts)
+    if case == "too_few_sectors":
+        assert got is None and want is None
+    else:
+        assert got.tobytes() == want.tobytes()
