@@ -3,6 +3,7 @@ a render), and the balancer moves parts toward the slower process only."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from simgap_ext.frame import make_frame
 from simgap_ext.gate.frame_stats import DEFERRABLE, finish_frame_stats, frame_stats
-from simgap_ext.pipeline.balance import StatsBalancer
+from simgap_ext.gate.gate import FrameStatsSpec
+from simgap_ext.pipeline.balance import ALL_STATS, StatsBalancer, WorkerStats
 from simgap_ext.sensors import load_sensor_profile
 
 DATA = Path(__file__).parent / "data"
@@ -100,3 +102,25 @@ def test_fixed_balancer_never_moves():
     assert b.skip() == DEFERRABLE
     with pytest.raises(ValueError, match="deferred"):
         StatsBalancer(DEFERRABLE, deferred=3)
+
+
+def test_worker_stats_compute_the_spec_or_nothing_when_all_are_left_to_the_main_process():
+    profile = load_sensor_profile("hdl-64")
+    spec = FrameStatsSpec(
+        vertical_angles_deg=tuple(profile.vertical_angles_deg),
+        horizontal_resolution=profile.horizontal_resolution,
+        reference_columns=None,
+        background_classes=("ground",),
+        duplicate_tolerance=1e-4,
+        roll_up=False,
+    )
+    frame = _real_frame()
+    worker = pickle.loads(pickle.dumps(WorkerStats(spec)))  # what the worker process receives
+    assert worker(frame, skip=(*DEFERRABLE, ALL_STATS)) is None
+    _assert_same(finish_frame_stats(frame, worker(frame, skip=DEFERRABLE)), spec(frame))
+    _assert_same(worker(frame), spec(frame))
+    # the balancer's last step: with every statistics part deferred the worker is still slower
+    b = StatsBalancer((*DEFERRABLE, ALL_STATS), deferred=len(DEFERRABLE))
+    b.observe(0.55, 0.45, 2)
+    b.observe(0.55, 0.45, 2)
+    assert ALL_STATS in b.skip()

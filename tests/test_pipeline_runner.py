@@ -483,13 +483,14 @@ def sequential_tree(env, tmp_path_factory):
     return _tree(seq)
 
 
-@pytest.mark.parametrize("mode", ["process", "thread", "process-deferred"])
+@pytest.mark.parametrize("mode", ["process", "thread", "process-deferred", "process-all"])
 def test_pipelined_run_is_byte_identical_to_sequential(reference_run, sequential_tree, env, tmp_path, mode):
     """Rendering the next frame in a worker process (with the gate's frame statistics) or thread while the gate
     runs changes nothing on disk: same rows, same scans/labels/label map/run.json/gate state; the config has
     retries, so some prefetches are mispredicted. ``process-deferred``: the worker leaves every deferrable
-    statistics part to the main process (what the balancer does when the worker is the slower one)."""
-    deferred = mode == "process-deferred"
+    statistics part to the main process (what the balancer does when the worker is the slower one);
+    ``process-all``: the worker computes no statistics (the balancer's last step), only renders."""
+    deferred = {"process-deferred": len(DEFERRABLE), "process-all": len(DEFERRABLE) + 1}.get(mode)
     mode = "process" if deferred else mode
     if mode == "process" and not processes_available():
         pytest.skip("no worker processes on this platform")
@@ -497,11 +498,11 @@ def test_pipelined_run_is_byte_identical_to_sequential(reference_run, sequential
     out = tmp_path / "pipelined"
     runner = _runner(env, out, pipeline=mode)
     if deferred:
-        runner.defer_stats = len(DEFERRABLE)
+        runner.defer_stats = deferred
     summary = runner.run(5, progress=False)
     assert runner.pipeline_worker == mode
-    if deferred:  # every frame the worker gated for us came with the deferrable parts left to this process
-        assert set(runner.deferred_stats) == {len(DEFERRABLE)} and runner.deferred_stats[len(DEFERRABLE)] > 0
+    if deferred:  # every frame the worker rendered for us came with those parts left to this process
+        assert set(runner.deferred_stats) == {deferred} and runner.deferred_stats[deferred] > 0
     assert _strip(read_manifest(out / "manifest.jsonl")) == _strip(read_manifest(ref_out / "manifest.jsonl"))
     assert _tree(out) == sequential_tree
     assert summary.counts == ref_summary.counts

@@ -272,7 +272,19 @@ def _ring_order(pts: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndar
     """((N,) float64 azimuth, (N,) int64 permutation ordering the points by ring, then azimuth): the one sort that
     :func:`measured_columns` and :func:`range_roughness` both walk (``frame_stats`` computes it once for both)."""
     az = np.arctan2(pts[:, 1], pts[:, 0])
-    return az, np.lexsort((az, rings))
+    rings = np.asarray(rings)
+    if not rings.size or not (0 <= rings.min() and rings.max() < 1 << 15):
+        return az, np.lexsort((az, rings))
+    # np.lexsort((az, rings)), 7x faster on os1-128 frames: a stable sort by ring (int16: NumPy's radix sort), then a
+    # stable sort by azimuth within each ring, whose points a spinning scan already holds in firing order (a few
+    # sorted runs). Both order by (ring, azimuth, index).
+    by_ring = np.argsort(rings.astype(np.int16), kind="stable")
+    ring_sorted, az_sorted = rings[by_ring], az[by_ring]
+    cuts = [0, *(np.flatnonzero(ring_sorted[1:] != ring_sorted[:-1]) + 1).tolist(), int(rings.size)]
+    order = np.empty_like(by_ring)
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        order[lo:hi] = by_ring[lo:hi][np.argsort(az_sorted[lo:hi], kind="stable")]
+    return az, order
 
 
 def _columns_in_order(
@@ -347,7 +359,7 @@ def _roughness_in_order(
     residual = np.full(n, np.nan, dtype=np.float32)
     surface = np.zeros(n, dtype=bool)
     continuous = np.zeros(n, dtype=bool)
-    r = np.linalg.norm(pts, axis=1)
+    r = _norms(pts)
     rs, azs, rgs, lbs = r[order], az[order], rings[order], labels[order]
     gap = np.diff(azs)
     same_ring = rgs[1:] == rgs[:-1]
@@ -451,11 +463,15 @@ def frame_stats(
         if nonzero.size == 0:
             zero_instance.append(cname)
             continue
+        # Instances are picked from the class's own points (ascending indices, the order a frame-wide boolean mask
+        # gives): one pass over the class per instance instead of four over the frame.
+        members = np.flatnonzero(sel)
+        member_inst = inst[members]
         for iid in nonzero:
-            m = sel & (inst == iid)
-            core = m & adjacent
-            total = int(m.sum())
-            if not core.any():
+            m = members[member_inst == iid]
+            core = m[adjacent[m]]
+            total = int(m.size)
+            if not core.size:
                 # Lone returns / veils only: nothing to compare a shape with; still counted as an instance.
                 crops.append(Crop(cname, int(iid), np.zeros((0, 3), np.float32), 0.0, np.zeros(0, np.float32), total))
                 continue
@@ -464,7 +480,7 @@ def frame_stats(
             rr = np.minimum(np.abs(rr[np.isfinite(rr)]), ROUGHNESS_CLIP).astype(np.float32)
             crops.append(Crop(cname, int(iid), canon, rng, rr, total))
 
-    ranges = np.linalg.norm(pts, axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
+    ranges = _norms(pts).astype(np.float32) if n else np.zeros(0, np.float32)
     parts = _deferrable_parts(pts, [p for p in DEFERRABLE if p not in skip])
     beam_ratio = None
     if vertical_angles_deg is not None and columns and n:
@@ -473,7 +489,8 @@ def frame_stats(
     dup = 0.0
     # Points within NO_RETURN_RANGE of the sensor are no-return encodings (nuScenes keeps them at the origin),
     # not an accumulated capture: they do not count as duplicates.
-    far = pts[ranges >= NO_RETURN_RANGE] if n else pts
+    no_return = ranges < NO_RETURN_RANGE
+    far = pts[~no_return] if no_return.any() else pts  # a render has none: no copy of the frame
     if far.shape[0] > 1:
         q = np.floor(far / float(duplicate_tolerance)).astype(np.int64)
         # One 64-bit key per grid cell (wrapping multiply-xor mix): a 1-D unique is several times faster than
@@ -517,6 +534,13 @@ def finish_frame_stats(frame: Mapping[str, Any], stats: FrameStats) -> FrameStat
     if not stats.pending:
         return stats
     return replace(stats, pending=(), **_deferrable_parts(_sensor_points(frame), list(stats.pending)))
+
+
+def _norms(pts: np.ndarray) -> np.ndarray:
+    """(N,) Euclidean norms of (N, 3) points in their own dtype: ``np.linalg.norm(pts, axis=1)``, which sums the
+    three squares left to right as here, at half its cost (a reduction along a 3-long axis is slow in NumPy)."""
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    return np.sqrt(x * x + y * y + z * z)
 
 
 def _sensor_points(frame: Mapping[str, Any]) -> np.ndarray:

@@ -113,17 +113,9 @@ def batched_trimmed_chamfer(
         raise SimGapInputError(f"chamfer backend must be 'auto', 'warp' or 'kdtree', got {backend!r}")
     if not pairs:
         return np.zeros(0, dtype=np.float64)
-    capped = [(cap_points(np.asarray(a, np.float32)), cap_points(np.asarray(b, np.float32))) for a, b in pairs]
     if backend == "kdtree" or (backend == "auto" and resolve_device(device) == "cpu"):
-        from scipy.spatial import cKDTree
-
-        out = np.empty(len(capped), dtype=np.float64)
-        for i, (a, b) in enumerate(capped):
-            a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            d_ab = cKDTree(b64).query(a64)[0]
-            d_ba = cKDTree(a64).query(b64)[0]
-            out[i] = 0.5 * (_trimmed_mean(d_ab) + _trimmed_mean(d_ba))
-        return out
+        return _kdtree_trimmed_chamfer(pairs)
+    capped = [(cap_points(np.asarray(a, np.float32)), cap_points(np.asarray(b, np.float32))) for a, b in pairs]
     extent = max(float(np.abs(c).max()) for pair in capped for c in pair)
     # Own-pair neighbour within 2*sqrt(3)*E, any other pair at least (spacing - 2E) away per axis.
     spacing = 6.0 * extent + 1.0
@@ -143,6 +135,32 @@ def batched_trimmed_chamfer(
         ],
         dtype=np.float64,
     )
+
+
+def _kdtree_trimmed_chamfer(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """:func:`batched_trimmed_chamfer` with SciPy's KD-tree, one tree per distinct cloud.
+
+    A crop is paired with its ``k`` candidate exemplars, and an exemplar can be a candidate of several crops: each
+    distinct cloud (the same array object) is capped, converted and built into a tree once per call instead of
+    once per pair. A tree is a deterministic function of its points and a nearest-neighbour distance does not
+    depend on the tree, so the distances are those of a tree per pair.
+    """
+    from scipy.spatial import cKDTree
+
+    prepared: dict[int, tuple[np.ndarray, cKDTree]] = {}
+
+    def cloud(points: np.ndarray) -> tuple[np.ndarray, cKDTree]:
+        got = prepared.get(id(points))
+        if got is None:
+            p64 = cap_points(np.asarray(points, np.float32)).astype(np.float64)
+            got = prepared[id(points)] = (p64, cKDTree(p64))
+        return got
+
+    out = np.empty(len(pairs), dtype=np.float64)
+    for i, (a, b) in enumerate(pairs):
+        (a64, tree_a), (b64, tree_b) = cloud(a), cloud(b)
+        out[i] = 0.5 * (_trimmed_mean(tree_b.query(a64)[0]) + _trimmed_mean(tree_a.query(b64)[0]))
+    return out
 
 
 def best_exemplar_matches(
@@ -171,10 +189,14 @@ def best_exemplar_matches(
         Per crop, (best Chamfer distance in metres, index of the best exemplar).
     """
     pairs, owner = [], []
+    exemplars: dict[int, np.ndarray] = {}  # one array per exemplar, so that the batch sees repeats (one tree each)
     for i, (crop, cand) in enumerate(zip(crops, candidates, strict=True)):
         for e in cand:
-            pairs.append((crop, bank.exemplar(int(e))))
-            owner.append((i, int(e)))
+            e = int(e)
+            if e not in exemplars:
+                exemplars[e] = bank.exemplar(e)
+            pairs.append((crop, exemplars[e]))
+            owner.append((i, e))
     dist = batched_trimmed_chamfer(pairs, device=device, backend=backend)
     best = [(math.inf, -1)] * len(crops)
     for (i, e), d in zip(owner, dist, strict=True):

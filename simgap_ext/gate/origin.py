@@ -62,28 +62,35 @@ def apparent_origin(points: np.ndarray, *, sectors: int = ORIGIN_SECTORS) -> np.
         raise ValueError(f"points must be (N, 3), got {pts.shape}")
     if sectors < 8:
         raise ValueError(f"sectors must be >= 8, got {sectors}")
-    pts = pts[np.linalg.norm(pts, axis=1) >= _NO_RETURN_RANGE]
+    # Coordinates as separate columns, selected only where something is dropped: selecting rows of an (N, 3) array
+    # cost as much as the arctan2 of the fit. The norm is np.linalg.norm's (same sum order).
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    keep = np.sqrt(x * x + y * y + z * z) >= _NO_RETURN_RANGE
+    if not keep.all():
+        x, y, z = x[keep], y[keep], z[keep]
     offset = np.zeros(2)
     for _ in range(_RECENTRE_STEPS):
-        step = _fit_offset(pts - np.array([offset[0], offset[1], 0.0]), sectors)
+        step = _fit_offset(x - offset[0], y - offset[1], z, sectors)
         if step is None:
             return None
         offset += step
     return offset
 
 
-def _fit_offset(pts: np.ndarray, sectors: int) -> np.ndarray | None:
-    """One fit of the cone apex's horizontal offset (linear model; None when too few sectors hold a return)."""
-    rho = np.hypot(pts[:, 0], pts[:, 1])
+def _fit_offset(x: np.ndarray, y: np.ndarray, z: np.ndarray, sectors: int) -> np.ndarray | None:
+    """One fit of the cone apex's horizontal offset from (N,) float64 coordinates relative to the current estimate
+    (linear model; None when too few sectors hold a return)."""
+    rho = np.hypot(x, y)
     ok = rho >= _MIN_HORIZONTAL_RANGE
-    p, rho = pts[ok], rho[ok]
-    if not p.shape[0]:
+    if not ok.all():
+        x, y, z, rho = x[ok], y[ok], z[ok], rho[ok]
+    if not x.shape[0]:
         return None
-    theta = np.arctan2(p[:, 1], p[:, 0])
+    theta = np.arctan2(y, x)
     sec = np.floor((theta + np.pi) / (2 * np.pi) * sectors).astype(np.int64) % sectors
     # The lowest elevation per sector in one O(N) pass (tan(elevation) = z / rho orders like the elevation): a sort
     # of the whole frame per fit tripled the cost.
-    slope = p[:, 2] / rho
+    slope = z / rho
     lowest = np.full(sectors, np.inf)
     np.minimum.at(lowest, sec, slope)
     cand = np.flatnonzero(slope == lowest[sec])
@@ -92,7 +99,7 @@ def _fit_offset(pts: np.ndarray, sectors: int) -> np.ndarray | None:
     if low.size < MIN_ORIGIN_SECTORS * sectors / ORIGIN_SECTORS:
         return None
     th = theta[low]
-    design = np.stack([p[low, 2], np.cos(th), np.sin(th)], axis=1)
+    design = np.stack([z[low], np.cos(th), np.sin(th)], axis=1)
     coef = _tukey_fit(design, rho[low])
     return coef[1:].copy()
 

@@ -49,16 +49,29 @@ def wasserstein_1d(u: Any, v: Any, u_weights: Any = None, v_weights: Any = None)
     """
     uv = as_vector(u, "u")
     vv = as_vector(v, "v")
-    uw = _weights(u_weights, uv.shape[0], "u_weights")
-    vw = _weights(v_weights, vv.shape[0], "v_weights")
-    u_order = np.argsort(uv, kind="stable")
-    v_order = np.argsort(vv, kind="stable")
-    u_sorted, v_sorted = uv[u_order], vv[v_order]
+    u_sorted, u_cum = _sorted_cumulative(uv, u_weights, "u_weights")
+    v_sorted, v_cum = _sorted_cumulative(vv, v_weights, "v_weights")
     all_values = np.sort(np.concatenate([u_sorted, v_sorted]), kind="stable")
     deltas = np.diff(all_values)
-    u_cdf = np.concatenate([[0.0], np.cumsum(uw[u_order])])[np.searchsorted(u_sorted, all_values[:-1], "right")]
-    v_cdf = np.concatenate([[0.0], np.cumsum(vw[v_order])])[np.searchsorted(v_sorted, all_values[:-1], "right")]
+    u_cdf = u_cum[np.searchsorted(u_sorted, all_values[:-1], "right")]
+    v_cdf = v_cum[np.searchsorted(v_sorted, all_values[:-1], "right")]
     return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
+
+
+def _sorted_cumulative(values: np.ndarray, weights: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) values in ascending order, (N + 1,) cumulative normalised weights in that order, starting at 0).
+
+    Unweighted samples take a plain ``np.sort`` (SIMD, ~8x faster than a stable argsort on 100k values, which is
+    what the gate's per-class roughness samples are): every weight is the same ``1 / N``, so the cumulative
+    weights do not depend on the order, and equal floats are the same bits, so the sorted values are those of the
+    stable sort. The one exception is -0.0 == 0.0, whose relative order only a stable sort keeps: such samples
+    (and weighted ones) take the stable argsort.
+    """
+    w = _weights(weights, values.shape[0], name)
+    if weights is None and not np.signbit(values[values == 0.0]).any():
+        return np.sort(values), np.concatenate([[0.0], np.cumsum(w)])
+    order = np.argsort(values, kind="stable")
+    return values[order], np.concatenate([[0.0], np.cumsum(w[order])])
 
 
 def _w1_equal_weights_sorted(us: np.ndarray, vs: np.ndarray) -> float:

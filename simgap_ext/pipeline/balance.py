@@ -7,6 +7,8 @@ Where a part is computed never changes its value, so the choice only moves time,
 run directory. The right split depends on the sensor, the scene and the gate's configuration (e.g. whether the
 semantic quarantine has started scoring), so it is measured, not fixed: :class:`StatsBalancer` hill-climbs on the
 number of deferred parts, comparing the worker's time per frame with the main process's busy time per frame.
+The last step leaves all the statistics to the main process (:data:`ALL_STATS`, :class:`WorkerStats`), for when
+the worker is still the slower one with every other part deferred.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-__all__ = ["StatsBalancer"]
+__all__ = ["StatsBalancer", "WorkerStats", "ALL_STATS"]
+
+#: The last part a worker can leave to the main process: all its statistics (the worker then only renders).
+ALL_STATS = "all"
 
 #: Frames observed with one setting before it is judged (fewer: one slow frame would flip it).
 _MIN_OBSERVATIONS = 2
@@ -66,3 +71,20 @@ class StatsBalancer:
     def _means(self, deferred: int) -> tuple[float, float]:
         recent = self._seen[deferred][-4:]  # the scene mix drifts over a run: recent frames count
         return statistics.fmean(w for w, _ in recent), statistics.fmean(m for _, m in recent)
+
+
+class WorkerStats:
+    """What a render worker computes beside the render: ``spec(frame, skip)``, or nothing (``None``) when ``skip``
+    holds :data:`ALL_STATS` (the main process then computes the whole statistics, as in a run in order).
+
+    Args:
+        spec: the gate's picklable ``(frame, skip) -> FrameStats`` (:meth:`~simgap_ext.gate.FrameGate.stats_spec`).
+    """
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+
+    def __call__(self, frame, skip: Sequence[str] = ()):
+        if ALL_STATS in skip:
+            return None
+        return self.spec(frame, tuple(skip))

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimGapError
+from .blas_threads import SINGLE_THREAD_ENV
 
 __all__ = ["ProcessRenderPrefetcher", "RenderWorkerError", "processes_available", "serve"]
 
@@ -163,7 +164,8 @@ class ProcessRenderPrefetcher:
             raise RenderWorkerError(f"scene source {type(source).__name__} cannot be sent to a worker: {exc}") from exc
         parent_sock, child_sock = socket.socketpair()
         # The child imports what the parent can (the package, the source's module, e.g. a test's): same sys.path.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # One BLAS thread: the two processes already fill the cores (see blas_threads).
+        env = {**os.environ, **SINGLE_THREAD_ENV, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         code = "import sys; from simgap_ext.pipeline.render_worker import serve; serve(int(sys.argv[1]))"
         try:
             self._proc = subprocess.Popen(

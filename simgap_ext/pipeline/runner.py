@@ -39,6 +39,7 @@ statistics; which of their parts it leaves to the main process is balanced from 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -55,7 +56,8 @@ from ..data.manifest import ManifestWriter
 from ..errors import SimGapInputError
 from ..gate.frame_stats import DEFERRABLE
 from .attempt import AttemptRecorder, plan_retry
-from .balance import StatsBalancer
+from .balance import ALL_STATS, StatsBalancer, WorkerStats
+from .blas_threads import limit_blas_threads
 from .exporter import Exporter
 from .live import LiveTable
 from .prefetch import PIPELINE_MODES, open_prefetcher
@@ -214,7 +216,8 @@ class GenerationRunner:
     Attributes:
         defer_stats: with a worker process: ``None`` (default) balances which gate statistics parts the worker
             leaves to this process (:class:`~simgap_ext.pipeline.balance.StatsBalancer`); ``k`` always defers the
-            first ``k`` of :data:`~simgap_ext.gate.frame_stats.DEFERRABLE`. Never changes a result.
+            first ``k`` of :data:`~simgap_ext.gate.frame_stats.DEFERRABLE`, and ``len(DEFERRABLE) + 1`` all of
+            them (the worker only renders). Never changes a result.
     """
 
     def __init__(
@@ -270,8 +273,10 @@ class GenerationRunner:
         self._waited = 0.0  # seconds the last attempt waited for the render worker
         self.defer_stats: int | None = None
         #: after a pipelined run: attempts whose statistics parts the worker left to this process, per part count
+        #: (``len(DEFERRABLE) + 1``: all of them, the worker only rendered)
         self.deferred_stats: dict[int, int] = {}
         self._with_stats = False
+        self._worker_level: int | None = None  # the current attempt's deferred parts when the worker rendered it
         #: after a pipelined run: prefetched renders ``used`` and ``dropped`` (mispredicted)
         self.prefetched = {"used": 0, "dropped": 0}
         #: after a pipelined run: where the renders ahead ran (``"process"`` or ``"thread"``)
@@ -457,7 +462,7 @@ class GenerationRunner:
         # The gate's frame statistics depend on the frame alone: a worker process computes them beside the render.
         spec = getattr(self.gate, "stats_spec", None)
         self._prefetch = (
-            open_prefetcher(self.source, self.pipeline, after_render=spec() if spec is not None else None)
+            open_prefetcher(self.source, self.pipeline, after_render=WorkerStats(spec()) if spec is not None else None)
             if self.pipeline
             else None
         )
@@ -466,9 +471,13 @@ class GenerationRunner:
         # (bench_gate --generate settled there on 29 of 36 frames); the balancer moves back when it is not.
         start = len(DEFERRABLE) if self.defer_stats is None else self.defer_stats
         self._balancer = (
-            StatsBalancer(DEFERRABLE, deferred=start, adapt=self.defer_stats is None) if self._with_stats else None
+            StatsBalancer((*DEFERRABLE, ALL_STATS), deferred=start, adapt=self.defer_stats is None)
+            if self._with_stats
+            else None
         )
-        with ManifestWriter(self.manifest_path, repair=False) as manifest:
+        # Both cores are the pipeline's: OpenBLAS's second thread would only compete with the worker (blas_threads).
+        blas = limit_blas_threads(1) if self._prefetch is not None else contextlib.nullcontext()
+        with blas, ManifestWriter(self.manifest_path, repair=False) as manifest:
             recorder = AttemptRecorder(
                 self.run_dir, self.run_id, self.exporter, manifest, self.stats, next_index=exported
             )
@@ -531,11 +540,12 @@ class GenerationRunner:
         self._n_rows += 1
         # After the row is durable, never before: a saved state then never covers a row the manifest lacks.
         self._save_gate_state(row)
-        if stats is not None:
-            self.deferred_stats[len(stats.pending)] = self.deferred_stats.get(len(stats.pending), 0) + 1
-        if stats is not None and self._balancer is not None and self._prefetch.last_job_s is not None:
+        level = self._worker_level  # parts the worker left to this process; None: not rendered by the worker
+        if level is not None:
+            self.deferred_stats[level] = self.deferred_stats.get(level, 0) + 1
+        if level is not None and self._balancer is not None and self._prefetch.last_job_s is not None:
             busy = time.perf_counter() - t0 - self._waited
-            self._balancer.observe(self._prefetch.last_job_s, busy, len(stats.pending))
+            self._balancer.observe(self._prefetch.last_job_s, busy, level)
         return plan.retry
 
     def _render(self, seed: int, focus: list[str], frame_id: int, attempt: int) -> tuple[dict[str, Any], Any]:
@@ -545,6 +555,10 @@ class GenerationRunner:
         t0 = time.perf_counter()
         got = pf.take(self._render_key(seed, focus, frame_id, attempt)) if pf is not None else None
         self._waited = time.perf_counter() - t0
+        self._worker_level = None
+        if got is not None and self._with_stats:
+            # the worker computed the statistics minus their pending parts, or none of them (ALL_STATS)
+            self._worker_level = len(got[1].pending) if got[1] is not None else len(self._balancer.parts)
         if got is None and pf is not None and pf.concurrent_safe:
             # A worker process has its own source: start the next frame there before rendering this one here.
             self._prefetch_next(frame_id)
