@@ -9,7 +9,7 @@ written). A run in order leaves the second core idle and keeps OpenBLAS's defaul
 
 OpenBLAS splits a product over its output blocks, never over the inner sum, so every element is computed by the
 same kernel in the same order with one thread or several: the values do not change
-(``tests/test_blas_threads.py`` compares embeddings of real crops bit for bit).
+(``tests/test_generate_fast_paths.py`` compares embeddings bit for bit).
 
 The limit goes through OpenBLAS's own ``*_set_num_threads`` of every OpenBLAS library loaded into the process
 (NumPy's and SciPy's wheels each bundle one, with prefixed symbol names); elsewhere (no ``/proc``, another BLAS)
