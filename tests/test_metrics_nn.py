@@ -362,6 +362,7 @@ def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypat
 
     monkeypatch.setattr(_nn_tree, "_CHUNK", 1000)
     monkeypatch.setattr(_nn_tree, "_ORDER_MIN", 4096)
+    monkeypatch.setattr(_nn_tree, "_PARALLEL_BUILD_MIN", 4096)  # the two trees built on two threads, as at 100k+
     rng = np.random.default_rng(5)
     box = [50.0, 50.0, 5.0]
     a = rng.random((4600, 3)) * box  # storage order random in space: the ordered path is taken

@@ -32,6 +32,10 @@ _LEAFSIZE = 16
 # Below this many queries the tree stays in cache anyway and the ordering costs more than it saves (uniform 16k
 # points: 1.36x slower ordered, 65k: 0.72x of pykdtree's time).
 _ORDER_MIN = 1 << 15
+# Smallest cloud whose two trees are built on two threads: below it the thread's start and OpenMP's workers, still
+# spinning after the previous query, cost more than the half build saved (KITTI-360 pairs on 2 cores: 16k points
+# 1-7 % slower on two threads, 65k 1-3 % faster, 120k and 1M 3-10 % faster).
+_PARALLEL_BUILD_MIN = 1 << 15
 # Queries gathered per call: many of OpenMP's static chunks of 100, and under 1 MB of temporaries.
 _CHUNK = 1 << 14
 _MORTON_BITS = 10
@@ -198,7 +202,7 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     backend = tree_backend()
     # Orders first, while no tree or result exists: their sort temporaries then do not add to the peak.
     order_a, order_b = _query_order(a), _query_order(b)
-    if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= 4096:
+    if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= _PARALLEL_BUILD_MIN:
         # tree builds are single-threaded and release the GIL: build both at once; the queries are
         # already spread over every core by OpenMP
         with ThreadPoolExecutor(2) as pool:
