@@ -173,16 +173,16 @@ def _class_thresholds(comp: str, per_class: Mapping[str, list[float]], q_class: 
         for name, v in per_class.items():
             table[name] = float(np.quantile(v, q_class)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
         return table
-    table = {"*": _bound(loo_deviation_bound, pooled, q_class) if len(pooled) > 1 else float(pooled[0])}
+    table = {"*": _deviation_bound(pooled, q_class) if len(pooled) > 1 else float(pooled[0])}
     for name, v in per_class.items():
-        table[name] = _bound(loo_deviation_bound, v, q_class) if len(v) > 1 else max(table["*"], float(v[0]))
+        table[name] = _deviation_bound(v, q_class) if len(v) > 1 else max(table["*"], float(v[0]))
     return table
 
 
-def _bound(fn: Any, values: list[float], q: float) -> float:
+def _deviation_bound(values: list[float], q: float) -> float:
     # A quantile of 1 asks for every real distance: no finite prediction bound has that coverage, and the largest
     # value observed is the only finite reading of it.
-    return float(np.max(values)) if q >= 1.0 else fn(values, q)
+    return float(np.max(values)) if q >= 1.0 else loo_deviation_bound(values, q)
 
 
 def _w1(u: np.ndarray, v: np.ndarray) -> float:
