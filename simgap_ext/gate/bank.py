@@ -213,7 +213,8 @@ class ReferenceBank:
         rough_vals: (R,) float32 |range roughness| samples of object classes; ``rough_class``/``rough_frame``
             (R,) int32 give their class index and frame.
         dens_vals: (Q,) float32 per (class, frame) share of points with an adjacent-column ring neighbour;
-            ``dens_class``/``dens_frame`` (Q,) int32 their class index and frame.
+            ``dens_class``/``dens_frame`` (Q,) int32 their class index and frame; ``dens_points`` (Q,) int32 the
+            class's points in that frame (the sample size of the share; empty in banks of format < 5).
         feat: (F, D) float32 instance embeddings; ``feat_class`` (F,) int32 their class index.
         scene_ranges: (S,) float32 point ranges; ``scene_range_frame`` (S,) int32 their frame.
         scene_rough: (T,) float32 |range roughness| samples; ``scene_rough_frame`` (T,) int32 their frame.
@@ -267,6 +268,7 @@ class ReferenceBank:
     desc_frame: np.ndarray
     origin_vals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     origin_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    dens_points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     joint_dev: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.float32))
     joint_has: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8))
     joint_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
@@ -286,6 +288,34 @@ class ReferenceBank:
         """``d_max`` of one object component for one class (pooled value when the class had too few pairs)."""
         table = self.d_max_table.get(component, {})
         return float(table.get(class_name, table.get("*", math.nan)))
+
+    def density_d_max(self, class_name: str, n_points: int, density: float) -> float:
+        """``d_max`` of ring continuity for a frame whose class has ``n_points`` points and continuity ``density``:
+        the class's ``d_max``, widened when the frame's own binomial sampling error makes a wider prediction bound
+        (:func:`~simgap_ext.gate.tailbound.heteroscedastic_bound`; never narrowed). NaN when not calibrated.
+
+        Each continuity value is a share over the class's ``m`` points of a frame, with the binomial standard error
+        ``sqrt(p (1 - p) / m)`` of its own share ``p`` (the Wald error, as ``benchmarks/class_density_noise.py``
+        prints it); the real frames' spread beyond their errors is their own variation ``tau^2``. A frame of 30
+        points carries ~0.08 of sampling error on its own, more than a bank of frames with hundreds of points
+        spreads (nuScenes static_object: docs/gate.md).
+        """
+        base = self.class_d_max(class_name, "density")
+        ci = self.class_index(class_name)
+        q = float(self.meta.get("calibration_class_quantile", 0.0))
+        if not math.isfinite(base) or ci < 0 or not self.dens_points.size or n_points <= 0 or not 0.0 < q < 1.0:
+            return base
+        sel = self.dens_class == ci
+        v = self.dens_vals[sel].astype(np.float64)
+        if v.size < 2:
+            return base
+        from .tailbound import heteroscedastic_bound
+
+        se = np.sqrt(v * (1.0 - v) / self.dens_points[sel].astype(np.float64))
+        p = min(max(float(density), 0.0), 1.0)
+        wide = heteroscedastic_bound(v, se, math.sqrt(p * (1.0 - p) / n_points), q)
+        scale = float(self.meta["calibration_margin"]) / max(1.0 - float(self.meta["calibration_g_threshold"]), 1e-6)
+        return max(base, max(wide, CALIBRATION_FLOORS["density"]) * scale)
 
     def scene_d_max(self, component: str) -> float:
         """``d_max`` of one scene component (``range``, ``beams``, ``roughness``), NaN if not calibrated."""
@@ -497,7 +527,7 @@ class ReferenceBank:
         class_points: dict[str, int] = {}
         crops: list[tuple[int, Any]] = []
         rough: list[tuple[str, int, np.ndarray]] = []
-        dens: list[tuple[float, str, int]] = []
+        dens: list[tuple[float, str, int, int]] = []
         shares: list[tuple[float, str, int]] = []
         heights: list[tuple[str, int, np.ndarray]] = []
         descs: list[tuple[str, int, np.ndarray]] = []
@@ -547,7 +577,7 @@ class ReferenceBank:
                 descs.append((c, fi, _subsample(st.class_descriptors(c), _MAX_DESC_PER_CLASS_FRAME, rng)))
                 d = st.class_density(c)
                 if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
-                    dens.append((d, c, fi))
+                    dens.append((d, c, fi, st.class_points[c]))
                 rough.append((c, fi, _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
             scene_r.append(_subsample(st.ranges, cfg.max_scene_samples, rng))
             scene_g.append(_subsample(st.scene_roughness(), cfg.max_scene_samples, rng))
@@ -621,9 +651,10 @@ class ReferenceBank:
             rough_vals=cat([v for _, _, v in rough], np.float32),
             rough_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in rough], np.int32),
             rough_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in rough], np.int32),
-            dens_vals=np.array([d for d, _, _ in dens], dtype=np.float32),
-            dens_class=np.array([cidx[c] for _, c, _ in dens], dtype=np.int32),
-            dens_frame=np.array([f for _, _, f in dens], dtype=np.int32),
+            dens_vals=np.array([d for d, _, _, _ in dens], dtype=np.float32),
+            dens_class=np.array([cidx[c] for _, c, _, _ in dens], dtype=np.int32),
+            dens_frame=np.array([f for _, _, f, _ in dens], dtype=np.int32),
+            dens_points=np.array([m for _, _, _, m in dens], dtype=np.int32),
             feat=np.concatenate([a for _, a in feat_parts]).astype(np.float32)
             if feat_parts
             else np.zeros((0, dim), np.float32),
@@ -891,6 +922,7 @@ class ReferenceBank:
         "desc_frame",
         "origin_vals",
         "origin_frame",
+        "dens_points",
         "joint_dev",
         "joint_has",
         "joint_class",
@@ -900,6 +932,7 @@ class ReferenceBank:
     _OPTIONAL_ARRAYS = {
         "origin_vals": lambda: np.zeros((0, 2), np.float32),
         "origin_frame": lambda: np.zeros(0, np.int32),
+        "dens_points": lambda: np.zeros(0, np.int32),
         "joint_dev": lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.float32),
         "joint_has": lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8),
         "joint_class": lambda: np.zeros(0, np.int32),
@@ -1033,6 +1066,12 @@ class ReferenceBank:
         if self.origin_frame.size and (self.origin_frame.min() < 0 or self.origin_frame.max() >= self.frame_count):
             raise ReferenceDataError(
                 f"reference bank {where}: origin_frame holds a frame outside 0..{self.frame_count - 1}"
+            )
+        if self.dens_points.size and (
+            self.dens_points.shape != self.dens_vals.shape or int(self.dens_points.min()) < MIN_DENSITY_POINTS
+        ):
+            raise ReferenceDataError(
+                f"reference bank {where}: dens_points must give one count >= {MIN_DENSITY_POINTS} per dens_vals entry"
             )
         m = self.joint_class.shape[0]
         width = (m, len(DEVIATION_COMPONENTS))

@@ -391,7 +391,11 @@ class FrameGate:
                 dec.passed = False
                 dec.reasons.append(msg)
                 reasons.append(msg)
-            joint = self._joint.evaluate(ref_of[c], {n: s.distance for n, s in comps.items()})
+            # Distances in units of the class's d_max (a density d_max widened for a thin class's sampling error
+            # shrinks its distance accordingly, so the joint test does not count that error either).
+            joint = self._joint.evaluate(
+                ref_of[c], {n: s.distance * self.bank.class_d_max(ref_of[c], n) / s.d_max for n, s in comps.items()}
+            )
             if joint is not None:
                 # Weight 0 in G (a test, not a similarity); its d_max puts the limit at STRICT_FLOOR like every
                 # component's strict failure point: score < 0.5 exactly when T > limit.
