@@ -218,6 +218,11 @@ def test_real_keyframes_accepted_and_a_relabel_caught_jointly(keyframes, bank7):
     t, d_max = veg.evidence["joint"]
     assert veg.components["joint"] < 0.5 and t > d_max / 2  # beyond half its d_max, as any strict failure
     assert veg.g >= cfg.g_threshold and min(v for k, v in veg.components.items() if k != "joint") >= 0.5
+    # without the joint test (what the gate did before it) the relabel passes
+    off = FrameGate(bank7, load_gate_config(joint_test=False), device="cpu", quarantine=False)
+    relabelled = perturb(keyframes[-1][1], "relabel_scene", 0, np.random.default_rng(0))
+    d_off = off.evaluate(relabelled, update_quarantine=False)
+    assert d_off.accepted and not any("joint" in c.components for c in d_off.per_class.values())
     for i in (0, 2, 5):  # data0, data30, data33 held out against the other seven
         bank = ReferenceBank.build(keyframes[:i] + keyframes[i + 1 :], config=cfg, device="cpu")
         d = FrameGate(bank, cfg, device="cpu", quarantine=False).evaluate(keyframes[i][1], update_quarantine=False)

@@ -171,7 +171,7 @@ class FrameGate:
                 bank.meta.get("format_version", "?"),
             )
         self._joint = JointTests(bank, self.config.calibration_margin)
-        if not self._joint.available:
+        if self.config.joint_test and not self._joint.available:
             log.warning(
                 "reference bank %s (format version %s) has no per-frame deviation vectors: a class moved moderately "
                 "on several components at once is not tested jointly (the 'joint' component is absent); rebuild the "
@@ -393,8 +393,12 @@ class FrameGate:
                 reasons.append(msg)
             # Distances in units of the class's d_max (a density d_max widened for a thin class's sampling error
             # shrinks its distance accordingly, so the joint test does not count that error either).
-            joint = self._joint.evaluate(
-                ref_of[c], {n: s.distance * self.bank.class_d_max(ref_of[c], n) / s.d_max for n, s in comps.items()}
+            joint = (
+                self._joint.evaluate(
+                    ref_of[c], {n: s.distance * self.bank.class_d_max(ref_of[c], n) / s.d_max for n, s in comps.items()}
+                )
+                if cfg.joint_test
+                else None
             )
             if joint is not None:
                 # Weight 0 in G (a test, not a similarity); its d_max puts the limit at STRICT_FLOOR like every
