@@ -428,13 +428,15 @@ def test_cli_generate_replicator_needs_omni_replicator_core_not_just_omni(tmp_pa
 
 
 def test_quarantined_class_scenes_are_re_rendered_then_held_back(env, tmp_path):
-    # Geometry always passes (thresholds 0) and a quarantine whose JS is always 1 bit quarantines every class with
-    # real embeddings: each frame is re-rendered (no tail class involved) until the budget is spent, then held back.
+    # Geometry always passes (thresholds 0, no joint test) and a quarantine whose JS is always 1 bit quarantines every
+    # class with real embeddings: each frame is re-rendered (no tail class involved) until the budget is spent, then
+    # held back.
     from simgap_ext.gate import SemanticQuarantine
 
     bank = ReferenceBank.load(env.bank_path)
     quarantine = SemanticQuarantine(1, 0.15, 1, js_fn=lambda name, real, synth: 1.0)
-    gate = FrameGate(bank, load_gate_config(g_threshold=0.0, scene_threshold=0.0), device=DEVICE, quarantine=quarantine)
+    cfg = load_gate_config(g_threshold=0.0, scene_threshold=0.0, joint_test=False)
+    gate = FrameGate(bank, cfg, device=DEVICE, quarantine=quarantine)
     source = get_scene_source("warp", sensor="vlp-16", preset="realistic", device=DEVICE)
     out = tmp_path / "q"
     GenerationRunner(source, gate, out, tail_classes=[], max_retries=1, seed=SEED).run(2, progress=False)

@@ -58,6 +58,7 @@ __all__ = [
     "CALIBRATION_FLOORS",
     "OBJECT_COMPONENTS",
     "SCENE_COMPONENTS",
+    "DEVIATION_COMPONENTS",
     "MIN_BANK_FRAMES",
     "composition_distance",
     "sensor_geometry",
@@ -65,14 +66,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 4
+BANK_FORMAT_VERSION = 5
 #: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
 #: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
 #: says so once in the log); rebuild them to check both. Versions 2 and 3 predate the per-frame vote profiles
 #: (``meta["frame_profiles"]``): the gate skips the hidden-class check (:mod:`~simgap_ext.gate.missing`) with them
-#: and says so once in the log.
-READABLE_FORMAT_VERSIONS = (2, 3, 4)
+#: and says so once in the log. Versions 2-4 predate the per-frame leave-one-out deviation vectors (``joint_dev``,
+#: ``joint_has``, ``joint_class``, ``joint_frame``) of the joint test (:mod:`~simgap_ext.gate.joint`): they load with
+#: those empty, and the gate judges them without the ``joint`` component and says so once in the log.
+READABLE_FORMAT_VERSIONS = (2, 3, 4, 5)
 OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
@@ -80,7 +83,7 @@ _MAX_DESC_PER_CLASS_FRAME = 256
 MIN_PLAUSIBILITY_POINTS = 20
 # Per-class components calibrated from one leave-one-out deviation per real frame (a frame's class statistic against
 # the other frames'): their d_max comes from a prediction bound (gate.tailbound).
-_DEVIATION_COMPONENTS = ("roughness", "density", "share", "height", "plausibility", "foreign")
+DEVIATION_COMPONENTS = ("roughness", "density", "share", "height", "plausibility", "foreign")
 SCENE_COMPONENTS = ("range", "beams", "roughness", "composition", "origin")
 # Fewest real frames a bank is built from: every d_max is calibrated leaving one frame out, which needs another.
 MIN_BANK_FRAMES = 2
@@ -158,7 +161,7 @@ def _class_thresholds(comp: str, per_class: Mapping[str, list[float]], q_class: 
     """Per-class calibration values of one component at ``q_class``, and under ``"*"`` the value of all classes'
     values together (for classes without values of their own).
 
-    Per-frame deviations (:data:`_DEVIATION_COMPONENTS`: one value per real frame, a frame's class statistic
+    Per-frame deviations (:data:`DEVIATION_COMPONENTS`: one value per real frame, a frame's class statistic
     against the other frames') take the upper prediction bound of
     :func:`~simgap_ext.gate.tailbound.loo_deviation_bound`; a class with a single value has no spread to measure
     and takes the larger of it and the bound over all classes. The instance components (``chamfer``, ``count``:
@@ -168,7 +171,7 @@ def _class_thresholds(comp: str, per_class: Mapping[str, list[float]], q_class: 
     pooled = [d for v in per_class.values() for d in v]
     if not pooled:
         return {}
-    if comp not in _DEVIATION_COMPONENTS:
+    if comp not in DEVIATION_COMPONENTS:
         table = {"*": float(np.quantile(pooled, q_class))}
         for name, v in per_class.items():
             table[name] = float(np.quantile(v, q_class)) if len(v) >= 8 else max(table["*"], float(np.max(v)))
@@ -210,7 +213,8 @@ class ReferenceBank:
         rough_vals: (R,) float32 |range roughness| samples of object classes; ``rough_class``/``rough_frame``
             (R,) int32 give their class index and frame.
         dens_vals: (Q,) float32 per (class, frame) share of points with an adjacent-column ring neighbour;
-            ``dens_class``/``dens_frame`` (Q,) int32 their class index and frame.
+            ``dens_class``/``dens_frame`` (Q,) int32 their class index and frame; ``dens_points`` (Q,) int32 the
+            class's points in that frame (the sample size of the share; empty in banks of format < 5).
         feat: (F, D) float32 instance embeddings; ``feat_class`` (F,) int32 their class index.
         scene_ranges: (S,) float32 point ranges; ``scene_range_frame`` (S,) int32 their frame.
         scene_rough: (T,) float32 |range roughness| samples; ``scene_rough_frame`` (T,) int32 their frame.
@@ -264,6 +268,11 @@ class ReferenceBank:
     desc_frame: np.ndarray
     origin_vals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     origin_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    dens_points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    joint_dev: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.float32))
+    joint_has: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8))
+    joint_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    joint_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -279,6 +288,34 @@ class ReferenceBank:
         """``d_max`` of one object component for one class (pooled value when the class had too few pairs)."""
         table = self.d_max_table.get(component, {})
         return float(table.get(class_name, table.get("*", math.nan)))
+
+    def density_d_max(self, class_name: str, n_points: int, density: float) -> float:
+        """``d_max`` of ring continuity for a frame whose class has ``n_points`` points and continuity ``density``:
+        the class's ``d_max``, widened when the frame's own binomial sampling error makes a wider prediction bound
+        (:func:`~simgap_ext.gate.tailbound.heteroscedastic_bound`; never narrowed). NaN when not calibrated.
+
+        Each continuity value is a share over the class's ``m`` points of a frame, with the binomial standard error
+        ``sqrt(p (1 - p) / m)`` of its own share ``p`` (the Wald error, as ``benchmarks/class_density_noise.py``
+        prints it); the real frames' spread beyond their errors is their own variation ``tau^2``. A frame of 30
+        points carries ~0.08 of sampling error on its own, more than a bank of frames with hundreds of points
+        spreads (nuScenes static_object: docs/gate.md).
+        """
+        base = self.class_d_max(class_name, "density")
+        ci = self.class_index(class_name)
+        q = float(self.meta.get("calibration_class_quantile", 0.0))
+        if not math.isfinite(base) or ci < 0 or not self.dens_points.size or n_points <= 0 or not 0.0 < q < 1.0:
+            return base
+        sel = self.dens_class == ci
+        v = self.dens_vals[sel].astype(np.float64)
+        if v.size < 2:
+            return base
+        from .tailbound import heteroscedastic_bound
+
+        se = np.sqrt(v * (1.0 - v) / self.dens_points[sel].astype(np.float64))
+        p = min(max(float(density), 0.0), 1.0)
+        wide = heteroscedastic_bound(v, se, math.sqrt(p * (1.0 - p) / n_points), q)
+        scale = float(self.meta["calibration_margin"]) / max(1.0 - float(self.meta["calibration_g_threshold"]), 1e-6)
+        return max(base, max(wide, CALIBRATION_FLOORS["density"]) * scale)
 
     def scene_d_max(self, component: str) -> float:
         """``d_max`` of one scene component (``range``, ``beams``, ``roughness``), NaN if not calibrated."""
@@ -490,7 +527,7 @@ class ReferenceBank:
         class_points: dict[str, int] = {}
         crops: list[tuple[int, Any]] = []
         rough: list[tuple[str, int, np.ndarray]] = []
-        dens: list[tuple[float, str, int]] = []
+        dens: list[tuple[float, str, int, int]] = []
         shares: list[tuple[float, str, int]] = []
         heights: list[tuple[str, int, np.ndarray]] = []
         descs: list[tuple[str, int, np.ndarray]] = []
@@ -540,7 +577,7 @@ class ReferenceBank:
                 descs.append((c, fi, _subsample(st.class_descriptors(c), _MAX_DESC_PER_CLASS_FRAME, rng)))
                 d = st.class_density(c)
                 if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
-                    dens.append((d, c, fi))
+                    dens.append((d, c, fi, st.class_points[c]))
                 rough.append((c, fi, _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
             scene_r.append(_subsample(st.ranges, cfg.max_scene_samples, rng))
             scene_g.append(_subsample(st.scene_roughness(), cfg.max_scene_samples, rng))
@@ -614,9 +651,10 @@ class ReferenceBank:
             rough_vals=cat([v for _, _, v in rough], np.float32),
             rough_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in rough], np.int32),
             rough_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in rough], np.int32),
-            dens_vals=np.array([d for d, _, _ in dens], dtype=np.float32),
-            dens_class=np.array([cidx[c] for _, c, _ in dens], dtype=np.int32),
-            dens_frame=np.array([f for _, _, f in dens], dtype=np.int32),
+            dens_vals=np.array([d for d, _, _, _ in dens], dtype=np.float32),
+            dens_class=np.array([cidx[c] for _, c, _, _ in dens], dtype=np.int32),
+            dens_frame=np.array([f for _, _, f, _ in dens], dtype=np.int32),
+            dens_points=np.array([m for _, _, _, m in dens], dtype=np.int32),
             feat=np.concatenate([a for _, a in feat_parts]).astype(np.float32)
             if feat_parts
             else np.zeros((0, dim), np.float32),
@@ -692,30 +730,39 @@ class ReferenceBank:
         held_out = np.arange(self.frame_count)
         if held_out.size > _CALIBRATION_FRAMES:
             held_out = np.sort(rng.choice(held_out, _CALIBRATION_FRAMES, replace=False))
+        # The same deviations kept per (class, frame) for the joint test (gate.joint): which components moved
+        # together in one real frame.
+        by_frame: dict[tuple[str, int], dict[str, float]] = {}
+
+        def keep(comp: str, name: str, fi: int, value: float) -> None:
+            dists[comp].setdefault(name, []).append(value)
+            by_frame.setdefault((name, int(fi)), {})[comp] = value
+
         for name in self.class_names:
             ci = self.class_index(name)
             for fi in np.intersect1d(np.unique(self.rough_frame[self.rough_class == ci]), held_out):
                 mine = self.rough_vals[(self.rough_class == ci) & (self.rough_frame == fi)]
                 rest = self.class_roughness(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
-                    dists["roughness"].setdefault(name, []).append(_w1(mine, rest))
+                    keep("roughness", name, fi, _w1(mine, rest))
             # One density value per (class, frame): the mean without frame j is (sum - v_j) / (n - 1), which keeps
             # this linear in the bank size (class_density(exclude_frame=...) per value would be quadratic).
             vals = self.dens_vals[self.dens_class == ci].astype(np.float64)
             if vals.size > 1:
                 rest_d = (vals.sum() - vals) / (vals.size - 1)
-                dists["density"].setdefault(name, []).extend(float(d) for d in np.abs(vals - rest_d))
+                for fi, d in zip(self.dens_frame[self.dens_class == ci], np.abs(vals - rest_d), strict=True):
+                    keep("density", name, fi, float(d))
             shares = self.share_vals[self.share_class == ci].astype(np.float64)
             sframes = self.share_frame[self.share_class == ci]
             if shares.size > 1:
                 for j in range(shares.size):
                     rest_s = np.delete(shares, j)
-                    dists["share"].setdefault(name, []).append(abs(log_count_ratio_f(shares[j], rest_s)))
+                    keep("share", name, sframes[j], abs(log_count_ratio_f(shares[j], rest_s)))
             for fi in np.intersect1d(sframes, held_out):
                 mine = self.height_vals[(self.height_class == ci) & (self.height_frame == fi)]
                 rest = self.class_height_samples(name, exclude_frame=int(fi))
                 if mine.size >= MIN_ROUGHNESS_SAMPLES and rest.size >= MIN_ROUGHNESS_SAMPLES:
-                    dists["height"].setdefault(name, []).append(_w1(mine, rest))
+                    keep("height", name, fi, _w1(mine, rest))
         # Plausibility, leave one frame out: the held-out frame's descriptors vote among the other frames'.
         plaus: dict[str, dict[int, float]] = {}
         profiles: dict[str, dict[int, np.ndarray]] = {}
@@ -742,9 +789,8 @@ class ReferenceBank:
             if stack.shape[0] > 1:
                 ci = self.class_index(name)
                 rest = (stack.sum(axis=0) - stack) / (stack.shape[0] - 1)
-                dists["foreign"].setdefault(name, []).extend(
-                    foreign_excess(p, r, ci) for p, r in zip(stack, rest, strict=True)
-                )
+                for fi, p, r in zip(per_frame, stack, rest, strict=True):
+                    keep("foreign", name, fi, foreign_excess(p, r, ci))
         # Every held-out frame's profile (rounded: the hidden-class check compares ranks, not decimals).
         self.meta["frame_profiles"] = {
             c: [[round(float(x), 5) for x in p] for p in v.values()] for c, v in profiles.items()
@@ -755,7 +801,8 @@ class ReferenceBank:
                 rest_mean = (vals.sum() - vals) / (vals.size - 1)
                 # The gate scores only a drop, but the spread of real frames' plausibility shows in both directions:
                 # the deviations either way estimate it (the half of them clipped to 0 would halve its variance).
-                dists["plausibility"].setdefault(name, []).extend(float(d) for d in np.abs(rest_mean - vals))
+                for fi, d in zip(per_frame, np.abs(rest_mean - vals), strict=True):
+                    keep("plausibility", name, fi, float(d))
         # Multiple testing: a frame is rejected when any of its K judged classes fails, so a per-class test at
         # level (1 - q) would reject real frames K times as often. Each class is calibrated at the Bonferroni
         # quantile 1 - (1 - q) / K, K the median number of classes per real frame, so that the frame as a whole
@@ -805,6 +852,7 @@ class ReferenceBank:
                 # 0.5 m shift through in 2 of 5 folds that this catches; no real scan failed on the scene).
                 calibration[comp] = {"scene": float(np.quantile(v, q))}
         self.calibration = calibration
+        self._store_joint(by_frame)
         # Floors: a tiny reference (or identical real frames) can give a quantile of ~0, which would make any
         # difference fail.
         self.d_max_table = {
@@ -816,6 +864,31 @@ class ReferenceBank:
         self.meta["calibration_frames"] = [int(f) for f in held_out]
         self.meta["calibration_g_threshold"] = cfg.g_threshold
         self.meta["calibration_margin"] = cfg.calibration_margin
+
+    def _store_joint(self, by_frame: Mapping[tuple[str, int], Mapping[str, float]]) -> None:
+        """Keep each (class, real frame)'s leave-one-out deviation vector (:data:`DEVIATION_COMPONENTS` order; a
+        component the frame could not measure for the class is marked absent in ``joint_has``)."""
+        keys = sorted(by_frame, key=lambda k: (self.class_index(k[0]), k[1]))
+        dev = np.zeros((len(keys), len(DEVIATION_COMPONENTS)), np.float32)
+        has = np.zeros(dev.shape, np.uint8)
+        for row, key in enumerate(keys):
+            for k, comp in enumerate(DEVIATION_COMPONENTS):
+                if comp in by_frame[key]:
+                    dev[row, k] = by_frame[key][comp]
+                    has[row, k] = 1
+        self.joint_dev, self.joint_has = dev, has
+        self.joint_class = np.array([self.class_index(c) for c, _ in keys], np.int32)
+        self.joint_frame = np.array([fi for _, fi in keys], np.int32)
+
+    def class_deviation_vectors(self, class_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The class's leave-one-out deviation vectors, one row per real frame that holds it.
+
+        Returns:
+            ``(D, H)``: (F_c, 6) float64 deviations in :data:`DEVIATION_COMPONENTS` order and (F_c, 6) bool, which of
+            them the frame measured; both (0, 6) for banks of format version < 5 or an unknown class.
+        """
+        sel = self.joint_class == self.class_index(class_name)
+        return self.joint_dev[sel].astype(np.float64), self.joint_has[sel].astype(bool)
 
     # ------------------------------------------------------------------------------------------- persistence
     _ARRAYS = (
@@ -849,11 +922,21 @@ class ReferenceBank:
         "desc_frame",
         "origin_vals",
         "origin_frame",
+        "dens_points",
+        "joint_dev",
+        "joint_has",
+        "joint_class",
+        "joint_frame",
     )
     # Arrays a bank of an older readable format version may lack, with the empty value they load as.
     _OPTIONAL_ARRAYS = {
         "origin_vals": lambda: np.zeros((0, 2), np.float32),
         "origin_frame": lambda: np.zeros(0, np.int32),
+        "dens_points": lambda: np.zeros(0, np.int32),
+        "joint_dev": lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.float32),
+        "joint_has": lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8),
+        "joint_class": lambda: np.zeros(0, np.int32),
+        "joint_frame": lambda: np.zeros(0, np.int32),
     }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -955,6 +1038,7 @@ class ReferenceBank:
             "share_class",
             "height_class",
             "desc_class",
+            "joint_class",
         ):
             idx = getattr(self, name)
             if idx.size and (idx.max() >= n_classes or idx.min() < 0):
@@ -982,6 +1066,26 @@ class ReferenceBank:
         if self.origin_frame.size and (self.origin_frame.min() < 0 or self.origin_frame.max() >= self.frame_count):
             raise ReferenceDataError(
                 f"reference bank {where}: origin_frame holds a frame outside 0..{self.frame_count - 1}"
+            )
+        if self.dens_points.size and (
+            self.dens_points.shape != self.dens_vals.shape or int(self.dens_points.min()) < MIN_DENSITY_POINTS
+        ):
+            raise ReferenceDataError(
+                f"reference bank {where}: dens_points must give one count >= {MIN_DENSITY_POINTS} per dens_vals entry"
+            )
+        m = self.joint_class.shape[0]
+        width = (m, len(DEVIATION_COMPONENTS))
+        if self.joint_dev.shape != width or self.joint_has.shape != width or self.joint_frame.shape != (m,):
+            raise ReferenceDataError(
+                f"reference bank {where}: joint_dev / joint_has must be (M, {len(DEVIATION_COMPONENTS)}) with one "
+                "joint_class and joint_frame per row"
+            )
+        if m and (
+            (self.joint_dev < 0).any() or self.joint_frame.min() < 0 or self.joint_frame.max() >= self.frame_count
+        ):
+            raise ReferenceDataError(
+                f"reference bank {where}: joint_dev holds a negative deviation or joint_frame a frame outside "
+                f"0..{self.frame_count - 1}"
             )
         if self.feat.ndim != 2 or self.feat_class.shape != (self.feat.shape[0],):
             raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")

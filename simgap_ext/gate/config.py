@@ -69,7 +69,8 @@ class GateConfig:
             distances, and per class (Bonferroni-corrected) the level of an upper prediction bound of the
             leave-one-out deviations (:mod:`~simgap_ext.gate.tailbound`). At 1.0 the largest value is taken.
         calibration_margin: ``d_max = margin * value / (1 - g_threshold)``: > 1 leaves room between the
-            calibrated real-vs-real value and the threshold.
+            calibrated real-vs-real value and the threshold; the per-class joint test (:mod:`~simgap_ext.gate.joint`)
+            holds its statistic to ``margin`` x its prediction bound.
         object_weights: weights of the per-class components (``chamfer``, ``count``, ``roughness``, ``density``,
             ``share``, ``height``, ``plausibility``, ``foreign``) in a class's G.
         scene_weights: weights of the scene-level components (``range``, ``beams``, ``roughness``,
@@ -77,6 +78,9 @@ class GateConfig:
         strict_components: a class (or the scene) also fails when any weighted component lies at or beyond its
             ``d_max`` (score 0), whatever the mean: one statistic far outside the real spread is evidence enough,
             and a weighted mean over six components would dilute it.
+        joint_test: each class is also held to the joint deviation test over its per-class components
+            (:mod:`~simgap_ext.gate.joint`: several components moved moderately at once); ``False`` switches it
+            off (e.g. with thresholds of 0, to let geometry pass).
         unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
         require_same_sensor: reject frames whose ``sensor`` differs from the bank's sensor.
         background_classes: classes never cropped into instances (scene statistics only).
@@ -117,6 +121,7 @@ class GateConfig:
         default_factory=lambda: {"range": 1.0, "beams": 1.0, "roughness": 1.0, "composition": 1.0, "origin": 1.0}
     )
     strict_components: bool = True
+    joint_test: bool = True
     unknown_class: str = "reject"
     require_same_sensor: bool = True
     background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabeled", "unlabelled")
@@ -192,7 +197,7 @@ class GateConfig:
                 if not ok:
                     raise SimGapInputError(f"gate config: {f.name} must be an integer, got {value!r}")
                 object.__setattr__(self, f.name, int(value))
-            elif f.name in ("require_same_sensor", "strict_components") and not isinstance(value, bool):
+            elif f.name in ("require_same_sensor", "strict_components", "joint_test") and not isinstance(value, bool):
                 raise SimGapInputError(f"gate config: {f.name} must be true or false, got {value!r}")
             elif f.name in ("unknown_class", "semantic_method") and not isinstance(value, str):
                 raise SimGapInputError(f"gate config: {f.name} must be a string, got {value!r}")

@@ -40,7 +40,9 @@ class ClassDecision:
         passed: the class passed every test it was given.
         quarantined: the class is in semantic quarantine, so the frame is held back.
         reasons: human-readable reasons for a failure or for skipping a test.
-        components: per-component object scores in [0, 1] (``chamfer``, ``count``, ``roughness``, ``density``).
+        components: per-component scores in [0, 1] (``chamfer``, ``count``, ``roughness``, ``density``, ``share``,
+            ``height``, ``plausibility``, ``foreign``; ``joint``: the joint deviation test, failing below 0.5 and
+            not part of G; ``hidden``: 0 when the class holds a hidden one).
         n_scored: instance crops actually scored (>= ``min_points``).
         evidence: component -> (distance, d_max): the margins behind each score.
     """

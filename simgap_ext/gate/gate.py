@@ -26,7 +26,15 @@ from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
 from .frame_stats import FrameStats, finish_frame_stats, frame_stats
-from .geometric import MIN_ROUGHNESS_SAMPLES, best_exemplar_matches, object_components, scene_components, weighted_g
+from .geometric import (
+    MIN_ROUGHNESS_SAMPLES,
+    ComponentScore,
+    best_exemplar_matches,
+    object_components,
+    scene_components,
+    weighted_g,
+)
+from .joint import JointTests
 from .missing import HiddenClass, hidden_classes
 from .quarantine import SemanticQuarantine
 
@@ -159,6 +167,15 @@ class FrameGate:
             log.warning(
                 "reference bank %s has no sensor-origin calibration (format version %s, or real frames too sparse "
                 "to estimate it): the scene 'origin' component is not scored; rebuild the bank to check it",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
+        self._joint = JointTests(bank, self.config.calibration_margin)
+        if self.config.joint_test and not self._joint.available:
+            log.warning(
+                "reference bank %s (format version %s) has no per-frame deviation vectors: a class moved moderately "
+                "on several components at once is not tested jointly (the 'joint' component is absent); rebuild the "
+                "bank to check it",
                 bank.source or "(in memory)",
                 bank.meta.get("format_version", "?"),
             )
@@ -374,6 +391,25 @@ class FrameGate:
                 dec.passed = False
                 dec.reasons.append(msg)
                 reasons.append(msg)
+            # Distances in units of the class's d_max (a density d_max widened for a thin class's sampling error
+            # shrinks its distance accordingly, so the joint test does not count that error either).
+            joint = (
+                self._joint.evaluate(
+                    ref_of[c], {n: s.distance * self.bank.class_d_max(ref_of[c], n) / s.d_max for n, s in comps.items()}
+                )
+                if cfg.joint_test
+                else None
+            )
+            if joint is not None:
+                # Weight 0 in G (a test, not a similarity); its d_max puts the limit at STRICT_FLOOR like every
+                # component's strict failure point: score < 0.5 exactly when T > limit.
+                score = ComponentScore(joint.statistic, joint.limit / (1.0 - STRICT_FLOOR))
+                dec.components["joint"] = score.score
+                dec.evidence["joint"] = (score.distance, score.d_max)
+                if joint.failed:
+                    dec.passed = False
+                    dec.reasons.append(joint.reason(c))
+                    reasons.append(joint.reason(c))
 
         for hidden in _hidden(per_class, ref_of, stats, described, votes, self.bank, cfg.calibration_quantile):
             dec = per_class[hidden.host_class]

@@ -11,7 +11,8 @@ Object components (per class, over the frame's crops with >= ``min_points`` poin
 - ``roughness``: 1-D Wasserstein distance between the class's clipped |range roughness| and the bank's (range
   noise);
 - ``density``: |share of the class's points with an adjacent-column ring neighbour - the bank's mean share|
-  (ray drop makes gaps on a ring, subsampling makes many).
+  (ray drop makes gaps on a ring, subsampling makes many); its ``d_max`` widens for a class of few points
+  (:meth:`~simgap_ext.gate.ReferenceBank.density_d_max`).
 
 Scene components: ``range`` (W1 of point ranges), ``beams`` (mean |per-beam return ratio - bank mean|),
 ``roughness`` (W1 of all |range roughness| samples), ``composition`` (total variation of class shares) and
@@ -296,10 +297,12 @@ def object_components(
     if mine.size >= MIN_ROUGHNESS_SAMPLES and ref.size >= MIN_ROUGHNESS_SAMPLES and math.isfinite(d_max):
         out["roughness"] = ComponentScore(float(wasserstein_1d(mine, ref)), d_max)
     dens, ref_dens = stats.class_density(class_name), bank.class_density(ref_name)
-    d_max = bank.class_d_max(ref_name, "density")
     enough = stats.class_points.get(class_name, 0) >= MIN_DENSITY_POINTS
-    if enough and dens is not None and ref_dens is not None and math.isfinite(d_max):
-        out["density"] = ComponentScore(abs(dens - ref_dens), d_max)
+    if enough and dens is not None and ref_dens is not None:
+        # widened for a class of few points, whose continuity carries its own binomial sampling error
+        d_max = bank.density_d_max(ref_name, stats.class_points[class_name], dens)
+        if math.isfinite(d_max):
+            out["density"] = ComponentScore(abs(dens - ref_dens), d_max)
     shares = bank.class_shares(ref_name)
     d_max = bank.class_d_max(ref_name, "share")
     if stats.class_points.get(class_name, 0) and shares.size and math.isfinite(d_max):

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["loo_deviation_bound"]
+__all__ = ["heteroscedastic_bound", "loo_deviation_bound"]
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -72,3 +72,42 @@ def loo_deviation_bound(deviations: Sequence[float] | np.ndarray, quantile: floa
         raise ValueError(f"a leave-one-out deviation bound needs at least 2 values, got {n}")
     rms = math.sqrt(float(np.mean(d * d)))
     return rms * math.sqrt(1.0 - 1.0 / n**2) * _t_quantile(0.5 * (1.0 + quantile), n - 1) if rms > 0.0 else 0.0
+
+
+def heteroscedastic_bound(
+    values: Sequence[float] | np.ndarray, ses: Sequence[float] | np.ndarray, se_new: float, quantile: float
+) -> float:
+    """Upper prediction bound of ``|v' - mean(v)|`` when each value carries its own sampling error.
+
+    Model: ``v_j = mu + u_j + e_j`` with the frames' own variation ``u_j ~ N(0, tau^2)`` and a known sampling error
+    ``e_j ~ N(0, se_j^2)`` (a share over few points: binomial). ``tau^2 = max(0, S^2 - mean(se^2))`` from the sample
+    variance ``S^2`` of the ``v``, and a new frame with error ``se_new`` is bounded by
+
+        t_{n-1}^-1((1 + quantile) / 2) * sqrt(tau^2 + se_new^2 + (tau^2 + mean(se^2)) / n)
+
+    — with every ``se_j = se_new`` exactly :func:`loo_deviation_bound` of the leave-one-out deviations (when
+    ``S^2 >= se^2``). A frame of few points (large ``se_new``) gets a wider bound than the bank's frames' spread.
+
+    Args:
+        values: ``(n,)`` the real frames' values, ``n >= 2``.
+        ses: ``(n,)`` their sampling standard errors (>= 0).
+        se_new: the new frame's sampling standard error (>= 0).
+        quantile: coverage in (0, 1).
+
+    Raises:
+        ValueError: fewer than 2 values, mismatched lengths, negative or non-finite inputs, quantile outside (0, 1).
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile}")
+    v = np.asarray(values, np.float64).reshape(-1)
+    s = np.asarray(ses, np.float64).reshape(-1)
+    if v.size < 2 or s.shape != v.shape:
+        raise ValueError(f"need n >= 2 values and as many standard errors, got {v.size} and {s.size}")
+    if not (np.isfinite(v).all() and np.isfinite(s).all() and (s >= 0).all() and math.isfinite(se_new)):
+        raise ValueError("values and standard errors must be finite, standard errors >= 0")
+    if se_new < 0:
+        raise ValueError(f"se_new must be >= 0, got {se_new}")
+    n = v.size
+    mean_se2 = float(np.mean(s * s))
+    tau2 = max(0.0, float(v.var(ddof=1)) - mean_se2)
+    return _t_quantile(0.5 * (1.0 + quantile), n - 1) * math.sqrt(tau2 + se_new**2 + (tau2 + mean_se2) / n)
