@@ -17,7 +17,11 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
-        [--evaluations 48] [--device cpu] [--json OUT]
+        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
+
+``--explain`` prints each rejected frame's scene components and failing classes with their margins
+(``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
+real than ``ideal`` on the points-per-vehicle fit.
 """
 
 from __future__ import annotations
@@ -38,8 +42,16 @@ _DEFAULT_REAL = realdata_root() / NUSCENES
 _STATS = ("range_w1", "elevation_w1", "beam_ratio_l1", "roughness", "object_exponent", "object_n10")
 
 
-def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: str | None) -> dict[str, Any]:
-    """Measure every source; returns a JSON-safe dict."""
+def run(
+    real_dir: Path,
+    *,
+    n_fit: int,
+    frames: int,
+    evaluations: int,
+    device: str | None,
+    sources: list[str] | None = None,
+) -> dict[str, Any]:
+    """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
     from simgap_ext.backends.warp.labels import PENETRATION_MEAN
     from simgap_ext.data.taxonomy import roll_up_frame
@@ -62,7 +74,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
-    real = summarize([scene_stats(f, el, cols) for f in held])
+    real_stats = [scene_stats(f, el, cols) for f in held]
+    real = summarize(real_stats)
 
     config = GateConfig()
     bank = ReferenceBank.build(held, config=config, device=device)  # real classes rolled up onto the scene level
@@ -83,7 +96,7 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
 
     still = tuned.preset("tuned").model.replace(motion_sweep_m=0.0, motion_sweep_sd_m=0.0)
     at_rest = replace(tuned, presets=ReadOnlyMapping({**tuned.presets, "tuned": EffectSettings(model=still)}))
-    sources = {
+    all_sources = {
         "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=world(base)),
         "realistic": WarpLidarSource(
             "hdl-32", "realistic", device=device, rotation_rate_hz=20.0, randomizer=world(base)
@@ -93,12 +106,20 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         # ablation: the same fitted model with the sensor at rest (no motion skew; docs/backend.md "Motion skew")
         "tuned (at rest)": WarpLidarSource(at_rest, "tuned", device=device, randomizer=world(at_rest)),
     }
+    if sources is not None:
+        unknown = sorted(set(sources) - set(all_sources))
+        if unknown:
+            raise SystemExit(f"bench_fidelity: unknown source(s) {unknown} (known: {', '.join(all_sources)})")
+    keep = set(all_sources) if sources is None else {"ideal", *sources}
     rows: dict[str, Any] = {}
     sets: dict[str, list[dict[str, Any]]] = {"real (fit stretch)": [roll_up_frame(f) for f in fit_frames[:frames]]}
-    for name, src in sources.items():
+    for name, src in all_sources.items():
+        if name not in keep:
+            continue
         sets[name] = [src.render(seed=1000 + i, frame_id=i) for i in range(frames)]
     for name, frs in sets.items():
-        summ = summarize([scene_stats(f, el, cols) for f in frs])
+        stats = [scene_stats(f, el, cols) for f in frs]
+        summ = summarize(stats)
         dist = compare(real, summ)
         decisions = [gate.evaluate(f, update_quarantine=False) for f in frs]
         accepted = sum(int(d.accepted) for d in decisions)
@@ -121,11 +142,23 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
             "origin_distance_m": [
                 float(d.scene_evidence["origin"][0]) for d in decisions if "origin" in d.scene_evidence
             ],
+            # per frame: what the gate saw (margins of every component) and the vehicle clusters (distance, points)
+            "per_frame": [
+                {"decision": d.to_dict(), "objects": s.objects.tolist()} for d, s in zip(decisions, stats, strict=True)
+            ],
         }
+    objects = {name: [pf["objects"] for pf in row["per_frame"]] for name, row in rows.items()}
+    real_objects = [st.objects.tolist() for st in real_stats]
     return {
+        "object_bootstrap": {
+            name: object_bootstrap(real_objects, objects["ideal"], objects[name])
+            for name in ("tuned", "realistic", "tuned (at rest)")
+            if name in objects
+        },
         "real": str(real_dir),
         "fit_scans": n_fit,
         "held_out_scans": len(held),
+        "real_objects": [s.objects.tolist() for s in real_stats],
         "real_summary": {
             "object_exponent": real["object_exponent"],
             "object_n10": real["object_n10"],
@@ -138,6 +171,43 @@ def run(real_dir: Path, *, n_fit: int, frames: int, evaluations: int, device: st
         "rows": rows,
         "seconds": time.perf_counter() - t_start,
     }
+
+
+def object_bootstrap(
+    real: list[Any], ideal: list[Any], synthetic: list[Any], *, draws: int = 500, seed: int = 0
+) -> dict[str, float]:
+    """How often ``synthetic`` is closer to ``real`` than ``ideal`` on the points-per-vehicle fit, over bootstrap
+    resamples of the frames (the real frames, and the synthetic frames paired by scene seed).
+
+    Each argument is one list per frame of ``(distance, points)`` vehicle clusters. Returns the share of draws in
+    which |exponent - real| (``object_exponent``) and |log n10 ratio| (``object_n10``) are smaller for ``synthetic``
+    than for ``ideal``, and the bootstrap standard deviation of the real exponent: the statistic's own noise on
+    ~6 vehicles per frame, which a difference between two rows must exceed before it means anything.
+    """
+    import numpy as np
+
+    from simgap_ext.tune.stats import object_fit
+
+    def fit(frames: list[Any], idx: Any) -> tuple[float, float]:
+        rows = [np.asarray(frames[i], dtype=np.float64).reshape(-1, 2) for i in idx]
+        return object_fit(np.concatenate(rows) if rows else np.zeros((0, 2)))
+
+    rng = np.random.default_rng(seed)
+    wins = {"object_exponent": 0, "object_n10": 0}
+    real_k, n = [], 0
+    for _ in range(draws):
+        ri = rng.integers(0, len(real), len(real))
+        si = rng.integers(0, len(synthetic), len(synthetic))
+        (rk, rn), (ik, i_n), (sk, sn) = fit(real, ri), fit(ideal, si), fit(synthetic, si)
+        if not all(math.isfinite(v) for v in (rk, rn, ik, i_n, sk, sn)):
+            continue
+        n += 1
+        real_k.append(rk)
+        wins["object_exponent"] += abs(sk - rk) < abs(ik - rk)
+        wins["object_n10"] += abs(math.log(sn / rn)) < abs(math.log(i_n / rn))
+    out = {k: v / n if n else math.nan for k, v in wins.items()}
+    out["real_exponent_sd"] = float(np.std(real_k)) if real_k else math.nan
+    return out
 
 
 def _failing(decisions: list[Any], config: Any) -> dict[str, int]:
@@ -160,6 +230,39 @@ def _failing(decisions: list[Any], config: Any) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def explain(decision: dict[str, Any], scene_threshold: float) -> list[str]:
+    """Lines saying why one frame (a ``GateDecision.to_dict()``) was rejected, with the margin of each check.
+
+    A scene component reads ``name score (distance / d_max)``; the gate's strict floor fails a component at a
+    score below 0.5 (distance beyond half its d_max), the scene G fails below ``scene_threshold``. A failing class
+    lists its components the same way, worst first.
+    """
+    comps = decision.get("scene_components") or {}
+    ev = decision.get("scene_evidence") or {}
+
+    def comp(name: str, score: float | None, e: Any) -> str:
+        margin = f" ({e[0]:.3f} / {e[1]:.3f})" if e and None not in e else ""
+        return f"{name} {'nan' if score is None else f'{score:.2f}'}{margin}"
+
+    scene = sorted(comps.items(), key=lambda kv: kv[1] if kv[1] is not None else 1.0)
+    lines = [
+        f"scene G {decision.get('scene_g', 0.0):.3f} (needs >= {scene_threshold}); "
+        + ", ".join(comp(k, v, ev.get(k)) for k, v in scene)
+    ]
+    for cls in (decision.get("per_class") or {}).values():
+        if cls.get("passed", True):
+            continue
+        cc = sorted((cls.get("components") or {}).items(), key=lambda kv: kv[1] if kv[1] is not None else 1.0)
+        cev = cls.get("evidence") or {}
+        g = cls.get("g")
+        lines.append(
+            f"class {cls['name']} G {'n/a' if g is None else f'{g:.3f}'} ({cls['n_points']} pts): "
+            + ", ".join(comp(k, v, cev.get(k)) for k, v in cc[:4])
+            + (f"; {cls['reasons'][0]}" if cls.get("reasons") else "")
+        )
+    return lines
+
+
 def _fmt(v: float, nd: int = 3) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
 
@@ -173,11 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=48, help="CMA-ES evaluations of the tune (default 48)")
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument(
+        "--sources", default=None, help="comma-separated rows to render (default all; ideal is always rendered)"
+    )
+    parser.add_argument(
+        "--explain",
+        nargs="*",
+        default=None,
+        metavar="SOURCE",
+        help="print each rejected frame's reasons with their margins (default: the tuned row; names: table rows)",
+    )
     args = parser.parse_args(argv)
     if not args.real.is_dir():
         print(f"bench_fidelity: {args.real} not found (needs ../shared/realdata)", file=sys.stderr)
         return 2
-    res = run(args.real, n_fit=args.fit, frames=args.frames, evaluations=args.evaluations, device=args.device)
+    sources = None if args.sources is None else [s.strip() for s in args.sources.split(",") if s.strip()]
+    res = run(
+        args.real,
+        n_fit=args.fit,
+        frames=args.frames,
+        evaluations=args.evaluations,
+        device=args.device,
+        sources=sources,
+    )
     rs = res["real_summary"]
     print(
         f"real held-out: {res['held_out_scans']} nuScenes HDL-32E keyframes ({rs['points_per_frame']:.0f} pts/frame, "
@@ -202,16 +323,24 @@ def main(argv: list[str] | None = None) -> int:
         )
     ideal = res["rows"]["ideal"]["distances"]
     for name in ("tuned", "realistic"):
+        if name not in res["rows"]:
+            continue
         dist = res["rows"][name]["distances"]
         wins = [k for k in _STATS if dist[k] < ideal[k]]
         print(f"{name} closer to real than ideal on {len(wins)}/{len(_STATS)} statistics ({', '.join(wins)})")
+    for name, b in res["object_bootstrap"].items():
+        print(
+            f"{name} closer than ideal in {100 * b['object_exponent']:.0f}% (exponent) and "
+            f"{100 * b['object_n10']:.0f}% "
+            f"(n10) of {500} bootstrap resamples of the frames (real exponent sd {b['real_exponent_sd']:.2f})"
+        )
     print("frames failing each check (scene component beyond half its d_max, scene G, class), of", args.frames)
     for name, row in res["rows"].items():
         fails = ", ".join(f"{k} {v}" for k, v in row["failing"].items()) or "none"
         od = row["origin_distance_m"]
         mean_od = f"{sum(od) / len(od):.3f}" if od else "n/a"
         print(f"  {name:<20} origin distance to the real mean {mean_od} m; {fails}")
-    tuned_row = res["rows"]["tuned"]
+    tuned_row = res["rows"].get("tuned", {"rejections": []})
     reasons: dict[str, int] = {}
     for r in tuned_row["rejections"]:
         key = r.split(":")[0] + ": " + r.split("worst: ")[-1].split(" ")[0] if "worst: " in r else r
@@ -219,6 +348,23 @@ def main(argv: list[str] | None = None) -> int:
     if reasons:
         top = ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
         print(f"tuned rejections (reason: worst component x count): {top}")
+    if args.explain is not None:
+        from simgap_ext.gate import GateConfig
+
+        threshold = GateConfig().scene_threshold
+        for name in args.explain or ["tuned"]:
+            row = res["rows"].get(name)
+            if row is None:
+                print(f"--explain: no row {name!r} (rows: {', '.join(res['rows'])})")
+                continue
+            print(f"rejected frames of {name}:")
+            for i, pf in enumerate(row["per_frame"]):
+                if pf["decision"]["accepted"]:
+                    continue
+                lines = explain(pf["decision"], threshold)
+                print(f"  frame {i}: " + lines[0])
+                for line in lines[1:]:
+                    print(f"    {line}")
     print(f"total {res['seconds']:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2, default=float) + "\n")

@@ -119,7 +119,7 @@ def effect_draw(
     cbin = model.cos_bin(np.nan_to_num(cos, nan=1.0))
     logit = (
         model.drop_bias
-        + model.drop_offset
+        + model.offset_per_class()[cls]
         + np.asarray(model.drop_beam)[:, None]
         + np.asarray(model.drop_range)[rbin]
         + np.asarray(model.drop_cos)[cbin]

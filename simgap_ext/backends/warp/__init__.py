@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .labels import BACKGROUND_CLASSES, CLASS_IDS, OBJECT_CLASSES, id_to_labels
-from .scene import RARE_MODES, RandomizerConfig, Scene, SceneObject, SceneRandomizer
+from .scene import RARE_MODES, RandomizerConfig, Scene, SceneObject, SceneRandomizer, StreetBlock
 
 if TYPE_CHECKING:
     from .source import WarpLidarSource
@@ -27,6 +27,7 @@ __all__ = [
     "Scene",
     "SceneObject",
     "SceneRandomizer",
+    "StreetBlock",
     "WarpLidarSource",
     "id_to_labels",
 ]

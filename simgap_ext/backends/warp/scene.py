@@ -8,8 +8,10 @@ Layout (all in a world frame with z up; the sensor stands at x = y = 0, ``sensor
 - ground: a square height field (``extent`` half-size) with a random slope up to ``max_slope_deg``, gentle
   long-wavelength undulation and per-vertex roughness;
 - street (default, ``street=True``): the sensor drives in a lane of a straight street (road half-width 3.5-7 m)
-  with raised sidewalks (2-4.5 m) and continuous building facades behind them (setback 0-4 m, 5-20 m tall,
-  with gaps), street trees and poles along the curb, rows of parked cars on both curbs (occupancy ~60 %, so
+  with raised sidewalks (2-4.5 m) and blocks behind them: building facades (setback 0-4 m, 5-20 m tall; 60 % of
+  the blocks) or open lots with trees and bushes and a building 20-50 m back (what real urban scans show at the
+  sensor's height: facades on 22-54 % of the horizon, vegetation on 15-41 %; ``benchmarks/bench_world.py``),
+  street trees and poles along the curb, rows of parked cars on both curbs (occupancy ~60 %, so
   parked cars hide each other and what is behind them) and moving traffic in the lanes out to 90 % of the
   sensor range (tags ``"parked"`` / ``"traffic"``). The distances follow what real urban scans show (nuScenes
   Boston/Singapore keyframes: facades at a median 19 m, vegetation 9-16 m, parked cars from 2.7 m). Class
@@ -34,7 +36,7 @@ Targeted objects are the instances of the focus classes, or every class object w
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +46,7 @@ from ...sensors import ReadOnlyMapping
 from .labels import CLASS_IDS, OBJECT_CLASSES, PENETRATION_MEAN
 from .meshes import CLASS_BUILDERS, TriMesh, box, make_vegetation, make_vehicle, rotation_matrix
 
-__all__ = ["RARE_MODES", "RandomizerConfig", "SceneObject", "Scene", "SceneRandomizer"]
+__all__ = ["RARE_MODES", "RandomizerConfig", "SceneObject", "Scene", "SceneRandomizer", "StreetBlock"]
 
 #: Accepted values of ``rare``.
 RARE_MODES: tuple[str | None, ...] = (None, "occluded", "far", "adverse_pose")
@@ -70,6 +72,14 @@ class RandomizerConfig:
         sidewalk_width: (min, max) sidewalk width, metres.
         facade_setback: (min, max) distance from the sidewalk's outer edge to the facades, metres.
         parked_occupancy: share of parking slots along each curb holding a car.
+        facade_occupancy: share of the blocks along each street side that hold a facade; the others are open lots
+            (yards, parks, car parks) with trees and bushes.
+        lot_vegetation: (min, max) spacing, metres, of the trees and bushes planted on an open lot (``(0, 0)``:
+            none).
+        lot_depth: (min, max) depth of an open lot, metres: a building stands that far behind the sidewalk
+            (``(0, 0)``: none; with ``lot_vegetation=(0, 0)`` too, a block without a facade is empty, as in the
+            street world before open lots).
+        tree_occupancy: share of the street-tree slots on the sidewalks holding a tree.
         traffic: (min, max) moving vehicles in the lanes.
         penetration: class -> mean depth (metres) a beam travels into that material before it returns
             (:mod:`.foliage`; default ``PENETRATION_MEAN``, the measured volumetric foliage: 0.2 m into
@@ -103,8 +113,22 @@ class RandomizerConfig:
     sidewalk_width: tuple[float, float] = (2.0, 4.5)
     facade_setback: tuple[float, float] = (0.0, 4.0)
     parked_occupancy: float = 0.6
+    facade_occupancy: float = 0.6
+    lot_vegetation: tuple[float, float] = (4.0, 8.0)
+    lot_depth: tuple[float, float] = (20.0, 50.0)
+    tree_occupancy: float = 1.0
     traffic: tuple[int, int] = (2, 8)
     penetration: Mapping[str, float] = field(default_factory=lambda: ReadOnlyMapping(dict(PENETRATION_MEAN)))
+
+    def __post_init__(self) -> None:
+        for name in ("parked_occupancy", "facade_occupancy", "tree_occupancy"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
+                raise SimGapInputError(f"RandomizerConfig.{name} must be a share in [0, 1], got {v!r}")
+        for name in ("lot_vegetation", "lot_depth"):
+            lo, hi = getattr(self, name)
+            if not (0.0 <= lo <= hi) or (0.0 < hi and lo <= 0.0):
+                raise SimGapInputError(f"RandomizerConfig.{name} must be (min, max) with 0 < min <= max, or (0, 0)")
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,28 @@ class SceneObject:
     tags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class StreetBlock:
+    """One block along a side of the street layout (road frame: ``u`` along the road, ``v`` lateral from the road
+    centre line, positive to the road's left).
+
+    Attributes:
+        side: +1.0 or -1.0, the side of the road.
+        u0, u1: along-road extent, metres.
+        kind: ``"facade"`` (a building front behind the sidewalk) or ``"lot"`` (open lot: trees, bushes and a
+            building at its back, or nothing).
+        front: |v| of the building front facing the road, metres (NaN for a lot without a building).
+        edge: |v| of the sidewalk's outer edge, metres.
+    """
+
+    side: float
+    u0: float
+    u1: float
+    kind: str
+    front: float
+    edge: float
+
+
 @dataclass
 class Scene:
     """A randomized scene as one labelled triangle soup.
@@ -145,6 +191,10 @@ class Scene:
         seed: the seed the scene was sampled with (an int, or the SeedSequence entropy).
         focus_classes: the classes the randomizer was asked to emphasise.
         rare: the rare configuration applied, or ``None``.
+        road: street layout only: ``(road_yaw, lateral offset of the road centre line)`` (world ``(x, y)`` of the
+            road-frame point ``(u, v)`` is ``u (cos yaw, sin yaw) + (v + offset) (-sin yaw, cos yaw)``); ``None``
+            for the open layout.
+        blocks: street layout only: the blocks along both sides (:class:`StreetBlock`).
     """
 
     vertices: np.ndarray
@@ -156,6 +206,8 @@ class Scene:
     seed: object = 0
     focus_classes: tuple[str, ...] = ()
     rare: str | None = None
+    road: tuple[float, float] | None = None
+    blocks: list[StreetBlock] = field(default_factory=list)
 
     def instances_of(self, class_name: str) -> list[SceneObject]:
         """The placed objects of one class."""
@@ -286,6 +338,8 @@ class SceneRandomizer:
             seed=seed if isinstance(seed, int) else getattr(seed, "entropy", seed),
             focus_classes=focus,
             rare=rare,
+            road=builder.road,
+            blocks=builder.blocks,
         )
 
 
@@ -314,25 +368,30 @@ def _build_street(
             z = float(ground.height(x, y))
             builder.add_stuff(box((10.0, walk, 0.3), center=(x, y, z - 0.03), rotation=rot), "ground")
     builder.corridor = (ux, uy, off, half + walk)
+    builder.road = (float(road_yaw), float(off))
     # facades: blocks with gaps behind each sidewalk
     for side in (1.0, -1.0):
         u = -reach
         while u < reach:
             length = rng.uniform(10.0, 40.0)
-            if rng.random() < 0.8:
+            if rng.random() < cfg.facade_occupancy:
                 depth, height = rng.uniform(8.0, 15.0), rng.uniform(5.0, 20.0)
-                v = side * (half + walk + rng.uniform(*cfg.facade_setback) + 0.5 * depth)
+                front = half + walk + rng.uniform(*cfg.facade_setback)
+                v = side * (front + 0.5 * depth)
                 cu = min(u + 0.5 * length, reach)
+                builder.blocks.append(StreetBlock(side, u, min(u + length, reach), "facade", front, half + walk))
                 x, y = world(cu, v)
                 z = float(ground.height(x, y))
                 builder.add_stuff(
                     box((length, depth, height + 1.0), center=(x, y, z + 0.5 * height - 0.5), rotation=rot), "building"
                 )
+            else:
+                _open_lot(rng, builder, cfg, world, rot, (u, min(u + length, reach)), side * (half + walk))
             u += length + (rng.uniform(2.0, 10.0) if rng.random() < 0.3 else 0.0)
     # street trees and poles on the sidewalks, parked cars along both curbs
     for side in (1.0, -1.0):
         for u in np.arange(-reach, reach, rng.uniform(8.0, 15.0)):
-            if rng.random() < 0.5:
+            if rng.random() < cfg.tree_occupancy:
                 builder.place(rng, "vegetation", (0, 0), instance=False, at=world(float(u), side * (half + 0.6 * walk)))
         for u in np.arange(-reach, reach, rng.uniform(20.0, 35.0)):
             builder.place(rng, "pole", (0, 0), instance=False, at=world(float(u) + 3.0, side * (half + 0.3)))
@@ -360,6 +419,37 @@ def _build_street(
                       tags=("traffic",))  # fmt: skip
 
 
+def _open_lot(
+    rng: np.random.Generator,
+    builder: _SceneBuilder,
+    cfg: RandomizerConfig,
+    world: Callable[[float, float], tuple[float, float]],
+    rot: np.ndarray,
+    span: tuple[float, float],
+    edge: float,
+) -> None:
+    """A block without a street facade (yard, park, car park): trees and bushes one every ``cfg.lot_vegetation``
+    metres along the road, 2 m into the lot up to its depth, and a building at the back (``cfg.lot_depth`` behind
+    the sidewalk's outer edge ``edge``, a signed lateral offset) along the along-road ``span`` (u0, u1)."""
+    side = 1.0 if edge > 0 else -1.0
+    lot = rng.uniform(*cfg.lot_depth) if cfg.lot_depth[1] > 0 else 15.0
+    if cfg.lot_vegetation[1] > 0:
+        u = span[0] + rng.uniform(0.0, cfg.lot_vegetation[0])
+        while u < span[1]:
+            v = edge + side * rng.uniform(2.0, max(2.5, lot - 2.0))
+            builder.place(rng, "vegetation", (0, 0), instance=False, at=world(float(u), float(v)))
+            u += rng.uniform(*cfg.lot_vegetation)
+    if cfg.lot_depth[1] <= 0:
+        builder.blocks.append(StreetBlock(side, span[0], span[1], "lot", math.nan, abs(edge)))
+        return
+    builder.blocks.append(StreetBlock(side, span[0], span[1], "lot", abs(edge) + lot, abs(edge)))
+    depth, height = rng.uniform(8.0, 15.0), rng.uniform(5.0, 20.0)
+    x, y = world(0.5 * (span[0] + span[1]), edge + side * (lot + 0.5 * depth))
+    z = float(builder.ground.height(x, y))
+    size = (span[1] - span[0], depth, height + 1.0)
+    builder.add_stuff(box(size, center=(x, y, z + 0.5 * height - 0.5), rotation=rot), "building")
+
+
 class _SceneBuilder:
     """Accumulates labelled meshes and footprint discs for collision-free placement."""
 
@@ -374,6 +464,8 @@ class _SceneBuilder:
         # street corridor: (road direction unit vector, lateral offset of the centre line, half-width); random
         # placements stay inside it so that no object stands inside a facade
         self.corridor: tuple[float, float, float, float] | None = None
+        self.road: tuple[float, float] | None = None
+        self.blocks: list[StreetBlock] = []
 
     def in_corridor(self, x: float, y: float, r: float) -> bool:
         if self.corridor is None:
