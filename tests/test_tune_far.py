@@ -78,3 +78,19 @@ def test_bad_input_is_refused():
 
 def test_the_search_objective_adds_the_shortfall():
     assert objective([0.8, 0.9], {"elevation_w1": 0.5}, 0.25) == pytest.approx(1 - 0.85 + 0.01 + 0.25)
+
+
+def test_on_real_scans_a_world_like_the_real_one_allows_no_far_loss():
+    """Three real nuScenes HDL-32E keyframes as both sides: every far return is real, so a loss at 59 m (where the
+    search put it) falls short by a large margin, one beyond the real returns hardly at all."""
+    from pathlib import Path
+
+    from simgap_ext.tune.real import list_nuscenes_scans, nuscenes_frame
+
+    frames = [nuscenes_frame(d) for d in list_nuscenes_scans(Path(__file__).parent / "data" / "nuscenes_hdl32")]
+    real = far_shares(frames)
+    assert sum(int(b[-1]) for b in real.beyond.values()) > 0  # the real scans return beyond 60 m
+    clean = prepare_clean(frames)
+    assert far_loss_shortfall(clean, real, 0.0, 4.7) == 0.0
+    assert far_loss_shortfall(clean, real, 59.2, 4.7) > 0.5
+    assert far_loss_shortfall(clean, real, 150.0, 4.7) < 1e-3
