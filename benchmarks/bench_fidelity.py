@@ -17,11 +17,12 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
-        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
+        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]] [--far-bound]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
-real than ``ideal`` on the points-per-vehicle fit.
+real than ``ideal`` on the points-per-vehicle fit. ``--far-bound`` tunes with the far-loss bound of
+``simgap_ext.tune.far`` (``simgap tune --far-bound``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def run(
     evaluations: int,
     device: str | None,
     sources: list[str] | None = None,
+    far_bound: bool = False,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -70,7 +72,12 @@ def run(
     held = real_frames[n_fit:]
     t0 = time.perf_counter()
     tuned, report = tune_profile(
-        (fit_scans, fit_frames), base, rotation_rate_hz=20.0, evaluations=evaluations, device=device
+        (fit_scans, fit_frames),
+        base,
+        rotation_rate_hz=20.0,
+        evaluations=evaluations,
+        device=device,
+        far_bound=far_bound,
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
@@ -280,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sources", default=None, help="comma-separated rows to render (default all; ideal is always rendered)"
     )
     parser.add_argument(
+        "--far-bound",
+        action="store_true",
+        help="tune with the far-range loss bounded by the fit scans' far returns (simgap tune --far-bound)",
+    )
+    parser.add_argument(
         "--explain",
         nargs="*",
         default=None,
@@ -298,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluations=args.evaluations,
         device=args.device,
         sources=sources,
+        far_bound=args.far_bound,
     )
     rs = res["real_summary"]
     print(

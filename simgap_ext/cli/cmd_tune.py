@@ -40,6 +40,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rotation-rate", type=float, default=None, metavar="HZ", help="the real sensor's spin rate")
     p.add_argument("--limit", type=int, default=None, help="use at most this many real scans")
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
+    p.add_argument(
+        "--far-bound",
+        action="store_true",
+        help="bound the searched far-range loss by the real scans' own far returns per class (docs/backend.md)",
+    )
     p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
     p.add_argument("--evaluations", type=int, default=48, help="CMA-ES objective evaluations (default 48)")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         rotation_rate_hz=args.rotation_rate,
         search=not args.no_search,
         synthetic_frames=args.synthetic_frames,
+        far_bound=args.far_bound,
         evaluations=args.evaluations,
         seed=args.seed,
         device=args.device,

@@ -4,6 +4,7 @@
 - :func:`fit_effect_model` (:mod:`.fit`): estimate it from organised real scans (:class:`RealScan`);
 - :func:`apply_sensor_effects` (:mod:`.apply`): the deterministic post-process on a frame (never adds points);
 - :mod:`.search`: CMA-ES over the terms a neighbour test cannot see, on the gate's scene statistics;
+- :mod:`.far`: the bound the real scans' own far returns put on the searched far-range loss;
 - :mod:`.stats`: those scene statistics (range / elevation W1, per-beam return ratio, roughness, object density);
 - :mod:`.real`: organised real scans (nuScenes keyframes, any frame on a known beam table).
 """

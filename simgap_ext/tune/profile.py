@@ -118,6 +118,7 @@ def tune_profile(
     device: str | None = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    far_bound: bool = False,
 ) -> tuple[SensorProfile, dict[str, Any]]:
     """Fit, search and build the tuned profile.
 
@@ -132,6 +133,8 @@ def tune_profile(
         device: Warp device of the clean renders.
         limit: read at most this many real scans.
         progress: optional callable receiving one-line status messages.
+        far_bound: bound the searched far-range loss by the real scans' far returns per class
+            (:mod:`simgap_ext.tune.far`).
 
     Returns:
         (tuned profile, JSON-safe report).
@@ -170,6 +173,7 @@ def tune_profile(
             evaluations=evaluations,
             seed=seed,
             device=device,
+            far_bound=far_bound,
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep

@@ -10,8 +10,13 @@ look like the real scans to the gate itself: the objective is ``1 - mean scene G
 :class:`~simgap_ext.gate.FrameGate` over a :class:`~simgap_ext.gate.ReferenceBank` of the real fit scans
 (range W1, per-beam return ratio and roughness against the bank, each normalised by its real-vs-real
 calibrated ``d_max``), plus ``0.02 x`` the elevation W1 in degrees (which the gate does not see) so that the
-search cannot trade elevations for ranges. Every evaluation reuses the same synthetic frames and post-process
-seeds, so the objective is deterministic and the search is reproducible from its seed.
+search cannot trade elevations for ranges. With ``far_bound`` it adds the far-loss shortfall of :mod:`.far`: the
+far-range loss may remove a class's far returns only down to the share the real fit scans show (the gate's mean
+scene G rewards a loss that removes the rendered world's excess of far facades, a world difference, not a sensor
+one). Off by default: with it the search moves the same removal into the drop shift, and on nuScenes the gate
+then accepts fewer held-out frames (docs/backend.md, "Issue 10, sixth pass").
+Every evaluation reuses the same synthetic frames and post-process seeds, so the objective is deterministic and
+the search is reproducible from its seed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from ..errors import SimGapInputError
 from .apply import apply_sensor_effects
+from .far import far_loss_shortfall, far_shares, prepare_clean
 from .model import OTHER_CLASS, SensorEffectModel
 from .stats import compare, scene_stats, summarize
 
@@ -35,9 +41,15 @@ log = logging.getLogger(__name__)
 _ELEVATION_WEIGHT = 0.02
 
 
-def objective(scene_g: Sequence[float], distances: Mapping[str, float]) -> float:
-    """The scalar the search minimises: ``1 - mean(scene G) + 0.02 * elevation_w1`` (degrees)."""
-    return 1.0 - float(np.mean(scene_g)) + _ELEVATION_WEIGHT * distances["elevation_w1"]
+def objective(scene_g: Sequence[float], distances: Mapping[str, float], far_shortfall: float = 0.0) -> float:
+    """The scalar the search minimises: ``1 - mean(scene G) + 0.02 * elevation_w1`` (degrees) ``+ far_shortfall``.
+
+    The shortfall (:func:`~simgap_ext.tune.far.far_loss_shortfall`) is a sum of shares of returns, on the scale of
+    ``1 - G``: any far loss the real scans contradict costs more than the few hundredths of G it can win.
+    """
+    if far_shortfall < 0:
+        raise ValueError(f"far_shortfall must be >= 0, got {far_shortfall}")
+    return 1.0 - float(np.mean(scene_g)) + _ELEVATION_WEIGHT * distances["elevation_w1"] + float(far_shortfall)
 
 
 def _decode(x: np.ndarray, max_range: float) -> dict[str, float]:
@@ -60,6 +72,7 @@ def search_scene_terms(
     seed: int = 0,
     progress: Any = None,
     device: str | None = None,
+    far_bound: bool = False,
 ) -> tuple[SensorEffectModel, dict[str, Any]]:
     """Search ``drop_offset``, ``far_range50`` and ``far_width`` with CMA-ES.
 
@@ -72,6 +85,7 @@ def search_scene_terms(
         seed: CMA-ES seed and post-process seed base.
         progress: optional callable ``progress(n_done, best)`` after each generation.
         device: Warp device of the gate's nearest-neighbour searches.
+        far_bound: add the far-loss shortfall (:func:`~simgap_ext.tune.far.far_loss_shortfall`) to the objective.
 
     Returns:
         (model with the searched terms, report dict: start/best objective and distances, evaluations, terms).
@@ -98,6 +112,8 @@ def search_scene_terms(
     # The bank rolls the real classes up onto the scene vocabulary the renders use (car -> vehicle).
     bank = ReferenceBank.build(list(real_frames), config=cfg, device=device, seed=seed)
     gate = FrameGate(bank, cfg, device=device, quarantine=False)
+    real_far = far_shares(list(real_frames))
+    clean_far = prepare_clean(list(clean_frames), real_far.ranges)
 
     def evaluate(m: SensorEffectModel) -> tuple[float, dict[str, float]]:
         syn = [apply_sensor_effects(f, m, seed + i) for i, f in enumerate(clean_frames)]
@@ -106,7 +122,8 @@ def search_scene_terms(
         if any(g is None for g in gs):
             raise SimGapInputError("the gate could not score the scene statistics (bank without calibration)")
         d["scene_g"] = float(np.mean(gs))
-        return objective(gs, d), d
+        d["far_shortfall"] = far_loss_shortfall(clean_far, real_far, m.far_range50, m.far_width)
+        return objective(gs, d, d["far_shortfall"] if far_bound else 0.0), d
 
     start_val, start_d = evaluate(model.replace(drop_offset=0.0, far_range50=0.0))
     x0 = np.array([0.0, 0.0, math.log(8.0)])
