@@ -157,6 +157,13 @@ def composition_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
 
 
+def _to_d_max(comp: str, value: float, margin: float, g_threshold: float) -> float:
+    """``d_max`` of a calibrated real-vs-real ``value`` of component ``comp``: floored at its
+    :data:`CALIBRATION_FLOORS` entry, times ``margin / (1 - g_threshold)`` (a sample at ``value`` scores exactly
+    ``g_threshold`` with ``margin`` 1)."""
+    return max(value, CALIBRATION_FLOORS.get(comp, _EPS)) * (margin / max(1.0 - g_threshold, 1e-6))
+
+
 def _class_thresholds(comp: str, per_class: Mapping[str, list[float]], q_class: float) -> dict[str, float]:
     """Per-class calibration values of one component at ``q_class``, and under ``"*"`` the value of all classes'
     values together (for classes without values of their own).
@@ -314,8 +321,8 @@ class ReferenceBank:
         se = np.sqrt(v * (1.0 - v) / self.dens_points[sel].astype(np.float64))
         p = min(max(float(density), 0.0), 1.0)
         wide = heteroscedastic_bound(v, se, math.sqrt(p * (1.0 - p) / n_points), q)
-        scale = float(self.meta["calibration_margin"]) / max(1.0 - float(self.meta["calibration_g_threshold"]), 1e-6)
-        return max(base, max(wide, CALIBRATION_FLOORS["density"]) * scale)
+        margin, g = float(self.meta["calibration_margin"]), float(self.meta["calibration_g_threshold"])
+        return max(base, _to_d_max("density", wide, margin, g))
 
     def scene_d_max(self, component: str) -> float:
         """``d_max`` of one scene component (``range``, ``beams``, ``roughness``), NaN if not calibrated."""
@@ -708,7 +715,6 @@ class ReferenceBank:
     def _calibrate(self, cfg: GateConfig, *, device: str | None, rng: np.random.Generator) -> None:
         """Leave-one-frame-out real-vs-real distances per component -> quantile and d_max."""
         q = cfg.calibration_quantile
-        scale = cfg.calibration_margin / max(1.0 - cfg.g_threshold, 1e-6)
         dists: dict[str, dict[str, list[float]]] = {c: {} for c in OBJECT_COMPONENTS}
         queries: list[tuple[str, int, np.ndarray]] = []
         for name in self.object_classes:
@@ -856,7 +862,7 @@ class ReferenceBank:
         # Floors: a tiny reference (or identical real frames) can give a quantile of ~0, which would make any
         # difference fail.
         self.d_max_table = {
-            comp: {k: max(v, CALIBRATION_FLOORS.get(comp, _EPS)) * scale for k, v in table.items()}
+            comp: {k: _to_d_max(comp, v, cfg.calibration_margin, cfg.g_threshold) for k, v in table.items()}
             for comp, table in calibration.items()
         }
         self.meta["calibration_quantile"] = q

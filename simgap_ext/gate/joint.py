@@ -48,6 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tailbound import _t_quantile
+
 __all__ = [
     "MIN_JOINT_COMPONENTS",
     "MIN_JOINT_FRAMES",
@@ -185,10 +187,10 @@ def joint_bound(values: Sequence[float] | np.ndarray, level: float, max_df: floa
     return mean * float(fdtri(h, h * t.size, level)), h
 
 
-def _t_quantile(level: float, n: np.ndarray) -> np.ndarray:
-    from scipy.special import stdtrit
-
-    return np.array([float(stdtrit(int(m) - 1, 0.5 * (1.0 + level))) for m in n])
+def _bound_in_spreads(level: float, n: np.ndarray) -> np.ndarray:
+    """(p,) each component's own prediction bound in RMS units: ``t^-1_{n_k - 1}((1 + level) / 2)``, the factor
+    :func:`~simgap_ext.gate.tailbound.loo_deviation_bound` puts on the RMS."""
+    return np.array([_t_quantile(0.5 * (1.0 + level), int(m) - 1) for m in n])
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ def fit_joint_bound(
     n = h.sum(axis=0).astype(np.int64)
     if full.sum() < MIN_JOINT_FRAMES:
         return None
-    cap = _t_quantile(level, n)
+    cap = _bound_in_spreads(level, n)
     fl = np.array([float(floors.get(c, 0.0)) for c in components]) / (np.sqrt(1.0 - 1.0 / n**2) * cap)
     scales, _ = component_scales(d, h, fl)
     t = nested_loo_statistics(d[full], fl, cap)
