@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..robust import tukey_weights
+from .frame_stats import NO_RETURN_RANGE, _norms
 
 __all__ = ["apparent_origin", "ORIGIN_SECTORS", "MIN_ORIGIN_SECTORS"]
 
@@ -32,8 +33,6 @@ __all__ = ["apparent_origin", "ORIGIN_SECTORS", "MIN_ORIGIN_SECTORS"]
 ORIGIN_SECTORS = 360
 #: Fewest sectors with a return before the fit is trusted (a quarter of the circle).
 MIN_ORIGIN_SECTORS = 90
-# Returns closer than this (metres) are no-return encodings, not measurements (as in frame_stats).
-_NO_RETURN_RANGE = 0.3
 # Returns this close to the sensor horizontally (metres) are the ego vehicle's body, not the scene; the lowest
 # beam's ground ring of a vehicle- or hand-mounted sensor lies at 3-5 m.
 _MIN_HORIZONTAL_RANGE = 1.5
@@ -63,9 +62,9 @@ def apparent_origin(points: np.ndarray, *, sectors: int = ORIGIN_SECTORS) -> np.
     if sectors < 8:
         raise ValueError(f"sectors must be >= 8, got {sectors}")
     # Coordinates as separate columns, selected only where something is dropped: selecting rows of an (N, 3) array
-    # cost as much as the arctan2 of the fit. The norm is np.linalg.norm's (same sum order).
+    # cost as much as the arctan2 of the fit. Returns within NO_RETURN_RANGE are no-return encodings.
     x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
-    keep = np.sqrt(x * x + y * y + z * z) >= _NO_RETURN_RANGE
+    keep = _norms(pts) >= NO_RETURN_RANGE
     if not keep.all():
         x, y, z = x[keep], y[keep], z[keep]
     offset = np.zeros(2)
