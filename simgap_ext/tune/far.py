@@ -58,7 +58,9 @@ def _ranges_and_classes(frame: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarra
         raise SimGapInputError(f"frame has {r.shape[0]} points but {sem.shape[0]} semantic ids")
     labels = frame["info"]["idToLabels"]
     lut = {int(k): head_class(v["class"] if isinstance(v, Mapping) else v) for k, v in labels.items()}
-    cls = np.array([lut.get(int(s), "") for s in sem], dtype=object)
+    # one lookup per distinct id, not per point
+    ids, inverse = np.unique(sem, return_inverse=True)
+    cls = np.array([lut.get(int(s), "") for s in ids], dtype=object)[inverse.reshape(-1)]
     ok = r > 1e-6
     return r[ok], cls[ok]
 
@@ -75,11 +77,15 @@ def far_shares(frames: Sequence[Mapping[str, Any]], ranges: Sequence[float] = FA
     """
     if not frames:
         raise SimGapInputError("far shares need at least one frame")
+    return _count_shares([_ranges_and_classes(f) for f in frames], ranges)
+
+
+def _count_shares(per_frame: Sequence[tuple[np.ndarray, np.ndarray]], ranges: Sequence[float]) -> FarShares:
+    """:func:`far_shares` of frames already read as ((N,) ranges, (N,) head classes)."""
     rr = np.asarray(ranges, dtype=np.float64)
     total: dict[str, int] = {}
     beyond: dict[str, np.ndarray] = {}
-    for f in frames:
-        r, cls = _ranges_and_classes(f)
+    for r, cls in per_frame:
         for name in np.unique(cls):
             if not name:
                 continue
@@ -139,8 +145,11 @@ def prepare_clean(
 ) -> tuple[FarShares, dict[str, list[np.ndarray]]]:
     """The clean frames' shares and, per class and far range, the ranges of its returns beyond it (computed once
     for a whole search)."""
-    shares = far_shares(frames, ranges)
-    rs, cs = zip(*(_ranges_and_classes(f) for f in frames), strict=True)
+    if not frames:
+        raise SimGapInputError("far shares need at least one frame")
+    per_frame = [_ranges_and_classes(f) for f in frames]  # read once for the shares and the far ranges
+    shares = _count_shares(per_frame, ranges)
+    rs, cs = zip(*per_frame, strict=True)
     r, cls = np.concatenate(rs), np.concatenate(cs)
     far_r = {name: [r[(cls == name) & (r > rf)] for rf in shares.ranges] for name in shares.total}
     return shares, far_r
