@@ -378,13 +378,8 @@ def _build_street(
                 depth, height = rng.uniform(8.0, 15.0), rng.uniform(5.0, 20.0)
                 front = half + walk + rng.uniform(*cfg.facade_setback)
                 v = side * (front + 0.5 * depth)
-                cu = min(u + 0.5 * length, reach)
                 builder.blocks.append(StreetBlock(side, u, min(u + length, reach), "facade", front, half + walk))
-                x, y = world(cu, v)
-                z = float(ground.height(x, y))
-                builder.add_stuff(
-                    box((length, depth, height + 1.0), center=(x, y, z + 0.5 * height - 0.5), rotation=rot), "building"
-                )
+                _add_building(builder, world(min(u + 0.5 * length, reach), v), rot, (length, depth, height))
             else:
                 _open_lot(rng, builder, cfg, world, rot, (u, min(u + length, reach)), side * (half + walk))
             u += length + (rng.uniform(2.0, 10.0) if rng.random() < 0.3 else 0.0)
@@ -444,10 +439,21 @@ def _open_lot(
         return
     builder.blocks.append(StreetBlock(side, span[0], span[1], "lot", abs(edge) + lot, abs(edge)))
     depth, height = rng.uniform(8.0, 15.0), rng.uniform(5.0, 20.0)
-    x, y = world(0.5 * (span[0] + span[1]), edge + side * (lot + 0.5 * depth))
+    centre = world(0.5 * (span[0] + span[1]), edge + side * (lot + 0.5 * depth))
+    _add_building(builder, centre, rot, (span[1] - span[0], depth, height))
+
+
+def _add_building(
+    builder: _SceneBuilder, centre: tuple[float, float], rot: np.ndarray, size: tuple[float, float, float]
+) -> None:
+    """A ``building`` box of ``size`` (along the road, across it, height above the ground) at world ``centre``,
+    its base sunk 1 m into the ground so that a slope never shows a gap beneath it."""
+    length, depth, height = size
+    x, y = centre
     z = float(builder.ground.height(x, y))
-    size = (span[1] - span[0], depth, height + 1.0)
-    builder.add_stuff(box(size, center=(x, y, z + 0.5 * height - 0.5), rotation=rot), "building")
+    builder.add_stuff(
+        box((length, depth, height + 1.0), center=(x, y, z + 0.5 * height - 0.5), rotation=rot), "building"
+    )
 
 
 class _SceneBuilder:
