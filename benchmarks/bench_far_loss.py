@@ -34,17 +34,9 @@ _CLASSES = ("ground", "building", "vegetation", "vehicle", "pole")
 
 
 def _ranges_classes(frames: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    from simgap_ext.tune.model import head_class
+    from simgap_ext.tune.far import ranges_and_classes
 
-    rs, cs = [], []
-    for f in frames:
-        p = np.asarray(f["data"], dtype=np.float64)
-        r = np.linalg.norm(p, axis=1)
-        labels = f["info"]["idToLabels"]
-        lut = {int(k): head_class(v["class"] if isinstance(v, Mapping) else v) for k, v in labels.items()}
-        cls = np.array([lut.get(int(x), "") for x in np.asarray(f["info"]["pointSemantic"]).reshape(-1)], dtype=object)
-        rs.append(r[r > 1e-6])
-        cs.append(cls[r > 1e-6])
+    rs, cs = zip(*(ranges_and_classes(f) for f in frames), strict=True)
     return np.concatenate(rs), np.concatenate(cs)
 
 

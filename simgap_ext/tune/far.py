@@ -24,7 +24,15 @@ import numpy as np
 from ..errors import SimGapInputError
 from .model import head_class
 
-__all__ = ["FarShares", "far_shares", "prepare_clean", "far_loss_shortfall", "FAR_RANGES", "MIN_FAR_RETURNS"]
+__all__ = [
+    "FarShares",
+    "far_shares",
+    "prepare_clean",
+    "far_loss_shortfall",
+    "ranges_and_classes",
+    "FAR_RANGES",
+    "MIN_FAR_RETURNS",
+]
 
 #: Far ranges (metres) the shares are taken beyond: where a sigmoid loss with a 50 % point inside the sensor's
 #: range starts to act (the model's last range bins).
@@ -48,7 +56,13 @@ class FarShares:
     beyond: Mapping[str, np.ndarray]
 
 
-def _ranges_and_classes(frame: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def ranges_and_classes(frame: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) float64 ranges, (N,) object head-class names, ``""`` for an id without a label) of a frame's returns
+    (points at the sensor, no-return encodings, left out).
+
+    Raises:
+        SimGapInputError: points not (N, 3), or not one semantic id per point.
+    """
     pts = np.asarray(frame["data"], dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise SimGapInputError(f"frame points must be (N, 3), got {pts.shape}")
@@ -77,7 +91,7 @@ def far_shares(frames: Sequence[Mapping[str, Any]], ranges: Sequence[float] = FA
     """
     if not frames:
         raise SimGapInputError("far shares need at least one frame")
-    return _count_shares([_ranges_and_classes(f) for f in frames], ranges)
+    return _count_shares([ranges_and_classes(f) for f in frames], ranges)
 
 
 def _count_shares(per_frame: Sequence[tuple[np.ndarray, np.ndarray]], ranges: Sequence[float]) -> FarShares:
@@ -147,7 +161,7 @@ def prepare_clean(
     for a whole search)."""
     if not frames:
         raise SimGapInputError("far shares need at least one frame")
-    per_frame = [_ranges_and_classes(f) for f in frames]  # read once for the shares and the far ranges
+    per_frame = [ranges_and_classes(f) for f in frames]  # read once for the shares and the far ranges
     shares = _count_shares(per_frame, ranges)
     rs, cs = zip(*per_frame, strict=True)
     r, cls = np.concatenate(rs), np.concatenate(cs)
