@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-kit}"
 # Bump the suffix when the package list below changes, so that an existing venv is completed.
-STAMP="$VENV/.simgap-kit-installed-v5"
+STAMP="$VENV/.simgap-kit-installed-v6"
 KERNEL_VERSION="6.2.0.0"
 
 if [[ -f "$STAMP" ]]; then
@@ -53,7 +53,7 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 # SimGap's runtime dependencies (pyproject.toml) minus torch, which the Kit path never needs; pytest so that
 # `make test` also runs the suite on this Python 3.12 + Kit-pinned numpy (the Isaac Sim 6.x interpreter).
 "${PIP[@]}" -c "$CONSTRAINTS" \
-    "warp-lang>=1.5" "scipy>=1.11" "pykdtree>=1.3" "rich>=13" "tqdm>=4.66" "pyyaml>=6" "plyfile>=1.0" "pypcd4>=1.1" \
+    "warp-lang>=1.5" "scipy>=1.11" "pykdtree>=1.3" "numba>=0.60" "rich>=13" "tqdm>=4.66" "pyyaml>=6" "plyfile>=1.0" "pypcd4>=1.1" \
     "laspy>=2.5" "lazrs>=0.6" "matplotlib>=3.8" "jsonschema>=4.20" "cma>=3.3" "small_gicp>=1.0" "pytest>=8"
 
 "$VENV/bin/python" - <<'EOF'

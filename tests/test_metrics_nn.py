@@ -360,6 +360,7 @@ def test_tree_queries_in_spatial_order_across_chunks_match_brute_force(monkeypat
     brute-force one in the caller's order."""
     from simgap_ext.metrics import _nn_tree
 
+    monkeypatch.setenv("SIMGAP_KDTREE", "pykdtree")  # the pykdtree path (the Numba tree orders by its own tree)
     monkeypatch.setattr(_nn_tree, "_CHUNK", 1000)
     monkeypatch.setattr(_nn_tree, "_ORDER_MIN", 4096)
     monkeypatch.setattr(_nn_tree, "_PARALLEL_BUILD_MIN", 4096)  # the two trees built on two threads, as at 100k+

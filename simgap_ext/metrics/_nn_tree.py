@@ -1,4 +1,6 @@
-"""Exact nearest-neighbour search on the CPU with a KD-tree (pykdtree; scipy's cKDTree when it is missing).
+"""Exact nearest-neighbour search on the CPU with a KD-tree: SimGap's own (:mod:`._nn_jit`, Numba) on clouds of
+:data:`_JIT_MIN` points and more, pykdtree below that and where Numba is missing, scipy's cKDTree when pykdtree is
+missing too. The rest of this docstring is about the pykdtree / cKDTree path; :mod:`._nn_jit` explains its tree.
 
 Why a tree on the CPU and not the Warp hash grid: between two real LiDAR scans nearest neighbours are a
 median 0.4 m apart with a 99th percentile of ~12 m, so a fixed-radius grid leaves most queries for many
@@ -25,8 +27,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["tree_backend", "tree_nn", "tree_pair_nn"]
+from ..errors import SimGapInputError
 
+__all__ = ["KDTREES", "tree_backend", "tree_nn", "tree_pair_nn"]
+
+# Smallest cloud (both of a pair) searched by the Numba tree by default: below it a call takes well under a
+# millisecond either way and pykdtree's lower fixed cost (no thread pool) wins (measured in benchmarks/bench_chamfer.py,
+# docs/metrics.md). ``SIMGAP_KDTREE=numba`` uses it at every size.
+_JIT_MIN = 2048
 # pykdtree's default; 8 and 32 measured 10% slower / equal on KITTI-360 pairs
 _LEAFSIZE = 16
 # Below this many queries the tree stays in cache anyway and the ordering costs more than it saves (uniform 16k
@@ -44,10 +52,39 @@ for _b in range(_MORTON_BITS):
     _SPREAD |= ((np.arange(1 << _MORTON_BITS, dtype=np.uint32) >> _b) & 1) << (3 * _b)
 
 
-def tree_backend() -> str:
-    """Name of the KD-tree library in use: ``"pykdtree"`` or ``"ckdtree"`` (``SIMGAP_KDTREE=ckdtree`` forces
-    scipy)."""
-    if os.environ.get("SIMGAP_KDTREE", "").lower() == "ckdtree":
+#: Values of ``SIMGAP_KDTREE``.
+KDTREES = ("auto", "numba", "pykdtree", "ckdtree")
+
+
+def _forced() -> str:
+    forced = os.environ.get("SIMGAP_KDTREE", "auto").strip().lower() or "auto"
+    if forced not in KDTREES:
+        raise SimGapInputError(f"SIMGAP_KDTREE must be one of {KDTREES}, got {forced!r}")
+    return forced
+
+
+def tree_backend(n_points: int | None = None) -> str:
+    """Name of the KD-tree for a search whose smaller cloud has ``n_points`` points (``None``: a large one):
+    ``"numba"`` (SimGap's tree), ``"pykdtree"`` or ``"ckdtree"``. ``SIMGAP_KDTREE`` forces one (``numba`` at
+    every size; a library that is not installed falls back as in ``auto``).
+
+    Raises:
+        SimGapInputError: ``SIMGAP_KDTREE`` names no tree.
+    """
+    forced = _forced()
+    if forced == "ckdtree":
+        return "ckdtree"
+    if forced == "numba" or (forced == "auto" and (n_points is None or n_points >= _JIT_MIN)):
+        from ._nn_jit import available
+
+        if available():
+            return "numba"
+    return _library_backend()
+
+
+def _library_backend() -> str:
+    """pykdtree, or cKDTree where pykdtree is missing or ``SIMGAP_KDTREE=ckdtree``."""
+    if _forced() == "ckdtree":
         return "ckdtree"
     try:
         import pykdtree.kdtree  # noqa: F401
@@ -152,7 +189,15 @@ def tree_nn(query: np.ndarray, ref: np.ndarray, *, exclude_zero: bool = False) -
         ((Q,) float64 distances, (Q,) int64 indices into ``ref``); ``inf`` / -1 where no admissible neighbour
         exists (every reference point coincides with the query).
     """
-    backend = tree_backend()
+    backend = tree_backend(min(query.shape[0], ref.shape[0]))
+    if backend == "numba":
+        from ._nn_jit import jit_nn
+
+        order = None if query is ref else _query_order(query)
+        res = jit_nn(query, ref, exclude_zero=exclude_zero, order=order)
+        if res is not None:
+            return res
+        backend = _library_backend()  # a cloud of many copies of one point: pykdtree's copy handling
     tree = _build(ref, backend)
     if not exclude_zero:
         return _query(tree, query, 1, backend)
@@ -199,7 +244,14 @@ def tree_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         ((N,) float64 distance a -> b, (N,) int64 index into ``b``, (M,) float64 distance b -> a, (M,) int64
         index into ``a``).
     """
-    backend = tree_backend()
+    backend = tree_backend(min(a.shape[0], b.shape[0]))
+    if backend == "numba":
+        from ._nn_jit import jit_pair_nn
+
+        res = jit_pair_nn(a, b)
+        if res is not None:
+            return res
+        backend = _library_backend()  # a cloud of many copies of one point: pykdtree's copy handling
     # Orders first, while no tree or result exists: their sort temporaries then do not add to the peak.
     order_a, order_b = _query_order(a), _query_order(b)
     if backend == "pykdtree" and min(a.shape[0], b.shape[0]) >= _PARALLEL_BUILD_MIN:
