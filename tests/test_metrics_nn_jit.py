@@ -44,8 +44,8 @@ def _depth(tree: _nn_jit.JitTree) -> int:
 
 def test_tree_structure_on_a_real_scan():
     """The tree is a partition of the input, which it references and never changes: ``index`` is a permutation,
-    every node's box is exactly the box of its points, children split their parent's range, leaves hold at most
-    LEAF points."""
+    every node's box is the box of its points rounded outward to float32, children split their parent's range,
+    leaves hold at most LEAF points."""
     pts = np.ascontiguousarray(_scan("0000002000"))
     before = pts.copy()
     tree = _nn_jit.build_tree(pts)
@@ -54,8 +54,11 @@ def test_tree_structure_on_a_real_scan():
     leaf_order = pts[tree.index]
     for node in range(tree.left.shape[0]):
         s, e = tree.start[node], tree.end[node]
-        np.testing.assert_array_equal(tree.lo[node], leaf_order[s:e].min(axis=0))
-        np.testing.assert_array_equal(tree.hi[node], leaf_order[s:e].max(axis=0))
+        lo, hi = leaf_order[s:e].min(axis=0), leaf_order[s:e].max(axis=0)
+        # float32, rounded outward: contains the points, and no float32 box inside it would
+        assert (tree.lo[node] <= lo).all() and (tree.hi[node] >= hi).all()
+        assert (np.nextafter(tree.lo[node], np.float32(np.inf)) > lo).all()
+        assert (np.nextafter(tree.hi[node], np.float32(-np.inf)) < hi).all()
         c = tree.left[node]
         if c < 0:
             assert 1 <= e - s <= _nn_jit.LEAF

@@ -7,13 +7,13 @@ costs time (``benchmarks/bench_chamfer.py``, docs/metrics.md):
 
 - **tight boxes**: every node keeps the bounding box of its own points (computed bottom-up after the splits), so a
   node is pruned by the distance to its points' box, not to its cell;
-- **seeded searches**: queries run in the order of a KD-tree (the other cloud's tree for a pair, the reference
-  tree's own order for a cloud against itself), so consecutive queries are neighbours in space, and each search
+- **seeded searches**: queries run in the leaf order of their own cloud's tree (for a pair both trees exist anyway;
+  a cloud against itself uses the reference tree), so consecutive queries are neighbours in space, and each search
   starts with the previous query's nearest neighbour as its bound. The bound is a real candidate's distance, so the
   result stays exact; it only prunes more of the tree from the root down;
-- **no copy of the points**: the tree is a permutation (int32) plus its nodes, ~10 bytes per point, and reads the
-  caller's float64 array through it. A scan's storage order is already local, so a leaf's points lie close in
-  memory too.
+- **no copy of the points**: the tree is a permutation (int32) plus its nodes (boxes in float32, rounded outward so
+  that they still contain their points), ~7 bytes per point, and reads the caller's float64 array through it. A
+  scan's storage order is already local, so a leaf's points lie close in memory too.
 
 Splits are sliding midpoints of the cell's widest side (one partition pass per node, like pykdtree); where that
 leaves a side empty the node's tight box is split instead, and below depth :data:`_MEDIAN_DEPTH` (clouds with
@@ -56,15 +56,23 @@ _MEDIAN_DEPTH = 64
 _STACK = 128
 #: A leaf this large holds copies of one point (the only way a leaf outgrows LEAF): pykdtree handles those.
 _CROWDED = 4 * LEAF
-#: Queries per block handed to a thread: enough to amortise the hand-off (~20 us), small enough to balance.
+#: Queries per block handed to a thread: enough to amortise the hand-off (~20 us), small enough to balance. A search
+#: of one block runs in the calling thread (no pool to start).
 _BLOCK = 4096
+#: Pairs (points of the smaller cloud) whose two trees are built on two threads. Below: a build takes less than
+#: starting the thread. Above: the builds' temporaries, freed into each thread's own malloc arena and not reused by
+#: the main thread, raised the peak memory of a 1M-point pair by half (62 against 41 MB; the builds are ~4 % of
+#: that call's time).
+_PARALLEL_BUILD_MIN = 16384
+_PARALLEL_BUILD_MAX = 1 << 18
 
 _kernels: dict[str, object] = {}
 
 
 class JitTree(NamedTuple):
     """A built tree over the caller's ``points`` (M, 3) float64 (referenced, not copied). ``index`` (M,) int32 the
-    points' permutation into leaf order; ``lo``/``hi`` (K, 3) float64 tight boxes; ``left`` (K,) int32 first child
+    points' permutation into leaf order; ``lo``/``hi`` (K, 3) float32 node boxes (the tight float64 boxes rounded
+    outward to float32); ``left`` (K,) int32 first child
     (-1: leaf, children ``left`` and ``left + 1``); ``start``/``end`` (K,) int32 each node's range in ``index``;
     ``max_leaf`` the largest leaf's size."""
 
@@ -102,10 +110,10 @@ def build_tree(points: np.ndarray) -> JitTree:
         raise ValueError(f"the KD-tree needs 1 to 2^31 - 1 points, got {points.shape[0]}")
     build = _compile()["build"]
     t0 = time.perf_counter()
-    *arrays, max_leaf = build(points, LEAF, _MEDIAN_DEPTH, _STACK)  # type: ignore[operator]
+    index, lo, hi, left, start, end, max_leaf = build(points, LEAF, _MEDIAN_DEPTH, _STACK)  # type: ignore[operator]
     if time.perf_counter() - t0 > 2.0:  # only a first call in a fresh environment compiles for that long
         _LOG.info("compiled SimGap's KD-tree (once per environment; cached on disk)")
-    return JitTree(points, *arrays, int(max_leaf))
+    return JitTree(points, index, lo, hi, left, start, end, int(max_leaf))
 
 
 def crowded(tree: JitTree) -> bool:
@@ -157,9 +165,12 @@ def jit_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         ((N,) float64 distance a -> b, (N,) int64 index into ``b``, (M,) float64 distance b -> a, (M,) int64
         index into ``a``), or ``None`` (the caller uses pykdtree).
     """
-    with ThreadPoolExecutor(2) as pool:
-        fa, fb = pool.submit(build_tree, a), pool.submit(build_tree, b)
-        tree_a, tree_b = fa.result(), fb.result()
+    if _PARALLEL_BUILD_MIN <= min(a.shape[0], b.shape[0]) < _PARALLEL_BUILD_MAX:
+        with ThreadPoolExecutor(2) as pool:
+            fa, fb = pool.submit(build_tree, a), pool.submit(build_tree, b)
+            tree_a, tree_b = fa.result(), fb.result()
+    else:
+        tree_a, tree_b = build_tree(a), build_tree(b)
     if crowded(tree_a) or crowded(tree_b):
         return None
     # each cloud queries in its own tree's leaf order: neighbours in space, so the seeds are close

@@ -2,9 +2,10 @@
 
 Every function is compiled with ``nogil=True`` (threads of :mod:`._nn_jit` run them side by side) and ``cache=True``
 (the machine code is kept on disk after the first call in an environment). Shapes: ``pts`` (M, 3) float64 the
-caller's points (never copied), ``idx`` (M,) int32 their permutation into leaf order, ``lo``/``hi`` (K, 3) float64
-tight node boxes, ``left`` (K,) int32 first child or -1 for a leaf, ``start``/``end`` (K,) int32 each node's range in
-``idx`` (int32 keeps the tree at ~6 bytes per point; no cloud that fits in memory has 2^31 points).
+caller's points (never copied), ``idx`` (M,) int32 their permutation into leaf order, ``lo``/``hi`` (K, 3) float32
+node boxes (each node's tight box rounded outward), ``left`` (K,) int32 first child or -1 for a leaf,
+``start``/``end`` (K,) int32 each node's range in ``idx`` (int32 keeps the tree at ~7 bytes per point; no cloud that
+fits in memory has 2^31 points).
 """
 
 from __future__ import annotations
@@ -69,18 +70,37 @@ def select(pts, idx, s, e, k, dim):
 
 
 @njit(cache=True, nogil=True)
-def tight_box(pts, idx, s, e, lo, hi, node):
+def tight_box(pts, idx, s, e, lo, hi):
+    """The float64 bounding box of points idx[s:e] into lo (3,), hi (3,)."""
     for d in range(3):
-        lo[node, d] = pts[idx[s], d]
-        hi[node, d] = pts[idx[s], d]
+        lo[d] = pts[idx[s], d]
+        hi[d] = pts[idx[s], d]
     for i in range(s + 1, e):
         r = idx[i]
         for d in range(3):
             v = pts[r, d]
-            if v < lo[node, d]:
-                lo[node, d] = v
-            if v > hi[node, d]:
-                hi[node, d] = v
+            if v < lo[d]:
+                lo[d] = v
+            if v > hi[d]:
+                hi[d] = v
+
+
+@njit(cache=True, nogil=True)
+def round_down_f32(v):
+    """The largest float32 <= v: a box rounded outward still holds its points, so pruning by it stays exact."""
+    x = np.float32(v)
+    if np.float64(x) > v:
+        x = np.nextafter(x, np.float32(-np.inf))
+    return x
+
+
+@njit(cache=True, nogil=True)
+def round_up_f32(v):
+    """The smallest float32 >= v."""
+    x = np.float32(v)
+    if np.float64(x) < v:
+        x = np.nextafter(x, np.float32(np.inf))
+    return x
 
 
 @njit(cache=True, nogil=True)
@@ -92,8 +112,8 @@ def build(points, leaf, median_depth, stack_n):
     left = np.empty(cap, np.int32)
     start = np.empty(cap, np.int32)
     end = np.empty(cap, np.int32)
-    lo = np.empty((cap, 3))
-    hi = np.empty((cap, 3))
+    blo = np.empty(3)  # a node's tight box, where its cell's midpoint misses its points
+    bhi = np.empty(3)
     stack = np.empty(stack_n, np.int64)
     depth = np.empty(stack_n, np.int64)
     clo = np.empty((stack_n, 3))  # each pending node's cell: it picks the split side and the midpoint
@@ -123,15 +143,15 @@ def build(points, leaf, median_depth, stack_n):
         m = partition(pts, idx, s, e, dim, cut) if depth[sp] < median_depth else s
         if m == s or m == e:
             # the cell's midpoint misses the points: split their tight box (or, deep down, the count)
-            tight_box(pts, idx, s, e, lo, hi, node)
+            tight_box(pts, idx, s, e, blo, bhi)
             dim = 0
             for d in range(1, 3):
-                if hi[node, d] - lo[node, d] > hi[node, dim] - lo[node, dim]:
+                if bhi[d] - blo[d] > bhi[dim] - blo[dim]:
                     dim = d
-            if hi[node, dim] <= lo[node, dim]:  # every point coincides: an unsplittable leaf
+            if bhi[dim] <= blo[dim]:  # every point coincides: an unsplittable leaf
                 left[node] = -1
                 continue
-            cut = 0.5 * (lo[node, dim] + hi[node, dim])
+            cut = 0.5 * (blo[dim] + bhi[dim])
             m = partition(pts, idx, s, e, dim, cut) if depth[sp] < median_depth else s
             if m == s or m == e:
                 m = (s + e) >> 1
@@ -146,8 +166,6 @@ def build(points, leaf, median_depth, stack_n):
             start2[:nn] = start[:nn]
             end2[:nn] = end[:nn]
             left, start, end = left2, start2, end2
-            lo = np.empty((cap2, 3))
-            hi = np.empty((cap2, 3))
             cap = cap2
         child = nn
         nn += 2
@@ -167,17 +185,24 @@ def build(points, leaf, median_depth, stack_n):
         depth[sp] = dep
         depth[sp + 1] = dep
         sp += 2
+    # boxes bottom-up (children come after their parent: reverse order), in float32 rounded outward: half the
+    # memory and cache of float64, and a union of boxes that hold their points still holds them
+    lo = np.empty((nn, 3), np.float32)
+    hi = np.empty((nn, 3), np.float32)
     max_leaf = 0
-    for node in range(nn - 1, -1, -1):  # children come after their parent: bottom-up in reverse
+    for node in range(nn - 1, -1, -1):
         c = left[node]
         if c < 0:
-            tight_box(pts, idx, start[node], end[node], lo, hi, node)
+            tight_box(pts, idx, start[node], end[node], blo, bhi)
+            for d in range(3):
+                lo[node, d] = round_down_f32(blo[d])
+                hi[node, d] = round_up_f32(bhi[d])
             max_leaf = max(max_leaf, end[node] - start[node])
         else:
             for d in range(3):
                 lo[node, d] = min(lo[c, d], lo[c + 1, d])
                 hi[node, d] = max(hi[c, d], hi[c + 1, d])
-    return idx, lo[:nn], hi[:nn], left[:nn], start[:nn], end[:nn], max_leaf
+    return idx, lo, hi, left[:nn], start[:nn], end[:nn], max_leaf
 
 
 @njit(cache=True, nogil=True, inline="always")
