@@ -33,7 +33,7 @@ Measured (``benchmarks/segment_relabel.py``, docs/gate.md): per-segment AUC of v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,17 +81,34 @@ DESCRIPTOR_NAMES = (
 )
 
 
-def _ground_table(pts: np.ndarray) -> dict[tuple[int, int], float]:
-    key = np.floor(pts[:, :2] / GROUND_CELL).astype(np.int64)
-    cells, inv = np.unique(key, axis=0, return_inverse=True)
-    zmin = np.full(cells.shape[0], np.inf)
-    np.minimum.at(zmin, inv.reshape(-1), pts[:, 2])
-    return {(int(a), int(b)): float(z) for (a, b), z in zip(cells.tolist(), zmin, strict=True)}
+def _pack(cells: np.ndarray) -> np.ndarray:
+    """(M,) int64 one key per row of (M, D) non-negative int64 cells (1-D uniques are far faster than axis=0)."""
+    key = np.zeros(cells.shape[0], np.int64)
+    for d in range(cells.shape[1]):
+        key = key * (int(cells[:, d].max(initial=0)) + 3) + cells[:, d]
+    return key
 
 
-def _ground_under(table: Mapping[tuple[int, int], float], xy: np.ndarray) -> float:
-    cx, cy = (int(v) for v in np.floor(xy / GROUND_CELL))
-    return min(table.get((cx + dx, cy + dy), math.inf) for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+class _Ground:
+    """The lowest point of each GROUND_CELL x GROUND_CELL column of a frame."""
+
+    def __init__(self, pts: np.ndarray) -> None:
+        cells = np.floor(pts[:, :2] / GROUND_CELL).astype(np.int64)
+        self._lo = cells.min(axis=0) - 1  # one spare cell on each side for the 3 x 3 neighbourhood
+        rel = cells - self._lo
+        self._width = int(rel[:, 1].max()) + 3
+        keys, inv = np.unique(rel[:, 0] * self._width + rel[:, 1], return_inverse=True)
+        self._keys = keys
+        self._zmin = np.full(keys.shape[0], np.inf)
+        np.minimum.at(self._zmin, inv.reshape(-1), pts[:, 2])
+
+    def under(self, xy: np.ndarray) -> float:
+        """Lowest z of the 3 x 3 cells around the cell of ``xy`` (inf when none holds a point)."""
+        c = np.floor(xy / GROUND_CELL).astype(np.int64) - self._lo
+        near = np.array([(c[0] + dx) * self._width + c[1] + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+        at = np.minimum(np.searchsorted(self._keys, near), self._keys.shape[0] - 1)
+        hit = self._keys[at] == near
+        return float(self._zmin[at[hit]].min()) if hit.any() else math.inf
 
 
 def _clusters(p: np.ndarray) -> list[np.ndarray]:
@@ -100,10 +117,12 @@ def _clusters(p: np.ndarray) -> list[np.ndarray]:
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    vox, inv = np.unique(np.floor(p / VOXEL).astype(np.int64), axis=0, return_inverse=True)
+    cells = np.floor(p / VOXEL).astype(np.int64)
+    cells -= cells.min(axis=0)
+    _, first, inv = np.unique(_pack(cells), return_index=True, return_inverse=True)
     inv = inv.reshape(-1)
-    pairs = cKDTree((vox + 0.5) * VOXEL).query_pairs(LINK, output_type="ndarray")
-    m = vox.shape[0]
+    pairs = cKDTree((cells[first] + 0.5) * VOXEL).query_pairs(LINK, output_type="ndarray")
+    m = first.shape[0]
     graph = coo_matrix((np.ones(pairs.shape[0], np.int8), (pairs[:, 0], pairs[:, 1])), shape=(m, m))
     _, lab = connected_components(graph, directed=False)
     plab = lab[inv]
@@ -112,15 +131,16 @@ def _clusters(p: np.ndarray) -> list[np.ndarray]:
     return [g for g in groups if g.size >= MIN_SEGMENT_POINTS]
 
 
-def _describe(q: np.ndarray, rough: np.ndarray, ground: Mapping[tuple[int, int], float]) -> list[float]:
+def _describe(q: np.ndarray, rough: np.ndarray, ground: _Ground) -> list[float]:
     mu = q.mean(axis=0)
     rng = max(float(np.linalg.norm(mu)), 1.0)
     xy = q[:, :2] - mu[:2]
     _, axes = np.linalg.eigh(np.cov(xy.T) + 1e-9 * np.eye(2))
     proj = xy @ axes
-    ext = np.sort(np.percentile(proj, 98, axis=0) - np.percentile(proj, 2, axis=0))[::-1]
-    z_lo, z_hi = np.percentile(q[:, 2], [2, 98])
-    gz = _ground_under(ground, mu[:2])
+    span = np.percentile(np.c_[proj, q[:, 2]], [2, 98], axis=0)
+    ext = np.sort(span[1, :2] - span[0, :2])[::-1]
+    z_lo, z_hi = span[0, 2], span[1, 2]
+    gz = ground.under(mu[:2])
     ev = np.sort(np.linalg.eigvalsh(np.cov(q.T) + 1e-9 * np.eye(3)))[::-1]
     s = np.sqrt(np.maximum(ev, 1e-12))
     r = rough[np.isfinite(rough)]
@@ -177,7 +197,7 @@ def segment_descriptors(
     owner: list[int] = []
     if pts.shape[0] == 0:
         return np.zeros((0, len(DESCRIPTOR_NAMES)), np.float32), np.zeros(0, np.int32)
-    ground = _ground_table(pts)
+    ground = _Ground(pts)
     for c in np.unique(cls).tolist():
         if c in skip:
             continue
