@@ -485,6 +485,7 @@ class ReferenceBank:
                 "range_max": float(self.ex_range[sel].max()) if sel.any() else None,
                 "mean_exemplar_points": float(counts[sel].mean()) if sel.any() else None,
                 "embeddings": int((self.feat_class == ci).sum()),
+                "segments": int((self.seg_class == ci).sum()),
                 "d_max_chamfer": self.d_max_table.get("chamfer", {}).get(name),
             }
         return {
