@@ -145,6 +145,9 @@ def _describe(q: np.ndarray, rough: np.ndarray, ground: _Ground) -> list[float]:
     ext = np.sort(span[1, :2] - span[0, :2])[::-1]
     z_lo, z_hi = span[0, 2], span[1, 2]
     gz = ground.under(mu[:2])
+    if not math.isfinite(gz):
+        # A curved segment (a ring of hedge) can have its centre over empty cells: its own lowest point stands in.
+        gz = float(q[:, 2].min())
     ev = np.sort(np.linalg.eigvalsh(np.cov(q.T) + 1e-9 * np.eye(3)))[::-1]
     s = np.sqrt(np.maximum(ev, 1e-12))
     r = rough[np.isfinite(rough)]
