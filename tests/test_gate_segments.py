@@ -287,3 +287,15 @@ def test_real_keyframe_accepted_and_vehicles_labelled_vegetation_caught(keyframe
     off = FrameGate(bank7, load_gate_config(segment_test=False), device="cpu", quarantine=False)
     d_off = off.evaluate(frame, update_quarantine=False)
     assert not any("segments" in c.components for c in d_off.per_class.values())
+
+
+def test_a_ring_segment_over_empty_ground_stays_finite():
+    """A ring of hedge (radius 5 m, no other points): its centre lies over empty ground cells, so its own lowest point
+    is the ground under it; every descriptor is finite."""
+    t = np.linspace(0, 2 * np.pi, 4000, endpoint=False)
+    z = np.tile([-1.7, -1.2, -0.7, -0.2], 1000)
+    pts = np.c_[20 + 5 * np.cos(t), 5 * np.sin(t), z]
+    desc, owner = segment_descriptors(pts, np.zeros(len(pts), int))
+    assert desc.shape == (1, len(DESCRIPTOR_NAMES)) and np.isfinite(desc).all()
+    d = dict(zip(DESCRIPTOR_NAMES, desc[0].tolist(), strict=True))
+    assert d["bottom_above_ground"] == pytest.approx(0.0, abs=1e-6) and d["height"] == pytest.approx(1.5, abs=1e-6)
