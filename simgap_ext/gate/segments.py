@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .frame_stats import ROUGHNESS_CLIP
+
 __all__ = [
     "DESCRIPTOR_NAMES",
     "SegmentIndex",
@@ -69,7 +71,7 @@ GROUND_CELL = 2.0
 COUNT_FLOOR = 1.0
 #: Fewest real frames holding a class for its segment test.
 MIN_SEGMENT_FRAMES = 3
-_ROUGHNESS_CLIP = 0.1
+
 DESCRIPTOR_NAMES = (
     "length",
     "width",
@@ -163,7 +165,7 @@ def _describe(q: np.ndarray, rough: np.ndarray, ground: _Ground) -> list[float]:
         float((s[1] - s[2]) / s[0]),
         float(s[2] / s[0]),
         # A segment without smooth ring neighbours (sparse returns, foliage) reads as rough as the clip.
-        float(np.minimum(np.abs(r), _ROUGHNESS_CLIP).mean()) if r.size >= 5 else _ROUGHNESS_CLIP,
+        float(np.minimum(np.abs(r), ROUGHNESS_CLIP).mean()) if r.size >= 5 else ROUGHNESS_CLIP,
     ]
 
 
