@@ -381,9 +381,9 @@ def test_object_components_with_the_gates_precomputed_lookups_equal_the_standalo
         assert {n: (s.distance, s.d_max) for n, s in given.items()} == {
             n: (s.distance, s.d_max) for n, s in alone.items()
         }
-        # the gate adds the vote components (a vote over the whole frame, not a per-class statistic) and the joint
-        # test over the components (gate.joint)
-        skip = ("plausibility", "foreign", "joint")
+        # the gate adds the vote components (a vote over the whole frame, not a per-class statistic), the joint
+        # test over the components (gate.joint) and the segment test (gate.segments)
+        skip = ("plausibility", "foreign", "joint", "segments")
         gate_comps = {n: v for n, v in decision.per_class[c].components.items() if n not in skip}
         assert gate_comps == {n: s.score for n, s in alone.items()}
         with pytest.raises(SimGapInputError, match=f"class {c}: {len(near) - 1} exemplar lists for {len(near)}"):

@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import ReferenceDataError, SimGapInputError
 from ..frame import validate_frame
 from .config import GateConfig
-from .frame_stats import frame_stats
+from .frame_stats import _sensor_points, frame_stats
 from .geometric import (
     MAX_SCENE_SAMPLES,
     MIN_DENSITY_POINTS,
@@ -50,6 +50,8 @@ from .geometric import (
     log_count_ratio,
 )
 from .plausibility import class_votes, foreign_excess, vote_profile
+from .segments import DESCRIPTOR_NAMES as SEGMENT_DESCRIPTORS
+from .segments import SegmentIndex, pair_counts, segment_descriptors
 from .tailbound import loo_deviation_bound
 
 __all__ = [
@@ -66,7 +68,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 5
+BANK_FORMAT_VERSION = 6
 #: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
 #: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
@@ -74,12 +76,17 @@ BANK_FORMAT_VERSION = 5
 #: (``meta["frame_profiles"]``): the gate skips the hidden-class check (:mod:`~simgap_ext.gate.missing`) with them
 #: and says so once in the log. Versions 2-4 predate the per-frame leave-one-out deviation vectors (``joint_dev``,
 #: ``joint_has``, ``joint_class``, ``joint_frame``) of the joint test (:mod:`~simgap_ext.gate.joint`): they load with
-#: those empty, and the gate judges them without the ``joint`` component and says so once in the log.
-READABLE_FORMAT_VERSIONS = (2, 3, 4, 5)
+#: those empty, and the gate judges them without the ``joint`` component and says so once in the log. Versions 2-5
+#: predate the real segments and their leave-one-out pair counts (``seg_desc``, ``seg_class``, ``seg_frame``,
+#: ``seg_count``, ``seg_count_class``, ``seg_count_frame``) of the segment test (:mod:`~simgap_ext.gate.segments`):
+#: they load with those empty, and the gate judges them without the ``segments`` component and says so once.
+READABLE_FORMAT_VERSIONS = (2, 3, 4, 5, 6)
 OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
 _MAX_DESC_PER_CLASS_FRAME = 256
+# Classes whose points are not segmented (no class to look like).
+_UNLABELLED = ("unlabeled", "unlabelled")
 MIN_PLAUSIBILITY_POINTS = 20
 # Per-class components calibrated from one leave-one-out deviation per real frame (a frame's class statistic against
 # the other frames'): their d_max comes from a prediction bound (gate.tailbound).
@@ -235,6 +242,11 @@ class ReferenceBank:
         origin_vals: (O, 2) float32 apparent horizontal sensor offset of each real frame where it could be
             estimated (:func:`~simgap_ext.gate.origin.apparent_origin`); ``origin_frame`` (O,) int32 their frames.
             Empty in banks of format version 2.
+        seg_desc: (G, 11) float32 shape descriptors of the real frames' Euclidean segments
+            (:func:`~simgap_ext.gate.segments.segment_descriptors`); ``seg_class``/``seg_frame`` (G,) int32.
+        seg_count: (R, C) float32 per (class, calibrated frame): how many of the class's segments look like each
+            class (majority of the other frames' segments' votes); ``seg_count_class``/``seg_count_frame`` (R,)
+            int32. Empty in banks of format version < 6.
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
         d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
@@ -280,6 +292,12 @@ class ReferenceBank:
     joint_has: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8))
     joint_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     joint_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    seg_desc: np.ndarray = field(default_factory=lambda: np.zeros((0, len(SEGMENT_DESCRIPTORS)), np.float32))
+    seg_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    seg_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    seg_count: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    seg_count_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    seg_count_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     d_max_table: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -467,6 +485,7 @@ class ReferenceBank:
                 "range_max": float(self.ex_range[sel].max()) if sel.any() else None,
                 "mean_exemplar_points": float(counts[sel].mean()) if sel.any() else None,
                 "embeddings": int((self.feat_class == ci).sum()),
+                "segments": int((self.seg_class == ci).sum()),
                 "d_max_chamfer": self.d_max_table.get("chamfer", {}).get(name),
             }
         return {
@@ -538,6 +557,7 @@ class ReferenceBank:
         shares: list[tuple[float, str, int]] = []
         heights: list[tuple[str, int, np.ndarray]] = []
         descs: list[tuple[str, int, np.ndarray]] = []
+        segs: list[tuple[str, int, np.ndarray]] = []
         scene_r, scene_g, beam_rows = [], [], []
         columns_seen: list[int] = []
         origins: list[tuple[int, np.ndarray]] = []
@@ -586,6 +606,11 @@ class ReferenceBank:
                 if d is not None and st.class_points[c] >= MIN_DENSITY_POINTS:
                     dens.append((d, c, fi, st.class_points[c]))
                 rough.append((c, fi, _subsample(st.class_roughness(c), _MAX_ROUGH_PER_CLASS_FRAME, rng)))
+            # Whole segments of every class (the segment test: a relabelled class arrives as whole objects).
+            unlabelled = [i for i, c in enumerate(st.class_list) if c in _UNLABELLED]
+            sd, sc = segment_descriptors(_sensor_points(frame), st.class_of_point, st.roughness, skip=unlabelled)
+            for ci in np.unique(sc).tolist():
+                segs.append((st.class_list[ci], fi, sd[sc == ci]))
             scene_r.append(_subsample(st.ranges, cfg.max_scene_samples, rng))
             scene_g.append(_subsample(st.scene_roughness(), cfg.max_scene_samples, rng))
             beam_rows.append(st.beam_ratio if st.beam_ratio is not None else np.zeros(0, np.float32))
@@ -686,6 +711,11 @@ class ReferenceBank:
             desc_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in descs], np.int32),
             origin_vals=np.array([o for _, o in origins], np.float32).reshape(-1, 2),
             origin_frame=np.array([fi for fi, _ in origins], np.int32),
+            seg_desc=np.concatenate([v for _, _, v in segs]).astype(np.float32)
+            if segs
+            else np.zeros((0, len(SEGMENT_DESCRIPTORS)), np.float32),
+            seg_class=cat([np.full(v.shape[0], cidx[c], np.int32) for c, _, v in segs], np.int32),
+            seg_frame=cat([np.full(v.shape[0], fi, np.int32) for _, fi, v in segs], np.int32),
             meta={
                 "format_version": BANK_FORMAT_VERSION,
                 "config": cfg.to_dict(),
@@ -859,6 +889,7 @@ class ReferenceBank:
                 calibration[comp] = {"scene": float(np.quantile(v, q))}
         self.calibration = calibration
         self._store_joint(by_frame)
+        self._calibrate_segments(held_out)
         # Floors: a tiny reference (or identical real frames) can give a quantile of ~0, which would make any
         # difference fail.
         self.d_max_table = {
@@ -885,6 +916,25 @@ class ReferenceBank:
         self.joint_dev, self.joint_has = dev, has
         self.joint_class = np.array([self.class_index(c) for c, _ in keys], np.int32)
         self.joint_frame = np.array([fi for _, fi in keys], np.int32)
+
+    def _calibrate_segments(self, held_out: np.ndarray) -> None:
+        """Per (class, calibrated frame) the counts of the class's segments that look like each class, each frame's
+        segments voted on by the other frames' (leave one frame out; :mod:`~simgap_ext.gate.segments`)."""
+        n = len(self.class_names)
+        index = SegmentIndex(self.seg_desc, self.seg_class, self.seg_frame, n)
+        rows, cls, frames = [], [], []
+        for fi in held_out.tolist():
+            sel = self.seg_frame == fi
+            if not sel.any():
+                continue
+            counts = pair_counts(self.seg_class[sel], index.majority(self.seg_desc[sel], exclude_frame=fi), n)
+            for ci in np.unique(self.seg_class[sel]).tolist():
+                rows.append(counts[ci])
+                cls.append(ci)
+                frames.append(fi)
+        self.seg_count = np.array(rows, np.float32).reshape(-1, n)
+        self.seg_count_class = np.array(cls, np.int32)
+        self.seg_count_frame = np.array(frames, np.int32)
 
     def class_deviation_vectors(self, class_name: str) -> tuple[np.ndarray, np.ndarray]:
         """The class's leave-one-out deviation vectors, one row per real frame that holds it.
@@ -933,6 +983,12 @@ class ReferenceBank:
         "joint_has",
         "joint_class",
         "joint_frame",
+        "seg_desc",
+        "seg_class",
+        "seg_frame",
+        "seg_count",
+        "seg_count_class",
+        "seg_count_frame",
     )
     # Arrays a bank of an older readable format version may lack, with the empty value they load as.
     _OPTIONAL_ARRAYS = {
@@ -943,6 +999,12 @@ class ReferenceBank:
         "joint_has": lambda: np.zeros((0, len(DEVIATION_COMPONENTS)), np.uint8),
         "joint_class": lambda: np.zeros(0, np.int32),
         "joint_frame": lambda: np.zeros(0, np.int32),
+        "seg_desc": lambda: np.zeros((0, len(SEGMENT_DESCRIPTORS)), np.float32),
+        "seg_class": lambda: np.zeros(0, np.int32),
+        "seg_frame": lambda: np.zeros(0, np.int32),
+        "seg_count": lambda: np.zeros((0, 0), np.float32),
+        "seg_count_class": lambda: np.zeros(0, np.int32),
+        "seg_count_frame": lambda: np.zeros(0, np.int32),
     }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -1045,6 +1107,8 @@ class ReferenceBank:
             "height_class",
             "desc_class",
             "joint_class",
+            "seg_class",
+            "seg_count_class",
         ):
             idx = getattr(self, name)
             if idx.size and (idx.max() >= n_classes or idx.min() < 0):
@@ -1093,6 +1157,27 @@ class ReferenceBank:
                 f"reference bank {where}: joint_dev holds a negative deviation or joint_frame a frame outside "
                 f"0..{self.frame_count - 1}"
             )
+        g = self.seg_class.shape[0]
+        if self.seg_desc.shape != (g, len(SEGMENT_DESCRIPTORS)) or self.seg_frame.shape != (g,):
+            raise ReferenceDataError(
+                f"reference bank {where}: seg_desc must be (G, {len(SEGMENT_DESCRIPTORS)}) with one seg_class and "
+                "seg_frame per row"
+            )
+        r = self.seg_count_class.shape[0]
+        if self.seg_count_frame.shape != (r,) or self.seg_count.ndim != 2 or self.seg_count.shape[0] != r:
+            raise ReferenceDataError(
+                f"reference bank {where}: seg_count must have one seg_count_class and frame per row"
+            )
+        if r and (self.seg_count.shape[1] != n_classes or (self.seg_count < 0).any()):
+            raise ReferenceDataError(
+                f"reference bank {where}: seg_count must hold {n_classes} non-negative counts per row"
+            )
+        for name in ("seg_frame", "seg_count_frame"):
+            idx = getattr(self, name)
+            if idx.size and (idx.min() < 0 or idx.max() >= self.frame_count):
+                raise ReferenceDataError(
+                    f"reference bank {where}: {name} holds a frame outside 0..{self.frame_count - 1}"
+                )
         if self.feat.ndim != 2 or self.feat_class.shape != (self.feat.shape[0],):
             raise ReferenceDataError(f"reference bank {where}: embeddings and their classes differ in length")
         if self.beam_ratio.ndim != 2 or self.beam_ratio.shape[0] != self.frame_count:

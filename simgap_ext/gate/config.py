@@ -55,6 +55,9 @@ OBJECT_WEIGHT_KEYS = ("chamfer", "count", "roughness", "density", "share", "heig
 SCENE_WEIGHT_KEYS = ("range", "beams", "roughness", "composition", "origin")
 
 
+_BOOL_KEYS = ("require_same_sensor", "strict_components", "joint_test", "segment_test")
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Thresholds and weights of :class:`~simgap_ext.gate.FrameGate` (see ``config/gate.toml``).
@@ -81,6 +84,9 @@ class GateConfig:
         joint_test: each class is also held to the joint deviation test over its per-class components
             (:mod:`~simgap_ext.gate.joint`: several components moved moderately at once); ``False`` switches it
             off (e.g. with thresholds of 0, to let geometry pass).
+        segment_test: each class is also held to the segment test (:mod:`~simgap_ext.gate.segments`: more of its
+            Euclidean segments look like segments of another class than in real frames, e.g. cars labelled
+            vegetation); ``False`` switches it off.
         unknown_class: ``"reject"`` or ``"ignore"`` a frame class that has no real reference in the bank.
         require_same_sensor: reject frames whose ``sensor`` differs from the bank's sensor.
         background_classes: classes never cropped into instances (scene statistics only).
@@ -122,6 +128,7 @@ class GateConfig:
     )
     strict_components: bool = True
     joint_test: bool = True
+    segment_test: bool = True
     unknown_class: str = "reject"
     require_same_sensor: bool = True
     background_classes: tuple[str, ...] = ("ground", "building", "pole", "vegetation", "unlabeled", "unlabelled")
@@ -197,7 +204,7 @@ class GateConfig:
                 if not ok:
                     raise SimGapInputError(f"gate config: {f.name} must be an integer, got {value!r}")
                 object.__setattr__(self, f.name, int(value))
-            elif f.name in ("require_same_sensor", "strict_components", "joint_test") and not isinstance(value, bool):
+            elif f.name in _BOOL_KEYS and not isinstance(value, bool):
                 raise SimGapInputError(f"gate config: {f.name} must be true or false, got {value!r}")
             elif f.name in ("unknown_class", "semantic_method") and not isinstance(value, str):
                 raise SimGapInputError(f"gate config: {f.name} must be a string, got {value!r}")

@@ -25,7 +25,7 @@ from ..frame import validate_frame
 from .bank import ReferenceBank, sensor_geometry
 from .config import GateConfig, load_gate_config
 from .decision import ClassDecision, GateDecision
-from .frame_stats import FrameStats, finish_frame_stats, frame_stats
+from .frame_stats import FrameStats, _sensor_points, finish_frame_stats, frame_stats
 from .geometric import (
     MIN_ROUGHNESS_SAMPLES,
     ComponentScore,
@@ -37,6 +37,7 @@ from .geometric import (
 from .joint import JointTests
 from .missing import HiddenClass, hidden_classes
 from .quarantine import SemanticQuarantine
+from .segments import SegmentTests, segment_descriptors
 
 __all__ = ["FrameGate", "FrameStatsSpec", "MIN_CLASS_FRAMES"]
 
@@ -179,6 +180,15 @@ class FrameGate:
                 bank.source or "(in memory)",
                 bank.meta.get("format_version", "?"),
             )
+        self._segments = SegmentTests(bank, self.config.calibration_margin)
+        if self.config.segment_test and not self._segments.available:
+            log.warning(
+                "reference bank %s (format version %s) has no real segment statistics: segments of a class that look "
+                "like another class (a class relabelled as another) are not tested (the 'segments' component is "
+                "absent); rebuild the bank to check it",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
         if "frame_profiles" not in bank.meta:
             log.warning(
                 "reference bank %s (format version %s) predates the per-frame vote profiles: a class "
@@ -187,6 +197,20 @@ class FrameGate:
                 bank.source or "(in memory)",
                 bank.meta.get("format_version", "?"),
             )
+
+    def _segment_counts(
+        self, frame: Mapping[str, Any], stats: FrameStats, ref_of: Mapping[str, str]
+    ) -> tuple[np.ndarray, set[str]]:
+        """(C, C) segment pair counts of the frame's judged classes, each at its reference class's bank index, and
+        the reference classes that have segments."""
+        lut = np.full(len(stats.class_list) + 1, -1, np.int64)
+        for i, c in enumerate(stats.class_list):
+            if c in ref_of:
+                lut[i] = self.bank.class_index(ref_of[c])
+        cls = lut[stats.class_of_point] if stats.class_of_point.size else np.zeros(0, np.int64)
+        desc, seg_class = segment_descriptors(_sensor_points(frame), cls, stats.roughness, skip=(-1,))
+        names = self.bank.class_names
+        return self._segments.counts(desc, seg_class), {names[i] for i in np.unique(seg_class).tolist()}
 
     def reference_class(self, class_name: str) -> str | None:
         """The bank class a frame class is compared with: itself when at least ``MIN_CLASS_FRAMES`` real frames
@@ -352,6 +376,11 @@ class FrameGate:
         # Label plausibility: every described point's real neighbours in descriptor space vote for a class.
         votes = self._votes.votes(stats.descriptors)
         described = stats.class_of_point[stats.desc_index] if stats.desc_index.size else np.zeros(0, np.int32)
+        seg_counts, segmented = (
+            self._segment_counts(frame, stats, ref_of)
+            if cfg.segment_test and self._segments.available
+            else (None, set())
+        )
         for c, scored in scored_by_class.items():
             dec = per_class[c]
             crops = by_class.get(c, [])
@@ -410,6 +439,20 @@ class FrameGate:
                     dec.passed = False
                     dec.reasons.append(joint.reason(c))
                     reasons.append(joint.reason(c))
+            seg = (
+                self._segments.evaluate(ref_of[c], seg_counts[self.bank.class_index(ref_of[c])])
+                if seg_counts is not None and ref_of[c] in segmented
+                else None
+            )
+            if seg is not None:
+                # A test like the joint one: weight 0 in G, score < 0.5 exactly when the excess passes its limit.
+                score = ComponentScore(max(seg.excess, 0.0), seg.limit / (1.0 - STRICT_FLOOR))
+                dec.components["segments"] = score.score
+                dec.evidence["segments"] = (score.distance, score.d_max)
+                if seg.failed:
+                    dec.passed = False
+                    dec.reasons.append(seg.reason(c))
+                    reasons.append(seg.reason(c))
 
         for hidden in _hidden(per_class, ref_of, stats, described, votes, self.bank, cfg.calibration_quantile):
             dec = per_class[hidden.host_class]
