@@ -17,12 +17,13 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
-        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]] [--far-bound]
+        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
+        [--far-bound] [--per-return-shift]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
-real than ``ideal`` on the points-per-vehicle fit. ``--far-bound`` tunes with the far-loss bound of
-``simgap_ext.tune.far`` (``simgap tune --far-bound``).
+real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default (drop shift
+per run of columns); ``--far-bound`` and ``--per-return-shift`` tune as ``simgap tune`` with those flags.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def run(
     device: str | None,
     sources: list[str] | None = None,
     far_bound: bool = False,
+    shift_runs: bool = True,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -78,6 +80,7 @@ def run(
         evaluations=evaluations,
         device=device,
         far_bound=far_bound,
+        shift_runs=shift_runs,
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
@@ -288,8 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--far-bound",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="tune with the far-range loss bounded by the fit scans' far returns (simgap tune --far-bound)",
+    )
+    parser.add_argument(
+        "--per-return-shift",
+        action="store_true",
+        help="tune with the drop shift per return instead of per run of columns (simgap tune --per-return-shift)",
     )
     parser.add_argument(
         "--explain",
@@ -311,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         sources=sources,
         far_bound=args.far_bound,
+        shift_runs=not args.per_return_shift,
     )
     rs = res["real_summary"]
     print(
@@ -323,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'source':<20} {'range W1 m':>10} {'elev W1 deg':>11} {'beam ratio L1':>13} {'rough. |d| m':>12} "
         f"{'obj exp (|d|)':>14} {'obj n@10m (|log|)':>18} {'pts/frame':>9} {'gate acc':>8}"
     )
+    terms = res["tune"].get("search", {}).get("terms")
+    if terms:
+        print(
+            f"tuned search: drop_offset {terms['drop_offset']:.2f}, far_range50 {terms['far_range50']:.1f} m "
+            f"(width {terms['far_width']:.1f}), drop runs {res['tune']['drop_run_columns']:.2f} columns "
+            f"(0: per return), objective {res['tune']['search']['objective_best']:.3f}"
+        )
     print(head)
     print("-" * len(head))
     for name, row in res["rows"].items():

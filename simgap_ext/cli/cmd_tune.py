@@ -42,8 +42,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
     p.add_argument(
         "--far-bound",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="bound the searched far-range loss by the real scans' own far returns per class (docs/backend.md)",
+    )
+    p.add_argument(
+        "--per-return-shift",
+        action="store_true",
+        help="the searched drop shift multiplies every return's isolated drop instead of dropping whole runs of "
+        "columns (as before; docs/backend.md)",
     )
     p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
     p.add_argument("--evaluations", type=int, default=48, help="CMA-ES objective evaluations (default 48)")
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         search=not args.no_search,
         synthetic_frames=args.synthetic_frames,
         far_bound=args.far_bound,
+        shift_runs=not args.per_return_shift,
         evaluations=args.evaluations,
         seed=args.seed,
         device=args.device,

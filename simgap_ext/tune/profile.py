@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import SimGapInputError
 from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_sensor_profile
 from .fit import RealScan, fit_effect_model
-from .model import SensorEffectModel, head_class
+from .model import OTHER_CLASS, SensorEffectModel, head_class
 
 __all__ = ["load_real_scans", "mount_height", "tuned_profile", "tune_profile"]
 
@@ -119,6 +119,8 @@ def tune_profile(
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     far_bound: bool = False,
+    shift_runs: bool = True,
+    shift_classes: Sequence[str] | None = None,
 ) -> tuple[SensorProfile, dict[str, Any]]:
     """Fit, search and build the tuned profile.
 
@@ -135,6 +137,10 @@ def tune_profile(
         progress: optional callable receiving one-line status messages.
         far_bound: bound the searched far-range loss by the real scans' far returns per class
             (:mod:`simgap_ext.tune.far`).
+        shift_runs: the searched drop shift drops whole runs of columns (``drop_run_columns`` measured on the real
+            scans' multi-cell gaps of the shifted classes); False: it multiplies every return's isolated drop.
+        shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
+            and ``other``).
 
     Returns:
         (tuned profile, JSON-safe report).
@@ -148,13 +154,19 @@ def tune_profile(
     if not scans:
         raise SimGapInputError("no real scans to tune on")
     say(f"fitting on {len(scans)} real scan(s)")
-    model = fit_effect_model(scans)
+    from ..gate.config import GateConfig
+
+    shifted = tuple(shift_classes) if shift_classes is not None else (OTHER_CLASS, *GateConfig().background_classes)
+    model = fit_effect_model(scans, run_classes=shifted)
+    if not shift_runs:
+        model = model.replace(drop_run_columns=0.0)
     mount = mount_height(frames)
     report: dict[str, Any] = {
         "scans": len(scans),
         "columns": model.columns,
         "classes": list(model.classes),
         "mount_height": mount,
+        "drop_run_columns": model.drop_run_columns,
     }
     profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
     if search:
@@ -174,6 +186,7 @@ def tune_profile(
             seed=seed,
             device=device,
             far_bound=far_bound,
+            shift_classes=shifted,
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep

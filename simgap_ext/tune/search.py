@@ -73,6 +73,7 @@ def search_scene_terms(
     progress: Any = None,
     device: str | None = None,
     far_bound: bool = False,
+    shift_classes: Sequence[str] | None = None,
 ) -> tuple[SensorEffectModel, dict[str, Any]]:
     """Search ``drop_offset``, ``far_range50`` and ``far_width`` with CMA-ES.
 
@@ -86,6 +87,8 @@ def search_scene_terms(
         progress: optional callable ``progress(n_done, best)`` after each generation.
         device: Warp device of the gate's nearest-neighbour searches.
         far_bound: add the far-loss shortfall (:func:`~simgap_ext.tune.far.far_loss_shortfall`) to the objective.
+        shift_classes: the classes ``drop_offset`` applies to (default: the gate's background classes and
+            ``other``); names without a table in the model are ignored.
 
     Returns:
         (model with the searched terms, report dict: start/best objective and distances, evaluations, terms).
@@ -106,9 +109,8 @@ def search_scene_terms(
     # The shift applies to the background classes only: the isolated drop of object classes is what the neighbour
     # test measures where they are seen, and a shift fitted to the scene's return ratios (far ground, sky gaps,
     # glass) multiplied it (docs/backend.md "Fidelity": vehicle ring continuity 0.85 against 0.95-0.97 real).
-    model = model.replace(
-        drop_offset_classes=tuple(c for c in model.classes if c == OTHER_CLASS or c in cfg.background_classes)
-    )
+    shifted = set(shift_classes) if shift_classes is not None else {OTHER_CLASS, *cfg.background_classes}
+    model = model.replace(drop_offset_classes=tuple(c for c in model.classes if c in shifted))
     # The bank rolls the real classes up onto the scene vocabulary the renders use (car -> vehicle).
     bank = ReferenceBank.build(list(real_frames), config=cfg, device=device, seed=seed)
     gate = FrameGate(bank, cfg, device=device, quarantine=False)
