@@ -176,7 +176,11 @@ def run(
             "roughness_m": real["roughness"],
             "points_per_frame": real["points_per_frame"],
         },
-        "tune": {"seconds": t_tune, **{k: v for k, v in report.items() if k != "classes"}},
+        "tune": {
+            "seconds": t_tune,
+            "classes_searched": list(report["classes"]),
+            **{k: v for k, v in report.items() if k != "classes"},
+        },
         "tuned_columns": cols,
         "rows": rows,
         "seconds": time.perf_counter() - t_start,
@@ -273,6 +277,11 @@ def explain(decision: dict[str, Any], scene_threshold: float) -> list[str]:
     return lines
 
 
+def _shares(terms: dict[str, Any], classes: list[str]) -> str:
+    share = terms.get("drop_offset_isolated") or []
+    return ", ".join(f"{c} {v:.2f}" for c, v in zip(classes, share, strict=False)) or "none"
+
+
 def _fmt(v: float, nd: int = 3) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
 
@@ -338,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"tuned search: drop_offset {terms['drop_offset']:.2f}, far_range50 {terms['far_range50']:.1f} m "
             f"(width {terms['far_width']:.1f}), drop runs {res['tune']['drop_run_columns']:.2f} columns "
-            f"(0: per return), objective {res['tune']['search']['objective_best']:.3f}"
+            f"(0: per return; share per return {_shares(terms, res['tune']['classes_searched'])}), objective "
+            f"{res['tune']['search']['objective_best']:.3f}"
         )
     print(head)
     print("-" * len(head))

@@ -179,3 +179,78 @@ def test_run_length_round_trips_and_old_profiles_shift_per_return(clean):
     for bad in (1.0, -3.0, 1e6):
         with pytest.raises(SimGapInputError, match="drop_run_columns"):
             model.replace(drop_run_columns=bad)
+
+
+def test_isolated_share_splits_the_shift_between_returns_and_runs(clean):
+    """``drop_offset_isolated`` 0.5 on ground: the marginal drop stays sigmoid(logit(0.05) + 2) (brute-force count
+    within 0.03) while the neighbour-test fit reads the isolated part sigmoid(logit(0.05) + 1) = 0.125 +- 0.03, between
+    the per-run (0.05) and per-return (0.28) extremes. The share is per class and checked."""
+    half = _model(drop_run_columns=6.0, drop_offset_isolated=(0.0, 0.5, 0.0))
+    out = [apply_sensor_effects(f, half, 40 + i) for i, f in enumerate(clean)]
+    p_ground = 1.0 / (1.0 + np.exp(-(LOGIT_5 + 2.0)))
+    assert abs(_kept(clean, out, GROUND) - (1.0 - p_ground)) < 0.03
+    fit = fit_effect_model(
+        [scan_from_frame(f, PROFILE.vertical_angles_deg, PROFILE.horizontal_resolution) for f in out]
+    )
+    k = fit.classes.index("ground")
+    beams = np.arange(12, PROFILE.channels)
+    n = beams.size
+    p = float(np.mean(fit.drop_probability(beams, np.full(n, 8.0), np.full(n, 0.5), np.full(n, k))))
+    assert abs(p - 1.0 / (1.0 + np.exp(-(LOGIT_5 + 1.0)))) <= 0.03, p
+    back = SensorEffectModel.from_dict(json.loads(json.dumps(half.to_dict())))
+    assert back == half
+    for bad in ((0.0, 1.5, 0.0), (0.5, 0.5)):
+        with pytest.raises(SimGapInputError, match="drop_offset_isolated"):
+            half.replace(drop_offset_isolated=bad)
+
+
+def test_continuity_shortfall_against_hand_counts(clean):
+    """The search's continuity bound: pooled share of points with a ring neighbour (weighted by points, as counted
+    by hand from the gate's per-frame values) and the sum of the amounts by which classes with enough real points
+    fall below the real continuity (a class above it costs nothing)."""
+    from simgap_ext.tune.search import continuity, continuity_shortfall, objective
+
+    sts = [
+        frame_stats(
+            f, vertical_angles_deg=PROFILE.vertical_angles_deg, horizontal_resolution=PROFILE.horizontal_resolution
+        )
+        for f in clean
+    ]
+    got = continuity(sts, ["ground", "vegetation", "no_such_class"])
+    assert "no_such_class" not in got
+    for c in ("ground", "vegetation"):
+        n = [st.class_points[c] for st in sts]
+        hand = sum(st.class_density(c) * k for st, k in zip(sts, n, strict=True)) / sum(n)
+        assert got[c] == (pytest.approx(hand), sum(n))
+    real = {"ground": (got["ground"][0] - 0.02, 5000), "vegetation": (got["vegetation"][0] + 0.05, 10)}
+    assert continuity_shortfall(got, real) == 0.0  # ground above real; vegetation: too few real points to count
+    assert continuity_shortfall(got, real, min_points=1) == pytest.approx(0.05)
+    real["ground"] = (got["ground"][0] + 0.03, 5000)
+    assert continuity_shortfall(got, real, min_points=1) == pytest.approx(0.08)
+    assert objective([0.8], {"elevation_w1": 1.0}, 0.1, 0.08) == pytest.approx(1 - 0.8 + 0.02 + 0.1 + 0.08)
+    with pytest.raises(ValueError, match="continuity_shortfall"):
+        objective([0.8], {"elevation_w1": 1.0}, 0.0, -0.1)
+
+
+def test_search_sets_a_share_per_class_with_real_continuity(clean):
+    """One CMA-ES generation (8 evaluations) on three real nuScenes keyframes and one clean render, model fitted on
+    those keyframes: with runs the terms carry one per-return share per class, searched (strictly inside (0, 1)) for
+    the shifted classes whose continuity the real scans measure on enough points, 1 for the others, and the report
+    holds the continuity shortfall. Without runs no share is decoded."""
+    from pathlib import Path
+
+    from simgap_ext.tune.real import list_nuscenes_scans, load_nuscenes_scan, nuscenes_frame
+    from simgap_ext.tune.search import _decode, search_scene_terms
+
+    dirs = list_nuscenes_scans(Path(__file__).parent / "data" / "nuscenes_hdl32")
+    real = [nuscenes_frame(d) for d in dirs]
+    model = fit_effect_model([load_nuscenes_scan(d) for d in dirs]).replace(drop_run_columns=4.0)
+    tuned, rep = search_scene_terms(
+        model, clean[:1], real, max_range=100.0, evaluations=8, seed=3, device="cpu", far_bound=True
+    )
+    share = dict(zip(tuned.classes, tuned.isolated_share(), strict=True))
+    for c in ("ground", "vegetation", "building"):  # >= 2000 real points each in three keyframes
+        assert 0.0 < share[c] < 1.0, share
+    assert share["vehicle"] == 1.0 and share["other"] == 1.0
+    assert rep["evaluations"] == 8 and rep["distances_best"]["continuity_shortfall"] >= 0.0
+    assert "drop_offset_isolated" not in _decode(np.zeros(3), 100.0)

@@ -11,9 +11,10 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
 3. range noise along each point's own ray, ``noise_sigma[class, range bin]`` (times ``noise_tail_scale`` on the
    ``noise_tail_share`` of the returns in the heavy tail);
 4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells; with
-   ``drop_run_columns`` > 0 the extra drop of a positive ``drop_offset`` is drawn per run of columns on a ring
-   (:func:`run_uniforms`: every return of a run shares one random number, so runs of a surface vanish whole and the
-   isolated drop, a class's ring continuity, stays as fitted), with the same marginal drop per return;
+   ``drop_run_columns`` > 0 the extra drop of a positive ``drop_offset`` (but its per-class share
+   ``drop_offset_isolated``) is drawn per run of columns on a ring (:func:`run_uniforms`: every return of a run
+   shares one random number, so runs of a surface vanish whole and the isolated drop, a class's ring continuity,
+   stays as fitted), with the same marginal drop per return;
 5. intensity drawn from the class/range inverse CDF (``intensity_quantiles``);
 6. motion skew (:mod:`.motion`, models with ``motion_sweep_m`` > 0): each point moves by the sensor's position
    ``s(tau)`` at its column's firing time, in the frame of the sweep's reference time. For a frame the embedded
@@ -131,14 +132,16 @@ def effect_draw(
     )
     shift = model.offset_per_class()[cls]
     runs = model.drop_run_columns > 0 and model.drop_offset > 0 and bool(np.any(shift > 0))
-    # per run: the returns keep the measured isolated drop; the shift's extra loss p_extra = 1 - keep_shift / keep
-    # is drawn once per run, so that keep * (1 - p_extra) is each return's marginal, as with the per-return shift
-    p_keep = 1.0 / (1.0 + np.exp(np.clip(base if runs else base + shift, -60.0, 60.0)))
+    # with runs: the returns keep the measured isolated drop (plus the share drop_offset_isolated of the shift); the
+    # rest of the shift's loss, p_extra = 1 - keep_shift / keep, is drawn once per run, so that keep * (1 - p_extra)
+    # is each return's marginal, as with the per-return shift
+    iso = base + model.isolated_share()[cls] * shift if runs else base + shift
+    p_keep = 1.0 / (1.0 + np.exp(np.clip(iso, -60.0, 60.0)))
     if model.far_range50 > 0:
         p_keep = p_keep / (1.0 + np.exp(np.clip((r0 - model.far_range50) / model.far_width, -60.0, 60.0)))
     keep = hit & (u_drop < p_keep)
     if runs:
-        keep_iso = 1.0 / (1.0 + np.exp(np.clip(base, -60.0, 60.0)))
+        keep_iso = 1.0 / (1.0 + np.exp(np.clip(iso, -60.0, 60.0)))
         keep_shift = 1.0 / (1.0 + np.exp(np.clip(base + shift, -60.0, 60.0)))
         p_extra = 1.0 - keep_shift / keep_iso
         keep &= run_uniforms(shape, model.drop_run_columns, rng) >= p_extra

@@ -11,8 +11,9 @@ A :class:`SensorEffectModel` holds tables measured on real range images (see :mo
   ``drop_run_columns`` > 0 the extra drop a positive shift adds is not drawn per return but per *run* of
   consecutive columns on a ring (lengths ``2 + geometric``, mean ``drop_run_columns``, one random number per run):
   the same expected share of returns is lost as whole stretches of a surface, which the neighbour test cannot see,
-  and the isolated drop it measured (a class's ring continuity) is kept; 0 (profiles written before it existed):
-  the shift multiplies every return's isolated drop;
+  and the isolated drop it measured is kept; a per-class share ``drop_offset_isolated`` of the shift (in logits)
+  still acts per return (searched so that each shifted class's ring continuity matches the real scans'); 0
+  (profiles written before it existed): the shift multiplies every return's isolated drop;
 - range noise: ``noise_sigma[class, range bin]`` metres (1 sigma, along the ray) of the Gaussian core; a share
   ``noise_tail_share`` of the returns carries ``noise_tail_scale`` times that sigma instead (real range errors
   are heavy-tailed: about 10 % of real nuScenes second differences lie beyond 3 robust sigmas, 0.3 % for a
@@ -74,6 +75,8 @@ class SensorEffectModel:
         drop_run_columns: mean length (columns, >= 2) of the runs a positive ``drop_offset`` drops whole
             (``simgap tune``: the mean length of the real scans' multi-column gaps on one surface); 0: the shift
             acts per return (isolated drop, as before the key existed).
+        drop_offset_isolated: (K,) share in [0, 1] per class of ``drop_offset`` (logits) applied per return when
+            the shift acts on runs (the rest drops runs); empty: 0 for every class; ignored without runs.
         far_range50: range (metres) where the far-range loss removes half the returns; 0 disables it.
         far_width: width of the far-range loss, metres.
         noise_sigma: (K, R) range noise, metres, 1 sigma of the Gaussian core.
@@ -110,6 +113,7 @@ class SensorEffectModel:
     drop_offset: float = 0.0
     drop_offset_classes: tuple[str, ...] = ()
     drop_run_columns: float = 0.0
+    drop_offset_isolated: tuple[float, ...] = ()
     far_range50: float = 0.0
     far_width: float = 5.0
     mixed_pixel_prob: float = 0.0
@@ -198,6 +202,12 @@ class SensorEffectModel:
             raise SimGapInputError(
                 f"effect model: 'drop_run_columns' must be 0 (per-return shift) or in [2, columns], got "
                 f"{self.drop_run_columns}"
+            )
+        iso = np.asarray(self.drop_offset_isolated, dtype=np.float64)
+        if iso.size and (iso.shape != (k,) or not np.all((iso >= 0) & (iso <= 1))):
+            raise SimGapInputError(
+                f"effect model: 'drop_offset_isolated' must be empty or {k} shares in [0, 1], got "
+                f"{self.drop_offset_isolated}"
             )
         if self.far_range50 < 0 or self.far_width <= 0:
             raise SimGapInputError("effect model: need 'far_range50' >= 0 and 'far_width' > 0")
@@ -321,6 +331,12 @@ class SensorEffectModel:
         if not self.drop_offset_classes:
             return np.full(len(self.classes), float(self.drop_offset))
         return np.array([float(self.drop_offset) if c in self.drop_offset_classes else 0.0 for c in self.classes])
+
+    def isolated_share(self) -> np.ndarray:
+        """(K,) float64 share of the shift applied per return when it acts on runs (``drop_offset_isolated``)."""
+        if not self.drop_offset_isolated:
+            return np.zeros(len(self.classes))
+        return np.asarray(self.drop_offset_isolated, dtype=np.float64)
 
     def replace(self, **changes: Any) -> SensorEffectModel:
         """A copy with some fields changed (validated again)."""
