@@ -17,13 +17,13 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
-        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
-        [--far-bound] [--per-return-shift]
+        [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
+        [--far-bound] [--shift runs|per-return]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
-real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default (drop shift
-per run of columns); ``--far-bound`` and ``--per-return-shift`` tune as ``simgap tune`` with those flags.
+real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default; ``--far-bound``,
+``--shift`` and ``--evaluations`` tune as ``simgap tune`` with those flags.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ def run(
     *,
     n_fit: int,
     frames: int,
-    evaluations: int,
+    evaluations: int | None,
     device: str | None,
     sources: list[str] | None = None,
     far_bound: bool = False,
-    shift_runs: bool = True,
+    shift_runs: bool | None = None,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -292,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=_DEFAULT_REAL, help="nuScenes keyframe folders")
     parser.add_argument("--fit", type=int, default=20, help="keyframes the tuned model is fitted on (default 20)")
     parser.add_argument("--frames", type=int, default=20, help="synthetic frames per source (default 20)")
-    parser.add_argument("--evaluations", type=int, default=48, help="CMA-ES evaluations of the tune (default 48)")
+    parser.add_argument(
+        "--evaluations", type=int, default=None, help="CMA-ES evaluations of the tune (default: as simgap tune)"
+    )
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument(
@@ -305,9 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         help="tune with the far-range loss bounded by the fit scans' far returns (simgap tune --far-bound)",
     )
     parser.add_argument(
-        "--per-return-shift",
-        action="store_true",
-        help="tune with the drop shift per return instead of per run of columns (simgap tune --per-return-shift)",
+        "--shift",
+        choices=("runs", "per-return"),
+        default=None,
+        help="drop shift of the tune (simgap tune --shift; default: runs with --far-bound, per-return without)",
     )
     parser.add_argument(
         "--explain",
@@ -329,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         sources=sources,
         far_bound=args.far_bound,
-        shift_runs=not args.per_return_shift,
+        shift_runs=None if args.shift is None else args.shift == "runs",
     )
     rs = res["real_summary"]
     print(

@@ -113,13 +113,13 @@ def tune_profile(
     rotation_rate_hz: float | None = None,
     search: bool = True,
     synthetic_frames: int = 8,
-    evaluations: int = 48,
+    evaluations: int | None = None,
     seed: int = 0,
     device: str | None = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     far_bound: bool = False,
-    shift_runs: bool = True,
+    shift_runs: bool | None = None,
     shift_classes: Sequence[str] | None = None,
 ) -> tuple[SensorProfile, dict[str, Any]]:
     """Fit, search and build the tuned profile.
@@ -130,7 +130,8 @@ def tune_profile(
         rotation_rate_hz: the real sensor's spin rate written into the tuned profile (default: the base's).
         search: run the CMA-ES search of the far-range terms (needs the embedded Warp backend).
         synthetic_frames: clean embedded frames the search post-processes.
-        evaluations: CMA-ES objective evaluations.
+        evaluations: CMA-ES objective evaluations (default 48; 96 with runs, whose search has one more dimension per
+            shifted class).
         seed: search seed (scenes ``seed .. seed + synthetic_frames - 1``).
         device: Warp device of the clean renders.
         limit: read at most this many real scans.
@@ -138,7 +139,10 @@ def tune_profile(
         far_bound: bound the searched far-range loss by the real scans' far returns per class
             (:mod:`simgap_ext.tune.far`).
         shift_runs: the searched drop shift drops whole runs of columns (``drop_run_columns`` measured on the real
-            scans' multi-cell gaps of the shifted classes); False: it multiplies every return's isolated drop.
+            scans' multi-cell gaps of the shifted classes, a per-class share per return searched under the
+            ring-continuity bound); False: it multiplies every return's isolated drop. Default: runs with
+            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted), per return without it (80 % per return,
+            65 % with runs; docs/backend.md "Issue 10, seventh pass").
         shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
             and ``other``).
 
@@ -158,6 +162,12 @@ def tune_profile(
 
     shifted = tuple(shift_classes) if shift_classes is not None else (OTHER_CLASS, *GateConfig().background_classes)
     model = fit_effect_model(scans, run_classes=shifted)
+    if shift_runs is None:
+        shift_runs = far_bound
+    if evaluations is None:
+        evaluations = 96 if shift_runs else 48
+    if evaluations < 1:
+        raise SimGapInputError(f"evaluations must be >= 1, got {evaluations}")
     if not shift_runs:
         model = model.replace(drop_run_columns=0.0)
     mount = mount_height(frames)
