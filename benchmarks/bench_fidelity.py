@@ -17,12 +17,13 @@ ReferenceBank of the held-out real scans. A row `real (fit stretch)` shows the r
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
-        [--evaluations 48] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]] [--far-bound]
+        [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
+        [--far-bound] [--shift runs|per-return]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
-real than ``ideal`` on the points-per-vehicle fit. ``--far-bound`` tunes with the far-loss bound of
-``simgap_ext.tune.far`` (``simgap tune --far-bound``).
+real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default; ``--far-bound``,
+``--shift`` and ``--evaluations`` tune as ``simgap tune`` with those flags.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ def run(
     *,
     n_fit: int,
     frames: int,
-    evaluations: int,
+    evaluations: int | None,
     device: str | None,
     sources: list[str] | None = None,
     far_bound: bool = False,
+    shift_runs: bool | None = None,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -78,6 +80,7 @@ def run(
         evaluations=evaluations,
         device=device,
         far_bound=far_bound,
+        shift_runs=shift_runs,
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
@@ -173,7 +176,11 @@ def run(
             "roughness_m": real["roughness"],
             "points_per_frame": real["points_per_frame"],
         },
-        "tune": {"seconds": t_tune, **{k: v for k, v in report.items() if k != "classes"}},
+        "tune": {
+            "seconds": t_tune,
+            "classes_searched": list(report["classes"]),
+            **{k: v for k, v in report.items() if k != "classes"},
+        },
         "tuned_columns": cols,
         "rows": rows,
         "seconds": time.perf_counter() - t_start,
@@ -270,6 +277,11 @@ def explain(decision: dict[str, Any], scene_threshold: float) -> list[str]:
     return lines
 
 
+def _shares(terms: dict[str, Any], classes: list[str]) -> str:
+    share = terms.get("drop_offset_isolated") or []
+    return ", ".join(f"{c} {v:.2f}" for c, v in zip(classes, share, strict=False)) or "none"
+
+
 def _fmt(v: float, nd: int = 3) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
 
@@ -280,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=_DEFAULT_REAL, help="nuScenes keyframe folders")
     parser.add_argument("--fit", type=int, default=20, help="keyframes the tuned model is fitted on (default 20)")
     parser.add_argument("--frames", type=int, default=20, help="synthetic frames per source (default 20)")
-    parser.add_argument("--evaluations", type=int, default=48, help="CMA-ES evaluations of the tune (default 48)")
+    parser.add_argument(
+        "--evaluations", type=int, default=None, help="CMA-ES evaluations of the tune (default: as simgap tune)"
+    )
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument(
@@ -288,8 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--far-bound",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="tune with the far-range loss bounded by the fit scans' far returns (simgap tune --far-bound)",
+    )
+    parser.add_argument(
+        "--shift",
+        choices=("runs", "per-return"),
+        default=None,
+        help="drop shift of the tune (simgap tune --shift; default: runs with --far-bound, per-return without)",
     )
     parser.add_argument(
         "--explain",
@@ -311,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         sources=sources,
         far_bound=args.far_bound,
+        shift_runs=None if args.shift is None else args.shift == "runs",
     )
     rs = res["real_summary"]
     print(
@@ -323,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{'source':<20} {'range W1 m':>10} {'elev W1 deg':>11} {'beam ratio L1':>13} {'rough. |d| m':>12} "
         f"{'obj exp (|d|)':>14} {'obj n@10m (|log|)':>18} {'pts/frame':>9} {'gate acc':>8}"
     )
+    terms = res["tune"].get("search", {}).get("terms")
+    if terms:
+        print(
+            f"tuned search: drop_offset {terms['drop_offset']:.2f}, far_range50 {terms['far_range50']:.1f} m "
+            f"(width {terms['far_width']:.1f}), drop runs {res['tune']['drop_run_columns']:.2f} columns "
+            f"(0: per return; share per return {_shares(terms, res['tune']['classes_searched'])}), objective "
+            f"{res['tune']['search']['objective_best']:.3f}"
+        )
     print(head)
     print("-" * len(head))
     for name, row in res["rows"].items():

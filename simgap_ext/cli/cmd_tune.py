@@ -42,11 +42,25 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
     p.add_argument(
         "--far-bound",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="bound the searched far-range loss by the real scans' own far returns per class (docs/backend.md)",
     )
+    p.add_argument(
+        "--shift",
+        choices=("runs", "per-return"),
+        default=None,
+        help="how the searched drop shift of the background classes drops returns: whole runs of columns (per-class "
+        "share per return under a ring-continuity bound) or every return's isolated drop (default: runs with "
+        "--far-bound, per-return without; docs/backend.md)",
+    )
     p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
-    p.add_argument("--evaluations", type=int, default=48, help="CMA-ES objective evaluations (default 48)")
+    p.add_argument(
+        "--evaluations",
+        type=int,
+        default=None,
+        help="CMA-ES objective evaluations (default 48; 96 with the drop shift per run of columns)",
+    )
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--device", default=None, help="Warp device for the clean renders")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the fit/search report")
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.parent and not args.out.parent.is_dir():
         raise SimGapInputError(f"--out: directory {args.out.parent} does not exist")
     for flag, val in (("--synthetic-frames", args.synthetic_frames), ("--evaluations", args.evaluations)):
-        if val < 1:
+        if val is not None and val < 1:
             raise SimGapInputError(f"{flag} must be >= 1, got {val}")
     if args.limit is not None and args.limit < 1:
         raise SimGapInputError(f"--limit must be >= 1, got {args.limit}")
@@ -81,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         search=not args.no_search,
         synthetic_frames=args.synthetic_frames,
         far_bound=args.far_bound,
+        shift_runs=None if args.shift is None else args.shift == "runs",
         evaluations=args.evaluations,
         seed=args.seed,
         device=args.device,

@@ -10,7 +10,11 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
 2. mixed pixels on depth edges (computed on the clean ranges);
 3. range noise along each point's own ray, ``noise_sigma[class, range bin]`` (times ``noise_tail_scale`` on the
    ``noise_tail_share`` of the returns in the heavy tail);
-4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells;
+4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells; with
+   ``drop_run_columns`` > 0 the extra drop of a positive ``drop_offset`` (but its per-class share
+   ``drop_offset_isolated``) is drawn per run of columns on a ring (:func:`run_uniforms`: every return of a run
+   shares one random number, so runs of a surface vanish whole and the isolated drop, a class's ring continuity,
+   stays as fitted), with the same marginal drop per return;
 5. intensity drawn from the class/range inverse CDF (``intensity_quantiles``);
 6. motion skew (:mod:`.motion`, models with ``motion_sweep_m`` > 0): each point moves by the sensor's position
    ``s(tau)`` at its column's firing time, in the frame of the sweep's reference time. For a frame the embedded
@@ -21,7 +25,9 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
    nuScenes) instead of being seen from a moving point.
 
 Random numbers are drawn for every cell in a fixed order whatever the model, so two models differing in one
-table change only that effect for the same seed (the motion draw, one number, comes after all of them).
+table change only that effect for the same seed (the motion draw, one number, comes after all of them). The run
+draws of ``drop_run_columns`` come after the per-cell draws and only when the model has runs and a positive shift,
+so models without them give the same output as before the key existed.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from ..frame import validate_frame
 from .model import SensorEffectModel
 from .range_image import cos_incidence, edge_delta, organize
 
-__all__ = ["apply_sensor_effects", "EffectDraw", "effect_draw"]
+__all__ = ["apply_sensor_effects", "EffectDraw", "effect_draw", "run_uniforms"]
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator
 
@@ -117,18 +123,28 @@ def effect_draw(
 
     cos = cos_incidence(r0, np.radians(np.asarray(model.elevations_deg)))
     cbin = model.cos_bin(np.nan_to_num(cos, nan=1.0))
-    logit = (
+    base = (
         model.drop_bias
-        + model.offset_per_class()[cls]
         + np.asarray(model.drop_beam)[:, None]
         + np.asarray(model.drop_range)[rbin]
         + np.asarray(model.drop_cos)[cbin]
         + np.asarray(model.drop_class)[cls]
     )
-    p_keep = 1.0 / (1.0 + np.exp(np.clip(logit, -60.0, 60.0)))
+    shift = model.offset_per_class()[cls]
+    runs = model.drop_run_columns > 0 and model.drop_offset > 0 and bool(np.any(shift > 0))
+    # with runs: the returns keep the measured isolated drop (plus the share drop_offset_isolated of the shift); the
+    # rest of the shift's loss, p_extra = 1 - keep_shift / keep, is drawn once per run, so that keep * (1 - p_extra)
+    # is each return's marginal, as with the per-return shift
+    iso = base + model.isolated_share()[cls] * shift if runs else base + shift
+    p_keep = 1.0 / (1.0 + np.exp(np.clip(iso, -60.0, 60.0)))
     if model.far_range50 > 0:
         p_keep = p_keep / (1.0 + np.exp(np.clip((r0 - model.far_range50) / model.far_width, -60.0, 60.0)))
     keep = hit & (u_drop < p_keep)
+    if runs:
+        keep_iso = 1.0 / (1.0 + np.exp(np.clip(iso, -60.0, 60.0)))
+        keep_shift = 1.0 / (1.0 + np.exp(np.clip(base + shift, -60.0, 60.0)))
+        p_extra = 1.0 - keep_shift / keep_iso
+        keep &= run_uniforms(shape, model.drop_run_columns, rng) >= p_extra
     if model.occlusion:
         keep &= ~model.occlusion_mask(shape[1])
 
@@ -142,6 +158,38 @@ def effect_draw(
     q_hi = np.take_along_axis(tab, (lo + 1)[..., None], axis=-1)[..., 0]
     inten = np.clip((1.0 - t) * q_lo + t * q_hi, 0.0, 1.0).astype(np.float32)
     return EffectDraw(r, keep, inten, mixed)
+
+
+def run_uniforms(shape: tuple[int, int], mean_columns: float, rng: np.random.Generator) -> np.ndarray:
+    """(B, C) float64 uniforms shared by runs of consecutive columns on each ring (row).
+
+    Each row is cut into runs of ``2 + Geometric`` columns (mean ``mean_columns``, at least 2, so that no run
+    isolates one return between two others) starting at a random phase; every cell of a run holds the run's one
+    uniform number. A cell is then dropped when its run's number is below its drop probability: a stretch of one
+    surface vanishes whole, each cell with its own marginal probability. Columns do not wrap (a run that straddles
+    the seam is two runs).
+
+    Args:
+        shape: (B, C) range-image shape.
+        mean_columns: mean run length in columns (>= 2).
+        rng: the noise generator; draws ``(B, n)`` lengths, one phase per row and ``(B, n)`` uniforms, in that order.
+
+    Returns:
+        (B, C) float64 values in [0, 1).
+    """
+    n_b, n_c = int(shape[0]), int(shape[1])
+    if mean_columns < 2:
+        raise SimGapInputError(f"run length must be >= 2 columns, got {mean_columns}")
+    n_runs = n_c // 2 + 2  # enough runs of >= 2 columns to cover a row from any phase
+    # 2 + (geometric >= 1) - 1: mean 2 + (mean - 2); a mean of exactly 2 gives runs of 2
+    length = 1 + rng.geometric(1.0 / (mean_columns - 1.0), size=(n_b, n_runs))  # 2 + (geometric - 1)
+    phase = rng.integers(0, length[:, 0])  # row starts inside its first run: runs do not all begin at column 0
+    u = rng.random((n_b, n_runs))
+    starts = np.cumsum(length, axis=1) - phase[:, None]  # first column of run k + 1 (> 0, increasing)
+    boundary = np.zeros((n_b, n_c), dtype=np.int64)
+    rows, ks = np.nonzero(starts < n_c)
+    boundary[rows, starts[rows, ks]] = 1
+    return np.take_along_axis(u, np.cumsum(boundary, axis=1), axis=1)
 
 
 def apply_sensor_effects(

@@ -7,7 +7,13 @@ A :class:`SensorEffectModel` holds tables measured on real range images (see :mo
   + drop_cos[incidence bin] + drop_class[class]`` (isolated missing returns on a surface that is there), times
   a far-range loss ``sigmoid((r - far_range50) / far_width)`` for whole surfaces that fade out (searched with
   CMA-ES on scene statistics, since a neighbour test cannot see them); ``drop_offset`` shifts the logit of the
-  classes in ``drop_offset_classes`` (all classes when empty, as in profiles written before it existed);
+  classes in ``drop_offset_classes`` (all classes when empty, as in profiles written before it existed). With
+  ``drop_run_columns`` > 0 the extra drop a positive shift adds is not drawn per return but per *run* of
+  consecutive columns on a ring (lengths ``2 + geometric``, mean ``drop_run_columns``, one random number per run):
+  the same expected share of returns is lost as whole stretches of a surface, which the neighbour test cannot see,
+  and the isolated drop it measured is kept; a per-class share ``drop_offset_isolated`` of the shift (in logits)
+  still acts per return (searched so that each shifted class's ring continuity matches the real scans'); 0
+  (profiles written before it existed): the shift multiplies every return's isolated drop;
 - range noise: ``noise_sigma[class, range bin]`` metres (1 sigma, along the ray) of the Gaussian core; a share
   ``noise_tail_share`` of the returns carries ``noise_tail_scale`` times that sigma instead (real range errors
   are heavy-tailed: about 10 % of real nuScenes second differences lie beyond 3 robust sigmas, 0.3 % for a
@@ -66,6 +72,11 @@ class SensorEffectModel:
             background classes: the isolated drop of object classes is measured by the neighbour test at the
             ranges they are seen at, and the offset multiplied it (vehicle ring continuity at 15-20 m 0.85
             against 0.95-0.97 real; docs/backend.md "Fidelity").
+        drop_run_columns: mean length (columns, >= 2) of the runs a positive ``drop_offset`` drops whole
+            (``simgap tune``: the mean length of the real scans' multi-column gaps on one surface); 0: the shift
+            acts per return (isolated drop, as before the key existed).
+        drop_offset_isolated: (K,) share in [0, 1] per class of ``drop_offset`` (logits) applied per return when
+            the shift acts on runs (the rest drops runs); empty: 0 for every class; ignored without runs.
         far_range50: range (metres) where the far-range loss removes half the returns; 0 disables it.
         far_width: width of the far-range loss, metres.
         noise_sigma: (K, R) range noise, metres, 1 sigma of the Gaussian core.
@@ -101,6 +112,8 @@ class SensorEffectModel:
     intensity_quantiles: tuple[tuple[tuple[float, ...], ...], ...]
     drop_offset: float = 0.0
     drop_offset_classes: tuple[str, ...] = ()
+    drop_run_columns: float = 0.0
+    drop_offset_isolated: tuple[float, ...] = ()
     far_range50: float = 0.0
     far_width: float = 5.0
     mixed_pixel_prob: float = 0.0
@@ -157,6 +170,7 @@ class SensorEffectModel:
         for name in (
             "drop_bias",
             "drop_offset",
+            "drop_run_columns",
             "far_range50",
             "far_width",
             "mixed_pixel_prob",
@@ -183,6 +197,17 @@ class SensorEffectModel:
         if not isinstance(self.sweep_clockwise, bool | np.bool_):
             raise SimGapInputError(
                 f"effect model: 'sweep_clockwise' must be true or false, got {self.sweep_clockwise!r}"
+            )
+        if self.drop_run_columns != 0 and not 2.0 <= self.drop_run_columns <= self.columns:
+            raise SimGapInputError(
+                f"effect model: 'drop_run_columns' must be 0 (per-return shift) or in [2, columns], got "
+                f"{self.drop_run_columns}"
+            )
+        iso = np.asarray(self.drop_offset_isolated, dtype=np.float64)
+        if iso.size and (iso.shape != (k,) or not np.all((iso >= 0) & (iso <= 1))):
+            raise SimGapInputError(
+                f"effect model: 'drop_offset_isolated' must be empty or {k} shares in [0, 1], got "
+                f"{self.drop_offset_isolated}"
             )
         if self.far_range50 < 0 or self.far_width <= 0:
             raise SimGapInputError("effect model: need 'far_range50' >= 0 and 'far_width' > 0")
@@ -277,7 +302,10 @@ class SensorEffectModel:
     def drop_probability(
         self, beam: np.ndarray, range_m: np.ndarray, cos: np.ndarray, class_idx: np.ndarray
     ) -> np.ndarray:
-        """Isolated-drop probability (logistic part, with ``drop_offset``; no far-range loss, no occlusion).
+        """Drop probability of a return (logistic part, with ``drop_offset``; no far-range loss, no occlusion).
+
+        With ``drop_run_columns`` > 0 a positive shift's share of it is drawn per run of columns, not per return
+        (:func:`~simgap_ext.tune.apply.effect_draw`); this is then each return's marginal drop probability.
 
         Args:
             beam: int beam indices; range_m: ranges, metres; cos: |cos incidence|; class_idx: model class indices
@@ -303,6 +331,12 @@ class SensorEffectModel:
         if not self.drop_offset_classes:
             return np.full(len(self.classes), float(self.drop_offset))
         return np.array([float(self.drop_offset) if c in self.drop_offset_classes else 0.0 for c in self.classes])
+
+    def isolated_share(self) -> np.ndarray:
+        """(K,) float64 share of the shift applied per return when it acts on runs (``drop_offset_isolated``)."""
+        if not self.drop_offset_isolated:
+            return np.zeros(len(self.classes))
+        return np.asarray(self.drop_offset_isolated, dtype=np.float64)
 
     def replace(self, **changes: Any) -> SensorEffectModel:
         """A copy with some fields changed (validated again)."""

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import SimGapInputError
 from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_sensor_profile
 from .fit import RealScan, fit_effect_model
-from .model import SensorEffectModel, head_class
+from .model import OTHER_CLASS, SensorEffectModel, head_class
 
 __all__ = ["load_real_scans", "mount_height", "tuned_profile", "tune_profile"]
 
@@ -113,12 +113,14 @@ def tune_profile(
     rotation_rate_hz: float | None = None,
     search: bool = True,
     synthetic_frames: int = 8,
-    evaluations: int = 48,
+    evaluations: int | None = None,
     seed: int = 0,
     device: str | None = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     far_bound: bool = False,
+    shift_runs: bool | None = None,
+    shift_classes: Sequence[str] | None = None,
 ) -> tuple[SensorProfile, dict[str, Any]]:
     """Fit, search and build the tuned profile.
 
@@ -128,13 +130,21 @@ def tune_profile(
         rotation_rate_hz: the real sensor's spin rate written into the tuned profile (default: the base's).
         search: run the CMA-ES search of the far-range terms (needs the embedded Warp backend).
         synthetic_frames: clean embedded frames the search post-processes.
-        evaluations: CMA-ES objective evaluations.
+        evaluations: CMA-ES objective evaluations (default 48; 96 with runs, whose search has one more dimension per
+            shifted class).
         seed: search seed (scenes ``seed .. seed + synthetic_frames - 1``).
         device: Warp device of the clean renders.
         limit: read at most this many real scans.
         progress: optional callable receiving one-line status messages.
         far_bound: bound the searched far-range loss by the real scans' far returns per class
             (:mod:`simgap_ext.tune.far`).
+        shift_runs: the searched drop shift drops whole runs of columns (``drop_run_columns`` measured on the real
+            scans' multi-cell gaps of the shifted classes, a per-class share per return searched under the
+            ring-continuity bound); False: it multiplies every return's isolated drop. Default: runs with
+            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted), per return without it (80 % per return,
+            65 % with runs; docs/backend.md "Issue 10, seventh pass").
+        shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
+            and ``other``).
 
     Returns:
         (tuned profile, JSON-safe report).
@@ -148,13 +158,25 @@ def tune_profile(
     if not scans:
         raise SimGapInputError("no real scans to tune on")
     say(f"fitting on {len(scans)} real scan(s)")
-    model = fit_effect_model(scans)
+    from ..gate.config import GateConfig
+
+    shifted = tuple(shift_classes) if shift_classes is not None else (OTHER_CLASS, *GateConfig().background_classes)
+    model = fit_effect_model(scans, run_classes=shifted)
+    if shift_runs is None:
+        shift_runs = far_bound
+    if evaluations is None:
+        evaluations = 96 if shift_runs else 48
+    if evaluations < 1:
+        raise SimGapInputError(f"evaluations must be >= 1, got {evaluations}")
+    if not shift_runs:
+        model = model.replace(drop_run_columns=0.0)
     mount = mount_height(frames)
     report: dict[str, Any] = {
         "scans": len(scans),
         "columns": model.columns,
         "classes": list(model.classes),
         "mount_height": mount,
+        "drop_run_columns": model.drop_run_columns,
     }
     profile = tuned_profile(base, model, rotation_rate_hz=rotation_rate_hz, mount=mount)
     if search:
@@ -174,6 +196,7 @@ def tune_profile(
             seed=seed,
             device=device,
             far_bound=far_bound,
+            shift_classes=shifted,
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep
