@@ -213,8 +213,9 @@ def mem_worker(pair: str, size: str, contender: str, root: Path) -> dict:
     fn = make_contender(contender, a, b)
     if fn is None:
         return {"skipped": "not installed"}
-    # imports, Warp start-up and loading the Numba kernels are not part of a call (4096 points: SimGap's own tree)
-    make_contender(contender, a[:4096].copy(), b[:4096].copy())()
+    # imports, Warp start-up and loading the Numba kernels are not part of a call (40k points: SimGap's own tree, when
+    # the case is that large)
+    make_contender(contender, a[:40960].copy(), b[:40960].copy())()
     if contender.endswith("-cuda"):  # device memory: the high-water mark of the framework's pool during one call
         if contender == "torch-cuda":
             import torch

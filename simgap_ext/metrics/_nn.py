@@ -2,7 +2,7 @@
 
 Two exact backends, picked per device:
 
-- CPU: a KD-tree (:mod:`._nn_tree`: SimGap's own, :mod:`._nn_jit`, from 2,048 points; pykdtree below) -- fastest
+- CPU: a KD-tree (:mod:`._nn_tree`: SimGap's own, :mod:`._nn_jit`, from 32,768 points; pykdtree below) -- fastest
   on real LiDAR pairs, whose nearest-neighbour distances span centimetres to tens of metres;
 - CUDA: the Warp hash grid with radius growth (:mod:`._nn_warp`), one thread per query.
 

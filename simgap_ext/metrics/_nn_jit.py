@@ -59,12 +59,9 @@ _CROWDED = 4 * LEAF
 #: Queries per block handed to a thread: enough to amortise the hand-off (~20 us), small enough to balance. A search
 #: of one block runs in the calling thread (no pool to start).
 _BLOCK = 4096
-#: Pairs (points of the smaller cloud) whose two trees are built on two threads. Below: a build takes less than
-#: starting the thread. Above: the builds' temporaries, freed into each thread's own malloc arena and not reused by
-#: the main thread, raised the peak memory of a 1M-point pair by half (62 against 41 MB; the builds are ~4 % of
-#: that call's time).
+#: Smallest pair (points of the smaller cloud) whose two trees are built on two threads: a smaller build takes less
+#: than starting the thread.
 _PARALLEL_BUILD_MIN = 16384
-_PARALLEL_BUILD_MAX = 1 << 18
 
 _kernels: dict[str, object] = {}
 
@@ -165,7 +162,7 @@ def jit_pair_nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         ((N,) float64 distance a -> b, (N,) int64 index into ``b``, (M,) float64 distance b -> a, (M,) int64
         index into ``a``), or ``None`` (the caller uses pykdtree).
     """
-    if _PARALLEL_BUILD_MIN <= min(a.shape[0], b.shape[0]) < _PARALLEL_BUILD_MAX:
+    if min(a.shape[0], b.shape[0]) >= _PARALLEL_BUILD_MIN:
         with ThreadPoolExecutor(2) as pool:
             fa, fb = pool.submit(build_tree, a), pool.submit(build_tree, b)
             tree_a, tree_b = fa.result(), fb.result()

@@ -31,10 +31,11 @@ from ..errors import SimGapInputError
 
 __all__ = ["KDTREES", "tree_backend", "tree_nn", "tree_pair_nn"]
 
-# Smallest cloud (both of a pair) searched by the Numba tree by default: below it a call takes well under a
-# millisecond either way and pykdtree's lower fixed cost (no thread pool) wins (measured in benchmarks/bench_chamfer.py,
-# docs/metrics.md). ``SIMGAP_KDTREE=numba`` uses it at every size.
-_JIT_MIN = 2048
+# Smallest cloud (both of a pair) searched by the Numba tree by default. Below it pykdtree is as fast or faster: a
+# pair of 16k-point subsampled scans took 1.15-1.26x pykdtree's time with SimGap's tree, 24k 0.94-1.18x, 32k
+# 0.86-1.03x, 48k 0.83-1.07x (quiet 2-core machine, interleaved rounds; docs/metrics.md). ``SIMGAP_KDTREE=numba``
+# uses it at every size.
+_JIT_MIN = 32768
 # pykdtree's default; 8 and 32 measured 10% slower / equal on KITTI-360 pairs
 _LEAFSIZE = 16
 # Below this many queries the tree stays in cache anyway and the ordering costs more than it saves (uniform 16k
