@@ -1,7 +1,9 @@
-"""Fixtures shared by several test files: a small real-pipeline reference bank (vlp-16).
+"""Fixtures shared by several test files: a small real-pipeline reference bank (vlp-16), and the eight real nuScenes
+keyframes of ``tests/data`` with a bank of seven of them.
 
-The bank is built the way a user builds one (``simgap render`` scans -> :meth:`ReferenceBank.build`), once per test
-session, so that tests of the run directory, the CLI and the fuzzing do not each render their own.
+The banks are built the way a user builds one (scans -> :meth:`ReferenceBank.build`), once per test session, so that
+tests of the run directory, the CLI, the fuzzing and the gate's class tests do not each build their own. Tests only
+read them.
 """
 
 from __future__ import annotations
@@ -42,3 +44,24 @@ def small_bank(tmp_path_factory) -> SmallBank:
         iter_scans(real, sensor="vlp-16"), sensor="vlp-16", config=load_gate_config(), device="cpu"
     )
     return SmallBank(bank.save(root / "bank.npz"), real, 3)
+
+
+_DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def keyframes():
+    """The eight real nuScenes keyframes of tests/data, (name, frame) in a fixed order."""
+    from simgap_ext.gate.realsets import iter_real_scans
+
+    scans = [s for d in ("nuscenes", "nuscenes_hdl32", "nuscenes_joint") for s in iter_real_scans(_DATA / d)]
+    assert [n for n, _ in scans] == ["data0", "data1", "data30", "data31", "data32", "data33", "data34", "data35"]
+    return scans
+
+
+@pytest.fixture(scope="session")
+def bank7(keyframes):
+    """A bank of the keyframes but data35, with the shipped gate configuration."""
+    from simgap_ext.gate import ReferenceBank, load_gate_config
+
+    return ReferenceBank.build(keyframes[:-1], config=load_gate_config(), device="cpu")

@@ -26,7 +26,6 @@ from simgap_ext.gate.joint import (
     joint_statistic,
     nested_loo_statistics,
 )
-from simgap_ext.gate.realsets import iter_real_scans
 from simgap_ext.gate.validation import perturb
 
 DATA = Path(__file__).parent / "data"
@@ -120,17 +119,7 @@ def test_joint_bound_coverage_on_correlated_normal_statistics():
 
 
 # ------------------------------------------------------------------------------------------------- banks
-@pytest.fixture(scope="module")
-def keyframes():
-    scans = [s for d in ("nuscenes", "nuscenes_hdl32", "nuscenes_joint") for s in iter_real_scans(DATA / d)]
-    assert [n for n, _ in scans] == ["data0", "data1", "data30", "data31", "data32", "data33", "data34", "data35"]
-    return scans
-
-
-@pytest.fixture(scope="module")
-def bank7(keyframes):
-    """A bank of the keyframes but data35."""
-    return ReferenceBank.build(keyframes[:-1], config=load_gate_config(), device="cpu")
+# keyframes, bank7: tests/conftest.py (built once per session)
 
 
 def test_bank_keeps_each_frames_deviation_vector(bank7, tmp_path):

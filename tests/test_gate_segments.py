@@ -16,7 +16,6 @@ from simgap_ext.data.taxonomy import roll_up_frame
 from simgap_ext.errors import ReferenceDataError, SimGapInputError
 from simgap_ext.frame import make_frame
 from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
-from simgap_ext.gate.realsets import iter_real_scans
 from simgap_ext.gate.segments import (
     COUNT_FLOOR,
     DESCRIPTOR_NAMES,
@@ -42,17 +41,7 @@ def _arrays(frame):
     return np.asarray(f["data"], np.float32), np.asarray(info["pointSemantic"]).astype(np.uint32), names
 
 
-@pytest.fixture(scope="module")
-def keyframes():
-    scans = [s for d in ("nuscenes", "nuscenes_hdl32", "nuscenes_joint") for s in iter_real_scans(DATA / d)]
-    assert [n for n, _ in scans] == ["data0", "data1", "data30", "data31", "data32", "data33", "data34", "data35"]
-    return scans
-
-
-@pytest.fixture(scope="module")
-def bank7(keyframes):
-    """A bank of the keyframes but data35."""
-    return ReferenceBank.build(keyframes[:-1], config=load_gate_config(), device="cpu")
+# keyframes, bank7: tests/conftest.py (built once per session)
 
 
 # ------------------------------------------------------------------------------------------------- pieces
