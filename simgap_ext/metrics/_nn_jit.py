@@ -69,9 +69,8 @@ _kernels: dict[str, object] = {}
 class JitTree(NamedTuple):
     """A built tree over the caller's ``points`` (M, 3) float64 (referenced, not copied). ``index`` (M,) int32 the
     points' permutation into leaf order; ``lo``/``hi`` (K, 3) float32 node boxes (the tight float64 boxes rounded
-    outward to float32); ``left`` (K,) int32 first child
-    (-1: leaf, children ``left`` and ``left + 1``); ``start``/``end`` (K,) int32 each node's range in ``index``;
-    ``max_leaf`` the largest leaf's size."""
+    outward to float32); ``left`` (K,) int32 first child (-1: leaf, children ``left`` and ``left + 1``);
+    ``start``/``end`` (K,) int32 each node's range in ``index``; ``max_leaf`` the largest leaf's size."""
 
     points: np.ndarray
     index: np.ndarray

@@ -275,26 +275,21 @@ def search(pts, idx, lo, hi, left, start, end, q, q_at, s0, s1, exclude_zero, st
                         best = d2
                         bi = r
             else:
-                d0 = box_d2(px, py, pz, lo, hi, c)
-                d1 = box_d2(px, py, pz, lo, hi, c + 1)
-                if d0 <= d1:  # nearer child on top, searched first
-                    if d1 < best:
-                        stack[sp] = c + 1
-                        sd[sp] = d1
-                        sp += 1
-                    if d0 < best:
-                        stack[sp] = c
-                        sd[sp] = d0
-                        sp += 1
-                else:
-                    if d0 < best:
-                        stack[sp] = c
-                        sd[sp] = d0
-                        sp += 1
-                    if d1 < best:
-                        stack[sp] = c + 1
-                        sd[sp] = d1
-                        sp += 1
+                near = c
+                far = c + 1
+                d_near = box_d2(px, py, pz, lo, hi, c)
+                d_far = box_d2(px, py, pz, lo, hi, c + 1)
+                if d_far < d_near:
+                    near, far, d_near, d_far = far, near, d_far, d_near
+                # the nearer child on top, searched first (on a tie the left one, as before)
+                if d_far < best:
+                    stack[sp] = far
+                    sd[sp] = d_far
+                    sp += 1
+                if d_near < best:
+                    stack[sp] = near
+                    sd[sp] = d_near
+                    sp += 1
         out_d[row] = np.sqrt(best)
         out_i[row] = bi
         if bi >= 0:

@@ -73,8 +73,6 @@ def tree_backend(n_points: int | None = None) -> str:
         SimGapInputError: ``SIMGAP_KDTREE`` names no tree.
     """
     forced = _forced()
-    if forced == "ckdtree":
-        return "ckdtree"
     if forced == "numba" or (forced == "auto" and (n_points is None or n_points >= _JIT_MIN)):
         from ._nn_jit import available
 
