@@ -4,7 +4,8 @@ Every scan is rolled up onto the gate's scene vocabulary (as the bank does) and 
 shape descriptors (:func:`simgap_ext.gate.segments.segment_descriptors`). Printed per dataset:
 
 - the per-segment AUC of vehicle vs vegetation segments, scored by the share of a segment's ``K_SEGMENTS`` nearest
-  real segments that are vehicles (each scan's segments voted on by the other scans' only);
+  real segments that are vehicles (each scan's segments voted on by the other scans' only), and the share of vehicle
+  segments voted vehicle by a majority per range band (with the share of vegetation segments that are);
 - over ``--folds`` held-out scans (evenly spaced, as ``validate_real.py``; the other scans form the bank each time):
   the segment test exactly as the gate runs it (:func:`~simgap_ext.gate.segments.count_limits` over the bank scans'
   leave-one-out pair counts, per-class Bonferroni level ``1 - 0.05 / K`` divided by the number of other classes,
@@ -37,6 +38,7 @@ from simgap_ext.gate.config import load_gate_config
 from simgap_ext.gate.frame_stats import _sensor_points, frame_stats
 from simgap_ext.gate.realsets import iter_real_scans
 from simgap_ext.gate.segments import (
+    DESCRIPTOR_NAMES,
     K_SEGMENTS,
     MIN_SEGMENT_FRAMES,
     SegmentIndex,
@@ -85,7 +87,8 @@ def run(path: Path, folds: int) -> None:
     n = len(raw)
     names = {i: c for c, i in vocab.items()}
     src, dst = vocab.get(SRC, -1), vocab.get(DST, -1)
-    pos, neg = [], []
+    pos, neg, pos_range = [], [], []
+    log_range = DESCRIPTOR_NAMES.index("log_range")
     for i in range(n):
         rest = [j for j in range(n) if j != i]
         bd = np.concatenate([segs[j][0] for j in rest]).astype(np.float64)
@@ -93,11 +96,27 @@ def run(path: Path, folds: int) -> None:
         share = _vote_share(bd, bc, segs[i][0].astype(np.float64), src)
         pos += share[segs[i][1] == src].tolist()
         neg += share[segs[i][1] == dst].tolist()
+        pos_range += np.exp(segs[i][0][segs[i][1] == src, log_range]).tolist()
     auc = mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)) if pos and neg else math.nan
     print(
         f"\n**{path.name}** ({n} scans; {len(pos)} {SRC} / {len(neg)} {DST} segments): per-segment AUC {SRC} vs "
         f"{DST} {auc:.3f}\n"
     )
+    if pos and neg:
+        # Majority votes by range: where the descriptor runs out (far, sparse objects), no count rule can help.
+        share, rng_m = np.asarray(pos), np.asarray(pos_range)
+        bands = [(0, 10), (10, 20), (20, 40), (40, math.inf)]
+        txt = "; ".join(
+            f"{f'{lo:.0f}-{hi:.0f}' if math.isfinite(hi) else f'>= {lo:.0f}'} m "
+            f"{np.mean(share[(rng_m >= lo) & (rng_m < hi)] > 0.5):.2f} "
+            f"({int(((rng_m >= lo) & (rng_m < hi)).sum())})"
+            for lo, hi in bands
+            if ((rng_m >= lo) & (rng_m < hi)).any()
+        )
+        print(
+            f"{SRC} segments voted {SRC} by a majority, by range (share, segments): {txt}; {DST} segments voted "
+            f"{SRC}: {np.mean(np.asarray(neg) > 0.5):.4f}\n"
+        )
     held = np.unique(np.linspace(0, n - 1, min(folds, n)).round().astype(int))
     kinds = ("real", "relabel_scene", "relabel")
     res: dict[str, list] = {k: [] for k in kinds}
