@@ -8,15 +8,16 @@ shape descriptors (:func:`simgap_ext.gate.segments.segment_descriptors`). Printe
   segments voted vehicle by a majority per range band (with the share of vegetation segments that are);
 - over ``--folds`` held-out scans (evenly spaced, as ``validate_real.py``; the other scans form the bank each time):
   the segment test exactly as the gate runs it (:func:`~simgap_ext.gate.segments.count_limits` over the bank scans'
-  leave-one-out pair counts, per-class Bonferroni level ``1 - 0.05 / K`` divided by the number of other classes,
-  ``calibration_margin`` 1.5), on the scan as it is (``real``: flagged = a false alarm), with its scene class
-  ``vehicle`` relabelled ``vegetation`` (``relabel_scene``) and with its most populous fine thing class relabelled
-  (``relabel``; ``gate.validation.perturb``). Per fold: the worst (class -> looks like) pair, its excess over the
-  real mean in units of its limit, and the count / the largest real count.
+  leave-one-out pair counts under both vote rules, majority and plurality, per-class Bonferroni level
+  ``1 - 0.05 / K`` divided by the number of (rule, other class) columns, ``calibration_margin`` 1.5), on the scan
+  as it is (``real``: flagged = a false alarm), with its scene class ``vehicle`` relabelled ``vegetation``
+  (``relabel_scene``) and with its most populous fine thing class relabelled (``relabel``;
+  ``gate.validation.perturb``). Per fold: the worst (class -> looks like, rule m/p) pair, its excess over the real
+  mean in units of its limit, and the count / the largest real count.
 
     SIMGAP_REALDATA=/work/shared/realdata PYTHONPATH=$PWD python benchmarks/segment_relabel.py [--folds 10] [DIR ...]
 
-The gate itself (bank format 6) is validated by ``validate_real.py``; this isolates the segment test (seconds per
+The gate itself (bank format 7) is validated by ``validate_real.py``; this isolates the segment test (seconds per
 dataset instead of minutes, no other component involved).
 """
 
@@ -41,9 +42,10 @@ from simgap_ext.gate.segments import (
     DESCRIPTOR_NAMES,
     K_SEGMENTS,
     MIN_SEGMENT_FRAMES,
+    RULES,
     SegmentIndex,
     count_limits,
-    pair_counts,
+    segment_counts,
     segment_descriptors,
 )
 from simgap_ext.gate.validation import perturb
@@ -128,10 +130,10 @@ def run(path: Path, folds: int) -> None:
         frm = np.concatenate([np.full(segs[j][1].shape[0], j) for j in others])
         index = SegmentIndex(desc, cls, frm, len(vocab) + 4)  # room for a class only a perturbation adds
         q_class = 1 - (1 - cfg.calibration_quantile) / max(1.0, float(np.median([segs[j][2] for j in others])))
-        level = 1 - (1 - q_class) / max(1, np.unique(cls).size - 1)
+        level = 1 - (1 - q_class) / (len(RULES) * max(1, np.unique(cls).size - 1))
         rows: dict[int, list[np.ndarray]] = {}
         for j in others:
-            pc = pair_counts(segs[j][1], index.majority(segs[j][0], exclude_frame=j), index.n_classes)
+            pc = segment_counts(index.tallies(segs[j][0], exclude_frame=j), segs[j][1], index.n_classes)
             for ci in np.unique(segs[j][1]).tolist():
                 rows.setdefault(ci, []).append(pc[ci])
         fits = {
@@ -144,17 +146,19 @@ def run(path: Path, folds: int) -> None:
             if frame is None:
                 continue
             d, c, _ = _segments(roll_up_frame(frame), sensor, vocab)
-            pc = pair_counts(c, index.majority(d), index.n_classes)
+            pc = segment_counts(index.tallies(d), c, index.n_classes)
             best = (-math.inf, "-", 0.0, 0.0)
             for ci in np.unique(c).tolist():
                 if ci not in fits:
                     continue
                 mean, top, limit = fits[ci]
-                ratio = (pc[ci][: mean.size] - mean) / limit
-                ratio[ci] = -math.inf
-                k = int(np.argmax(ratio))
-                if ratio[k] > best[0]:
-                    best = (float(ratio[k]), f"{names[ci]}->{names[k]}", pc[ci][k], top[k])
+                n_cls = index.n_classes
+                ratio = (pc[ci] - mean) / limit
+                ratio[ci::n_cls] = -math.inf  # the class's own column under each rule
+                j = int(np.argmax(ratio))
+                if ratio[j] > best[0]:
+                    rule = RULES[j // n_cls][0]  # m(ajority) / p(lurality)
+                    best = (float(ratio[j]), f"{names[ci]}->{names[j % n_cls]} ({rule})", pc[ci][j], top[j])
             res[kind].append(best)
     print("| case | flagged | worst pair per fold: excess / limit, class -> looks like, count / largest real count |")
     print("|---|---:|---|")

@@ -144,7 +144,7 @@ def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):
     with np.load(src, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     header = json.loads(bytes(arrays["__meta__"]).decode())
-    assert header["format_version"] == 6 and "frame_profiles" in header["meta"]
+    assert header["format_version"] == 7 and "frame_profiles" in header["meta"]
     header["format_version"] = header["meta"]["format_version"] = 3
     del header["meta"]["frame_profiles"]
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)

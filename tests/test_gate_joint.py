@@ -155,7 +155,7 @@ def test_old_bank_loads_without_the_joint_test(bank7, keyframes, tmp_path, caplo
     with np.load(src, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if not k.startswith("joint_")}
     header = json.loads(bytes(arrays["__meta__"]).decode())
-    assert header["format_version"] == 6
+    assert header["format_version"] == 7
     header["format_version"] = header["meta"]["format_version"] = 4
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     np.savez(tmp_path / "v4.npz", **arrays)

@@ -1,5 +1,5 @@
 """The segment test (gate.segments): clustering, descriptors, votes and limits against independent references, the
-bank's format-6 arrays, and the gate on real nuScenes keyframes of tests/data (HDL-32E)."""
+bank's format-7 arrays, and the gate on real nuScenes keyframes of tests/data (HDL-32E)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ from simgap_ext.gate.segments import (
     SegmentTests,
     _clusters,
     count_limits,
+    majority_vote,
     pair_counts,
+    plurality_vote,
+    segment_counts,
     segment_descriptors,
 )
 
@@ -133,17 +136,26 @@ def test_majority_votes_against_brute_force():
     index = SegmentIndex(desc, cls, frame, 4)
     q = desc[frame == 2]
     scaled = desc / desc.std(axis=0)
+    own = cls[frame == 2]
     for excl in (None, 2):
         got = index.majority(q, exclude_frame=excl)
+        tally = index.tallies(q, exclude_frame=excl)
+        plural = plurality_vote(tally, own)
         dist = np.sqrt((((q / desc.std(axis=0))[:, None, :] - scaled[None]) ** 2).sum(-1))
         if excl is not None:
             dist[:, frame == excl] = np.inf
         for i, row in enumerate(dist):
             near = np.argsort(row, kind="stable")[:K_SEGMENTS]
             counts = np.bincount(cls[near], minlength=4)
+            assert np.array_equal(tally[i], counts)
             want = int(counts.argmax()) if counts.max() * 2 > K_SEGMENTS else -1
             assert got[i] == want
+            # Plurality: own class under half the votes -> the other class with the most (lowest on a tie).
+            others = [(counts[k], -k) for k in range(4) if k != own[i]]
+            want_pl = -max(others)[1] if counts[own[i]] * 2 < K_SEGMENTS else -1
+            assert plural[i] == want_pl
     assert (index.majority(q, exclude_frame=None) >= 0).any()
+    assert (plurality_vote(index.tallies(q), own) >= 0).any()
 
 
 def test_pair_counts_by_hand():
@@ -154,6 +166,30 @@ def test_pair_counts_by_hand():
     want[1, 0] = 1  # a class-1 segment voting for its own class counts nowhere
     want[2, 0] = 1
     assert np.array_equal(pair_counts(seg, maj, 3), want)
+
+
+def test_vote_rules_and_segment_counts_by_hand():
+    """Votes of 6 segments over 3 classes: majority (> half), plurality (own class < half; the other class with the
+    most, the lower index on a tie), and the (C, 2C) counts of both rules."""
+    tally = np.array(
+        [
+            [2, 6, 7],  # class 0: class 2 holds 7 of 15, no majority; own 2 < 7.5 -> plurality 2
+            [1, 9, 5],  # class 0: majority 1; plurality 1
+            [8, 4, 3],  # class 0: own majority -> neither
+            [5, 5, 5],  # class 1: own 5 < 7.5; tie of 0 and 2 -> 0; no majority
+            [0, 7, 8],  # class 1: majority 2; own 7 < 7.5 -> plurality 2
+            [0, 0, 0],  # class 2: no votes -> neither
+        ]
+    )
+    seg = np.array([0, 0, 0, 1, 1, 2])
+    assert majority_vote(tally).tolist() == [-1, 1, 0, -1, 2, -1]
+    assert plurality_vote(tally, seg).tolist() == [2, 1, -1, 0, 2, -1]
+    want = np.zeros((3, 6))
+    want[0, 1] = 1  # majority columns
+    want[1, 2] = 1
+    want[0, 3 + 2] = want[0, 3 + 1] = 1  # plurality columns
+    want[1, 3 + 0] = want[1, 3 + 2] = 1
+    assert np.array_equal(segment_counts(tally, seg, 3), want)
 
 
 def test_count_limits_against_independent_references():
@@ -184,18 +220,20 @@ def test_count_limits_against_independent_references():
 
 # ------------------------------------------------------------------------------------------------- banks
 def test_bank_stores_segments_and_leave_one_out_counts(keyframes, bank7, tmp_path):
-    """Format 6: every frame's segments, and per (class, frame) the counts of its segments voted on by the other
-    frames' segments (recomputed here from the stored segments); the arrays round-trip."""
-    assert bank7.meta["format_version"] == 6
+    """Format 7: every frame's segments, and per (class, frame) the counts of its segments voted on by the other
+    frames' segments under both rules (recomputed here from the stored segments); the arrays round-trip."""
+    assert bank7.meta["format_version"] == 7
+    assert bank7.seg_count.shape[1] == 2 * len(bank7.class_names)
     assert bank7.seg_desc.shape[1] == len(DESCRIPTOR_NAMES) and set(bank7.seg_frame.tolist()) == set(range(7))
     pts, cls, rough, skip = _frame_inputs(keyframes[3][1], bank7)
     desc, _ = segment_descriptors(pts, cls, rough, skip=skip)
     mine = bank7.seg_frame == 3
     assert np.allclose(np.sort(bank7.seg_desc[mine], axis=0), np.sort(desc, axis=0), atol=1e-4)
     index = SegmentIndex(bank7.seg_desc, bank7.seg_class, bank7.seg_frame, len(bank7.class_names))
-    counts = pair_counts(
-        bank7.seg_class[mine], index.majority(bank7.seg_desc[mine], exclude_frame=3), len(bank7.class_names)
-    )
+    n = len(bank7.class_names)
+    majority = pair_counts(bank7.seg_class[mine], index.majority(bank7.seg_desc[mine], exclude_frame=3), n)
+    tally = index.tallies(bank7.seg_desc[mine], exclude_frame=3)
+    counts = np.hstack([majority, pair_counts(bank7.seg_class[mine], plurality_vote(tally, bank7.seg_class[mine]), n)])
     for ci in np.unique(bank7.seg_class[mine]).tolist():
         row = (bank7.seg_count_class == ci) & (bank7.seg_count_frame == 3)
         assert np.array_equal(bank7.seg_count[row][0], counts[ci])
@@ -218,7 +256,7 @@ def _frame_inputs(frame, bank):
 
 def test_old_bank_loads_without_the_segment_test(bank7, keyframes, tmp_path, caplog):
     """A format-5 bank (no segments) loads; the gate says once it cannot test segments and scores no ``segments``
-    component. Malformed counts are refused."""
+    component. A format-6 bank (majority counts only) is tested on those. Malformed counts are refused."""
     src = bank7.save(tmp_path / "v6.npz")
     with np.load(src, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if not k.startswith("seg_")}
@@ -233,6 +271,22 @@ def test_old_bank_loads_without_the_segment_test(bank7, keyframes, tmp_path, cap
     assert any("no real segment statistics" in r.message for r in caplog.records)
     d = gate.evaluate(keyframes[-1][1], update_quarantine=False)
     assert d.accepted and not any("segments" in c.components for c in d.per_class.values())
+    # Format 6: the majority counts only; the gate tests those and says once what it cannot count.
+    with np.load(src, allow_pickle=False) as z:
+        v6 = {k: z[k] for k in z.files}
+    header = json.loads(bytes(v6["__meta__"]).decode())
+    header["format_version"] = header["meta"]["format_version"] = 6
+    v6["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    v6["seg_count"] = v6["seg_count"][:, : len(bank7.class_names)]
+    np.savez(tmp_path / "v6only.npz", **v6)
+    six = ReferenceBank.load(tmp_path / "v6only.npz")
+    assert SegmentTests(six, 1.5).rules == 1 and SegmentTests(bank7, 1.5).rules == 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="simgap_ext.gate.gate"):
+        gate6 = FrameGate(six, load_gate_config(), device="cpu", quarantine=False)
+    assert any("majority vote only" in r.message for r in caplog.records)
+    d6 = gate6.evaluate(keyframes[-1][1], update_quarantine=False)
+    assert d6.accepted and any("segments" in c.components for c in d6.per_class.values())
     bad = dict(np.load(src, allow_pickle=False))
     bad["seg_count"] = np.ones((bad["seg_count"].shape[0], 2), np.float32)
     np.savez(tmp_path / "bad.npz", **bad)
@@ -288,3 +342,26 @@ def test_a_ring_segment_over_empty_ground_stays_finite():
     assert desc.shape == (1, len(DESCRIPTOR_NAMES)) and np.isfinite(desc).all()
     d = dict(zip(DESCRIPTOR_NAMES, desc[0].tolist(), strict=True))
     assert d["bottom_above_ground"] == pytest.approx(0.0, abs=1e-6) and d["height"] == pytest.approx(1.5, abs=1e-6)
+
+
+def test_segment_test_reads_both_rules_columns(bank7):
+    """A (rules x C) counts row: the plurality block is tested as the majority block is (its own limit from the
+    bank's leave-one-out rows, Bonferroni over both rules' columns), the class's own columns never; the reason names
+    the rule."""
+    tests = SegmentTests(bank7, 1.5)
+    names = bank7.class_names
+    n, veg, ground = len(names), names.index("vegetation"), names.index("ground")
+    rows = bank7.seg_count[bank7.seg_count_class == veg]
+    q_class = bank7.meta["calibration_class_quantile"]
+    level = 1 - (1 - q_class) / (2 * (np.unique(bank7.seg_class).size - 1))
+    mean, _, limit = count_limits(rows, level, 1.5)
+    row = mean.copy()
+    row[n + ground] += 3 * limit[n + ground]  # plurality segments of vegetation leaning to ground
+    row[veg] = row[n + veg] = 1e6  # own columns: never a failure
+    res = tests.evaluate("vegetation", row)
+    assert (res.rule, res.other, res.failed) == ("plurality", "ground", True)
+    assert res.limit == pytest.approx(limit[n + ground]) and res.excess == pytest.approx(3 * limit[n + ground])
+    assert "hold under half vegetation votes, most for ground" in res.reason("vegetation")
+    row[ground] = mean[ground] + 4 * limit[ground]
+    res = tests.evaluate("vegetation", row)
+    assert (res.rule, res.other) == ("majority", "ground") and "look like ground" in res.reason("vegetation")

@@ -51,7 +51,8 @@ from .geometric import (
 )
 from .plausibility import class_votes, foreign_excess, vote_profile
 from .segments import DESCRIPTOR_NAMES as SEGMENT_DESCRIPTORS
-from .segments import SegmentIndex, pair_counts, segment_descriptors
+from .segments import RULES as SEGMENT_RULES
+from .segments import SegmentIndex, segment_counts, segment_descriptors
 from .tailbound import loo_deviation_bound
 
 __all__ = [
@@ -68,7 +69,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BANK_FORMAT_VERSION = 6
+BANK_FORMAT_VERSION = 7
 #: Format versions :meth:`ReferenceBank.load` reads. Version 2 banks predate the sensor-origin statistic
 #: (``origin_vals``/``origin_frame``) and the plausibility vote profiles (``meta["vote_profile"]``): they load with
 #: those empty and uncalibrated, so the gate judges them without the ``origin`` and ``foreign`` components (and
@@ -80,7 +81,9 @@ BANK_FORMAT_VERSION = 6
 #: predate the real segments and their leave-one-out pair counts (``seg_desc``, ``seg_class``, ``seg_frame``,
 #: ``seg_count``, ``seg_count_class``, ``seg_count_frame``) of the segment test (:mod:`~simgap_ext.gate.segments`):
 #: they load with those empty, and the gate judges them without the ``segments`` component and says so once.
-READABLE_FORMAT_VERSIONS = (2, 3, 4, 5, 6)
+#: Version 6 banks hold the segment counts of the majority vote only (``seg_count`` (R, C) instead of (R, 2C) with
+#: the plurality counts, :data:`~simgap_ext.gate.segments.RULES`): the gate tests those only and says so once.
+READABLE_FORMAT_VERSIONS = (2, 3, 4, 5, 6, 7)
 OBJECT_COMPONENTS = ("chamfer", "count", "roughness", "density", "share", "height", "plausibility", "foreign")
 # Local-geometry descriptors kept per (class, frame) for the plausibility vote, and the fewest a class needs in a
 # frame before its plausibility is judged.
@@ -244,9 +247,10 @@ class ReferenceBank:
             Empty in banks of format version 2.
         seg_desc: (G, 11) float32 shape descriptors of the real frames' Euclidean segments
             (:func:`~simgap_ext.gate.segments.segment_descriptors`); ``seg_class``/``seg_frame`` (G,) int32.
-        seg_count: (R, C) float32 per (class, calibrated frame): how many of the class's segments look like each
-            class (majority of the other frames' segments' votes); ``seg_count_class``/``seg_count_frame`` (R,)
-            int32. Empty in banks of format version < 6.
+        seg_count: (R, 2C) float32 per (class, calibrated frame): how many of the class's segments look like each
+            class, under the majority then the plurality rule of the other frames' segments' votes
+            (:func:`~simgap_ext.gate.segments.segment_counts`); ``seg_count_class``/``seg_count_frame`` (R,) int32.
+            (R, C), majority only, in banks of format version 6; empty before.
         calibration: component -> key (class name or ``"scene"``) -> real-vs-real quantile distance.
         d_max_table: component -> key -> d_max (``margin * quantile / (1 - g_threshold)``).
         meta: build settings (config snapshot, format version).
@@ -927,12 +931,12 @@ class ReferenceBank:
             sel = self.seg_frame == fi
             if not sel.any():
                 continue
-            counts = pair_counts(self.seg_class[sel], index.majority(self.seg_desc[sel], exclude_frame=fi), n)
+            counts = segment_counts(index.tallies(self.seg_desc[sel], exclude_frame=fi), self.seg_class[sel], n)
             for ci in np.unique(self.seg_class[sel]).tolist():
                 rows.append(counts[ci])
                 cls.append(ci)
                 frames.append(fi)
-        self.seg_count = np.array(rows, np.float32).reshape(-1, n)
+        self.seg_count = np.array(rows, np.float32).reshape(-1, 2 * n)
         self.seg_count_class = np.array(cls, np.int32)
         self.seg_count_frame = np.array(frames, np.int32)
 
@@ -1168,9 +1172,13 @@ class ReferenceBank:
             raise ReferenceDataError(
                 f"reference bank {where}: seg_count must have one seg_count_class and frame per row"
             )
-        if r and (self.seg_count.shape[1] != n_classes or (self.seg_count < 0).any()):
+        # One column per class and vote rule: the plurality counts arrived with format 7 (before: majority only).
+        version = self.meta.get("format_version", BANK_FORMAT_VERSION)
+        cols = (n_classes * len(SEGMENT_RULES),) if version >= 7 else (n_classes, n_classes * len(SEGMENT_RULES))
+        if r and (self.seg_count.shape[1] not in cols or (self.seg_count < 0).any()):
             raise ReferenceDataError(
-                f"reference bank {where}: seg_count must hold {n_classes} non-negative counts per row"
+                f"reference bank {where}: seg_count must hold {' or '.join(map(str, cols))} non-negative counts per "
+                f"row (format {version})"
             )
         for name in ("seg_frame", "seg_count_frame"):
             idx = getattr(self, name)

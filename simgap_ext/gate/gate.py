@@ -189,6 +189,14 @@ class FrameGate:
                 bank.source or "(in memory)",
                 bank.meta.get("format_version", "?"),
             )
+        elif self.config.segment_test and self._segments.rules == 1:
+            log.warning(
+                "reference bank %s (format version %s) holds the segment counts of the majority vote only: segments "
+                "whose own class wins under half their votes (a relabelled class split between two others) are not "
+                "counted; rebuild the bank to check them",
+                bank.source or "(in memory)",
+                bank.meta.get("format_version", "?"),
+            )
         if "frame_profiles" not in bank.meta:
             log.warning(
                 "reference bank %s (format version %s) predates the per-frame vote profiles: a class "

@@ -14,9 +14,12 @@ inside a class whose real segments are trees, hedges and bushes. This module com
   squared range (points per steradian: a density that does not fall with range), its log range, the linearity /
   planarity / scattering of its covariance, and its mean clipped range roughness (smooth panels vs foliage).
 - **Votes** (:class:`SegmentIndex`): a segment is voted on by its :data:`K_SEGMENTS` nearest real segments in
-  descriptor space (scaled by the bank's per-column spread; KD-tree). It *looks like* class ``k`` when more than
-  half of its votes go to ``k``. For every class ``c`` of a frame, ``n_ck`` is the number of its segments that look
-  like another class ``k`` (:func:`pair_counts`).
+  descriptor space (scaled by the bank's per-column spread; KD-tree). Two rules (:data:`RULES`) count it for another
+  class ``k``: *majority*, more than half of its votes go to ``k`` (:func:`majority_vote`); *plurality*, its own
+  class holds less than half of them and ``k`` the most of the rest (:func:`plurality_vote`: a relabelled pedestrian
+  whose votes split between ``pedestrian`` and ``static_object`` wins no majority, but its new class holds few). For
+  every class ``c`` of a frame and rule, ``n_ck`` is the number of its segments counted for ``k``
+  (:func:`pair_counts`, :func:`segment_counts`: ``(C, 2C)``, the majority columns first).
 - **Calibration** (in the bank): every calibrated real frame's counts, its segments voted on by the other frames'
   segments only (leave one frame out), one row per (class, frame).
 - **Test** (:class:`SegmentTests`, :func:`count_limits`): for a frame's class ``c`` and each other class ``k``, the
@@ -24,14 +27,16 @@ inside a class whose real segments are trees, hedges and bushes. This module com
   normal prediction bound of the real frames' leave-one-out deviations
   (:func:`~simgap_ext.gate.tailbound.loo_deviation_bound`) and the Poisson count model's bound (negative binomial
   posterior predictive under Jeffreys' prior, minus the mean), never below :data:`COUNT_FLOOR` (1 segment, the
-  resolution of a count); both at the per-class Bonferroni level divided by the number of other classes tested,
-  ``1 - (1 - q_class) / (C - 1)``. The class fails on its largest excess in units of its limit.
+  resolution of a count); both at the per-class Bonferroni level divided by the number of (rule, other class)
+  columns tested, ``1 - (1 - q_class) / (2 (C - 1))``. The class fails on its largest excess in units of its limit.
 
 Measured (``benchmarks/segment_relabel.py``, 10 folds per set, docs/gate.md "Segment test"): per-segment AUC of
 vehicle vs vegetation segments 0.90 (KITTI-360), 0.97 (nuScenes), 0.98 (MCD); the test alone flags no real held-out
-scan and 40 / 80 / 70 % of scene-class relabels (KITTI-360 / nuScenes / MCD). The count model replaced a fixed floor
-of ``margin`` x 1 segment after that first rule flagged one real MCD scan (MCD had been held out while the constants
-were chosen on KITTI-360 and nuScenes).
+scan and 30 / 80 / 90 % of scene-class relabels (KITTI-360 / nuScenes / MCD; 40 / 80 / 70 % with the majority rule
+alone). The count model replaced a fixed floor of ``margin`` x 1 segment after that first rule flagged one real MCD
+scan (MCD had been held out while the constants were chosen on KITTI-360 and nuScenes). The plurality rule was
+added after comparing seven rules on all three sets (``benchmarks/segment_vote_rules.py``): a choice made on the
+validation data itself, see docs/gate.md.
 """
 
 from __future__ import annotations
@@ -46,11 +51,15 @@ from .frame_stats import ROUGHNESS_CLIP
 
 __all__ = [
     "DESCRIPTOR_NAMES",
+    "RULES",
     "SegmentIndex",
     "SegmentResult",
     "SegmentTests",
     "count_limits",
+    "majority_vote",
     "pair_counts",
+    "plurality_vote",
+    "segment_counts",
     "segment_descriptors",
 ]
 
@@ -71,6 +80,8 @@ GROUND_CELL = 2.0
 COUNT_FLOOR = 1.0
 #: Fewest real frames holding a class for its segment test.
 MIN_SEGMENT_FRAMES = 3
+#: The vote rules a class's segments are counted under, in the order of the count columns (:func:`segment_counts`).
+RULES = ("majority", "plurality")
 
 DESCRIPTOR_NAMES = (
     "length",
@@ -245,11 +256,12 @@ class SegmentIndex:
     def __len__(self) -> int:
         return int(self._desc.shape[0])
 
-    def majority(self, desc: np.ndarray, *, exclude_frame: int | None = None) -> np.ndarray:
-        """(Q,) int64 the class most of each segment's :data:`K_SEGMENTS` nearest real segments hold, -1 without
-        a majority (more than half of the votes); real segments of ``exclude_frame`` do not vote."""
+    def tallies(self, desc: np.ndarray, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(Q, n_classes) int64 votes of each segment's :data:`K_SEGMENTS` nearest real segments per class (fewer
+        than :data:`K_SEGMENTS` in all only when the bank holds fewer); real segments of ``exclude_frame`` do not
+        vote."""
         q = np.asarray(desc, np.float64).reshape(-1, len(DESCRIPTOR_NAMES))
-        out = np.full(q.shape[0], -1, np.int64)
+        out = np.zeros((q.shape[0], self.n_classes), np.int64)
         if self._tree is None or q.shape[0] == 0:
             return out
         own = 0 if exclude_frame is None else int((self._frame == exclude_frame).sum())
@@ -260,14 +272,63 @@ class SegmentIndex:
             row = nn[i]
             if own:
                 row = row[self._frame[row] != exclude_frame]
-            row = row[:K_SEGMENTS]
-            if row.size == 0:
-                continue
-            counts = np.bincount(self._cls[row], minlength=self.n_classes)
-            top = int(counts.argmax())
-            if counts[top] * 2 > row.size:
-                out[i] = top
+            out[i] = np.bincount(self._cls[row[:K_SEGMENTS]], minlength=self.n_classes)
         return out
+
+    def majority(self, desc: np.ndarray, *, exclude_frame: int | None = None) -> np.ndarray:
+        """(Q,) int64 the class most of each segment's :data:`K_SEGMENTS` nearest real segments hold, -1 without
+        a majority (more than half of the votes); real segments of ``exclude_frame`` do not vote."""
+        return majority_vote(self.tallies(desc, exclude_frame=exclude_frame))
+
+
+def majority_vote(tally: np.ndarray) -> np.ndarray:
+    """(Q,) int64 the class holding more than half of each row's votes, -1 where none does.
+
+    Args:
+        tally: (Q, C) int votes per segment and class (:meth:`SegmentIndex.tallies`).
+    """
+    t = np.asarray(tally, np.int64).reshape(tally.shape[0], -1)
+    top = t.argmax(axis=1) if t.shape[1] else np.zeros(t.shape[0], np.int64)
+    won = t[np.arange(t.shape[0]), top] * 2 > t.sum(axis=1) if t.shape[1] else np.zeros(t.shape[0], bool)
+    return np.where(won, top, -1).astype(np.int64)
+
+
+def plurality_vote(tally: np.ndarray, seg_class: np.ndarray) -> np.ndarray:
+    """(Q,) int64 where a segment's own class holds less than half its votes, the other class holding the most
+    (the lowest index on a tie); -1 elsewhere and for a segment without votes.
+
+    A relabelled object often wins no majority for its true class (its votes split between, say, ``static_object``
+    and ``pedestrian``), yet its new class holds few of them: this catches it where :func:`majority_vote` cannot.
+
+    Args:
+        tally: (Q, C) int votes per segment and class; ``seg_class`` (Q,) int each segment's own class.
+    """
+    t = np.asarray(tally, np.int64).reshape(tally.shape[0], -1)
+    own = np.asarray(seg_class, np.int64).reshape(-1)
+    rows = np.arange(t.shape[0])
+    total = t.sum(axis=1)
+    other = t.copy()
+    other[rows, own] = -1
+    lost = (total > 0) & (t[rows, own] * 2 < total)
+    return np.where(lost, other.argmax(axis=1) if t.shape[1] else -1, -1).astype(np.int64)
+
+
+def segment_counts(tally: np.ndarray, seg_class: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, 2 n_classes) float64 a frame's pair counts under both vote rules (:data:`RULES`): columns
+    ``[0, C)`` the segments whose *majority* is another class (:func:`majority_vote`), ``[C, 2C)`` those whose own
+    class holds under half the votes, by the other class with the most (:func:`plurality_vote`).
+
+    Args:
+        tally: (S, C) votes of the frame's segments (:meth:`SegmentIndex.tallies`); ``seg_class`` (S,) int their
+            classes; ``n_classes`` C.
+    """
+    cls = np.asarray(seg_class, np.int64).reshape(-1)
+    return np.hstack(
+        [
+            pair_counts(cls, majority_vote(tally), n_classes),
+            pair_counts(cls, plurality_vote(tally, cls), n_classes),
+        ]
+    )
 
 
 def pair_counts(seg_class: np.ndarray, majority: np.ndarray, n_classes: int) -> np.ndarray:
@@ -325,11 +386,12 @@ def count_limits(rows: np.ndarray, level: float, margin: float) -> tuple[np.ndar
 
 @dataclass
 class SegmentResult:
-    """The segment test of one class: its worst (class, other class) count.
+    """The segment test of one class: its worst (class, other class, rule) count.
 
     Attributes:
         other: the class its segments look like; ``count`` how many do; ``real_mean`` / ``real_max`` the real
-            frames' counts; ``n_real`` the real frames holding the class; ``limit`` the excess it is held to.
+            frames' counts; ``n_real`` the real frames holding the class; ``limit`` the excess it is held to;
+            ``rule`` the vote rule of the count (:data:`RULES`).
     """
 
     other: str
@@ -338,6 +400,7 @@ class SegmentResult:
     real_max: float
     n_real: int
     limit: float
+    rule: str = "majority"
 
     @property
     def excess(self) -> float:
@@ -351,15 +414,17 @@ class SegmentResult:
 
     def reason(self, class_name: str) -> str:
         """The failure reason with its numbers."""
+        how = "look like" if self.rule == "majority" else f"hold under half {class_name} votes, most for"
         return (
-            f"class {class_name}: {self.count:.0f} segment(s) look like {self.other} (real frames: mean "
+            f"class {class_name}: {self.count:.0f} segment(s) {how} {self.other} (real frames: mean "
             f"{self.real_mean:.1f}, at most {self.real_max:.0f} in {self.n_real}); excess {self.excess:.1f} > "
             f"{self.limit:.1f} ({self.excess / self.limit:.2f}x): relabelled {self.other}?"
         )
 
 
 class SegmentTests:
-    """Per-class segment tests of one bank (format 6: segment descriptors and leave-one-out counts).
+    """Per-class segment tests of one bank (format 7: segment descriptors and leave-one-out counts under both vote
+    rules; a format 6 bank holds the majority counts only, and is tested on those).
 
     Args:
         bank: a :class:`~simgap_ext.gate.ReferenceBank`.
@@ -371,9 +436,13 @@ class SegmentTests:
         names = list(bank.class_names)  # type: ignore[attr-defined]
         self._names = names
         self._index = SegmentIndex(bank.seg_desc, bank.seg_class, bank.seg_frame, len(names))  # type: ignore[attr-defined]
+        n = len(names)
+        cols = int(bank.seg_count.shape[1]) if bank.seg_count.shape[0] else 0  # type: ignore[attr-defined]
+        #: How many vote rules the bank's counts hold (2 from format 7 on, 1 before).
+        self.rules = cols // n if n and cols in (n, 2 * n) else 0
         q_class = float(bank.meta.get("calibration_class_quantile", 0.0))  # type: ignore[attr-defined]
-        tested = max(1, int(np.unique(bank.seg_class).size) - 1)  # type: ignore[attr-defined]
-        # Bonferroni over the other classes a class's segments can look like, on top of the per-class level.
+        tested = max(1, self.rules * (int(np.unique(bank.seg_class).size) - 1))  # type: ignore[attr-defined]
+        # Bonferroni over the (rule, other class) columns a class is tested on, on top of the per-class level.
         self._level = 1.0 - (1.0 - q_class) / tested if 0.0 < q_class < 1.0 else 0.0
         self._margin = float(margin)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int] | None] = {}
@@ -381,11 +450,13 @@ class SegmentTests:
     @property
     def available(self) -> bool:
         """Whether the bank holds segments and leave-one-out counts to test against."""
-        return bool(len(self._index)) and bool(self._bank.seg_count.shape[0]) and self._level > 0.0  # type: ignore[attr-defined]
+        return bool(len(self._index)) and self.rules > 0 and self._level > 0.0
 
     def counts(self, desc: np.ndarray, seg_class: np.ndarray) -> np.ndarray:
-        """(C, C) pair counts of a frame's segments (class indices of the bank), voted on by every real segment."""
-        return pair_counts(seg_class, self._index.majority(desc), len(self._names))
+        """(C, rules x C) pair counts of a frame's segments (class indices of the bank), voted on by every real
+        segment (:func:`segment_counts`; the majority columns only for a format 6 bank)."""
+        n = len(self._names)
+        return segment_counts(self._index.tallies(desc), seg_class, n)[:, : self.rules * n]
 
     def _fit(self, ci: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
         if ci not in self._cache:
@@ -399,7 +470,8 @@ class SegmentTests:
 
         Args:
             reference: the bank class the frame's class is compared with.
-            counts_row: (C,) its segments' counts per class they look like (a row of :meth:`counts`).
+            counts_row: (rules x C,) its segments' counts per rule and class they look like (a row of
+                :meth:`counts`).
         """
         if not self.available or reference not in self._names:
             return None
@@ -407,10 +479,17 @@ class SegmentTests:
         fit = self._fit(ci)
         if fit is None:
             return None
-        mean, real_max, limit, n = fit
+        mean, real_max, limit, n_real = fit
+        n = len(self._names)
         ratio = (np.asarray(counts_row, np.float64) - mean) / limit
-        ratio[ci] = -np.inf
-        k = int(np.argmax(ratio))
+        ratio[ci::n] = -np.inf  # a class's own columns under every rule
+        j = int(np.argmax(ratio))
         return SegmentResult(
-            self._names[k], float(counts_row[k]), float(mean[k]), float(real_max[k]), n, float(limit[k])
+            self._names[j % n],
+            float(counts_row[j]),
+            float(mean[j]),
+            float(real_max[j]),
+            n_real,
+            float(limit[j]),
+            RULES[j // n],
         )
