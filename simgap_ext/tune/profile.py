@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import SimGapInputError
 from ..sensors import EffectSettings, ReadOnlyMapping, SensorProfile, load_sensor_profile
@@ -106,6 +108,22 @@ def tuned_profile(
     )
 
 
+def _search_world(profile: SensorProfile, frames: Sequence[Mapping[str, Any]], real_classes_only: bool) -> Any:
+    """The search's scene randomizer: the embedded default street, with only the object classes the real frames
+    hold when ``real_classes_only`` (None: the source's own default)."""
+    if not real_classes_only:
+        return None
+    from ..backends.warp.scene import RandomizerConfig, SceneRandomizer
+    from .far import ranges_and_classes
+
+    held = {str(c) for f in frames for c in np.unique(ranges_and_classes(f)[1]) if c}
+    cfg = RandomizerConfig()
+    counts = {c: n for c, n in cfg.base_counts.items() if c in held}
+    return SceneRandomizer(
+        RandomizerConfig(base_counts=counts), sensor_height=profile.mount_height, max_range=profile.max_range
+    )
+
+
 def tune_profile(
     real: str | os.PathLike[str] | tuple[Sequence[RealScan], Sequence[dict[str, Any]]],
     sensor: str | os.PathLike[str] | SensorProfile,
@@ -121,6 +139,7 @@ def tune_profile(
     far_bound: bool = False,
     shift_runs: bool | None = None,
     shift_classes: Sequence[str] | None = None,
+    gate_term: bool | None = None,
 ) -> tuple[SensorProfile, dict[str, Any]]:
     """Fit, search and build the tuned profile.
 
@@ -145,6 +164,9 @@ def tune_profile(
             65 % with runs; docs/backend.md "Issue 10, seventh pass").
         shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
             and ``other``).
+        gate_term: the search also scores every search frame's full gate decision (:mod:`simgap_ext.tune.margin`;
+            the class tests the scene G does not see), and renders only the object classes the real scans hold
+            (the gate rejects a class without real reference outright). Default: with ``far_bound``.
 
     Returns:
         (tuned profile, JSON-safe report).
@@ -183,7 +205,9 @@ def tune_profile(
         from ..backends.warp.source import WarpLidarSource
 
         say(f"rendering {synthetic_frames} clean frame(s) for the CMA-ES search")
-        src = WarpLidarSource(profile, "ideal", device=device)
+        if gate_term is None:
+            gate_term = far_bound
+        src = WarpLidarSource(profile, "ideal", device=device, randomizer=_search_world(profile, frames, gate_term))
         clean = [src.render(seed=seed + i, frame_id=i) for i in range(synthetic_frames)]
         from .search import search_scene_terms
 
@@ -197,6 +221,7 @@ def tune_profile(
             device=device,
             far_bound=far_bound,
             shift_classes=shifted,
+            gate_term=gate_term,
             progress=lambda n, best: say(f"CMA-ES {n}/{evaluations} evaluations, best objective {best:.3f}"),
         )
         report["search"] = rep
