@@ -55,7 +55,8 @@ def run(
     far_bound: bool = False,
     shift_runs: bool | None = None,
     gate_term: bool | None = None,
-    synthetic_frames: int = 8,
+    synthetic_frames: int | None = None,
+    tune_seed: int = 0,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -85,6 +86,7 @@ def run(
         shift_runs=shift_runs,
         gate_term=gate_term,
         synthetic_frames=synthetic_frames,
+        seed=tune_seed,
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
@@ -317,7 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         help="drop shift of the tune (simgap tune --shift; default: runs with --far-bound, per-return without)",
     )
     parser.add_argument(
-        "--synthetic-frames", type=int, default=8, help="clean renders the tune's search uses (simgap tune; default 8)"
+        "--synthetic-frames",
+        type=int,
+        default=None,
+        help="clean renders the tune's search uses (simgap tune; default 8, 12 with the gate term)",
+    )
+    parser.add_argument(
+        "--tune-seed",
+        type=int,
+        default=0,
+        help="the tune's search seed (simgap tune --seed: CMA-ES and the search's scene seeds; default 0)",
     )
     parser.add_argument(
         "--gate-term",
@@ -349,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         shift_runs=None if args.shift is None else args.shift == "runs",
         gate_term=args.gate_term,
         synthetic_frames=args.synthetic_frames,
+        tune_seed=args.tune_seed,
     )
     rs = res["real_summary"]
     print(

@@ -62,7 +62,12 @@ def register(subparsers: Any) -> None:
         "deviation) and renders only the object classes the real scans hold (default: with --far-bound; "
         "docs/backend.md)",
     )
-    p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
+    p.add_argument(
+        "--synthetic-frames",
+        type=int,
+        default=None,
+        help="clean renders the search uses (default 8; 12 with the gate term)",
+    )
     p.add_argument(
         "--evaluations",
         type=int,
