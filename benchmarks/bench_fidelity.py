@@ -18,12 +18,13 @@ Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
-        [--far-bound] [--shift runs|per-return]
+        [--far-bound] [--shift runs|per-return] [--gate-term|--no-gate-term] [--synthetic-frames N] [--tune-seed S]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
 real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default; ``--far-bound``,
-``--shift`` and ``--evaluations`` tune as ``simgap tune`` with those flags.
+``--shift``, ``--gate-term``, ``--synthetic-frames``, ``--evaluations`` and ``--tune-seed`` (``--seed``) tune as
+``simgap tune`` with those flags.
 """
 
 from __future__ import annotations

@@ -161,8 +161,8 @@ def tune_profile(
         shift_runs: the searched drop shift drops whole runs of columns (``drop_run_columns`` measured on the real
             scans' multi-cell gaps of the shifted classes, a per-class share per return searched under the
             ring-continuity bound); False: it multiplies every return's isolated drop. Default: runs with
-            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted), per return without it (80 % per return,
-            65 % with runs; docs/backend.md "Issue 10, seventh pass").
+            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted; 80 % with ``gate_term``), per return
+            without it (80 % per return, 65 % with runs; docs/backend.md "Issue 10, seventh pass", "eighth pass").
         shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
             and ``other``).
         gate_term: the search also scores every search frame's full gate decision (:mod:`simgap_ext.tune.margin`;
