@@ -18,12 +18,13 @@ Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
-        [--far-bound] [--shift runs|per-return]
+        [--far-bound] [--shift runs|per-return] [--gate-term|--no-gate-term] [--synthetic-frames N] [--tune-seed S]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
 real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default; ``--far-bound``,
-``--shift`` and ``--evaluations`` tune as ``simgap tune`` with those flags.
+``--shift``, ``--gate-term``, ``--synthetic-frames``, ``--evaluations`` and ``--tune-seed`` (``--seed``) tune as
+``simgap tune`` with those flags.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def run(
     sources: list[str] | None = None,
     far_bound: bool = False,
     shift_runs: bool | None = None,
+    gate_term: bool | None = None,
+    synthetic_frames: int | None = None,
+    tune_seed: int = 0,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
@@ -81,6 +85,9 @@ def run(
         device=device,
         far_bound=far_bound,
         shift_runs=shift_runs,
+        gate_term=gate_term,
+        synthetic_frames=synthetic_frames,
+        seed=tune_seed,
     )
     t_tune = time.perf_counter() - t0
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
@@ -313,6 +320,25 @@ def main(argv: list[str] | None = None) -> int:
         help="drop shift of the tune (simgap tune --shift; default: runs with --far-bound, per-return without)",
     )
     parser.add_argument(
+        "--synthetic-frames",
+        type=int,
+        default=None,
+        help="clean renders the tune's search uses (simgap tune; default 8, 12 with the gate term)",
+    )
+    parser.add_argument(
+        "--tune-seed",
+        type=int,
+        default=0,
+        help="the tune's search seed (simgap tune --seed: CMA-ES and the search's scene seeds; default 0)",
+    )
+    parser.add_argument(
+        "--gate-term",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the tune's search scores its frames' full gate decisions (simgap tune --gate-term; default: with "
+        "--far-bound)",
+    )
+    parser.add_argument(
         "--explain",
         nargs="*",
         default=None,
@@ -333,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         sources=sources,
         far_bound=args.far_bound,
         shift_runs=None if args.shift is None else args.shift == "runs",
+        gate_term=args.gate_term,
+        synthetic_frames=args.synthetic_frames,
+        tune_seed=args.tune_seed,
     )
     rs = res["real_summary"]
     print(
@@ -353,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             f"(0: per return; share per return {_shares(terms, res['tune']['classes_searched'])}), objective "
             f"{res['tune']['search']['objective_best']:.3f}"
         )
+        best = res["tune"]["search"].get("distances_best", {})
+        if "gate_shortfall" in best:
+            print(
+                f"tuned search gate term: shortfall {best['gate_shortfall']:.4f}, search frames accepted by the fit "
+                f"bank {100 * best['gate_accepted']:.0f}%"
+            )
     print(head)
     print("-" * len(head))
     for name, row in res["rows"].items():

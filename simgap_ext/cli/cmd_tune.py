@@ -54,7 +54,20 @@ def register(subparsers: Any) -> None:
         "share per return under a ring-continuity bound) or every return's isolated drop (default: runs with "
         "--far-bound, per-return without; docs/backend.md)",
     )
-    p.add_argument("--synthetic-frames", type=int, default=8, help="clean renders the search uses (default 8)")
+    p.add_argument(
+        "--gate-term",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the search also scores each search frame's full gate decision (class tests such as vegetation's joint "
+        "deviation) and renders only the object classes the real scans hold (default: with --far-bound; "
+        "docs/backend.md)",
+    )
+    p.add_argument(
+        "--synthetic-frames",
+        type=int,
+        default=None,
+        help="clean renders the search uses (default 8; 12 with the gate term)",
+    )
     p.add_argument(
         "--evaluations",
         type=int,
@@ -96,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         synthetic_frames=args.synthetic_frames,
         far_bound=args.far_bound,
         shift_runs=None if args.shift is None else args.shift == "runs",
+        gate_term=args.gate_term,
         evaluations=args.evaluations,
         seed=args.seed,
         device=args.device,
