@@ -149,8 +149,8 @@ def tune_profile(
         rotation_rate_hz: the real sensor's spin rate written into the tuned profile (default: the base's).
         search: run the CMA-ES search of the far-range terms (needs the embedded Warp backend).
         synthetic_frames: clean embedded frames the search post-processes (default 8; 12 with ``gate_term``: on
-            nuScenes at search seed 0, 8 gave 75 % of held-out frames accepted, 12 gave 80 %; docs/backend.md
-            "eighth pass").
+            nuScenes at search seed 0, 8 gave 75 % of held-out frames accepted, 12 gave 80 % before the gate's
+            plurality segment rule, 75 % with it; docs/backend.md "eighth pass").
         evaluations: CMA-ES objective evaluations (default 48; 96 with runs, whose search has one more dimension per
             shifted class).
         seed: search seed (scenes ``seed .. seed + synthetic_frames - 1``).
@@ -162,8 +162,8 @@ def tune_profile(
         shift_runs: the searched drop shift drops whole runs of columns (``drop_run_columns`` measured on the real
             scans' multi-cell gaps of the shifted classes, a per-class share per return searched under the
             ring-continuity bound); False: it multiplies every return's isolated drop. Default: runs with
-            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted; with ``gate_term`` 80 % at search
-            seed 0, 65 % at seeds 100 and 200), per return without it (80 % per return, 65 % with runs;
+            ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted; with ``gate_term`` 65-80 % depending on
+            the search seed and the gate's version), per return without it (80 % per return, 65 % with runs;
             docs/backend.md "Issue 10, seventh pass", "eighth pass").
         shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
             and ``other``).
