@@ -98,6 +98,17 @@ class FrameStatsSpec:
         return self.stats(self.prepare(frame), skip)
 
 
+def _warn_old_bank(bank: ReferenceBank, lacks: str) -> None:
+    """Log that ``bank`` (an older format) lacks what a gate check needs: ``reference bank <path> (format version N)
+    <lacks>; rebuild the bank to check it``."""
+    log.warning(
+        "reference bank %s (format version %s) %s; rebuild the bank to check it",
+        bank.source or "(in memory)",
+        bank.meta.get("format_version", "?"),
+        lacks,
+    )
+
+
 class FrameGate:
     """Scores frames against a real :class:`ReferenceBank` and decides accept / reject / hold back.
 
@@ -173,37 +184,29 @@ class FrameGate:
             )
         self._joint = JointTests(bank, self.config.calibration_margin)
         if self.config.joint_test and not self._joint.available:
-            log.warning(
-                "reference bank %s (format version %s) has no per-frame deviation vectors: a class moved moderately "
-                "on several components at once is not tested jointly (the 'joint' component is absent); rebuild the "
-                "bank to check it",
-                bank.source or "(in memory)",
-                bank.meta.get("format_version", "?"),
+            _warn_old_bank(
+                bank,
+                "has no per-frame deviation vectors: a class moved moderately on several components at once is not "
+                "tested jointly (the 'joint' component is absent)",
             )
         self._segments = SegmentTests(bank, self.config.calibration_margin)
         if self.config.segment_test and not self._segments.available:
-            log.warning(
-                "reference bank %s (format version %s) has no real segment statistics: segments of a class that look "
-                "like another class (a class relabelled as another) are not tested (the 'segments' component is "
-                "absent); rebuild the bank to check it",
-                bank.source or "(in memory)",
-                bank.meta.get("format_version", "?"),
+            _warn_old_bank(
+                bank,
+                "has no real segment statistics: segments of a class that look like another class (a class "
+                "relabelled as another) are not tested (the 'segments' component is absent)",
             )
         elif self.config.segment_test and self._segments.rules == 1:
-            log.warning(
-                "reference bank %s (format version %s) holds the segment counts of the majority vote only: segments "
-                "whose own class wins under half their votes (a relabelled class split between two others) are not "
-                "counted; rebuild the bank to check them",
-                bank.source or "(in memory)",
-                bank.meta.get("format_version", "?"),
+            _warn_old_bank(
+                bank,
+                "holds the segment counts of the majority vote only: segments whose own class wins under half their "
+                "votes (a relabelled class split between two others) are not counted",
             )
         if "frame_profiles" not in bank.meta:
-            log.warning(
-                "reference bank %s (format version %s) predates the per-frame vote profiles: a class "
-                "every real frame holds that is missing from a frame is not checked for being hidden (relabelled) "
-                "in another class; rebuild the bank to check it",
-                bank.source or "(in memory)",
-                bank.meta.get("format_version", "?"),
+            _warn_old_bank(
+                bank,
+                "predates the per-frame vote profiles: a class every real frame holds that is missing from a frame is "
+                "not checked for being hidden (relabelled) in another class",
             )
 
     def _segment_counts(
