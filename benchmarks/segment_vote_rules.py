@@ -134,25 +134,25 @@ def _counts(rule: str, votes: np.ndarray, seg_class: np.ndarray, n: int, n_bank:
     for j in range(votes.shape[1]):
         ok = votes[:, j] >= 0
         np.add.at(tally, (np.flatnonzero(ok), votes[ok, j]), 1.0)
-    weight = tally / np.maximum(n_bank, 1.0) if rule == "balanced" else tally
-    share = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)
-    rows = np.arange(votes.shape[0])
-    top = share.argmax(axis=1)
-    major = np.where(share[rows, top] > 0.5, top, -1)
-    if rule in ("majority", "balanced"):
-        return seg.pair_counts(seg_class, major, n)
+    if rule == "balanced":
+        # A majority of class-weighted votes (the gate's rules count votes unweighted).
+        weight = tally / np.maximum(n_bank, 1.0)
+        share = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)
+        top = share.argmax(axis=1)
+        return seg.pair_counts(seg_class, np.where(share[np.arange(share.shape[0]), top] > 0.5, top, -1), n)
     if rule == "soft":
         out = np.zeros((n, n))
-        np.add.at(out, seg_class, share)
+        np.add.at(out, seg_class, tally / np.maximum(tally.sum(axis=1, keepdims=True), 1e-12))
         out[np.arange(n), np.arange(n)] = 0.0
         return out
-    other = share.copy()
-    other[rows, seg_class] = -1.0
-    plural = np.where(share[rows, seg_class] < 0.5, other.argmax(axis=1), -1)
+    votes_int = tally.astype(np.int64)
     if rule == "plurality":
-        return seg.pair_counts(seg_class, plural, n)
+        return seg.pair_counts(seg_class, seg.plurality_vote(votes_int, seg_class), n)
     if rule == "both":
-        return np.hstack([seg.pair_counts(seg_class, major, n), seg.pair_counts(seg_class, plural, n)])
+        return seg.segment_counts(votes_int, seg_class, n)
+    major = seg.majority_vote(votes_int)
+    if rule == "majority":
+        return seg.pair_counts(seg_class, major, n)
     pooled = np.zeros((n, 1))
     hit = (major >= 0) & (major != seg_class) & np.isin(major, things)
     np.add.at(pooled[:, 0], seg_class[hit], 1.0)
