@@ -206,30 +206,23 @@ def build(points, leaf, median_depth, stack_n):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _gap2(p, lo, hi):
+    """Squared distance from the coordinate ``p`` to the interval ``[lo, hi]`` (0 inside)."""
+    t = lo - p
+    if t > 0.0:
+        return t * t
+    t = p - hi
+    if t > 0.0:
+        return t * t
+    return 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def box_d2(px, py, pz, lo, hi, node):
-    d2 = 0.0
-    t = lo[node, 0] - px
-    if t > 0.0:
-        d2 += t * t
-    else:
-        t = px - hi[node, 0]
-        if t > 0.0:
-            d2 += t * t
-    t = lo[node, 1] - py
-    if t > 0.0:
-        d2 += t * t
-    else:
-        t = py - hi[node, 1]
-        if t > 0.0:
-            d2 += t * t
-    t = lo[node, 2] - pz
-    if t > 0.0:
-        d2 += t * t
-    else:
-        t = pz - hi[node, 2]
-        if t > 0.0:
-            d2 += t * t
-    return d2
+    """Squared distance from ``(px, py, pz)`` to the box of ``node`` (0 inside)."""
+    return (
+        _gap2(px, lo[node, 0], hi[node, 0]) + _gap2(py, lo[node, 1], hi[node, 1]) + _gap2(pz, lo[node, 2], hi[node, 2])
+    )
 
 
 @njit(cache=True, nogil=True)
