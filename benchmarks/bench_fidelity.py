@@ -39,6 +39,8 @@ from typing import Any
 
 from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
 
+from simgap_ext.cli.cmd_tune import add_search_options, search_options
+
 __all__ = ["main", "run"]
 
 _DEFAULT_REAL = realdata_root() / NUSCENES
@@ -299,44 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=_DEFAULT_REAL, help="nuScenes keyframe folders")
     parser.add_argument("--fit", type=int, default=20, help="keyframes the tuned model is fitted on (default 20)")
     parser.add_argument("--frames", type=int, default=20, help="synthetic frames per source (default 20)")
-    parser.add_argument(
-        "--evaluations", type=int, default=None, help="CMA-ES evaluations of the tune (default: as simgap tune)"
-    )
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument(
         "--sources", default=None, help="comma-separated rows to render (default all; ideal is always rendered)"
     )
-    parser.add_argument(
-        "--far-bound",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="tune with the far-range loss bounded by the fit scans' far returns (simgap tune --far-bound)",
-    )
-    parser.add_argument(
-        "--shift",
-        choices=("runs", "per-return"),
-        default=None,
-        help="drop shift of the tune (simgap tune --shift; default: runs with --far-bound, per-return without)",
-    )
-    parser.add_argument(
-        "--synthetic-frames",
-        type=int,
-        default=None,
-        help="clean renders the tune's search uses (simgap tune; default 8, 12 with the gate term)",
-    )
+    add_search_options(parser)  # --far-bound, --shift, --gate-term, --synthetic-frames, --evaluations: as simgap tune
     parser.add_argument(
         "--tune-seed",
         type=int,
         default=0,
         help="the tune's search seed (simgap tune --seed: CMA-ES and the search's scene seeds; default 0)",
-    )
-    parser.add_argument(
-        "--gate-term",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="the tune's search scores its frames' full gate decisions (simgap tune --gate-term; default: with "
-        "--far-bound)",
     )
     parser.add_argument(
         "--explain",
@@ -354,14 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         args.real,
         n_fit=args.fit,
         frames=args.frames,
-        evaluations=args.evaluations,
         device=args.device,
         sources=sources,
-        far_bound=args.far_bound,
-        shift_runs=None if args.shift is None else args.shift == "runs",
-        gate_term=args.gate_term,
-        synthetic_frames=args.synthetic_frames,
         tune_seed=args.tune_seed,
+        **search_options(args),
     )
     rs = res["real_summary"]
     print(

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import SimGapInputError
 
-__all__ = ["register", "run"]
+__all__ = ["add_search_options", "register", "run", "search_options"]
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +40,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rotation-rate", type=float, default=None, metavar="HZ", help="the real sensor's spin rate")
     p.add_argument("--limit", type=int, default=None, help="use at most this many real scans")
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
+    add_search_options(p)
+    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    p.add_argument("--device", default=None, help="Warp device for the clean renders")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the fit/search report")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of the tune's CMA-ES search (``simgap tune``, ``benchmarks/bench_fidelity.py``); read them
+    back with :func:`search_options`."""
     p.add_argument(
         "--far-bound",
         action=argparse.BooleanOptionalAction,
@@ -74,11 +85,24 @@ def register(subparsers: Any) -> None:
         default=None,
         help="CMA-ES objective evaluations (default 48; 96 with the drop shift per run of columns)",
     )
-    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    p.add_argument("--device", default=None, help="Warp device for the clean renders")
-    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the fit/search report")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=run)
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`~simgap_ext.tune.profile.tune_profile` keywords of the options :func:`add_search_options` added.
+
+    Raises:
+        SimGapInputError: ``--synthetic-frames`` or ``--evaluations`` below 1.
+    """
+    for flag, val in (("--synthetic-frames", args.synthetic_frames), ("--evaluations", args.evaluations)):
+        if val is not None and val < 1:
+            raise SimGapInputError(f"{flag} must be >= 1, got {val}")
+    return {
+        "far_bound": args.far_bound,
+        "shift_runs": None if args.shift is None else args.shift == "runs",
+        "gate_term": args.gate_term,
+        "synthetic_frames": args.synthetic_frames,
+        "evaluations": args.evaluations,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise SimGapInputError(f"--out must be a .toml file, got {args.out}")
     if args.out.parent and not args.out.parent.is_dir():
         raise SimGapInputError(f"--out: directory {args.out.parent} does not exist")
-    for flag, val in (("--synthetic-frames", args.synthetic_frames), ("--evaluations", args.evaluations)):
-        if val is not None and val < 1:
-            raise SimGapInputError(f"{flag} must be >= 1, got {val}")
+    search = search_options(args)
     if args.limit is not None and args.limit < 1:
         raise SimGapInputError(f"--limit must be >= 1, got {args.limit}")
 
@@ -106,11 +128,7 @@ def run(args: argparse.Namespace) -> int:
         args.sensor,
         rotation_rate_hz=args.rotation_rate,
         search=not args.no_search,
-        synthetic_frames=args.synthetic_frames,
-        far_bound=args.far_bound,
-        shift_runs=None if args.shift is None else args.shift == "runs",
-        gate_term=args.gate_term,
-        evaluations=args.evaluations,
+        **search,
         seed=args.seed,
         device=args.device,
         limit=args.limit,
