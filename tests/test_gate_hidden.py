@@ -25,10 +25,12 @@ from simgap_ext.gate.validation import perturb
 DATA = Path(__file__).parent / "data"
 
 
-def test_absence_probability_is_laplaces_rule():
-    assert absence_probability(9, 9) == pytest.approx(1 / 11)
+def test_absence_probability_is_the_jeffreys_posterior_predictive():
+    # Beta(1/2, 1/2) prior, k of n frames hold the class: P(next lacks it) = (n - k + 1/2) / (n + 1)
+    assert absence_probability(9, 9) == pytest.approx(0.5 / 10)
     assert absence_probability(0, 0) == pytest.approx(1 / 2)
-    assert absence_probability(95, 100) == pytest.approx(6 / 102)
+    assert absence_probability(95, 100) == pytest.approx(5.5 / 101)
+    assert absence_probability(0, 4) == pytest.approx(4.5 / 5)
     with pytest.raises(ValueError, match="frames_with"):
         absence_probability(3, 2)
 
@@ -50,13 +52,18 @@ def test_hidden_class_by_hand():
     # vegetation votes car 10 % of the time, every real frame at most 4 %: rank (0 + 1) / 9, times 2 hosts
     (h,) = _case(0.1)
     assert (h.missing, h.host, h.frames_with, h.frames) == ("car", "vegetation", 10, 10)
-    assert h.p_absent == pytest.approx(1 / 12)
+    assert h.p_absent == pytest.approx(0.5 / 11)
     assert h.vote_share == pytest.approx(0.1) and h.real_max == pytest.approx(0.04)
-    assert h.p_votes == pytest.approx(2 / 9) and h.p_joint == pytest.approx(2 / 108)
+    assert h.p_votes == pytest.approx(2 / 9) and h.p_joint == pytest.approx(1 / 99)
     assert "absent here" in h.reason() and "vegetation" in h.reason()
-    # as many car votes as real vegetation (a street empty of cars): 5 of 8 real values >= 0.03 -> 2 * 6 / 9 > 1
-    assert _case(0.03) == []
-    # a class a real frame may well lack (5 of 10): 6/12 * 2/9 > 0.05
+    # as many car votes as real vegetation (a street empty of cars): 5 of 8 real values >= 0.03 -> 2 * 6 / 9 > 1,
+    # so only the absence speaks: from 10 of 10 frames 0.5 / 11 <= 0.05 (flagged), from 9 of 10 1.5 / 11 is not
+    (h,) = _case(0.03)
+    assert h.p_votes == 1.0 and h.p_joint == pytest.approx(0.5 / 11)
+    assert _case(0.03, frames_with=9) == []
+    # votes this unusual are evidence with 9 of 10: 1.5 / 11 * 2 / 9 <= 0.05
+    assert len(_case(0.1, frames_with=9)) == 1
+    # a class a real frame may well lack (5 of 10): 5.5 / 11 * 2 / 9 > 0.05
     assert _case(0.1, frames_with=5) == []
     # present classes and ignored ones are never missing; hosts without real profiles are not judged
     assert _case(0.1, present=("vegetation", "road", "car")) == []
@@ -71,9 +78,9 @@ def test_hidden_class_by_hand():
 
 
 def test_absence_alone_is_evidence_only_in_a_large_bank():
-    # no class votes for car more than real ones: only the absence speaks, P = (0 + 1) / (n + 2) must be <= 0.05
+    # no class votes for car more than real ones: only the absence speaks, P = (0 + 1/2) / (n + 1) must be <= 0.05
     profiles = {"vegetation": np.array([0.0, 0.9, 0.1])}
-    for n, flagged in ((17, False), (18, True)):
+    for n, flagged in ((3, False), (8, False), (9, True), (17, True)):
         found = hidden_classes(
             {"vegetation"}, profiles, NAMES, {"car": n}, n, {"vegetation": REAL["vegetation"]}, level=0.05
         )
@@ -116,7 +123,7 @@ def test_real_scan_accepted_and_its_relabel_caught(nusc, gate):
 
 def test_a_large_bank_makes_absence_alone_evidence(nusc):
     """With 20 real frames that all hold vehicles (4 keyframes, each with four 1 % ray-drop twins), a frame without
-    any is flagged on absence alone (Laplace: 1 / 22 <= 0.05): the relabel with a wide margin, the removal too."""
+    any is flagged on absence alone (0.5 / 21 <= 0.05): the relabel with a wide margin, the removal too."""
     bank_frames = []
     for i, (name, frame) in enumerate(nusc[:1] + nusc[2:]):
         bank_frames.append((name, frame))
@@ -132,9 +139,9 @@ def test_a_large_bank_makes_absence_alone_evidence(nusc):
         hidden = [r for r in d.reasons if r.startswith("class vehicle: in 20 of 20 real frames but absent here")]
         assert not d.accepted and hidden, (kind, d.reasons)
         p_joint, level = next(c.evidence["hidden"] for c in d.per_class.values() if "hidden" in c.evidence)
-        assert p_joint <= level + 1e-12 and p_joint >= 1 / 22 * 1 / 21  # at least absence x the smallest rank
+        assert p_joint <= level + 1e-12 and p_joint >= 0.5 / 21 * 1 / 21  # at least absence x the smallest rank
         if kind == "relabel":
-            assert p_joint < level / 2  # the vegetation votes add evidence to the absence
+            assert p_joint < 0.5 * (0.5 / 21)  # the vegetation votes add evidence to the absence (at least 2x)
 
 
 def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):

@@ -8,8 +8,9 @@ few hundred car points change them), and local-geometry votes tell a parked car 
 Absence alone is weak evidence (a street can be empty of cars), so :func:`hidden_classes` combines two:
 
 1. a class ``c`` that the reference holds in (nearly) every real frame is absent from this one. With ``k`` of the
-   bank's ``n`` frames holding it, the probability that another real frame lacks it is estimated by Laplace's
-   rule of succession, ``(n - k + 1) / (n + 2)`` (:func:`absence_probability`);
+   bank's ``n`` frames holding it, the probability that another real frame lacks it is the posterior predictive
+   of a Bernoulli rate under Jeffreys' prior, ``(n - k + 1/2) / (n + 1)`` (:func:`absence_probability`), the
+   prior the segment test's count model uses too (:mod:`~simgap_ext.gate.segments`);
 2. some class ``h`` of the frame votes for ``c`` (its points' nearest real descriptors carry label ``c``) more
    often than real ``h`` points do: the bank keeps every real frame's vote profile of ``h`` (left out of its own
    vote), and the rank estimate ``(#{real >= value} + 1) / (m + 1)`` is the probability of a real frame voting at
@@ -21,7 +22,7 @@ every other gate component is calibrated at. Only classes that real frames hold 
 smallest share a real frame holding it gives it, the class would have at least ``min_points`` points in this
 frame (the gate passes the fewest points it judges a class on), so that a class of a handful of points lost to
 ray drop is not taken for a hidden one. A class removed outright leaves the other classes' votes as they
-were, so only its absence speaks: with the default quantile 0.95 that takes a class held by all of at least 18
+were, so only its absence speaks: with the default quantile 0.95 that takes a class held by all of at least 9
 real frames. A bank of 2 or 3 frames can never make absence evidence, and says nothing.
 """
 
@@ -44,7 +45,7 @@ class HiddenClass:
         host: the frame class (its bank reference name) whose votes for ``missing`` are least like real ones.
         frames_with: real frames of the bank that hold ``missing``.
         frames: real frames of the bank.
-        p_absent: Laplace estimate of the probability that a real frame lacks ``missing``.
+        p_absent: Jeffreys estimate of the probability that a real frame lacks ``missing``.
         vote_share: share of ``host``'s votes that go to ``missing``.
         real_max: the largest share of real ``host`` points' votes for ``missing`` in the bank.
         p_votes: Bonferroni-corrected rank estimate of the probability that some class of a real frame votes for
@@ -76,19 +77,23 @@ class HiddenClass:
 
 
 def absence_probability(frames_with: int, frames: int) -> float:
-    """Laplace's rule of succession: probability that one more real frame lacks a class ``frames_with`` of
-    ``frames`` real frames hold.
+    """Probability that one more real frame lacks a class ``frames_with`` of ``frames`` real frames hold.
+
+    The posterior predictive of a Bernoulli rate under Jeffreys' prior Beta(1/2, 1/2). (Laplace's rule of
+    succession, a uniform prior, gives ``(frames - frames_with + 1) / (frames + 2)``, under which a bank needed 18
+    frames, not 9, before a class's absence alone was evidence at the 0.05 level; it is the prior of the segment
+    test's count model too.)
 
     Args:
         frames_with: real frames holding the class, ``0 <= frames_with <= frames``.
         frames: real frames in all, >= 0.
 
     Returns:
-        ``(frames - frames_with + 1) / (frames + 2)`` in (0, 1].
+        ``(frames - frames_with + 1/2) / (frames + 1)`` in (0, 1].
     """
     if frames < 0 or not 0 <= frames_with <= frames:
         raise ValueError(f"need 0 <= frames_with <= frames, got {frames_with} of {frames}")
-    return (frames - frames_with + 1) / (frames + 2)
+    return (frames - frames_with + 0.5) / (frames + 1)
 
 
 def hidden_classes(
