@@ -15,14 +15,19 @@ breaks each frame's roughness samples down by class and by range band, next to t
 - per class and range band, the share of samples and the mean |roughness| of the accepted and rejected frames,
   pooled, against the real sets.
 
-``tuned`` here is the shipped ``hdl-32-nuscenes`` profile's ``realistic`` preset, the ``simgap tune`` output on
-keyframes 0-19 at the default search seed (``bench_fidelity``'s ``realistic (nuscenes)`` row, equal to its
-``tuned`` row); ``--preset ideal`` renders ``ideal`` for contrast.
+- per class and range band, pooled over the frames: the mean |roughness| of the fit keyframes, the held-out ones
+  and the rendered frames, the W1 between each pair and the share at or above 0.05 m (what the sensor model should
+  reproduce: the fit keyframes it was fitted on; what the gate judges: the held-out ones).
+
+``tuned`` is the ``tuned`` preset of ``--profile`` (a ``simgap tune`` output, e.g. ``bench_fidelity.py
+--save-tuned``), by default the shipped ``hdl-32-nuscenes`` profile's ``realistic`` preset (the ``simgap tune``
+output on keyframes 0-19 at the default search seed when it was last re-fitted); ``ideal`` renders the ``hdl-32``
+``ideal`` preset for contrast.
 
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/roughness_breakdown.py [--frames 20] [--presets tuned,ideal]
-        [--device cpu] [--real DIR] [--fit 20]
+        [--profile TUNED.toml] [--device cpu] [--real DIR] [--fit 20]
 """
 
 from __future__ import annotations
@@ -94,7 +99,15 @@ def _pool(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([it[k] for it in items]) for k in ("r", "cls", "range")}
 
 
-def breakdown(real_dir: Path, *, n_fit: int, frames: int, presets: list[str], device: str | None) -> dict[str, Any]:
+def breakdown(
+    real_dir: Path,
+    *,
+    n_fit: int,
+    frames: int,
+    presets: list[str],
+    device: str | None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     """Render and measure (see the module docstring); returns a dict of the per-frame rows and pooled tables."""
     from simgap_ext.backends.warp import WarpLidarSource
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
@@ -102,7 +115,10 @@ def breakdown(real_dir: Path, *, n_fit: int, frames: int, presets: list[str], de
     from simgap_ext.tune.profile import load_real_scans
 
     base = load_sensor_profile("hdl-32")
-    shipped = load_sensor_profile("hdl-32-nuscenes")
+    if profile is None:
+        tuned, tuned_preset = load_sensor_profile("hdl-32-nuscenes"), "realistic"
+    else:
+        tuned, tuned_preset = load_sensor_profile(str(profile)), "tuned"
     _, real_frames = load_real_scans(real_dir, base)
     fit, held = real_frames[:n_fit], real_frames[n_fit:]
     config = GateConfig()
@@ -116,7 +132,7 @@ def breakdown(real_dir: Path, *, n_fit: int, frames: int, presets: list[str], de
         "bank_samples": np.asarray(bank.scene_rough, np.float64),
     }
     sources = {
-        "tuned": lambda: WarpLidarSource(shipped, "realistic", device=device, randomizer=bench_world(shipped)),
+        "tuned": lambda: WarpLidarSource(tuned, tuned_preset, device=device, randomizer=bench_world(tuned)),
         "ideal": lambda: WarpLidarSource(
             "hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=bench_world(base)
         ),
@@ -150,6 +166,41 @@ def _row(label: str, s: dict[str, np.ndarray], real_mean: float, extra: str = ""
         f"{label:<26} {extra:>13} {r.size:7d} {r.mean():8.4f} {r.mean() - real_mean:+8.4f} "
         f"{q[0]:7.4f} {q[1]:7.4f} {q[2]:7.4f} {above} {(r >= 0.0999).mean():6.3f}"
     )
+
+
+def _print_cells(res: dict[str, Any], presets: list[str]) -> None:
+    """Per class x range band, pooled: mean |r| and share >= 0.05 m of fit, held-out and rendered; W1 of each pair."""
+    from simgap_ext.metrics import wasserstein_1d
+
+    fit, held = res["real fit"], res["real held-out"]
+    for name in presets:
+        rend = _pool([r["samples"] for r in res[name]])
+        print()
+        print(f"{name} by class x range band, pooled over the frames: mean |r| m, W1 m, share >= 0.05 m")
+        head = (
+            f"{'class':<11} {'band':>8} {'n fit':>7} {'n held':>7} {'n rend':>7} | {'fit':>7} {'held':>7} "
+            f"{'rend':>7} | {'W1 r-fit':>8} {'r-held':>7} {'fit-held':>8} | {'>=.05 fit':>9} {'held':>6} {'rend':>6}"
+        )
+        print(head)
+        print("-" * len(head))
+        for cls in ("all", *CLASSES[:4]):
+            for lo, hi in ((0.0, np.inf), *BANDS):
+                parts = []
+                for s in (fit, held, rend):
+                    m = (s["range"] >= lo) & (s["range"] < hi)
+                    if cls != "all":
+                        m &= s["cls"] == cls
+                    parts.append(s["r"][m])
+                if min(p.size for p in parts) < 50:
+                    continue
+                f, h, t = parts
+                band = "all" if lo == 0 and not np.isfinite(hi) else _band_name(lo, hi)
+                print(
+                    f"{cls:<11} {band:>8} {f.size:7d} {h.size:7d} {t.size:7d} | {f.mean():7.4f} {h.mean():7.4f} "
+                    f"{t.mean():7.4f} | {wasserstein_1d(t, f):8.4f} {wasserstein_1d(t, h):7.4f} "
+                    f"{wasserstein_1d(f, h):8.4f} | {(f >= 0.05).mean():9.3f} {(h >= 0.05).mean():6.3f} "
+                    f"{(t >= 0.05).mean():6.3f}"
+                )
 
 
 def _print(res: dict[str, Any], presets: list[str]) -> None:
@@ -214,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=20, help="rendered frames per preset (default 20)")
     parser.add_argument("--presets", default="tuned,ideal", help="comma-separated: tuned, ideal (default both)")
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="tuned profile TOML (default: the shipped hdl-32-nuscenes)"
+    )
     args = parser.parse_args(argv)
     presets = [p for p in args.presets.split(",") if p]
     unknown = sorted(set(presets) - {"tuned", "ideal"})
@@ -222,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.real.is_dir():
         parser.error(f"real scans not found: {args.real}")
     t0 = time.perf_counter()
-    res = breakdown(args.real, n_fit=args.fit, frames=args.frames, presets=presets, device=args.device)
+    if args.profile is not None and not args.profile.is_file():
+        parser.error(f"--profile: {args.profile} not found")
+    res = breakdown(
+        args.real, n_fit=args.fit, frames=args.frames, presets=presets, device=args.device, profile=args.profile
+    )
     _print(res, presets)
+    _print_cells(res, presets)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 
