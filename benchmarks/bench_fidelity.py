@@ -19,6 +19,7 @@ Usage::
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
         [--far-bound] [--shift runs|per-return] [--gate-term|--no-gate-term] [--synthetic-frames N] [--tune-seed S]
+        [--save-tuned T.toml]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
