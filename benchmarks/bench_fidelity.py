@@ -19,6 +19,7 @@ Usage::
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
         [--far-bound] [--shift runs|per-return] [--gate-term|--no-gate-term] [--synthetic-frames N] [--tune-seed S]
+        [--save-tuned T.toml]
 
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
@@ -41,10 +42,23 @@ from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a sc
 
 from simgap_ext.cli.cmd_tune import add_search_options, search_options
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "bench_world", "SCENE_SEED"]
 
 _DEFAULT_REAL = realdata_root() / NUSCENES
+# Frame i of every rendered row is scene seed SCENE_SEED + i (the same scenes for every source).
+SCENE_SEED = 1000
 _STATS = ("range_w1", "elevation_w1", "beam_ratio_l1", "roughness", "object_exponent", "object_n10")
+
+
+def bench_world(profile: Any) -> Any:
+    """The benchmark's scene randomizer for ``profile``: the embedded street world with only the object classes the
+    real scans hold (vehicles, pedestrians: the gate rejects a class without real reference) and volumetric foliage
+    (docs/backend.md "Scenes"; the default world, stated here so the table says what it ran)."""
+    from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer
+    from simgap_ext.backends.warp.labels import PENETRATION_MEAN
+
+    cfg = RandomizerConfig(base_counts={"pedestrian": (1, 3), "vehicle": (2, 4)}, penetration=PENETRATION_MEAN)
+    return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 
 
 def run(
@@ -60,10 +74,13 @@ def run(
     gate_term: bool | None = None,
     synthetic_frames: int | None = None,
     tune_seed: int = 0,
+    save_tuned: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict."""
-    from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
-    from simgap_ext.backends.warp.labels import PENETRATION_MEAN
+    """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict.
+
+    ``save_tuned``: also write the tuned profile there (TOML, as ``simgap tune --out``), e.g. for
+    ``benchmarks/roughness_breakdown.py --profile``."""
+    from simgap_ext.backends.warp import WarpLidarSource
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.sensors import load_sensor_profile
@@ -92,6 +109,10 @@ def run(
         seed=tune_seed,
     )
     t_tune = time.perf_counter() - t0
+    if save_tuned is not None:
+        from simgap_ext.sensors import profile_to_toml
+
+        save_tuned.write_text(profile_to_toml(tuned, header=f"bench_fidelity tune, seed {tune_seed}\n"))
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
     real_stats = [scene_stats(f, el, cols) for f in held]
     real = summarize(real_stats)
@@ -100,15 +121,6 @@ def run(
     bank = ReferenceBank.build(held, config=config, device=device)  # real classes rolled up onto the scene level
     gate = FrameGate(bank, config, device=device, quarantine=False)
 
-    # Only the object classes the real scans hold (the gate rejects a class without real reference); the
-    # street layout is the embedded default.
-    counts = {"pedestrian": (1, 3), "vehicle": (2, 4)}
-
-    def world(profile: Any) -> SceneRandomizer:
-        # volumetric foliage (docs/backend.md "Scenes"; the default world, stated here so the table says what it ran)
-        cfg = RandomizerConfig(base_counts=counts, penetration=PENETRATION_MEAN)
-        return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
-
     from dataclasses import replace
 
     from simgap_ext.sensors import EffectSettings, ReadOnlyMapping
@@ -116,14 +128,14 @@ def run(
     still = tuned.preset("tuned").model.replace(motion_sweep_m=0.0, motion_sweep_sd_m=0.0)
     at_rest = replace(tuned, presets=ReadOnlyMapping({**tuned.presets, "tuned": EffectSettings(model=still)}))
     all_sources = {
-        "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=world(base)),
+        "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=bench_world(base)),
         "realistic": WarpLidarSource(
-            "hdl-32", "realistic", device=device, rotation_rate_hz=20.0, randomizer=world(base)
+            "hdl-32", "realistic", device=device, rotation_rate_hz=20.0, randomizer=bench_world(base)
         ),
-        "realistic (nuscenes)": WarpLidarSource(shipped, "realistic", device=device, randomizer=world(shipped)),
-        "tuned": WarpLidarSource(tuned, "tuned", device=device, randomizer=world(tuned)),
+        "realistic (nuscenes)": WarpLidarSource(shipped, "realistic", device=device, randomizer=bench_world(shipped)),
+        "tuned": WarpLidarSource(tuned, "tuned", device=device, randomizer=bench_world(tuned)),
         # ablation: the same fitted model with the sensor at rest (no motion skew; docs/backend.md "Motion skew")
-        "tuned (at rest)": WarpLidarSource(at_rest, "tuned", device=device, randomizer=world(at_rest)),
+        "tuned (at rest)": WarpLidarSource(at_rest, "tuned", device=device, randomizer=bench_world(at_rest)),
     }
     if sources is not None:
         unknown = sorted(set(sources) - set(all_sources))
@@ -135,7 +147,7 @@ def run(
     for name, src in all_sources.items():
         if name not in keep:
             continue
-        sets[name] = [src.render(seed=1000 + i, frame_id=i) for i in range(frames)]
+        sets[name] = [src.render(seed=SCENE_SEED + i, frame_id=i) for i in range(frames)]
     for name, frs in sets.items():
         stats = [scene_stats(f, el, cols) for f in frs]
         summ = summarize(stats)
@@ -314,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the tune's search seed (simgap tune --seed: CMA-ES and the search's scene seeds; default 0)",
     )
     parser.add_argument(
+        "--save-tuned", type=Path, default=None, help="also write the tuned profile (TOML) to this path"
+    )
+    parser.add_argument(
         "--explain",
         nargs="*",
         default=None,
@@ -332,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         sources=sources,
         tune_seed=args.tune_seed,
+        save_tuned=args.save_tuned,
         **search_options(args),
     )
     rs = res["real_summary"]

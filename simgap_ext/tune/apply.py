@@ -9,7 +9,8 @@ output. It works on a frame in the DESIGN.md layout from any source (the embedde
    real sensor's sampling);
 2. mixed pixels on depth edges (computed on the clean ranges);
 3. range noise along each point's own ray, ``noise_sigma[class, range bin]`` (times ``noise_tail_scale`` on the
-   ``noise_tail_share`` of the returns in the heavy tail);
+   ``noise_tail_share`` of the returns in the heavy tail; per class and range bin with ``noise_tail_shares`` /
+   ``noise_tail_scales``);
 4. ray drop: the fitted logistic model times the far-range loss, and the self-occluded cells; with
    ``drop_run_columns`` > 0 the extra drop of a positive ``drop_offset`` (but its per-class share
    ``drop_offset_isolated``) is drawn per run of columns on a ring (:func:`run_uniforms`: every return of a run
@@ -116,7 +117,12 @@ def effect_draw(
         r[mixed] += frac_mixed[mixed] * delta[mixed]
     rbin = model.range_bin(r0)
     sigma = np.asarray(model.noise_sigma, dtype=np.float32)[cls, rbin]
-    if model.noise_tail_share > 0:
+    if model.noise_tail_shares:
+        # per class and range bin (the real tail is light on near ground, heavy on far facades)
+        t_share, t_scale = model.noise_tail()
+        tail = u_tail < t_share.astype(np.float32)[cls, rbin]
+        sigma = np.where(tail, t_scale.astype(np.float32)[cls, rbin] * sigma, sigma)
+    elif model.noise_tail_share > 0:
         sigma = np.where(u_tail < model.noise_tail_share, np.float32(model.noise_tail_scale) * sigma, sigma)
     r = np.where(hit, r + sigma * noise, 0.0).astype(np.float32)
     r = np.where(hit, np.maximum(r, 1e-3), 0.0).astype(np.float32)

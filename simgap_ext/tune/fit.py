@@ -13,7 +13,9 @@ Every estimate reads the real range image (:class:`RealScan`, one per scan):
   each divided by its table's robust scale, are matched (quantiles 0.5-0.99 of their magnitude, Nelder-Mead on
   common random numbers) by a two-scale Gaussian mixture per return, ``N(0, s^2)`` with probability
   ``1 - noise_tail_share`` and ``N(0, (noise_tail_scale s)^2)`` otherwise; the table is then rescaled to the
-  core ``s`` (the mixture inflates the robust scale a little);
+  core ``s`` (the mixture inflates the robust scale a little). The pair is fitted per class and range bin
+  (``noise_tail_shares`` / ``noise_tail_scales``; cells with few samples borrow the range bin's, then the global
+  fit, which is kept as ``noise_tail_share`` / ``noise_tail_scale``);
 - intensity: quantiles per (class, range bin) of the returned intensity divided by the data's full scale;
 - self-occlusion: cells of the beams below ``-10`` degrees (which always see the ground unless something
   hides it) without a return in at least 80 % of (two or more) scans, on the model's azimuth grid, as intervals;
@@ -36,13 +38,16 @@ rare class never gets a noisy table.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
 from ..errors import SimGapInputError
+from ..gate.frame_stats import SURFACE_GAP
 from .model import DEFAULT_COS_EDGES, DEFAULT_RANGE_EDGES, OTHER_CLASS, SensorEffectModel
 from .range_image import cos_incidence, second_difference
 
@@ -182,9 +187,12 @@ def fit_effect_model(
         drop_rows.append(
             np.stack([b_idx[cand], feat_r[cand], feat_c[cand], feat_k[cand], (~valid[cand]).astype(np.int64)], 1)
         )
-        # noise: three returns on one surface of one class, no depth edge
+        # noise: three returns on one surface of one class, no depth edge; each neighbour within the gate's
+        # SURFACE_GAP of the centre, as the gate's roughness counts them (a centre 0.3-0.6 m off its neighbours is
+        # a step of the surface, not a range error the gate would ever see)
         d2 = second_difference(r)
         smooth = valid & vl & vr & (np.abs(rl - rr) <= 0.05 * r + 0.1) & (cls == cl) & (cls == np.roll(cls, -1, 1))
+        smooth &= (np.abs(r - rl) <= SURFACE_GAP) & (np.abs(r - rr) <= SURFACE_GAP)
         smooth &= np.isfinite(d2)
         noise_rows.append(np.stack([cls[smooth], feat_r[smooth], d2[smooth].astype(np.float64)], 1))
         inten = np.asarray(s.intensity, dtype=np.float64) / intensity_scale
@@ -202,9 +210,12 @@ def fit_effect_model(
     bias, w_beam, w_range, w_cos, w_class = _fit_drop(drop, n_b, n_r, n_i, len(class_list), l2)
     noise = np.concatenate(noise_rows)
     sigma = _noise_table(noise, len(class_list), n_r)
-    scale = np.sqrt(6.0) * sigma[noise[:, 0].astype(np.int64), noise[:, 1].astype(np.int64)]
-    tail_share, tail_scale, inflation = _fit_noise_tail(noise[:, 2] / np.maximum(scale, 1e-9))
-    sigma = sigma / inflation
+    n_k, k_idx, r_idx = len(class_list), noise[:, 0].astype(np.int64), noise[:, 1].astype(np.int64)
+    z = noise[:, 2] / np.maximum(np.sqrt(6.0) * sigma[k_idx, r_idx], 1e-9)
+    gap = SURFACE_GAP / np.maximum(sigma[k_idx, r_idx], 1e-9)  # the selection's neighbour bound, in sigmas
+    tail_share, tail_scale, inflation = _fit_noise_tail(z, gap)
+    shares, scales, inflations = _noise_tail_table(z, gap, k_idx, r_idx, n_k, n_r, (tail_share, tail_scale, inflation))
+    sigma = sigma / inflations
     quant = _intensity_table(np.concatenate(inten_rows), len(class_list), n_r)
     share = mixed_hits / mixed_total if mixed_total else 0.0
     motion = _motion(scans, elev)
@@ -242,6 +253,8 @@ def fit_effect_model(
         n_scans=len(scans),
         noise_tail_share=float(tail_share),
         noise_tail_scale=float(tail_scale),
+        noise_tail_shares=tuple(tuple(float(v) for v in row) for row in shares),
+        noise_tail_scales=tuple(tuple(float(v) for v in row) for row in scales),
         drop_run_columns=float(run_columns),
         **motion,
     )
@@ -412,21 +425,61 @@ _TAIL_SAMPLES = 60_000
 # heavy-tailed: 0.27 % for Gaussian noise, ~10 % on real nuScenes HDL-32E scans; mesh corners of a noise-free
 # synthetic render stay below it once the rendered noise is a few millimetres.
 _TAIL_MIN_SHARE = 0.01
+# Fewest samples a (class, range bin) cell needs for its own tail fit: the fit matches the 99th percentile,
+# which then rests on >= 20 exceedances (fewer: the range bin's pooled fit, then the global one).
+_TAIL_MIN_CELL = 2000
+# Monte-Carlo triples of a cell's tail fit (its 99th percentile then rests on 200 simulated exceedances).
+_CELL_TAIL_SAMPLES = 20_000
 
 
-def _mixture_z(p: float, m: float, normals: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, float]:
-    """(|second difference| / its robust scale, robust scale per unit core sigma) of the two-scale mixture."""
+def _mixture_z(
+    p: float, m: float, normals: np.ndarray, uniforms: np.ndarray, gap: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """(|second difference| / its robust scale, robust scale per unit core sigma) of the two-scale mixture.
+
+    ``gap`` (n,): keep only the triples whose centre lies within ``gap`` (in core sigmas) of both neighbours, the
+    selection the real samples went through (``None``: every triple)."""
     e = normals * np.where(uniforms < p, m, 1.0)
     d2 = e[0] - 2.0 * e[1] + e[2]
-    robust = 1.4826 * float(np.median(np.abs(d2 - np.median(d2))))
+    robust = _mad(d2)
+    if gap is not None:
+        # ``gap`` is in units of the real table's sigma, itself the robust scale of the *selected* triples / sqrt 6:
+        # in core units it is ``gap`` times that inflation, which the selection barely moves (two passes suffice)
+        full = d2
+        for _ in range(2):
+            keep = (np.abs(e[1] - e[0]) <= gap * robust / np.sqrt(6.0)) & (
+                np.abs(e[1] - e[2]) <= gap * robust / np.sqrt(6.0)
+            )
+            d2 = full[keep]
+            if d2.size < 2:
+                return np.zeros(1), 1.0
+            robust = _mad(d2)
     return np.abs(d2) / max(robust, 1e-12), robust / np.sqrt(6.0)
 
 
-def _fit_noise_tail(z: np.ndarray) -> tuple[float, float, float]:
+def _mad(d2: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(d2 - np.median(d2))))
+
+
+def _fit_noise_tail(
+    z: np.ndarray,
+    gap: np.ndarray | None = None,
+    *,
+    start: tuple[float, float] | None = None,
+    samples: int = _TAIL_SAMPLES,
+) -> tuple[float, float, float]:
     """(tail share, tail scale, robust-scale inflation) of the mixture whose normalised second differences match
-    the real ones ``z`` (each already divided by ``sqrt(6)`` times its table's robust sigma)."""
+    the real ones ``z`` (each already divided by ``sqrt(6)`` times its table's robust sigma).
+
+    ``gap`` (same shape as ``z``): the bound each real triple's centre kept to its neighbours, in units of its
+    table's sigma; the simulated triples are selected the same way (each with a ``gap`` resampled from these), so
+    that a tail the selection cut off in the real scans is not fitted as a narrower, more frequent one.
+    ``start``: one (share, scale) to start the search from instead of the two default starts (a cell of the
+    per-class table starts from the global fit); ``samples``: Monte-Carlo triples of the mixture."""
     z = np.abs(np.asarray(z, dtype=np.float64))
-    z = z[np.isfinite(z)]
+    ok = np.isfinite(z)
+    z = z[ok]
+    g_all = None if gap is None else np.asarray(gap, dtype=np.float64)[ok]
     if z.size < MIN_SAMPLES:
         return 0.0, 1.0, 1.0
     if float(np.mean(z > 3.0)) < _TAIL_MIN_SHARE:  # Gaussian-like (0.27 % beyond 3 sigma): no tail to fit
@@ -434,17 +487,20 @@ def _fit_noise_tail(z: np.ndarray) -> tuple[float, float, float]:
     qs = np.asarray(_TAIL_QUANTILES)
     target = np.log(np.maximum(np.quantile(z, qs), 1e-9))
     rng = np.random.default_rng(0)  # common random numbers: a smooth, deterministic objective
-    normals = rng.standard_normal((3, _TAIL_SAMPLES))
-    uniforms = rng.random((3, _TAIL_SAMPLES))
+    normals = rng.standard_normal((3, samples))
+    uniforms = rng.random((3, samples))
+    sim_gap = None if g_all is None else g_all[rng.integers(0, g_all.size, samples)]
 
     def decode(x: np.ndarray) -> tuple[float, float]:
         return float(0.5 / (1.0 + np.exp(-x[0]))), float(1.0 + np.exp(np.clip(x[1], -5.0, 4.0)))
 
     def loss(x: np.ndarray) -> float:
-        zz, _ = _mixture_z(*decode(x), normals, uniforms)
+        zz, _ = _mixture_z(*decode(x), normals, uniforms, sim_gap)
         return float(np.sum((np.log(np.maximum(np.quantile(zz, qs), 1e-9)) - target) ** 2))
 
     starts = [np.array([-3.0, 1.5]), np.array([-1.5, 2.5])]
+    if start is not None and 0.0 < start[0] < 0.5 and start[1] > 1.0:
+        starts = [np.array([math.log(start[0] / (0.5 - start[0])), math.log(start[1] - 1.0)])]
     best = min(
         (minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-6}) for x0 in starts),
         key=lambda r: r.fun,
@@ -453,8 +509,49 @@ def _fit_noise_tail(z: np.ndarray) -> tuple[float, float, float]:
     if gauss <= best.fun:  # a Gaussian explains the residuals as well: no tail
         return 0.0, 1.0, 1.0
     p, m = decode(best.x)
-    _, inflation = _mixture_z(p, m, normals, uniforms)
+    _, inflation = _mixture_z(p, m, normals, uniforms, sim_gap)
     return p, m, inflation
+
+
+def _noise_tail_table(
+    z: np.ndarray,
+    gap: np.ndarray,
+    k: np.ndarray,
+    rb: np.ndarray,
+    n_k: int,
+    n_r: int,
+    pooled: tuple[float, float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((K, R) tail share, (K, R) tail scale, (K, R) robust-scale inflation) fitted per class and range bin.
+
+    The real tail depends on both (on the nuScenes fit keyframes 2.7 % of the ground's normalised second differences
+    lie beyond 3 within 4 m, 14 % at 7-10 m; buildings at 30-45 m 26 %): one pooled pair, dominated in scale by far
+    facades and vehicles, roughened near ground (two thirds of a scan's ring triples) and smoothed far ranges.
+    Cells with fewer than :data:`_TAIL_MIN_CELL` samples borrow their range bin's pooled fit, then ``pooled``
+    (the global fit), as :func:`_noise_table` does for sigma.
+
+    Args:
+        z: (S,) second differences, each divided by ``sqrt(6)`` times its cell's robust sigma.
+        gap: (S,) the neighbour bound of the selection (``SURFACE_GAP``) in units of each sample's sigma.
+        k: (S,) int64 class index; rb: (S,) int64 range-bin index.
+        n_k, n_r: table shape.
+        pooled: the global :func:`_fit_noise_tail` result.
+    """
+    # one search per cell from the global fit, on fewer Monte-Carlo triples: ~50 cells stay a few seconds
+    cell: dict[str, Any] = {"start": (pooled[0], pooled[1]), "samples": _CELL_TAIL_SAMPLES}
+    share = np.full((n_k, n_r), pooled[0])
+    scale = np.full((n_k, n_r), pooled[1])
+    infl = np.full((n_k, n_r), pooled[2])
+    for j in range(n_r):
+        m = rb == j
+        if m.sum() >= _TAIL_MIN_CELL:
+            share[:, j], scale[:, j], infl[:, j] = _fit_noise_tail(z[m], gap[m], **cell)
+    for i in range(n_k):
+        for j in range(n_r):
+            m = (k == i) & (rb == j)
+            if m.sum() >= _TAIL_MIN_CELL:
+                share[i, j], scale[i, j], infl[i, j] = _fit_noise_tail(z[m], gap[m], **cell)
+    return share, scale, infl
 
 
 def _noise_table(rows: np.ndarray, n_k: int, n_r: int) -> np.ndarray:

@@ -17,7 +17,9 @@ A :class:`SensorEffectModel` holds tables measured on real range images (see :mo
 - range noise: ``noise_sigma[class, range bin]`` metres (1 sigma, along the ray) of the Gaussian core; a share
   ``noise_tail_share`` of the returns carries ``noise_tail_scale`` times that sigma instead (real range errors
   are heavy-tailed: about 10 % of real nuScenes second differences lie beyond 3 robust sigmas, 0.3 % for a
-  Gaussian);
+  Gaussian). With ``noise_tail_shares`` / ``noise_tail_scales`` (K, R) the tail is per class and range bin (the
+  real tail is: 2.7 % beyond 3 sigmas on ground within 4 m, 14 % at 7-10 m, 26 % on buildings at 30-45 m;
+  docs/backend.md "Issue 10, ninth pass"); empty (profiles written before): the scalar pair everywhere;
 - intensity: ``intensity_quantiles[class, range bin, q]`` in [0, 1] at evenly spaced probabilities
   ``q / (Q - 1)`` (an inverse CDF sampled per point);
 - mixed pixels: ``mixed_pixel_prob`` of a ray on a depth edge between ``mixed_min_gap`` and ``mixed_max_gap``;
@@ -83,6 +85,9 @@ class SensorEffectModel:
         noise_tail_share: share of returns whose range error is drawn with ``noise_tail_scale`` times the sigma
             (0: Gaussian noise).
         noise_tail_scale: sigma multiplier of the heavy-tail returns (>= 1).
+        noise_tail_shares: (K, R) ``noise_tail_share`` per class and range bin, or empty: the scalar everywhere.
+        noise_tail_scales: (K, R) ``noise_tail_scale`` per class and range bin (empty exactly when
+            ``noise_tail_shares`` is).
         intensity_quantiles: (K, R, Q) intensity quantiles in [0, 1] (non-decreasing along Q).
         mixed_pixel_prob: probability that a ray on a depth edge returns a point between the surfaces.
         mixed_min_gap: smallest range jump (metres) counted as a depth edge.
@@ -124,6 +129,8 @@ class SensorEffectModel:
     n_scans: int = 0
     noise_tail_share: float = 0.0
     noise_tail_scale: float = 1.0
+    noise_tail_shares: tuple[tuple[float, ...], ...] = ()
+    noise_tail_scales: tuple[tuple[float, ...], ...] = ()
     motion_sweep_m: float = 0.0
     motion_sweep_sd_m: float = 0.0
     motion_heading_deg: float = 0.0
@@ -188,6 +195,22 @@ class SensorEffectModel:
                 raise SimGapInputError(f"effect model: {name!r} must be a finite number, got {val!r}")
         if not 0.0 <= self.noise_tail_share < 1.0 or self.noise_tail_scale < 1.0:
             raise SimGapInputError("effect model: need 0 <= 'noise_tail_share' < 1 and 'noise_tail_scale' >= 1")
+        if bool(self.noise_tail_shares) != bool(self.noise_tail_scales):
+            raise SimGapInputError("effect model: 'noise_tail_shares' and 'noise_tail_scales' go together")
+        if self.noise_tail_shares:
+            t_share = np.asarray(self.noise_tail_shares, dtype=np.float64)
+            t_scale = np.asarray(self.noise_tail_scales, dtype=np.float64)
+            if t_share.shape != (k, r) or t_scale.shape != (k, r):
+                raise SimGapInputError(
+                    f"effect model: 'noise_tail_shares' and 'noise_tail_scales' must have shape {(k, r)}, got "
+                    f"{t_share.shape} and {t_scale.shape}"
+                )
+            if not (np.isfinite(t_share).all() and np.isfinite(t_scale).all()):
+                raise SimGapInputError("effect model: 'noise_tail_shares' and 'noise_tail_scales' must be finite")
+            if np.any((t_share < 0) | (t_share >= 1)) or np.any(t_scale < 1):
+                raise SimGapInputError(
+                    "effect model: need 0 <= 'noise_tail_shares' < 1 and 'noise_tail_scales' >= 1 in every cell"
+                )
         if self.motion_sweep_m < 0 or self.motion_sweep_sd_m < 0 or not 0.0 <= self.motion_reference <= 1.0:
             raise SimGapInputError(
                 "effect model: need 'motion_sweep_m' >= 0, 'motion_sweep_sd_m' >= 0 and 0 <= 'motion_reference' <= 1"
@@ -337,6 +360,17 @@ class SensorEffectModel:
         if not self.drop_offset_isolated:
             return np.zeros(len(self.classes))
         return np.asarray(self.drop_offset_isolated, dtype=np.float64)
+
+    def noise_tail(self) -> tuple[np.ndarray, np.ndarray]:
+        """((K, R) float64 tail share, (K, R) float64 tail scale): the per-cell tables, or the scalar pair in every
+        cell when the model has none."""
+        if self.noise_tail_shares:
+            return (
+                np.asarray(self.noise_tail_shares, dtype=np.float64),
+                np.asarray(self.noise_tail_scales, dtype=np.float64),
+            )
+        shape = (len(self.classes), len(self.range_edges) - 1)
+        return np.full(shape, float(self.noise_tail_share)), np.full(shape, float(self.noise_tail_scale))
 
     def replace(self, **changes: Any) -> SensorEffectModel:
         """A copy with some fields changed (validated again)."""
