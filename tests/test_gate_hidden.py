@@ -3,8 +3,8 @@
 Hand-computed vote profiles for the rule itself, and real nuScenes-lidarseg keyframes for the gate. A bank of four
 tests/data keyframes, each with a 1 % ray-drop twin (8 frames: absence, 1/10, is evidence only together with
 votes), accepts the held-out keyframe and rejects it once its vehicles are labelled vegetation, naming vegetation;
-with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike. Format-3 banks load
-and skip the check.
+with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike, and for a relabel
+that leaves a few stray points of the class. Format-3 banks load and skip the check.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from simgap_ext.data.taxonomy import roll_up_frame
+from simgap_ext.frame import make_frame
 from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
 from simgap_ext.gate.missing import absence_probability, hidden_classes
 from simgap_ext.gate.realsets import iter_real_scans
@@ -72,6 +73,35 @@ def test_hidden_class_by_hand():
     # not hidden; at 60 expected points it is judged
     assert _case(0.1, expected_points={"car": 10.0}, min_points=50) == []
     assert len(_case(0.1, expected_points={"car": 60.0}, min_points=50)) == 1
+    # a class held in fewer points than a class is judged on counts as missing (when real frames imply more), and the
+    # reason gives its points; at min_points it is held
+    (few,) = _case(
+        0.1, present=("vegetation", "road", "car"), points={"car": 13}, expected_points={"car": 60.0}, min_points=50
+    )
+    assert few.points == 13 and "only 13 point(s) here" in few.reason() and "absent" not in few.reason()
+    assert few.p_joint == pytest.approx(1 / 99)  # the same evidence as a frame without car
+    assert _case(0.1, present=("vegetation", "road", "car"), points={"car": 50}, min_points=50) == []
+    assert (
+        _case(
+            0.1, present=("vegetation", "road", "car"), points={"car": 13}, expected_points={"car": 10.0}, min_points=50
+        )
+        == []
+    )
+    # a class is never its own host: car's own profile (13 points voting car) is not evidence for car
+    real_car = {**REAL, "car": np.array([[0.9, 0.05, 0.05]] * 8)}
+    profiles = {"vegetation": np.array([0.03, 0.97, 0.0]), "road": np.array([0.0, 0.1, 0.9]), "car": np.ones(3)}
+    (own,) = hidden_classes(
+        {"vegetation", "road", "car"},
+        profiles,
+        NAMES,
+        {"car": 10},
+        10,
+        real_car,
+        level=0.05,
+        min_points=50,
+        points={"car": 13},
+    )
+    assert own.host != "car"
     assert hidden_classes({"vegetation"}, {"vegetation": np.ones(3) / 3}, NAMES, {"car": 10}, 10, {}, level=0.05) == []
     with pytest.raises(ValueError, match="level"):
         hidden_classes(set(), {}, NAMES, {}, 10, REAL, level=1.0)
@@ -142,6 +172,21 @@ def test_a_large_bank_makes_absence_alone_evidence(nusc):
         assert p_joint <= level + 1e-12 and p_joint >= 0.5 / 21 * 1 / 21  # at least absence x the smallest rank
         if kind == "relabel":
             assert p_joint < 0.5 * (0.5 / 21)  # the vegetation votes add evidence to the absence (at least 2x)
+    # a relabel that leaves 13 stray vehicle points holds vehicles no more than one that leaves none
+    info = frame["info"]
+    names = {int(k): (v["class"] if isinstance(v, dict) else str(v)) for k, v in info["idToLabels"].items()}
+    ids = {v: k for k, v in names.items()}
+    sem = np.asarray(info["pointSemantic"]).astype(np.uint32)
+    inst = np.asarray(info["pointInstance"]).astype(np.uint32)
+    moved = np.flatnonzero(sem == ids["vehicle"])[13:]
+    sem, inst = sem.copy(), inst.copy()
+    sem[moved], inst[moved] = ids["vegetation"], 0
+    meta = {k: frame[k] for k in ("frame_id", "seed", "sensor") if k in frame}
+    stray = make_frame(np.asarray(frame["data"], np.float32), sem, inst, names, **meta)
+    d = gate.evaluate(stray, update_quarantine=False)
+    assert d.per_class["vehicle"].n_points == 13
+    hidden = [r for r in d.reasons if r.startswith("class vehicle: in 20 of 20 real frames but only 13 point(s) here")]
+    assert not d.accepted and hidden, d.reasons
 
 
 def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):
