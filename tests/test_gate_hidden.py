@@ -19,7 +19,7 @@ import pytest
 from simgap_ext.data.taxonomy import roll_up_frame
 from simgap_ext.frame import make_frame
 from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
-from simgap_ext.gate.missing import absence_probability, hidden_classes
+from simgap_ext.gate.missing import absence_probability, few_points_probability, hidden_classes
 from simgap_ext.gate.realsets import iter_real_scans
 from simgap_ext.gate.validation import perturb
 
@@ -73,35 +73,31 @@ def test_hidden_class_by_hand():
     # not hidden; at 60 expected points it is judged
     assert _case(0.1, expected_points={"car": 10.0}, min_points=50) == []
     assert len(_case(0.1, expected_points={"car": 60.0}, min_points=50)) == 1
-    # a class held in fewer points than a class is judged on counts as missing (when real frames imply more), and the
-    # reason gives its points; at min_points it is held
-    (few,) = _case(
-        0.1, present=("vegetation", "road", "car"), points={"car": 13}, expected_points={"car": 60.0}, min_points=50
-    )
+    # a class held in fewer points than a class is judged on is judged as missing (when real frames imply more); its
+    # first probability is the rank of its share among the 10 real frames' shares (0.010 ... 0.050), not the absence
+    few_kw = dict(present=("vegetation", "road", "car"), expected_points={"car": 60.0}, min_points=50)
+    shares = {"car": np.linspace(0.01, 0.05, 10)}
+    (few,) = _case(0.1, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw)
     assert few.points == 13 and "only 13 point(s) here" in few.reason() and "absent" not in few.reason()
-    assert few.p_joint == pytest.approx(1 / 99)  # the same evidence as a frame without car
-    assert _case(0.1, present=("vegetation", "road", "car"), points={"car": 50}, min_points=50) == []
-    assert (
-        _case(
-            0.1, present=("vegetation", "road", "car"), points={"car": 13}, expected_points={"car": 10.0}, min_points=50
-        )
-        == []
-    )
-    # a class is never its own host: car's own profile (13 points voting car) is not evidence for car
+    assert few.p_absent == pytest.approx(1 / 11) and few.p_joint == pytest.approx(1 / 11 * 2 / 9)
+    # ... so that a share below every real frame's is weaker evidence than absence (1/11 against 0.5/11): with votes
+    # like real ones it is not flagged, where absence was (above); nor is a share a real frame goes below (9 of 10)
+    assert _case(0.03, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    assert _case(0.1, points={"car": 47}, frame_points=1_000, real_shares=shares, **few_kw) == []
+    # at min_points the class is held; below it, a class real frames hold in few points is not judged at all
+    assert _case(0.1, points={"car": 50}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    few_kw["expected_points"] = {"car": 10.0}
+    assert _case(0.1, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    assert few_points_probability(0.0, np.array([0.1, 0.2]), 4) == pytest.approx(3 / 5)  # 2 frames lack it
+    assert few_points_probability(0.3, np.array([0.1, 0.2]), 2) == 1.0
+    with pytest.raises(ValueError, match="real shares"):
+        few_points_probability(0.1, np.ones(3), 2)
+    # a class is never its own host: car's own 13 points voting car (more than real car points do) would make
+    # P = 1/11 x 3 / 9 <= 0.05; from vegetation's and road's real-like votes alone it is 1/11 x 1
     real_car = {**REAL, "car": np.array([[0.9, 0.05, 0.05]] * 8)}
     profiles = {"vegetation": np.array([0.03, 0.97, 0.0]), "road": np.array([0.0, 0.1, 0.9]), "car": np.ones(3)}
-    (own,) = hidden_classes(
-        {"vegetation", "road", "car"},
-        profiles,
-        NAMES,
-        {"car": 10},
-        10,
-        real_car,
-        level=0.05,
-        min_points=50,
-        points={"car": 13},
-    )
-    assert own.host != "car"
+    kw = dict(level=0.05, min_points=50, points={"car": 13}, frame_points=10_000, real_shares=shares)
+    assert hidden_classes({"vegetation", "road", "car"}, profiles, NAMES, {"car": 10}, 10, real_car, **kw) == []
     assert hidden_classes({"vegetation"}, {"vegetation": np.ones(3) / 3}, NAMES, {"car": 10}, 10, {}, level=0.05) == []
     with pytest.raises(ValueError, match="level"):
         hidden_classes(set(), {}, NAMES, {}, 10, REAL, level=1.0)

@@ -628,6 +628,8 @@ def _hidden(
         expected_points={c: _smallest_share(bank, c) * stats.n_points for c in names},
         min_points=MIN_JUDGED_POINTS,
         points=held,
+        frame_points=stats.n_points,
+        real_shares={c: bank.class_shares(c) for c in names},
     )
     return [_Hidden(host_of[h.host], h) for h in found]
 

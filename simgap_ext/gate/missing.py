@@ -22,11 +22,14 @@ every other gate component is calibrated at. Only classes that real frames hold 
 smallest share a real frame holding it gives it, the class would have at least ``min_points`` points in this
 frame (the gate passes the fewest points it judges a class on), so that a class of a handful of points lost to
 ray drop is not taken for a hidden one. Conversely, a frame that holds such a class in fewer than ``min_points``
-points (``points``) holds it no more than a frame without it: the gate judges no statistic of so few points, and
-a relabel that leaves a few stray points of the class (a car relabelled, a truck's 13 points staying) must not pass
-for one that kept it. A class removed outright leaves the other classes' votes as they
-were, so only its absence speaks: with the default quantile 0.95 that takes a class held by all of at least 9
-real frames. A bank of 2 or 3 frames can never make absence evidence, and says nothing.
+points is judged like a frame without it: the gate judges no statistic of so few points, and a relabel that leaves
+a few stray points of the class (a car relabelled, a truck's 13 points staying) must not pass for one that kept it.
+Its first probability is then not the absence's but the rank estimate of a real frame holding the class at a share
+this small, ``(n - k + #{real shares <= this one} + 1) / (n + 1)`` (:func:`few_points_probability`): a class a real
+frame may hold in a few dozen points is not taken for a missing one because this frame holds a few less. A class
+removed outright leaves the other classes' votes as they were, so only its absence speaks: with the default quantile
+0.95 that takes a class held by all of at least 9 real frames. A bank of 2 frames can never make absence evidence,
+and says nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HiddenClass", "absence_probability", "hidden_classes"]
+__all__ = ["HiddenClass", "absence_probability", "few_points_probability", "hidden_classes"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class HiddenClass:
         host: the frame class (its bank reference name) whose votes for ``missing`` are least like real ones.
         frames_with: real frames of the bank that hold ``missing``.
         frames: real frames of the bank.
-        p_absent: Jeffreys estimate of the probability that a real frame lacks ``missing``.
+        p_absent: Jeffreys estimate of the probability that a real frame lacks ``missing`` (with ``points``: the
+            rank estimate of a real frame holding it at a share this small, :func:`few_points_probability`).
         vote_share: share of ``host``'s votes that go to ``missing``.
         real_max: the largest share of real ``host`` points' votes for ``missing`` in the bank.
         p_votes: Bonferroni-corrected rank estimate of the probability that some class of a real frame votes for
@@ -102,6 +106,28 @@ def absence_probability(frames_with: int, frames: int) -> float:
     return (frames - frames_with + 0.5) / (frames + 1)
 
 
+def few_points_probability(share: float, real_shares: np.ndarray, frames: int) -> float:
+    """Rank estimate of the probability that a real frame holds a class at a share of its points at most ``share``.
+
+    Args:
+        share: the class's share of this frame's points.
+        real_shares: (k,) its share in each real frame that holds it (``k <= frames``; the ``frames - k`` real frames
+            without it hold less).
+        frames: real frames in all.
+
+    Returns:
+        ``(frames - k + #{real_shares <= share} + 1) / (frames + 1)``, at most 1.
+
+    Raises:
+        ValueError: more real shares than frames.
+    """
+    real = np.asarray(real_shares, np.float64).reshape(-1)
+    if real.size > frames:
+        raise ValueError(f"{real.size} real shares for {frames} frames")
+    below = frames - real.size + int(np.count_nonzero(real <= share))
+    return min(1.0, (below + 1) / (frames + 1))
+
+
 def hidden_classes(
     present: Iterable[str],
     profiles: Mapping[str, np.ndarray],
@@ -115,6 +141,8 @@ def hidden_classes(
     expected_points: Mapping[str, float] | None = None,
     min_points: int = 0,
     points: Mapping[str, int] | None = None,
+    frame_points: int = 0,
+    real_shares: Mapping[str, np.ndarray] | None = None,
 ) -> list[HiddenClass]:
     """Bank classes missing from a frame that one of its classes seems to hold.
 
@@ -134,7 +162,10 @@ def hidden_classes(
             handful of points is lost to ray drop, not hidden). None: every class is judged.
         min_points: see ``expected_points``.
         points: bank class name -> the frame's points of it; a class of ``present`` with fewer than ``min_points``
-            counts as missing (None: every class of ``present`` counts as held).
+            is judged as missing, with :func:`few_points_probability` in place of the absence probability (None:
+            every class of ``present`` counts as held).
+        frame_points: the frame's points (for the share of such a class).
+        real_shares: bank class name -> (k,) its share in each real frame that holds it; needed with ``points``.
 
     Returns:
         One :class:`HiddenClass` per flagged class, in bank class order.
@@ -161,7 +192,12 @@ def hidden_classes(
         if expected_points is not None and expected_points.get(c, 0.0) < min_points:
             continue
         k = int(frames_with.get(c, 0))
-        p_absent = absence_probability(k, frames)
+        few = int(counts.get(c, 0))
+        if few:
+            shares = (real_shares or {}).get(c, np.zeros(0))
+            p_absent = few_points_probability(few / max(frame_points, 1), shares, frames)
+        else:
+            p_absent = absence_probability(k, frames)
         # rank estimate per host; the smallest, Bonferroni-corrected over the hosts judged (a class held in too few
         # points to count is never its own host)
         ranks = {
@@ -176,9 +212,5 @@ def hidden_classes(
         # (a tolerance: 0.5 * 0.1 must not fail against 1 - 0.95 = 0.05000000000000004)
         if p_absent * p_votes <= level + 1e-12:
             share, real_max = ranks[host][1], ranks[host][2]
-            out.append(
-                HiddenClass(
-                    c, host, k, frames, p_absent, float(share), float(real_max), float(p_votes), int(counts.get(c, 0))
-                )
-            )
+            out.append(HiddenClass(c, host, k, frames, p_absent, float(share), float(real_max), float(p_votes), few))
     return out
