@@ -3,8 +3,8 @@
 Hand-computed vote profiles for the rule itself, and real nuScenes-lidarseg keyframes for the gate. A bank of four
 tests/data keyframes, each with a 1 % ray-drop twin (8 frames: absence, 1/10, is evidence only together with
 votes), accepts the held-out keyframe and rejects it once its vehicles are labelled vegetation, naming vegetation;
-with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike. Format-3 banks load
-and skip the check.
+with four twins each (20 frames) absence alone is evidence, for a relabel and a removal alike, and for a relabel
+that leaves a few stray points of the class. Format-3 banks load and skip the check.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from simgap_ext.data.taxonomy import roll_up_frame
+from simgap_ext.frame import make_frame
 from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
-from simgap_ext.gate.missing import absence_probability, hidden_classes
+from simgap_ext.gate.missing import absence_probability, few_points_probability, hidden_classes
 from simgap_ext.gate.realsets import iter_real_scans
 from simgap_ext.gate.validation import perturb
 
@@ -72,6 +73,31 @@ def test_hidden_class_by_hand():
     # not hidden; at 60 expected points it is judged
     assert _case(0.1, expected_points={"car": 10.0}, min_points=50) == []
     assert len(_case(0.1, expected_points={"car": 60.0}, min_points=50)) == 1
+    # a class held in fewer points than a class is judged on is judged as missing (when real frames imply more); its
+    # first probability is the rank of its share among the 10 real frames' shares (0.010 ... 0.050), not the absence
+    few_kw = dict(present=("vegetation", "road", "car"), expected_points={"car": 60.0}, min_points=50)
+    shares = {"car": np.linspace(0.01, 0.05, 10)}
+    (few,) = _case(0.1, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw)
+    assert few.points == 13 and "only 13 point(s) here" in few.reason() and "absent" not in few.reason()
+    assert few.p_absent == pytest.approx(1 / 11) and few.p_joint == pytest.approx(1 / 11 * 2 / 9)
+    # ... so that a share below every real frame's is weaker evidence than absence (1/11 against 0.5/11): with votes
+    # like real ones it is not flagged, where absence was (above); nor is a share a real frame goes below (9 of 10)
+    assert _case(0.03, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    assert _case(0.1, points={"car": 47}, frame_points=1_000, real_shares=shares, **few_kw) == []
+    # at min_points the class is held; below it, a class real frames hold in few points is not judged at all
+    assert _case(0.1, points={"car": 50}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    few_kw["expected_points"] = {"car": 10.0}
+    assert _case(0.1, points={"car": 13}, frame_points=10_000, real_shares=shares, **few_kw) == []
+    assert few_points_probability(0.0, np.array([0.1, 0.2]), 4) == pytest.approx(3 / 5)  # 2 frames lack it
+    assert few_points_probability(0.3, np.array([0.1, 0.2]), 2) == 1.0
+    with pytest.raises(ValueError, match="real shares"):
+        few_points_probability(0.1, np.ones(3), 2)
+    # a class is never its own host: car's own 13 points voting car (more than real car points do) would make
+    # P = 1/11 x 3 / 9 <= 0.05; from vegetation's and road's real-like votes alone it is 1/11 x 1
+    real_car = {**REAL, "car": np.array([[0.9, 0.05, 0.05]] * 8)}
+    profiles = {"vegetation": np.array([0.03, 0.97, 0.0]), "road": np.array([0.0, 0.1, 0.9]), "car": np.ones(3)}
+    kw = dict(level=0.05, min_points=50, points={"car": 13}, frame_points=10_000, real_shares=shares)
+    assert hidden_classes({"vegetation", "road", "car"}, profiles, NAMES, {"car": 10}, 10, real_car, **kw) == []
     assert hidden_classes({"vegetation"}, {"vegetation": np.ones(3) / 3}, NAMES, {"car": 10}, 10, {}, level=0.05) == []
     with pytest.raises(ValueError, match="level"):
         hidden_classes(set(), {}, NAMES, {}, 10, REAL, level=1.0)
@@ -142,6 +168,21 @@ def test_a_large_bank_makes_absence_alone_evidence(nusc):
         assert p_joint <= level + 1e-12 and p_joint >= 0.5 / 21 * 1 / 21  # at least absence x the smallest rank
         if kind == "relabel":
             assert p_joint < 0.5 * (0.5 / 21)  # the vegetation votes add evidence to the absence (at least 2x)
+    # a relabel that leaves 13 stray vehicle points holds vehicles no more than one that leaves none
+    info = frame["info"]
+    names = {int(k): (v["class"] if isinstance(v, dict) else str(v)) for k, v in info["idToLabels"].items()}
+    ids = {v: k for k, v in names.items()}
+    sem = np.asarray(info["pointSemantic"]).astype(np.uint32)
+    inst = np.asarray(info["pointInstance"]).astype(np.uint32)
+    moved = np.flatnonzero(sem == ids["vehicle"])[13:]
+    sem, inst = sem.copy(), inst.copy()
+    sem[moved], inst[moved] = ids["vegetation"], 0
+    meta = {k: frame[k] for k in ("frame_id", "seed", "sensor") if k in frame}
+    stray = make_frame(np.asarray(frame["data"], np.float32), sem, inst, names, **meta)
+    d = gate.evaluate(stray, update_quarantine=False)
+    assert d.per_class["vehicle"].n_points == 13
+    hidden = [r for r in d.reasons if r.startswith("class vehicle: in 20 of 20 real frames but only 13 point(s) here")]
+    assert not d.accepted and hidden, d.reasons
 
 
 def test_format_3_bank_loads_and_skips_the_check(nusc, gate, tmp_path, caplog):

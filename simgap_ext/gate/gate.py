@@ -592,8 +592,9 @@ def _hidden(
     bank: ReferenceBank,
     quantile: float,
 ) -> list[_Hidden]:
-    """Classes (nearly) every real frame holds that this frame lacks while its other points vote for them beyond
-    real frames (:func:`~simgap_ext.gate.missing.hidden_classes`); empty without votes or a bank of format >= 4."""
+    """Classes (nearly) every real frame holds that this frame lacks, or holds in fewer points than a class is judged
+    on, while its other points vote for them beyond real frames (:func:`~simgap_ext.gate.missing.hidden_classes`);
+    empty without votes or a bank of format >= 4."""
     from .bank import MIN_PLAUSIBILITY_POINTS
     from .plausibility import vote_profile
 
@@ -611,6 +612,10 @@ def _hidden(
             host_of.setdefault(ref_of[c], c)
     profiles = {h: vote_profile(np.concatenate(v), n_classes) for h, v in host_votes.items()}
     names = list(bank.class_names)
+    held: dict[str, int] = {}
+    for c, dec in per_class.items():
+        ref = ref_of.get(c, c)
+        held[ref] = held.get(ref, 0) + int(dec.n_points)
     found = hidden_classes(
         set(ref_of.values()) | set(per_class),
         profiles,
@@ -622,6 +627,9 @@ def _hidden(
         ignore=_IGNORED_CLASSES,
         expected_points={c: _smallest_share(bank, c) * stats.n_points for c in names},
         min_points=MIN_JUDGED_POINTS,
+        points=held,
+        frame_points=stats.n_points,
+        real_shares={c: bank.class_shares(c) for c in names},
     )
     return [_Hidden(host_of[h.host], h) for h in found]
 
