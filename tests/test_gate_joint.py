@@ -191,8 +191,9 @@ def test_joint_tests_match_the_fit_and_cache(bank7):
 # ------------------------------------------------------------------------------------------------- real keyframes
 def test_real_keyframes_accepted_and_a_relabel_caught_jointly(keyframes, bank7):
     """data35 held out: accepted as it is (the joint test present for several classes); with every vehicle point
-    labelled vegetation, rejected by the joint test on vegetation alone — no single component, G or the hidden-class
-    check (7 frames: absence is no evidence) fails it. Three more held-out keyframes accepted."""
+    labelled vegetation, rejected by the joint test on vegetation — no single component or G fails it — and,
+    independently, by the hidden-class check (7 frames: absence 0.5 / 8 is evidence only with unusual votes, here
+    building's). Three more held-out keyframes accepted."""
     cfg = load_gate_config()
     gate = FrameGate(bank7, cfg, device="cpu", quarantine=False)
     real = gate.evaluate(keyframes[-1][1], update_quarantine=False)
@@ -202,16 +203,18 @@ def test_real_keyframes_accepted_and_a_relabel_caught_jointly(keyframes, bank7):
         perturb(keyframes[-1][1], "relabel_scene", 0, np.random.default_rng(0)), update_quarantine=False
     )
     assert not rel.accepted
-    assert len(rel.reasons) == 1 and rel.reasons[0].startswith("class vegetation: joint deviation T="), rel.reasons
+    assert len(rel.reasons) == 2 and rel.reasons[0].startswith("class vegetation: joint deviation T="), rel.reasons
+    assert rel.reasons[1].startswith("class vehicle: in 7 of 7 real frames but absent here"), rel.reasons
     veg = rel.per_class["vegetation"]
     t, d_max = veg.evidence["joint"]
     assert veg.components["joint"] < 0.5 and t > d_max / 2  # beyond half its d_max, as any strict failure
     assert veg.g >= cfg.g_threshold and min(v for k, v in veg.components.items() if k != "joint") >= 0.5
-    # without the joint test (what the gate did before it) the relabel passes
+    # without the joint test (what the gate did before it) only the hidden-class check rejects the relabel
     off = FrameGate(bank7, load_gate_config(joint_test=False), device="cpu", quarantine=False)
     relabelled = perturb(keyframes[-1][1], "relabel_scene", 0, np.random.default_rng(0))
     d_off = off.evaluate(relabelled, update_quarantine=False)
-    assert d_off.accepted and not any("joint" in c.components for c in d_off.per_class.values())
+    assert not any("joint" in c.components for c in d_off.per_class.values())
+    assert not d_off.accepted and d_off.reasons == rel.reasons[1:], d_off.reasons
     for i in (0, 2, 5):  # data0, data30, data33 held out against the other seven
         bank = ReferenceBank.build(keyframes[:i] + keyframes[i + 1 :], config=cfg, device="cpu")
         d = FrameGate(bank, cfg, device="cpu", quarantine=False).evaluate(keyframes[i][1], update_quarantine=False)
