@@ -89,10 +89,10 @@ class HiddenClass:
 def absence_probability(frames_with: int, frames: int) -> float:
     """Probability that one more real frame lacks a class ``frames_with`` of ``frames`` real frames hold.
 
-    The posterior predictive of a Bernoulli rate under Jeffreys' prior Beta(1/2, 1/2). (Laplace's rule of
-    succession, a uniform prior, gives ``(frames - frames_with + 1) / (frames + 2)``, under which a bank needed 18
-    frames, not 9, before a class's absence alone was evidence at the 0.05 level; it is the prior of the segment
-    test's count model too.)
+    The posterior predictive of a Bernoulli rate under Jeffreys' prior Beta(1/2, 1/2), the prior of the segment
+    test's count model too. (Laplace's rule of succession, a uniform prior, gives ``(frames - frames_with + 1) /
+    (frames + 2)``, under which a bank needed 18 frames, not 9, before a class's absence alone was evidence at the
+    0.05 level.)
 
     Args:
         frames_with: real frames holding the class, ``0 <= frames_with <= frames``.
