@@ -612,6 +612,7 @@ def _hidden(
             host_of.setdefault(ref_of[c], c)
     profiles = {h: vote_profile(np.concatenate(v), n_classes) for h, v in host_votes.items()}
     names = list(bank.class_names)
+    shares = {c: bank.class_shares(c) for c in names}
     held: dict[str, int] = {}
     for c, dec in per_class.items():
         ref = ref_of.get(c, c)
@@ -625,19 +626,14 @@ def _hidden(
         {h: bank.class_real_profiles(h) for h in profiles},
         level=1.0 - quantile,
         ignore=_IGNORED_CLASSES,
-        expected_points={c: _smallest_share(bank, c) * stats.n_points for c in names},
+        # at the smallest share a real frame holding the class gives it (0 when none does)
+        expected_points={c: (float(v.min()) if v.size else 0.0) * stats.n_points for c, v in shares.items()},
         min_points=MIN_JUDGED_POINTS,
         points=held,
         frame_points=stats.n_points,
-        real_shares={c: bank.class_shares(c) for c in names},
+        real_shares=shares,
     )
     return [_Hidden(host_of[h.host], h) for h in found]
-
-
-def _smallest_share(bank: ReferenceBank, class_name: str) -> float:
-    """The smallest share of a frame's points the class has in a real frame that holds it (0 when none does)."""
-    shares = bank.class_shares(class_name)
-    return float(shares.min()) if shares.size else 0.0
 
 
 def _plausibility(
