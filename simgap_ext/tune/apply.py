@@ -117,13 +117,12 @@ def effect_draw(
         r[mixed] += frac_mixed[mixed] * delta[mixed]
     rbin = model.range_bin(r0)
     sigma = np.asarray(model.noise_sigma, dtype=np.float32)[cls, rbin]
-    if model.noise_tail_shares:
-        # per class and range bin (the real tail is light on near ground, heavy on far facades)
-        t_share, t_scale = model.noise_tail()
+    # per class and range bin (the real tail is light on near ground, heavy on far facades); a model without the
+    # tables has its scalar pair in every cell
+    t_share, t_scale = model.noise_tail()
+    if (t_share > 0).any():
         tail = u_tail < t_share.astype(np.float32)[cls, rbin]
         sigma = np.where(tail, t_scale.astype(np.float32)[cls, rbin] * sigma, sigma)
-    elif model.noise_tail_share > 0:
-        sigma = np.where(u_tail < model.noise_tail_share, np.float32(model.noise_tail_scale) * sigma, sigma)
     r = np.where(hit, r + sigma * noise, 0.0).astype(np.float32)
     r = np.where(hit, np.maximum(r, 1e-3), 0.0).astype(np.float32)
 

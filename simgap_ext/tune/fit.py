@@ -447,9 +447,8 @@ def _mixture_z(
         # in core units it is ``gap`` times that inflation, which the selection barely moves (two passes suffice)
         full = d2
         for _ in range(2):
-            keep = (np.abs(e[1] - e[0]) <= gap * robust / np.sqrt(6.0)) & (
-                np.abs(e[1] - e[2]) <= gap * robust / np.sqrt(6.0)
-            )
+            bound = gap * robust / np.sqrt(6.0)
+            keep = (np.abs(e[1] - e[0]) <= bound) & (np.abs(e[1] - e[2]) <= bound)
             d2 = full[keep]
             if d2.size < 2:
                 return np.zeros(1), 1.0
