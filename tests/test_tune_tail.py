@@ -9,13 +9,14 @@ from math import erf, sqrt
 
 import numpy as np
 import pytest
+from test_tune import _flat_model
 
 from simgap_ext.errors import SimGapInputError
 from simgap_ext.sensors import EffectSettings, ReadOnlyMapping, load_sensor_profile, profile_to_toml
 from simgap_ext.tune import SensorEffectModel, fit_effect_model
 from simgap_ext.tune.apply import effect_draw
 from simgap_ext.tune.fit import RealScan, _fit_noise_tail, _robust_sigma
-from simgap_ext.tune.model import DEFAULT_COS_EDGES, DEFAULT_RANGE_EDGES
+from simgap_ext.tune.model import DEFAULT_RANGE_EDGES
 
 PROFILE = load_sensor_profile("hdl-32").at_rotation_rate(20.0)
 CLASSES = ("other", "building", "ground")
@@ -23,24 +24,9 @@ N_R = len(DEFAULT_RANGE_EDGES) - 1
 
 
 def _model(sigma: float = 0.01, **extra: object) -> SensorEffectModel:
-    """No drop, uniform noise ``sigma``, the 20 Hz HDL-32E beam table, classes other/building/ground."""
-    n_k, n_i = len(CLASSES), len(DEFAULT_COS_EDGES) - 1
-    q = np.linspace(0.0, 0.5, 11)
-    return SensorEffectModel(
-        elevations_deg=PROFILE.vertical_angles_deg,
-        columns=PROFILE.horizontal_resolution,
-        classes=CLASSES,
-        range_edges=DEFAULT_RANGE_EDGES,
-        cos_edges=DEFAULT_COS_EDGES,
-        drop_bias=-60.0,
-        drop_beam=(0.0,) * PROFILE.channels,
-        drop_range=(0.0,) * N_R,
-        drop_cos=(0.0,) * n_i,
-        drop_class=(0.0,) * n_k,
-        noise_sigma=((sigma,) * N_R,) * n_k,
-        intensity_quantiles=((tuple(q),) * N_R,) * n_k,
-        **extra,
-    )
+    """No drop, uniform noise ``sigma``, the 20 Hz HDL-32E beam table, classes other/building/ground
+    (``test_tune._flat_model``), with ``extra`` fields (validated again)."""
+    return _flat_model(sigma, classes=CLASSES).replace(**extra)
 
 
 def _tables(per_class: dict[str, tuple[float, float]]) -> dict[str, tuple[tuple[float, ...], ...]]:
