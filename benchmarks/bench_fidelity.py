@@ -110,9 +110,12 @@ def run(
     )
     t_tune = time.perf_counter() - t0
     if save_tuned is not None:
+        from simgap_ext.data import atomic_write_bytes
         from simgap_ext.sensors import profile_to_toml
 
-        save_tuned.write_text(profile_to_toml(tuned, header=f"bench_fidelity tune, seed {tune_seed}\n"))
+        # as simgap tune --out writes it: a crash mid-write leaves no half profile
+        text = profile_to_toml(tuned, header=f"bench_fidelity tune, seed {tune_seed}\n")
+        atomic_write_bytes(save_tuned, text.encode("utf-8"))
     el, cols = tuned.vertical_angles_deg, tuned.horizontal_resolution
     real_stats = [scene_stats(f, el, cols) for f in held]
     real = summarize(real_stats)

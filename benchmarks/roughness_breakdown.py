@@ -13,8 +13,7 @@ breaks each frame's roughness samples down by class and by range band, next to t
   against the bank's, at the bank's per-class means) and a *within* part (the frame's per-class means against the
   bank's, at the frame's shares): ``mean - mean_real = sum_c (s_c - s_c^real) m_c^real + sum_c s_c (m_c - m_c^real)``;
 - per class and range band, the share of samples and the mean |roughness| of the accepted and rejected frames,
-  pooled, against the real sets.
-
+  pooled, against the real sets;
 - per class and range band, pooled over the frames: the mean |roughness| of the fit keyframes, the held-out ones
   and the rendered frames, the W1 between each pair and the share at or above 0.05 m (what the sensor model should
   reproduce: the fit keyframes it was fitted on; what the gate judges: the held-out ones).
@@ -129,7 +128,6 @@ def breakdown(
         "d_max": float(bank.scene_d_max("roughness")),
         "real held-out": _pool([_samples(spec(f)) for f in held]),
         "real fit": _pool([_samples(spec(f)) for f in fit]),
-        "bank_samples": np.asarray(bank.scene_rough, np.float64),
     }
     sources = {
         "tuned": lambda: WarpLidarSource(tuned, tuned_preset, device=device, randomizer=bench_world(tuned)),
