@@ -163,7 +163,8 @@ def tune_profile(
             scans' multi-cell gaps of the shifted classes, a per-class share per return searched under the
             ring-continuity bound); False: it multiplies every return's isolated drop. Default: runs with
             ``far_bound`` (35 -> 70 % of held-out nuScenes frames accepted; with ``gate_term`` 65-80 % depending on
-            the search seed and the gate's version), per return without it (80 % per return, 65 % with runs;
+            the search seed and the gate's version, 75-80 % at seeds 0/100/200 with the noise tail per class and
+            range bin, "ninth pass"), per return without it (80 % per return, 65 % with runs;
             docs/backend.md "Issue 10, seventh pass", "eighth pass").
         shift_classes: the classes the searched drop shift applies to (default: the gate's background classes
             and ``other``).

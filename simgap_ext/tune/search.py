@@ -16,7 +16,8 @@ scene G rewards a loss that removes the rendered world's excess of far facades, 
 one). Off by default: with it the search moves the same removal into the drop shift, and on nuScenes the gate
 then accepts fewer held-out frames (docs/backend.md, "Issue 10, sixth pass": 35 % with the shift per return, 70 %
 per run of columns with the continuity bound below, "seventh pass"; with the gate term too 65-80 % depending on the
-search seed and the gate's version, "eighth pass"; 80 % unbounded).
+search seed and the gate's version, "eighth pass", 75-80 % with the noise tail per class and range bin, "ninth pass";
+80-85 % unbounded).
 When the model drops the shift per run of columns (``drop_run_columns`` > 0, :mod:`.apply`), the search also sets
 ``drop_offset_isolated``, the share of the shift each shifted class still takes per return (one dimension per class
 whose ring continuity the fit scans measure on at least ``MIN_CONTINUITY_POINTS`` points; the others keep 1), and
