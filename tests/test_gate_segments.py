@@ -354,6 +354,7 @@ def test_segment_test_reads_both_rules_columns(bank7):
     rows = bank7.seg_count[bank7.seg_count_class == veg]
     q_class = bank7.meta["calibration_class_quantile"]
     level = 1 - (1 - q_class) / (2 * (np.unique(bank7.seg_class).size - 1))
+    assert tests.level == pytest.approx(level) and 0.99 < level < 1.0
     mean, _, limit = count_limits(rows, level, 1.5)
     row = mean.copy()
     row[n + ground] += 3 * limit[n + ground]  # plurality segments of vegetation leaning to ground

@@ -448,6 +448,12 @@ class SegmentTests:
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int] | None] = {}
 
     @property
+    def level(self) -> float:
+        """Coverage of each count bound: the per-class level, Bonferroni-divided over the (rule, other class)
+        columns a class is tested on (0 without a per-class level in the bank)."""
+        return self._level
+
+    @property
     def available(self) -> bool:
         """Whether the bank holds segments and leave-one-out counts to test against."""
         return bool(len(self._index)) and self.rules > 0 and self._level > 0.0
