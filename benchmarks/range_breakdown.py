@@ -2,7 +2,8 @@
 
 ``bench_fidelity``'s ``range W1`` is the 1-D Wasserstein-1 between the pooled return ranges of a row's frames and of
 the held-out real keyframes (20-39). This script renders ``bench_fidelity``'s frames (its world,
-:func:`bench_fidelity.bench_world`, and scene seeds ``SCENE_SEED + i``) and breaks each set's ranges down:
+:func:`bench_fidelity.bench_world`, and scene seeds ``SCENE_SEED + i``; ``--scene-seed`` another set
+of scenes) and breaks each set's ranges down:
 
 - per set: points per frame, range quantiles, the share of returns per range band, the W1 to the held-out and to the
   fit keyframes (0-19), and the W1 to the held-out scans split by range band (``W1 = integral |F_set - F_real| dr``:
@@ -12,6 +13,9 @@ the held-out real keyframes (20-39). This script renders ``bench_fidelity``'s fr
   60 m;
 - ablations of the tuned model on the same scenes (``far_range50 = 0``: no far-range loss; ``drop_offset = 0``: no
   searched drop shift; both), to say which searched term moves the W1;
+- with ``--blocks B``: every benchmark-world set's W1 per block of ``--frames / B`` consecutive scene seeds (block 0
+  is ``bench_fidelity``'s own scenes at the default ``--scene-seed``): how much of a row's W1 is the scene sample;
+  ``--also LABEL=TOML`` adds rows of other tuned profiles (e.g. a ``--far-bound`` tune);
 - the *search's* clean scenes (``simgap tune`` renders ``--synthetic-frames`` frames of the default street world
   at scene seeds ``S .. S + 7`` for search seed ``S``) clean and post-processed with the tuned model as the search
   does (:func:`~simgap_ext.tune.apply.apply_sensor_effects` with seed ``S + i``) and without the far loss, next to
@@ -25,8 +29,8 @@ search seed 0 on keyframes 0-19).
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/range_breakdown.py [--frames 20] [--profile TUNED.toml]
-        [--search-seeds 0,100,200] [--search-frames 8] [--world-frames N] [--no-ablations] [--device cpu]
-        [--real DIR] [--fit 20]
+        [--search-seeds 0,100,200] [--search-frames 8] [--world-frames N] [--scene-seed 1000] [--blocks B]
+        [--also LABEL=TOML ...] [--no-ablations] [--device cpu] [--real DIR] [--fit 20]
 """
 
 from __future__ import annotations
@@ -83,13 +87,15 @@ def band_w1(a: np.ndarray, b: np.ndarray, bands: tuple[tuple[float, float], ...]
 
 
 def _ranges(frames: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Pooled ranges and head classes of ``frames``, and the frame count: ``{"r", "cls", "n"}``."""
+    """Pooled ranges, head classes and frame indices of ``frames``, and the frame count: ``{"r", "cls", "frame",
+    "n"}``."""
     from simgap_ext.tune.far import ranges_and_classes
 
     rs, cs = zip(*(ranges_and_classes(f) for f in frames), strict=True)
     cls = np.concatenate(cs).astype(str)
     cls = np.where(np.isin(cls, CLASSES), cls, "other")
-    return {"r": np.concatenate(rs), "cls": cls, "n": np.array(len(frames))}
+    frame = np.repeat(np.arange(len(rs)), [r.size for r in rs])
+    return {"r": np.concatenate(rs), "cls": cls, "frame": frame, "n": np.array(len(frames))}
 
 
 def breakdown(
@@ -103,6 +109,8 @@ def breakdown(
     search_frames: int = 8,
     ablations: bool = True,
     world_frames: int = 0,
+    scene_seed: int = SCENE_SEED,
+    also: dict[str, Path] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Render and read every set's ranges (see the module docstring); returns ``{set label: _ranges(...)}``."""
     from simgap_ext.backends.warp import WarpLidarSource
@@ -132,7 +140,7 @@ def breakdown(
         print(f"  {label}: {len(frs)} frames, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         return frs
 
-    bench_seeds = range(SCENE_SEED, SCENE_SEED + frames)
+    bench_seeds = range(scene_seed, scene_seed + frames)
     sources: dict[str, Any] = {
         "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=bench_world(base)),
         "tuned": WarpLidarSource(tuned, preset, device=device, randomizer=bench_world(tuned)),
@@ -145,6 +153,9 @@ def breakdown(
         ):
             p = with_model(m)
             sources[label] = WarpLidarSource(p, preset, device=device, randomizer=bench_world(p))
+    for label, path in (also or {}).items():
+        p = load_sensor_profile(str(path))
+        sources[label] = WarpLidarSource(p, "tuned", device=device, randomizer=bench_world(p))
     # the search renders the tuned profile's beam table with the `ideal` preset in the default street world
     sources["clean, bench world"] = WarpLidarSource(tuned, "ideal", device=device, randomizer=bench_world(tuned))
     sources["clean, default world"] = WarpLidarSource(tuned, "ideal", device=device)
@@ -165,6 +176,22 @@ def breakdown(
         # the default world's own far tail, on more scenes than one search renders
         out[f"clean, default world 0-{world_frames - 1}"] = _ranges(render("world", search_src, range(world_frames)))
     return out
+
+
+def _print_blocks(res: dict[str, dict[str, np.ndarray]], frames: int, blocks: int) -> None:
+    """Range W1 to the held-out scans of every benchmark-world set, per block of consecutive scene seeds."""
+    held = res[next(iter(res))]["r"]
+    size = frames // blocks
+    print(f"range W1 to the held-out scans (m) per block of {size} consecutive scene seeds, and pooled")
+    head = f"{'set':<28}" + "".join(f" {'block ' + str(k):>8}" for k in range(blocks)) + f" {'pooled':>8}"
+    print(head)
+    print("-" * len(head))
+    for label, s in list(res.items())[2:]:
+        if int(s["n"]) != frames or label.startswith("search"):
+            continue
+        w = [band_w1(s["r"][s["frame"] // size == k], held).sum() for k in range(blocks)]
+        print(f"{label:<28}" + "".join(f" {v:8.3f}" for v in w) + f" {band_w1(s['r'], held).sum():8.3f}")
+    print()
 
 
 def _print(res: dict[str, dict[str, np.ndarray]]) -> None:
@@ -238,6 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-frames", type=int, default=8, help="search scenes per seed (default 8, as tune)")
     parser.add_argument("--no-ablations", action="store_true", help="skip the tuned model's ablations")
     parser.add_argument(
+        "--blocks",
+        type=int,
+        default=1,
+        help="also print the W1 of every benchmark-world set per block of --frames / B consecutive scene seeds",
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=TOML",
+        help="another tuned profile (its tuned preset) rendered in the benchmark world as row LABEL (repeatable)",
+    )
+    parser.add_argument(
+        "--scene-seed",
+        type=int,
+        default=SCENE_SEED,
+        help=f"first scene seed of the benchmark-world sets (default {SCENE_SEED}, bench_fidelity's)",
+    )
+    parser.add_argument(
         "--world-frames",
         type=int,
         default=0,
@@ -254,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--search-seeds: integers separated by commas, got {args.search_seeds!r}")
     if args.frames < 1 or args.search_frames < 1 or args.world_frames < 0:
         parser.error("--frames and --search-frames must be >= 1, --world-frames >= 0")
+    if args.blocks < 1 or args.frames % args.blocks:
+        parser.error(f"--blocks must be >= 1 and divide --frames ({args.frames}), got {args.blocks}")
+    also = {}
+    for item in args.also:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not Path(path).is_file():
+            parser.error(f"--also: LABEL=TOML with an existing file, got {item!r}")
+        also[label] = Path(path)
     t0 = time.perf_counter()
     res = breakdown(
         args.real,
@@ -265,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         search_frames=args.search_frames,
         ablations=not args.no_ablations,
         world_frames=args.world_frames,
+        scene_seed=args.scene_seed,
+        also=also,
     )
+    if args.blocks > 1:
+        _print_blocks(res, args.frames, args.blocks)
     _print(res)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
