@@ -5,8 +5,8 @@ Takes the shipped ``hdl-32-nuscenes`` model (``simgap tune`` on nuScenes keyfram
 search does). For each value it prints
 
 - the search objective (``1 - mean scene G + 0.02 elevation W1``) on the search's own frames (default world, scene
-  seeds 0-7) against a bank of the fit scans, and on the benchmark's world (``bench_fidelity.py``: vehicles and
-  pedestrians only, scene seeds 1000+),
+  seeds 0-7; ``--search-frames N``: 0 .. N-1) against a bank of the fit scans, and on the benchmark's world
+  (``bench_fidelity.py``: vehicles and pedestrians only, scene seeds 1000+),
 - the pooled range W1 to the fit scans and to the held-out keyframes 20-39,
 - the share of returns beyond 60 m, and the far-loss shortfall of ``simgap_ext.tune.far`` (how much of a class's far
   returns the loss removes beyond what the fit scans allow),
@@ -17,6 +17,7 @@ renders through the post-process only (no moving-sensor cast), so the numbers ar
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_far_loss.py [--frames 20] [--far 59.2,75,90,105,0]
+        [--search-frames 8]
 """
 
 from __future__ import annotations
@@ -62,7 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="benchmark-world frames (default 20)")
     parser.add_argument("--far", default="59.2,75,90,105,0", help="far_range50 values, metres (0 = no loss)")
+    parser.add_argument(
+        "--search-frames",
+        type=int,
+        default=8,
+        help="search-world frames, scene seeds 0 .. N-1 (default 8: the search's own; more: the world's, not the "
+        "search sample's, preference)",
+    )
     args = parser.parse_args(argv)
+    if args.frames < 1 or args.search_frames < 1:
+        parser.error("--frames and --search-frames must be >= 1")
     real_dir = realdata_root() / NUSCENES
     if not real_dir.is_dir():
         print(f"bench_far_loss: {real_dir} not found (needs ../shared/realdata)", file=sys.stderr)
@@ -90,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         max_range=shipped.max_range,
     )
     clean = {
-        "search (seeds 0-7)": [WarpLidarSource(shipped, "ideal").render(seed=i, frame_id=i) for i in range(8)],
+        f"search (seeds 0-{args.search_frames - 1})": [
+            WarpLidarSource(shipped, "ideal").render(seed=i, frame_id=i) for i in range(args.search_frames)
+        ],
         f"bench (seeds 1000-{999 + args.frames})": [
             WarpLidarSource(shipped, "ideal", randomizer=world).render(seed=1000 + i, frame_id=i)
             for i in range(args.frames)
