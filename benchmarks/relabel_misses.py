@@ -29,36 +29,13 @@ __all__ = ["main"]
 SETS = ("kitti360_osm_bki", "nuscenes_lidarseg_cascol", "mcd_kth_day_06")
 
 
-def _segment_odds(gate, frame, class_name: str) -> dict | None:
-    """The receiving class's segment test as the gate runs it (its worst column), with the tail odds of its count."""
-    from scipy.stats import nbinom
-
-    from simgap_ext.gate.segments import SegmentTests, segment_descriptors
-
-    bank = gate.bank
-    tests = SegmentTests(bank, gate.config.calibration_margin)
-    prepared = gate.stats_spec().prepare(frame)
-    stats = gate.stats(prepared)
-    names = list(bank.class_names)
-    # real scans are in the sensor frame (no sensor_origin); their classes are the bank's own (-1: none)
-    lut = np.array([names.index(c) if c in names else -1 for c in stats.class_list] + [-1], np.int64)
-    desc, seg_class = segment_descriptors(
-        np.asarray(prepared["data"], np.float32), lut[stats.class_of_point], stats.roughness, skip=(-1,)
-    )
-    result = tests.evaluate(class_name, tests.counts(desc, seg_class)[names.index(class_name)])
-    if result is None:
-        return None
-    n, total = result.n_real, result.real_mean * result.n_real
-    count = int(round(result.count))
-    p = float(nbinom.sf(count - 1, total + 0.5, n / (n + 1.0))) if count > 0 else 1.0
-    return {"result": result, "p": p, "alpha": 1.0 - tests.level}
-
-
 def main(argv: list[str] | None = None) -> int:
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, ReferenceBank, load_gate_config
     from simgap_ext.gate.realsets import iter_real_scans
-    from simgap_ext.gate.validation import RELABEL_TARGET, perturb
+
+    # private helpers of perturb: the class it relabels is defined there once
+    from simgap_ext.gate.validation import RELABEL_TARGET, _arrays, _source_class, perturb
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="*", type=Path, help=f"real scan folders (default: {', '.join(SETS)})")
@@ -86,28 +63,19 @@ def main(argv: list[str] | None = None) -> int:
             if not decision.accepted:
                 continue
             misses += 1
-            info = frame["info"]
-            names = {int(k): (v["class"] if isinstance(v, dict) else str(v)) for k, v in info["idToLabels"].items()}
-            # the relabelled class is the one the perturbation took out of the label map
-            sem = np.asarray(info["pointSemantic"]).astype(np.int64)
-            kept = {v["class"] if isinstance(v, dict) else str(v) for v in out["info"]["idToLabels"].values()}
-            gone = sorted(set(names.values()) - kept - {RELABEL_TARGET})
-            src = gone[0] if gone else "?"
+            # the class perturb relabelled (its own rule), and what the roll-up leaves of its scene class
+            _, sem, _, names = _arrays(frame)
+            src = _source_class(names, sem)
             n_src = int(np.isin(sem, [k for k, v in names.items() if v == src]).sum())
-            up = roll_up_frame(out)
-            up_sem = np.asarray(up["info"]["pointSemantic"]).astype(np.int64)
             parent = _parent(src)
-            up_names = {
-                int(k): (v["class"] if isinstance(v, dict) else str(v)) for k, v in up["info"]["idToLabels"].items()
-            }
+            _, up_sem, _, up_names = _arrays(roll_up_frame(out))
             left = int(np.isin(up_sem, [k for k, v in up_names.items() if v == parent]).sum())
-            odds = _segment_odds(gate, out, RELABEL_TARGET) if RELABEL_TARGET in bank.class_names else None
+            seg = gate.segment_test(out, RELABEL_TARGET)
             tail = (
                 "no segment test"
-                if odds is None
-                else f"{odds['result'].count:.0f} {odds['result'].rule} for {odds['result'].other} "
-                f"({odds['result'].real_mean:.2f}), limit {odds['result'].limit:.2f}, "
-                f"P {odds['p']:.1e} vs {odds['alpha']:.1e}"
+                if seg is None
+                else f"{seg.count:.0f} {seg.rule} for {seg.other} ({seg.real_mean:.2f}), limit {seg.limit:.2f}, "
+                f"P {seg.tail_probability:.1e} vs {1.0 - seg.level:.1e}"
             )
             print(f"{name:<12} {src:<14} {n_src:>6} {parent + ' ' + str(left):>17} | {tail}", flush=True)
         print(f"   {misses} of {len(frames)} relabels accepted")

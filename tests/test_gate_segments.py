@@ -327,9 +327,18 @@ def test_real_keyframe_accepted_and_vehicles_labelled_vegetation_caught(keyframe
     assert reason.startswith("class vegetation: 4 segment(s) look like vehicle (real frames: mean 0.0, at most 0 in 7)")
     excess, d_max = d.per_class["vegetation"].evidence["segments"]
     assert excess == 4.0 and d.per_class["vegetation"].components["segments"] < 0.5 and excess > d_max / 2
+    # the same test, whole: its reason is the decision's, and its tail probability is the count model's by scipy
+    seg = gate.segment_test(frame, "vegetation")
+    assert seg.reason("vegetation") == reason and seg.failed
+    col = bank7.class_names.index("vehicle")
+    rows = bank7.seg_count[bank7.seg_count_class == bank7.class_names.index("vegetation")]
+    p_ref = stats.nbinom.sf(3, rows[:, col].sum() + 0.5, rows.shape[0] / (rows.shape[0] + 1.0))
+    assert seg.tail_probability == pytest.approx(p_ref) and seg.tail_probability < 1.0 - seg.level
+    assert gate.segment_test(frame, "no_such_class") is None
     off = FrameGate(bank7, load_gate_config(segment_test=False), device="cpu", quarantine=False)
     d_off = off.evaluate(frame, update_quarantine=False)
     assert not any("segments" in c.components for c in d_off.per_class.values())
+    assert off.segment_test(frame, "vegetation") is None
 
 
 def test_a_ring_segment_over_empty_ground_stays_finite():
@@ -354,7 +363,6 @@ def test_segment_test_reads_both_rules_columns(bank7):
     rows = bank7.seg_count[bank7.seg_count_class == veg]
     q_class = bank7.meta["calibration_class_quantile"]
     level = 1 - (1 - q_class) / (2 * (np.unique(bank7.seg_class).size - 1))
-    assert tests.level == pytest.approx(level) and 0.99 < level < 1.0
     mean, _, limit = count_limits(rows, level, 1.5)
     row = mean.copy()
     row[n + ground] += 3 * limit[n + ground]  # plurality segments of vegetation leaning to ground
@@ -362,6 +370,7 @@ def test_segment_test_reads_both_rules_columns(bank7):
     res = tests.evaluate("vegetation", row)
     assert (res.rule, res.other, res.failed) == ("plurality", "ground", True)
     assert res.limit == pytest.approx(limit[n + ground]) and res.excess == pytest.approx(3 * limit[n + ground])
+    assert res.level == pytest.approx(level) and 0.99 < level < 1.0
     assert "hold under half vegetation votes, most for ground" in res.reason("vegetation")
     row[ground] = mean[ground] + 4 * limit[ground]
     res = tests.evaluate("vegetation", row)

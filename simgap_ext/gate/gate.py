@@ -37,7 +37,7 @@ from .geometric import (
 from .joint import JointTests
 from .missing import HiddenClass, hidden_classes
 from .quarantine import SemanticQuarantine
-from .segments import SegmentTests, segment_descriptors
+from .segments import SegmentResult, SegmentTests, segment_descriptors
 
 __all__ = ["FrameGate", "FrameStatsSpec", "MIN_CLASS_FRAMES"]
 
@@ -251,6 +251,28 @@ class FrameGate:
         """The :class:`FrameStats` the gate computes for a (validated) frame."""
         # One definition for both: statistics computed in a render worker must equal the ones computed here.
         return self.stats_spec().stats(frame)
+
+    def segment_test(self, frame: Mapping[str, Any], class_name: str) -> SegmentResult | None:
+        """The segment test :meth:`evaluate` runs on one class of a frame, whole: its worst column with the count,
+        the real frames' mean, the limit, the level and the count model's tail probability (a decision keeps only the
+        ``segments`` score and, on failure, the reason). None where :meth:`evaluate` runs none (test off, a bank
+        without segments, a class absent, without a reference or without segments).
+
+        Args:
+            frame: a frame in the layout of :mod:`simgap_ext.frame` (rolled up to the bank's level here, as
+                :meth:`evaluate` does).
+            class_name: a class of the frame.
+        """
+        if not (self.config.segment_test and self._segments.available):
+            return None
+        frame = self.stats_spec().prepare(frame)
+        stats = self.stats(frame)
+        ref_of = {c: r for c in stats.class_points if (r := self.reference_class(c)) is not None}
+        if class_name not in ref_of:
+            return None
+        counts, segmented = self._segment_counts(frame, stats, ref_of)
+        ref = ref_of[class_name]
+        return self._segments.evaluate(ref, counts[self.bank.class_index(ref)]) if ref in segmented else None
 
     def evaluate(
         self, frame: Mapping[str, Any], *, update_quarantine: bool = True, stats: FrameStats | None = None

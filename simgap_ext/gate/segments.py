@@ -344,6 +344,12 @@ def pair_counts(seg_class: np.ndarray, majority: np.ndarray, n_classes: int) -> 
     return out
 
 
+def _count_model(total: np.ndarray | float, frames: int) -> tuple[np.ndarray | float, float]:
+    """(r, p) of the negative binomial posterior predictive of one more frame's count, after ``total`` segments in
+    ``frames`` real frames, of a Poisson rate under Jeffreys' prior."""
+    return np.asarray(total, np.float64) + 0.5, frames / (frames + 1.0)
+
+
 def count_limits(rows: np.ndarray, level: float, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, largest value and limit of the excess of each column of real frames' counts.
 
@@ -380,7 +386,7 @@ def count_limits(rows: np.ndarray, level: float, margin: float) -> tuple[np.ndar
     mean = v.mean(axis=0)
     dev = np.abs(v - (v.sum(axis=0) - v) / (n - 1))
     spread = margin * np.array([loo_deviation_bound(dev[:, k], level) for k in range(v.shape[1])])
-    poisson = nbinom.ppf(level, v.sum(axis=0) + 0.5, n / (n + 1.0)) - mean
+    poisson = nbinom.ppf(level, *_count_model(v.sum(axis=0), n)) - mean
     return mean, v.max(axis=0), np.maximum(np.maximum(spread, poisson), COUNT_FLOOR)
 
 
@@ -391,7 +397,8 @@ class SegmentResult:
     Attributes:
         other: the class its segments look like; ``count`` how many do; ``real_mean`` / ``real_max`` the real
             frames' counts; ``n_real`` the real frames holding the class; ``limit`` the excess it is held to;
-            ``rule`` the vote rule of the count (:data:`RULES`).
+            ``rule`` the vote rule of the count (:data:`RULES`); ``level`` the coverage of the bound ``limit``
+            comes from (:class:`SegmentTests`: the per-class level, Bonferroni-divided over the columns tested).
     """
 
     other: str
@@ -401,11 +408,23 @@ class SegmentResult:
     n_real: int
     limit: float
     rule: str = "majority"
+    level: float = 0.0
 
     @property
     def excess(self) -> float:
         """``count - real_mean``."""
         return self.count - self.real_mean
+
+    @property
+    def tail_probability(self) -> float:
+        """Probability of ``count`` or more under the count model the limit's Poisson bound comes from (the real
+        frames' total, ``real_mean x n_real``, under Jeffreys' prior); compare with ``1 - level``."""
+        from scipy.stats import nbinom
+
+        count = round(self.count)
+        if count <= 0:
+            return 1.0
+        return float(nbinom.sf(count - 1, *_count_model(self.real_mean * self.n_real, self.n_real)))
 
     @property
     def failed(self) -> bool:
@@ -446,12 +465,6 @@ class SegmentTests:
         self._level = 1.0 - (1.0 - q_class) / tested if 0.0 < q_class < 1.0 else 0.0
         self._margin = float(margin)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int] | None] = {}
-
-    @property
-    def level(self) -> float:
-        """Coverage of each count bound: the per-class level, Bonferroni-divided over the (rule, other class)
-        columns a class is tested on (0 without a per-class level in the bank)."""
-        return self._level
 
     @property
     def available(self) -> bool:
@@ -498,4 +511,5 @@ class SegmentTests:
             n_real,
             float(limit[j]),
             RULES[j // n],
+            self._level,
         )
