@@ -145,9 +145,10 @@ def breakdown(
         "ideal": WarpLidarSource("hdl-32", "ideal", device=device, rotation_rate_hz=20.0, randomizer=bench_world(base)),
         "tuned": WarpLidarSource(tuned, preset, device=device, randomizer=bench_world(tuned)),
     }
+    no_far = model.replace(far_range50=0.0)  # the ablation on the benchmark's scenes and on the search's alike
     if ablations:
         for label, m in (
-            ("tuned, no far loss", model.replace(far_range50=0.0)),
+            ("tuned, no far loss", no_far),
             ("tuned, no drop shift", model.replace(drop_offset=0.0)),
             ("tuned, neither", model.replace(far_range50=0.0, drop_offset=0.0)),
         ):
@@ -169,7 +170,6 @@ def breakdown(
         post = [apply_sensor_effects(f, model, s + i) for i, f in enumerate(clean)]
         out[f"search {s}-{s + search_frames - 1} tuned"] = _ranges(post)
         if ablations:
-            no_far = model.replace(far_range50=0.0)
             post = [apply_sensor_effects(f, no_far, s + i) for i, f in enumerate(clean)]
             out[f"search {s}-{s + search_frames - 1} no far loss"] = _ranges(post)
     if world_frames:
