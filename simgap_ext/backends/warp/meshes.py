@@ -446,6 +446,36 @@ def make_vegetation(rng: np.random.Generator) -> TriMesh:
     return ellipsoid((r, r * rng.uniform(0.7, 1.4), r * rng.uniform(0.5, 0.9)), n_u=10, n_v=6, jitter=0.2, rng=rng)
 
 
+#: Relative per-vertex jitter of a street tree's crown radii (the irregular crown of :func:`make_vegetation`).
+_CROWN_JITTER = 0.18
+
+
+def make_street_tree(rng: np.random.Generator, clearance: float) -> TriMesh:
+    """A sidewalk tree pruned for passers-by: a trunk and an irregular crown (the radii and jitter of
+    :func:`make_vegetation`'s trees) whose lowest point lies ``clearance`` to ``clearance + 2`` m above the ground.
+
+    Args:
+        rng: the scene's generator.
+        clearance: lowest crown point, metres above the ground (> 0).
+    """
+    crown_r = rng.uniform(1.2, 3.5)
+    rz = crown_r * rng.uniform(0.8, 1.3)
+    # the jitter below scales a vertex's radius by up to 1 + _CROWN_JITTER: the crown's centre sits that far up
+    base = float(clearance) + rng.uniform(0.0, 2.0) + _CROWN_JITTER * rz
+    parts = [cylinder(rng.uniform(0.1, 0.3), base + rz + 0.3, center=(0.0, 0.0, 0.5 * (base + rz) - 0.15), segments=8)]
+    parts.append(
+        ellipsoid(
+            (crown_r, crown_r * rng.uniform(0.8, 1.2), rz),
+            center=(0.0, 0.0, base + rz),
+            n_u=12,
+            n_v=8,
+            jitter=_CROWN_JITTER,
+            rng=rng,
+        )
+    )
+    return merge(parts)
+
+
 #: class name -> builder(rng) -> TriMesh in the object's local frame.
 CLASS_BUILDERS: dict[str, Callable[[np.random.Generator], TriMesh]] = {
     "pedestrian": make_pedestrian,

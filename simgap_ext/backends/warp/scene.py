@@ -44,7 +44,7 @@ import numpy as np
 from ...errors import SimGapInputError
 from ...sensors import ReadOnlyMapping
 from .labels import CLASS_IDS, OBJECT_CLASSES, PENETRATION_MEAN
-from .meshes import CLASS_BUILDERS, TriMesh, box, make_vegetation, make_vehicle, rotation_matrix
+from .meshes import CLASS_BUILDERS, TriMesh, box, make_street_tree, make_vegetation, make_vehicle, rotation_matrix
 
 __all__ = ["RARE_MODES", "RandomizerConfig", "SceneObject", "Scene", "SceneRandomizer", "StreetBlock"]
 
@@ -80,6 +80,10 @@ class RandomizerConfig:
             (``(0, 0)``: none; with ``lot_vegetation=(0, 0)`` too, a block without a facade is empty, as in the
             street world before open lots).
         tree_occupancy: share of the street-tree slots on the sidewalks holding a tree.
+        street_tree_clearance: 0 (default): a street-tree slot holds a tree or a bush, as an open lot does; > 0:
+            trees only, crowns pruned to at least this height above the ground, metres (2.4: the 8 ft that
+            municipal codes ask over a sidewalk). Measured against real vegetation, not adopted:
+            ``benchmarks/vegetation_breakdown.py``, docs/backend.md "Issue 10, eleventh pass".
         traffic: (min, max) moving vehicles in the lanes.
         penetration: class -> mean depth (metres) a beam travels into that material before it returns
             (:mod:`.foliage`; default ``PENETRATION_MEAN``, the measured volumetric foliage: 0.2 m into
@@ -117,6 +121,7 @@ class RandomizerConfig:
     lot_vegetation: tuple[float, float] = (4.0, 8.0)
     lot_depth: tuple[float, float] = (20.0, 50.0)
     tree_occupancy: float = 1.0
+    street_tree_clearance: float = 0.0
     traffic: tuple[int, int] = (2, 8)
     penetration: Mapping[str, float] = field(default_factory=lambda: ReadOnlyMapping(dict(PENETRATION_MEAN)))
 
@@ -125,6 +130,9 @@ class RandomizerConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
                 raise SimGapInputError(f"RandomizerConfig.{name} must be a share in [0, 1], got {v!r}")
+        c = self.street_tree_clearance
+        if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0.0):
+            raise SimGapInputError(f"RandomizerConfig.street_tree_clearance must be a finite height >= 0 m, got {c!r}")
         for name in ("lot_vegetation", "lot_depth"):
             lo, hi = getattr(self, name)
             if not (0.0 <= lo <= hi) or (0.0 < hi and lo <= 0.0):
@@ -387,7 +395,10 @@ def _build_street(
     for side in (1.0, -1.0):
         for u in np.arange(-reach, reach, rng.uniform(8.0, 15.0)):
             if rng.random() < cfg.tree_occupancy:
-                builder.place(rng, "vegetation", (0, 0), instance=False, at=world(float(u), side * (half + 0.6 * walk)))
+                # pruned street trees only when asked: the default world's slots hold trees and bushes alike
+                tree = make_street_tree(rng, cfg.street_tree_clearance) if cfg.street_tree_clearance > 0 else None
+                builder.place(rng, "vegetation", (0, 0), instance=False, at=world(float(u), side * (half + 0.6 * walk)),
+                              mesh=tree)  # fmt: skip
         for u in np.arange(-reach, reach, rng.uniform(20.0, 35.0)):
             builder.place(rng, "pole", (0, 0), instance=False, at=world(float(u) + 3.0, side * (half + 0.3)))
         u = -reach
