@@ -15,6 +15,9 @@ mesh hull, the world before this change) and with the shipped default (:data:`PE
    of ``e1 - 2 e2 + e3`` for independent unit exponentials (Monte Carlo here). The shipped model draws one depth
    per leaf clump (:mod:`simgap_ext.backends.warp.foliage`), so its own along-beam scatter is lower than this
    estimator's premise; the columns beside it (scattering, planarity, z_spread) say how close the result is.
+   The same rows at every mean of ``--means`` (the shipped clump model) give the mean at which the embedded median
+   local scattering (the gate's plausibility descriptor) equals the real one, by linear interpolation between the
+   two means that bracket it (:func:`scattering_match`): the estimate for the model the world ships.
 2. **Issue 7's embedded relabel.** A ``vlp-16`` bank of 8 ``realistic`` renders (open layout, seeds 1000-1007, as
    tests/test_gate_frames.py builds it); test seeds 0-3: acceptance of the frames as rendered, and of the same
    frames with every vehicle point relabelled ``vegetation``, with vegetation's plausibility and foreign
@@ -23,6 +26,7 @@ mesh hull, the world before this change) and with the shipped default (:data:`PE
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_foliage.py [--real DIR] [--fit 20] [--frames 10] [--device cpu]
+        [--means 0.2,0.3,0.4]
 """
 
 from __future__ import annotations
@@ -133,8 +137,20 @@ def _relabel_case(penetration: dict[str, float] | None, device: str | None) -> d
     }
 
 
-def run(real_dir: Path, *, n_fit: int, frames: int, device: str | None) -> dict[str, Any]:
-    """Both measurements; a JSON-safe dict."""
+def scattering_match(means: list[float], scattering: list[float], target: float) -> float | None:
+    """The mean free path at which the embedded vegetation's median local scattering equals ``target``: linear
+    interpolation between the two grid means that bracket it (scattering grows with the mean), None when none do."""
+    pairs = sorted(zip(means, scattering, strict=True))
+    for (m0, s0), (m1, s1) in zip(pairs, pairs[1:], strict=False):
+        if min(s0, s1) <= target <= max(s0, s1) and s1 != s0:
+            return float(m0 + (target - s0) * (m1 - m0) / (s1 - s0))
+    return None
+
+
+def run(
+    real_dir: Path, *, n_fit: int, frames: int, device: str | None, means: tuple[float, ...] = (0.2, 0.3, 0.4)
+) -> dict[str, Any]:
+    """Both measurements, and the foliage rows at every mean of ``means``; a JSON-safe dict."""
     from simgap_ext.backends.warp import RandomizerConfig, SceneRandomizer, WarpLidarSource
     from simgap_ext.backends.warp.labels import PENETRATION_MEAN
     from simgap_ext.data.taxonomy import roll_up_frame
@@ -148,7 +164,8 @@ def run(real_dir: Path, *, n_fit: int, frames: int, device: str | None) -> dict[
     real_frames = real_frames[:n_fit]
     rows = {"real nuScenes": vegetation_geometry([roll_up_frame(f) for f in real_frames], el, cols)}
     worlds = {"embedded, hull (none)": {}, "embedded, foliage": dict(PENETRATION_MEAN)}
-    for name, pen in worlds.items():
+    grid = {f"embedded, mean {m:g} m": {"vegetation": m} for m in means if m != PENETRATION_MEAN["vegetation"]}
+    for name, pen in {**worlds, **grid}.items():
         kw = {} if pen is None else {"penetration": pen}
         cfg = RandomizerConfig(base_counts={"pedestrian": (1, 3), "vehicle": (2, 4)}, **kw)
         src = WarpLidarSource(
@@ -162,7 +179,12 @@ def run(real_dir: Path, *, n_fit: int, frames: int, device: str | None) -> dict[
     s_real, s_hull = rows["real nuScenes"]["depth_scatter"], rows["embedded, hull (none)"]["depth_scatter"]
     mu = float(np.sqrt(max(s_real**2 - s_hull**2, 0.0)) / c)
     relabel = {name: _relabel_case(pen, device) for name, pen in worlds.items()}
+    at = {PENETRATION_MEAN["vegetation"]: rows["embedded, foliage"]}
+    at.update({m: rows[f"embedded, mean {m:g} m"] for m in means if m != PENETRATION_MEAN["vegetation"]})
     return {
+        "scattering_match": scattering_match(
+            list(at), [r["scattering"] for r in at.values()], rows["real nuScenes"]["scattering"]
+        ),
         "real_frames": len(real_frames),
         "rows": rows,
         "exp_constant": c,
@@ -179,12 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", type=int, default=20, help="real keyframes measured (the fit stretch, default 20)")
     parser.add_argument("--frames", type=int, default=10, help="embedded frames per world (default 10)")
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
+    parser.add_argument(
+        "--means",
+        default="0.2,0.3,0.4",
+        help="foliage mean free paths (metres, comma-separated) rendered beside the default (default 0.2,0.3,0.4)",
+    )
     args = parser.parse_args(argv)
+    try:
+        means = tuple(float(m) for m in args.means.split(",") if m.strip())
+    except ValueError:
+        parser.error(f"--means: numbers separated by commas, got {args.means!r}")
+    if any(not m >= 0 for m in means):
+        parser.error(f"--means must be >= 0, got {args.means!r}")
     if not args.real.is_dir():
         print(f"bench_foliage: {args.real} not found (needs ../shared/realdata)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    res = run(args.real, n_fit=args.fit, frames=args.frames, device=args.device)
+    res = run(args.real, n_fit=args.fit, frames=args.frames, device=args.device, means=means)
     head = (
         f"{'vegetation points':<24} {'pts/frame':>9} {'scattering':>10} {'planarity':>9} {'z_spread m':>10} "
         f"{'depth scatter m':>15}"
@@ -199,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"mean free path from the real depth scatter: mu = sqrt(s_real^2 - s_hull^2) / {res['exp_constant']:.3f} = "
         f"{res['mu_estimate']:.2f} m (PENETRATION_MEAN: {res['default_mean']})"
+    )
+    match = res["scattering_match"]
+    print(
+        "mean free path at which the embedded median local scattering (one depth per leaf clump) equals the real: "
+        + (f"{match:.2f} m" if match is not None else "not bracketed by --means")
     )
     head = (
         f"{'vlp-16 open, bank of 8 realistic':<32} {'accepted':>8} {'relabel accepted':>16} {'veg plaus.':>10} "

@@ -11,18 +11,19 @@ puts the class's statistics side by side for real and rendered frames:
 - per rendered set: the gate's acceptance against the bank, the frames whose vegetation fails (joint test, segment
   test, other) and the mean and 90th percentile of each vegetation component's distance over its d_max.
 
-The bank is ``bench_fidelity``'s: the held-out nuScenes keyframes 20-39, real classes rolled up to the scene level.
-The yardstick is the fit keyframes 0-19 (a later stretch's neighbour, outside the bank: their votes are as
-independent as the rendered frames'). The held-out keyframes' own rows are printed for their geometry; their votes
-include themselves (they are the bank) and are not shown. Rendered sets: ``bench_fidelity``'s world and scene seeds
-(``bench_world``, ``SCENE_SEED + i``) with the profile's ``realistic`` preset (default: the shipped
-``hdl-32-nuscenes``), and with ``--street-tree-clearance H`` the same world whose street-tree slots hold trees pruned
-to ``H`` metres instead of trees and bushes (``RandomizerConfig.street_tree_clearance``).
+The bank is ``bench_fidelity``'s: the held-out nuScenes keyframes 20-39, real classes rolled up to the scene level
+(``--bank fit``: the fit keyframes 0-19 instead, the stretch ``hdl-32-nuscenes`` was fitted on). The yardstick is the
+other stretch (outside the bank: its votes are as independent as the rendered frames'). The bank's own keyframes are
+printed for their geometry; their votes include themselves and are not shown. Rendered sets: ``bench_fidelity``'s
+world and scene seeds (``bench_world``, ``SCENE_SEED + i``) with the profile's ``realistic`` preset (default: the
+shipped ``hdl-32-nuscenes``); with ``--street-tree-clearance H`` also the same world whose street-tree slots hold trees
+pruned to ``H`` metres instead of trees and bushes (``RandomizerConfig.street_tree_clearance``), with
+``--penetration M`` the shipped world with a foliage mean free path of ``M`` metres (``RandomizerConfig.penetration``).
 
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/vegetation_breakdown.py [--frames 40] [--street-tree-clearance 2.4]
-        [--profile P.toml] [--device cpu] [--real DIR] [--fit 20] [--json OUT]
+        [--penetration 0.3] [--bank held|fit] [--profile P.toml] [--device cpu] [--real DIR] [--fit 20] [--json OUT]
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def run(
     device: str | None,
     profile: Path | None = None,
     clearance: float | None = None,
+    penetration: float | None = None,
+    bank_stretch: str = "held",
 ) -> dict[str, Any]:
     """Measure every set (see the module docstring); returns ``{"sets": {label: pooled}, "gate": {label: ...},
     "class_names": [...]}`` with numpy values."""
@@ -114,22 +117,31 @@ def run(
     if len(real) <= n_fit + 2:
         raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(real)}")
     fit, held = real[:n_fit], real[n_fit:]
+    if bank_stretch not in ("held", "fit"):
+        raise ValueError(f"bank_stretch must be 'held' or 'fit', got {bank_stretch!r}")
+    named = {"fit": (f"0-{n_fit - 1}", fit), "held": (f"{n_fit}-{len(real) - 1}", held)}
+    (bank_span, bank_frames), (other_span, other_frames) = (
+        (named["held"], named["fit"]) if bank_stretch == "held" else (named["fit"], named["held"])
+    )
     config = GateConfig()
-    bank = ReferenceBank.build(held, config=config, device=device)
+    bank = ReferenceBank.build(bank_frames, config=config, device=device)
     gate = FrameGate(bank, config, device=device, quarantine=False)
     index = VoteIndex(bank.desc_vals, bank.desc_class, bank.desc_scale())
     names = list(bank.class_names)
 
-    worlds = {"rendered (shipped world)": bench_world(prof)}
+    shipped = bench_world(prof)
+    worlds = {"rendered (shipped world)": shipped}
+    variants = {}
     if clearance is not None:
-        w = worlds["rendered (shipped world)"]
-        cfg = replace(w.config, street_tree_clearance=clearance)
-        worlds[f"rendered, street trees pruned to {clearance:g} m"] = SceneRandomizer(
-            cfg, sensor_height=prof.mount_height, max_range=prof.max_range
-        )
+        variants[f"rendered, street trees pruned to {clearance:g} m"] = {"street_tree_clearance": clearance}
+    if penetration is not None:
+        variants[f"rendered, foliage mean {penetration:g} m"] = {"penetration": {"vegetation": penetration}}
+    for label, change in variants.items():
+        cfg = replace(shipped.config, **change)
+        worlds[label] = SceneRandomizer(cfg, sensor_height=prof.mount_height, max_range=prof.max_range)
     sets: dict[str, tuple[list[dict[str, Any]], bool]] = {
-        f"real fit (0-{n_fit - 1})": ([roll_up_frame(f) for f in fit], True),
-        f"real held-out ({n_fit}-{len(real) - 1}, the bank)": (held, False),
+        f"real {other_span}": ([roll_up_frame(f) for f in other_frames], True),
+        f"real {bank_span} (the bank)": (bank_frames, False),
     }
     for label, world in worlds.items():
         src = WarpLidarSource(prof, "realistic", device=device, randomizer=world)
@@ -262,6 +274,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="H",
         help="also render the world with street trees pruned to H metres (RandomizerConfig.street_tree_clearance)",
     )
+    parser.add_argument(
+        "--penetration",
+        type=float,
+        default=None,
+        metavar="M",
+        help="also render the shipped world with a vegetation foliage mean free path of M metres",
+    )
+    parser.add_argument(
+        "--bank",
+        choices=("held", "fit"),
+        default="held",
+        help="which real stretch makes the bank: the held-out keyframes (bench_fidelity's, default) or the fit ones",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the measurements here")
     args = parser.parse_args(argv)
     if not args.real.is_dir():
@@ -272,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frames must be >= 1")
     if args.street_tree_clearance is not None and not args.street_tree_clearance > 0:
         parser.error(f"--street-tree-clearance must be > 0, got {args.street_tree_clearance}")
+    if args.penetration is not None and not args.penetration >= 0:
+        parser.error(f"--penetration must be >= 0, got {args.penetration}")
     t0 = time.perf_counter()
     res = run(
         args.real,
@@ -280,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         profile=args.profile,
         clearance=args.street_tree_clearance,
+        penetration=args.penetration,
+        bank_stretch=args.bank,
     )
     print("\n".join(report(res)))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

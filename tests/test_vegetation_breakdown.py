@@ -1,4 +1,5 @@
-"""benchmarks/vegetation_breakdown.py's per-frame class statistics against a direct reading of a real keyframe."""
+"""benchmarks/vegetation_breakdown.py's per-frame class statistics against a direct reading of a real keyframe, and
+bench_foliage.py's interpolation of the foliage mean by hand."""
 
 from __future__ import annotations
 
@@ -58,3 +59,17 @@ def test_class_summary_reads_the_frame_as_labelled(breakdown, keyframes, bank7):
     # a class the frame does not hold has no row; without votes the row carries none
     assert breakdown.class_summary(stats, votes, names, "wheelchair_user") is None
     assert breakdown.class_summary(stats, None, names, "vegetation")["votes"] is None
+
+
+def test_scattering_match_interpolates_between_the_bracketing_means():
+    sys.path.insert(0, str(_BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_foliage", _BENCH / "bench_foliage.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(_BENCH))
+    # 0.114 at 0.2 m, 0.139 at 0.3 m: 0.1265 lies half way, at 0.25 m; the grid's order does not matter
+    assert mod.scattering_match([0.3, 0.2, 0.4], [0.139, 0.114, 0.157], 0.1265) == pytest.approx(0.25)
+    assert mod.scattering_match([0.2, 0.3, 0.4], [0.114, 0.139, 0.157], 0.157) == pytest.approx(0.4)
+    assert mod.scattering_match([0.2, 0.3], [0.114, 0.139], 0.20) is None  # not bracketed
