@@ -66,13 +66,14 @@ REFLECTIVITY = MappingProxyType(
 #: class name -> mean depth (metres) a beam travels into the surface before it returns: 0 for opaque solids.
 #: Foliage is volumetric: a beam passes gaps between leaves and returns from a leaf some way inside the crown, with
 #: an exponential free path (Beer-Lambert in a turbid leaf volume; drawn per leaf clump, :mod:`.foliage`). The
-#: value is measured, not searched: the along-beam range scatter of real nuScenes vegetation (robust sigma of the
-#: second difference: 0.196 m on keyframes 0-19) minus the smooth hull's (0.068 m) in quadrature, over the same
-#: statistic of independent unit exponentials (0.767), gives a 0.24 m free path (0.21 m on all 40 keyframes),
-#: shipped as 0.2 m (``benchmarks/bench_foliage.py``, docs/backend.md). Physically that is ``1 / (G * LAD)`` with
-#: the spherical leaf-angle projection G = 0.5 and the leaf area density of a dense outer crown or hedge,
-#: LAD ~ 10 m^2/m^3.
-PENETRATION_MEAN = MappingProxyType({"vegetation": 0.2})
+#: value is measured, not searched: the free path at which the embedded street world's vegetation, one depth per
+#: leaf clump, has the median local scattering (the gate's plausibility descriptor) of real nuScenes vegetation
+#: (0.137 on keyframes 0-19): 0.28 m, interpolated between renders at 0.2 / 0.3 / 0.4 m, shipped as 0.3 m
+#: (``benchmarks/bench_foliage.py``, docs/backend.md "Volumetric foliage"). The first value, 0.2 m, came from the
+#: along-beam scatter under independent draws per ray, a premise the clump model dropped: on today's world it left
+#: the scattering at 0.116. Physically 0.3 m is ``1 / (G * LAD)`` with the spherical leaf-angle projection G = 0.5
+#: and a leaf area density of about 7 m^2/m^3, a dense outer crown or hedge.
+PENETRATION_MEAN = MappingProxyType({"vegetation": 0.3})
 
 
 def id_to_labels() -> dict[int, dict[str, str]]:

@@ -86,7 +86,7 @@ class RandomizerConfig:
             ``benchmarks/vegetation_breakdown.py``, docs/backend.md "Issue 10, eleventh pass".
         traffic: (min, max) moving vehicles in the lanes.
         penetration: class -> mean depth (metres) a beam travels into that material before it returns
-            (:mod:`.foliage`; default ``PENETRATION_MEAN``, the measured volumetric foliage: 0.2 m into
+            (:mod:`.foliage`; default ``PENETRATION_MEAN``, the measured volumetric foliage: 0.3 m into
             ``vegetation``; ``{}`` makes every surface opaque, the smooth hulls of earlier versions).
     """
 
