@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 from scipy.stats import wasserstein_distance
-
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def band_w1():
-    sys.path.insert(0, str(_BENCH))  # the script imports its benchmarks/ siblings (bench_fidelity, _realdata)
-    try:
-        spec = importlib.util.spec_from_file_location("range_breakdown", _BENCH / "range_breakdown.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(_BENCH))
-    return mod.band_w1
+    return load_benchmark("range_breakdown").band_w1
 
 
 def test_band_parts_sum_to_scipy_w1(band_w1):

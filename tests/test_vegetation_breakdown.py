@@ -3,26 +3,14 @@ bench_foliage.py's interpolation of the foliage mean by hand."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from _benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def breakdown():
-    sys.path.insert(0, str(_BENCH))  # the script imports its benchmarks/ siblings (bench_fidelity, _realdata)
-    try:
-        spec = importlib.util.spec_from_file_location("vegetation_breakdown", _BENCH / "vegetation_breakdown.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(_BENCH))
-    return mod
+    return load_benchmark("vegetation_breakdown")
 
 
 def test_class_summary_reads_the_frame_as_labelled(breakdown, keyframes, bank7):
@@ -62,13 +50,7 @@ def test_class_summary_reads_the_frame_as_labelled(breakdown, keyframes, bank7):
 
 
 def test_scattering_match_interpolates_between_the_bracketing_means():
-    sys.path.insert(0, str(_BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_foliage", _BENCH / "bench_foliage.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(_BENCH))
+    mod = load_benchmark("bench_foliage")
     # 0.114 at 0.2 m, 0.139 at 0.3 m: 0.1265 lies half way, at 0.25 m; the grid's order does not matter
     assert mod.scattering_match([0.3, 0.2, 0.4], [0.139, 0.114, 0.157], 0.1265) == pytest.approx(0.25)
     assert mod.scattering_match([0.2, 0.3, 0.4], [0.114, 0.139, 0.157], 0.157) == pytest.approx(0.4)
