@@ -114,16 +114,23 @@ def test_mixed_pixels_only_between_azimuth_neighbours():
     assert changed.any()
     assert not (changed & ~edge).any()  # only depth edges along the beam move
     assert changed.sum() >= 0.95 * edge.sum()  # and (a uniform blend fraction > 0) nearly all of them do
-    # The ground cells at 7-15 m between adjacent beams of the fan are 0.5-4 m apart: not edges, left as they are.
+    # The ground cells at 7-15 m lie 0.5-4 m from their neighbours on the adjacent beams of the fan: not edges along
+    # the beam, so left as they are (thousands of them; only the ground cells at a depth edge of their own beam move).
     ground = (before.range > 7) & (before.range < 15)
-    assert ground.sum() > 1000 and changed[ground].mean() < 0.05
+    fan = np.zeros(r.shape, dtype=bool)
+    for nb in (np.roll(r, 1, axis=0), np.roll(r, -1, axis=0)):
+        gap = np.abs(nb - r)
+        fan |= (gap > 0.5) & (gap <= 4.0)
+    fan &= ground & ~edge
+    assert fan.sum() > 1000 and not changed[fan].any()
 
 
 def test_drop_fit_recovers_a_uniform_drop_rate():
     """random_drop = 0.1 in the raycaster: predicted drop on ground at 12 m is 0.1 +- 0.015 averaged over the beams
     and 0.1 +- 0.04 for every beam (about 4 binomial standard errors of ~1,000 candidate cells per beam). The mean
-    is one cell (range bin x incidence bin) of the additive fit: 0.113 on scene seeds 0-2, 0.104 on 3-5."""
-    model = fit_effect_model(_scans(_render(EffectSettings(random_drop=0.1), seeds=(0, 1, 2))))
+    is one cell (range bin x incidence bin) of the additive fit, and it moves with the scenes' layout: 0.113-0.115 on
+    scene seeds 0-2, 0.104 on 3-5, 0.107 on the six (the 0.2 and 0.3 m foliage alike), so the fit reads all six."""
+    model = fit_effect_model(_scans(_render(EffectSettings(random_drop=0.1), seeds=(0, 1, 2, 3, 4, 5))))
     k = model.classes.index("ground")
     beams = np.arange(12, PROFILE.channels)  # the beams that see ground at 10-20 m
     p = model.drop_probability(beams, np.full(beams.size, 12.0), np.full(beams.size, 0.3), np.full(beams.size, k))
