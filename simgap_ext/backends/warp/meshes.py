@@ -32,6 +32,7 @@ __all__ = [
     "make_building",
     "make_pole",
     "make_vegetation",
+    "make_street_tree",
     "CLASS_BUILDERS",
 ]
 
@@ -452,7 +453,8 @@ _CROWN_JITTER = 0.18
 
 def make_street_tree(rng: np.random.Generator, clearance: float) -> TriMesh:
     """A sidewalk tree pruned for passers-by: a trunk and an irregular crown (the radii and jitter of
-    :func:`make_vegetation`'s trees) whose lowest point lies ``clearance`` to ``clearance + 2`` m above the ground.
+    :func:`make_vegetation`'s trees) whose lowest point lies at least ``clearance`` (up to about
+    ``clearance + 4``) metres above the ground.
 
     Args:
         rng: the scene's generator.
