@@ -427,28 +427,29 @@ def make_pole(rng: np.random.Generator) -> TriMesh:
     return merge(parts)
 
 
+#: Relative per-vertex jitter of a tree crown's radii (an irregular crown).
+_CROWN_JITTER = 0.18
+
+
+def _tree(
+    rng: np.random.Generator, trunk_radius: float, trunk_top: float, crown_radii: Sequence[float], crown_z: float
+) -> TriMesh:
+    """A trunk from 0.3 m below the ground to ``trunk_top`` and a jittered ellipsoid crown centred ``crown_z`` up;
+    the crown's jitter is the only draw from ``rng`` (the callers draw the sizes, in their own order)."""
+    trunk = cylinder(trunk_radius, trunk_top + 0.3, center=(0.0, 0.0, 0.5 * trunk_top - 0.15), segments=8)
+    crown = ellipsoid(crown_radii, center=(0.0, 0.0, crown_z), n_u=12, n_v=8, jitter=_CROWN_JITTER, rng=rng)
+    return merge([trunk, crown])
+
+
 def make_vegetation(rng: np.random.Generator) -> TriMesh:
     """A tree (trunk + irregular crown) or a bush (irregular flattened ellipsoid)."""
     if rng.random() < 0.55:
         trunk_h, crown_r = rng.uniform(1.5, 4.0), rng.uniform(1.2, 3.5)
-        parts = [cylinder(rng.uniform(0.1, 0.3), trunk_h + 0.3, center=(0.0, 0.0, 0.5 * trunk_h - 0.15), segments=8)]
-        parts.append(
-            ellipsoid(
-                (crown_r, crown_r * rng.uniform(0.8, 1.2), crown_r * rng.uniform(0.8, 1.3)),
-                center=(0.0, 0.0, trunk_h + 0.8 * crown_r),
-                n_u=12,
-                n_v=8,
-                jitter=0.18,
-                rng=rng,
-            )
-        )
-        return merge(parts)
+        trunk_r = rng.uniform(0.1, 0.3)
+        radii = (crown_r, crown_r * rng.uniform(0.8, 1.2), crown_r * rng.uniform(0.8, 1.3))
+        return _tree(rng, trunk_r, trunk_h, radii, trunk_h + 0.8 * crown_r)
     r = rng.uniform(0.5, 1.6)
     return ellipsoid((r, r * rng.uniform(0.7, 1.4), r * rng.uniform(0.5, 0.9)), n_u=10, n_v=6, jitter=0.2, rng=rng)
-
-
-#: Relative per-vertex jitter of a street tree's crown radii (the irregular crown of :func:`make_vegetation`).
-_CROWN_JITTER = 0.18
 
 
 def make_street_tree(rng: np.random.Generator, clearance: float) -> TriMesh:
@@ -462,20 +463,11 @@ def make_street_tree(rng: np.random.Generator, clearance: float) -> TriMesh:
     """
     crown_r = rng.uniform(1.2, 3.5)
     rz = crown_r * rng.uniform(0.8, 1.3)
-    # the jitter below scales a vertex's radius by up to 1 + _CROWN_JITTER: the crown's centre sits that far up
+    # the crown's jitter scales a vertex's radius by up to 1 + _CROWN_JITTER: the crown's centre sits that far up
     base = float(clearance) + rng.uniform(0.0, 2.0) + _CROWN_JITTER * rz
-    parts = [cylinder(rng.uniform(0.1, 0.3), base + rz + 0.3, center=(0.0, 0.0, 0.5 * (base + rz) - 0.15), segments=8)]
-    parts.append(
-        ellipsoid(
-            (crown_r, crown_r * rng.uniform(0.8, 1.2), rz),
-            center=(0.0, 0.0, base + rz),
-            n_u=12,
-            n_v=8,
-            jitter=_CROWN_JITTER,
-            rng=rng,
-        )
-    )
-    return merge(parts)
+    trunk_r = rng.uniform(0.1, 0.3)
+    # the trunk reaches the crown's centre, inside the crown
+    return _tree(rng, trunk_r, base + rz, (crown_r, crown_r * rng.uniform(0.8, 1.2), rz), base + rz)
 
 
 #: class name -> builder(rng) -> TriMesh in the object's local frame.
