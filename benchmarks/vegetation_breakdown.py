@@ -106,7 +106,6 @@ def run(
     """Measure every set (see the module docstring); returns ``{"sets": {label: pooled}, "gate": {label: ...},
     "class_names": [...]}`` with numpy values."""
     from simgap_ext.backends.warp import SceneRandomizer, WarpLidarSource
-    from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.gate.plausibility import VoteIndex
     from simgap_ext.sensors import load_sensor_profile
@@ -139,32 +138,35 @@ def run(
     for label, change in variants.items():
         cfg = replace(shipped.config, **change)
         worlds[label] = SceneRandomizer(cfg, sensor_height=prof.mount_height, max_range=prof.max_range)
-    sets: dict[str, tuple[list[dict[str, Any]], bool]] = {
-        f"real {other_span}": ([roll_up_frame(f) for f in other_frames], True),
-        f"real {bank_span} (the bank)": (bank_frames, False),
+    # (frames, vote on them: not the bank's own, judge them: the renders)
+    sets: dict[str, tuple[list[dict[str, Any]], bool, bool]] = {
+        f"real {other_span}": (other_frames, True, False),
+        f"real {bank_span} (the bank)": (bank_frames, False, False),
     }
     for label, world in worlds.items():
         src = WarpLidarSource(prof, "realistic", device=device, randomizer=world)
-        sets[label] = ([src.render(seed=SCENE_SEED + i, frame_id=i) for i in range(frames)], True)
+        sets[label] = ([src.render(seed=SCENE_SEED + i, frame_id=i) for i in range(frames)], True, True)
 
+    spec = gate.stats_spec()  # validation and the roll-up to the bank's level, then the statistics evaluate uses
     pooled: dict[str, Any] = {}
     verdicts: dict[str, Any] = {}
-    for label, (frs, with_votes) in sets.items():
-        rows = []
+    for label, (frs, with_votes, judged) in sets.items():
+        rows, decisions = [], []
         for fr in frs:
-            st = gate.stats(fr)
+            st = spec(fr)
             v = index.votes(st.descriptors) if with_votes and st.descriptors.shape[0] else None
             row = class_summary(st, v, names)
             if row is not None:
                 rows.append(row)
+            if judged:
+                decisions.append(gate.evaluate(fr, update_quarantine=False, stats=st))
         pooled[label] = _pool(rows)
-        if not label.startswith("rendered"):
+        if not judged:
             continue
         fails: Counter[str] = Counter()
         ratios: dict[str, list[float]] = {}
         accepted = 0
-        for fr in frs:
-            d = gate.evaluate(fr, update_quarantine=False)
+        for d in decisions:
             accepted += int(d.accepted)
             fails.update(_failure_kinds(d.reasons))
             pc = d.per_class.get(CLASS)
@@ -173,7 +175,7 @@ def run(
                     if np.isfinite(d_max) and d_max > 0:
                         ratios.setdefault(comp, []).append(dist / d_max)
         verdicts[label] = {
-            "frames": len(frs),
+            "frames": len(decisions),
             "accepted": accepted,
             "failing": dict(fails),
             "ratio_mean": {k: float(np.mean(v)) for k, v in ratios.items()},
