@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from _benchmarks import load_benchmark
 
 pytest.importorskip("torch")
 
 
 def test_benchmark_runs_at_tiny_size(tmp_path, capsys):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_active_learning.py"
-    spec = importlib.util.spec_from_file_location("bench_active_learning", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("bench_active_learning")
     rc = mod.main(["--size", "tiny", "--seeds", "0", "--strategies", "random", "entropy-voxel", "--out",
                    str(tmp_path), "--threads", "1"])  # fmt: skip
     out = capsys.readouterr().out
