@@ -11,7 +11,10 @@ the street world before and after open lots (``RandomizerConfig.facade_occupancy
   stands around the sensor at its own height: facades, trees, vehicles, or nothing within range;
 - ``points``: the class shares of all points (what the gate's ``composition`` compares);
 - ``rough``: the mean clipped range roughness of the frame (the gate's scene ``roughness`` statistic,
-  ``simgap_ext.gate.frame_stats``), for the HDL-32E rows only (it depends on the beam table).
+  ``simgap_ext.gate.frame_stats``), for the HDL-32E rows only (it depends on the beam table);
+- ``vegetation``: the 10/50/90 % quantiles of the vegetation points' height above the local ground (each frame's
+  median ground height within 15 m of the sensor; sensor-independent, unlike the sensor-frame heights of
+  ``vegetation_breakdown.py``) and their median horizontal range: how tall the plants a city's scans see stand.
 
 Usage::
 
@@ -31,12 +34,16 @@ from typing import Any
 import numpy as np
 from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
 
-__all__ = ["main", "horizon_shares", "point_shares"]
+__all__ = ["main", "horizon_shares", "point_shares", "vegetation_heights"]
 
 _BAND_DEG = (-1.0, 1.5)
 _SECTORS = 360
 _SHOWN = ("building", "vegetation", "vehicle", "ground", "none")
 _POINT_CLASSES = ("ground", "building", "vegetation", "vehicle")
+#: ground points within this horizontal distance of the sensor give a frame's ground height
+_GROUND_RADIUS = 15.0
+#: a frame with fewer such ground points has no ground height and is left out of ``vegetation_heights``
+_MIN_GROUND = 50
 # real sets beside the nuScenes keyframes: (folder, profile their scans are organised on)
 _OTHER_REAL = (("kitti360_osm_bki", "hdl-64"), ("mcd_kth_day_06", "os1-128"))
 # the street world before open lots: 80 % of the blocks hold a facade, the others stay empty; half the tree slots
@@ -81,6 +88,38 @@ def point_shares(frames: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return dict(acc)
 
 
+def vegetation_heights(frames: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Where the vegetation of ``frames`` stands (sensor frame, labels rolled up).
+
+    A frame's ground height is the median z of its ``ground`` points within 15 m (horizontally) of the sensor;
+    frames with fewer than 50 such points, or no vegetation, are left out.
+
+    Returns:
+        ``{"frames", "height_q", "range_median"}``: frames used, the (3,) 10/50/90 % quantiles of the pooled
+        vegetation points' height above their frame's ground (m) and their median horizontal range (m); None when
+        no frame qualifies.
+    """
+    heights, ranges = [], []
+    for f in frames:
+        p = np.asarray(f["data"], dtype=np.float64)
+        sem = np.asarray(f["info"]["pointSemantic"])
+        names = _names(f)
+        r = np.hypot(p[:, 0], p[:, 1])
+        ground = np.isin(sem, [i for i, n in names.items() if n == "ground"]) & (r < _GROUND_RADIUS)
+        veg = np.isin(sem, [i for i, n in names.items() if n == "vegetation"])
+        if ground.sum() < _MIN_GROUND or not veg.any():
+            continue
+        heights.append(p[veg, 2] - np.median(p[ground, 2]))
+        ranges.append(r[veg])
+    if not heights:
+        return None
+    return {
+        "frames": len(heights),
+        "height_q": np.percentile(np.concatenate(heights), [10, 50, 90]),
+        "range_median": float(np.median(np.concatenate(ranges))),
+    }
+
+
 def _roughness(frames: Sequence[Mapping[str, Any]], elevations: Sequence[float], columns: int) -> float:
     from simgap_ext.gate.frame_stats import frame_stats
 
@@ -123,6 +162,13 @@ def _render(sensor: str, frames: int, world: Mapping[str, Any]) -> list[dict[str
     return [src.render(seed=1000 + i, frame_id=i) for i in range(frames)]
 
 
+def _veg_cell(v: dict[str, Any] | None) -> str:
+    if v is None:
+        return "-"
+    q = v["height_q"]
+    return f"{q[0]:5.2f} {q[1]:5.2f} {q[2]:5.2f}  {v['range_median']:5.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         + " | points: "
         + " ".join(f"{c[:5]:>5}" for c in _POINT_CLASSES)
         + f" | {'rough m':>7}"
+        + " | vegetation above ground q10/50/90 m, range m"
     )
     print(head)
     print("-" * len(head))
@@ -165,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             + " " * 8
             + " ".join(f"{p.get(c, 0.0):>5.2f}" for c in _POINT_CLASSES)
             + f" | {rough:>7}"
+            + f" | {_veg_cell(vegetation_heights(frs))}"
         )
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
