@@ -19,8 +19,11 @@ Usage::
     PYTHONPATH=. .venv/bin/python benchmarks/bench_fidelity.py [--real DIR] [--fit 20] [--frames 20]
         [--evaluations N] [--device cpu] [--json OUT] [--sources ROW,ROW] [--explain [ROW ...]]
         [--far-bound] [--shift runs|per-return] [--gate-term|--no-gate-term] [--synthetic-frames N] [--tune-seed S]
-        [--save-tuned T.toml]
+        [--save-tuned T.toml] [--reverse]
 
+``--reverse`` is the other fold: ``tuned`` fitted on the last ``--fit`` keyframes, every row measured against the
+first ones (the shipped ``realistic`` and ``hdl-32-nuscenes`` rows were derived from those, so there they are
+measured on their own fit stretch).
 ``--explain`` prints each rejected frame's scene components and failing classes with their margins
 (``score (distance / d_max)``); below the table a paired bootstrap over the frames says how often a row is closer to
 real than ``ideal`` on the points-per-vehicle fit. The tune runs as ``simgap tune`` does by default; ``--far-bound``,
@@ -42,7 +45,7 @@ from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a sc
 
 from simgap_ext.cli.cmd_tune import add_search_options, search_options
 
-__all__ = ["main", "run", "bench_world", "SCENE_SEED"]
+__all__ = ["main", "run", "bench_world", "split_stretches", "SCENE_SEED"]
 
 _DEFAULT_REAL = realdata_root() / NUSCENES
 # Frame i of every rendered row is scene seed SCENE_SEED + i (the same scenes for every source).
@@ -61,6 +64,18 @@ def bench_world(profile: Any) -> Any:
     return SceneRandomizer(cfg, sensor_height=profile.mount_height, max_range=profile.max_range)
 
 
+def split_stretches(n: int, n_fit: int, *, reverse: bool = False) -> tuple[list[int], list[int]]:
+    """The fit and held-out keyframe indices of ``n`` consecutive keyframes: the first ``n_fit`` fit and the rest are
+    held out (one stretch of the drive against a later one), or with ``reverse`` the last ``n_fit`` fit and the
+    first ``n - n_fit`` held out (the other fold)."""
+    if not 0 < n_fit < n:
+        raise ValueError(f"n_fit must be in 1..{n - 1} for {n} keyframes, got {n_fit}")
+    idx = list(range(n))
+    if reverse:
+        return idx[n - n_fit :], idx[: n - n_fit]
+    return idx[:n_fit], idx[n_fit:]
+
+
 def run(
     real_dir: Path,
     *,
@@ -75,11 +90,13 @@ def run(
     synthetic_frames: int | None = None,
     tune_seed: int = 0,
     save_tuned: Path | None = None,
+    reverse: bool = False,
 ) -> dict[str, Any]:
     """Measure every source (or only ``sources``, names of the table's rows; ideal always); returns a JSON-safe dict.
 
     ``save_tuned``: also write the tuned profile there (TOML, as ``simgap tune --out``), e.g. for
-    ``benchmarks/roughness_breakdown.py --profile``."""
+    ``benchmarks/roughness_breakdown.py --profile``. ``reverse``: fit on the last ``n_fit`` keyframes and hold out
+    the first ones (the other fold of a two-fold split: whether a row's standing survives swapping the stretches)."""
     from simgap_ext.backends.warp import WarpLidarSource
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
@@ -93,8 +110,9 @@ def run(
     scans, real_frames = load_real_scans(real_dir, base)
     if len(scans) <= n_fit + 2:
         raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(scans)}")
-    fit_scans, fit_frames = scans[:n_fit], real_frames[:n_fit]
-    held = real_frames[n_fit:]
+    fit_idx, held_idx = split_stretches(len(scans), n_fit, reverse=reverse)
+    fit_scans, fit_frames = [scans[i] for i in fit_idx], [real_frames[i] for i in fit_idx]
+    held = [real_frames[i] for i in held_idx]
     t0 = time.perf_counter()
     tuned, report = tune_profile(
         (fit_scans, fit_frames),
@@ -191,6 +209,7 @@ def run(
         },
         "real": str(real_dir),
         "fit_scans": n_fit,
+        "reverse": reverse,
         "held_out_scans": len(held),
         "real_objects": [s.objects.tolist() for s in real_stats],
         "real_summary": {
@@ -332,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         "--save-tuned", type=Path, default=None, help="also write the tuned profile (TOML) to this path"
     )
     parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="fit on the last --fit keyframes and hold out the first ones (the other fold; the shipped profiles "
+        "were derived from the first keyframes, so their rows are then measured on their own fit stretch)",
+    )
+    parser.add_argument(
         "--explain",
         nargs="*",
         default=None,
@@ -351,13 +376,15 @@ def main(argv: list[str] | None = None) -> int:
         sources=sources,
         tune_seed=args.tune_seed,
         save_tuned=args.save_tuned,
+        reverse=args.reverse,
         **search_options(args),
     )
     rs = res["real_summary"]
     print(
         f"real held-out: {res['held_out_scans']} nuScenes HDL-32E keyframes ({rs['points_per_frame']:.0f} pts/frame, "
         f"{rs['objects']} vehicle clusters: n = {_fmt(rs['object_n10'], 0)} (d/10 m)^{_fmt(rs['object_exponent'], 2)}, "
-        f"roughness {_fmt(rs['roughness_m'], 4)} m); tuned on the first {res['fit_scans']} "
+        f"roughness {_fmt(rs['roughness_m'], 4)} m); tuned on the {'last' if res['reverse'] else 'first'} "
+        f"{res['fit_scans']} "
         f"({res['tune']['seconds']:.0f} s incl. CMA-ES, {res['tuned_columns']} columns)"
     )
     head = (
