@@ -15,10 +15,12 @@ The bank is ``bench_fidelity``'s: the held-out nuScenes keyframes 20-39, real cl
 (``--bank fit``: the fit keyframes 0-19 instead, the stretch ``hdl-32-nuscenes`` was fitted on). The yardstick is the
 other stretch (outside the bank: its votes are as independent as the rendered frames'). The bank's own keyframes are
 printed for their geometry; their votes include themselves and are not shown. Rendered sets: ``bench_fidelity``'s
-world and scene seeds (``bench_world``, ``SCENE_SEED + i``) with the profile's ``realistic`` preset (default: the
-shipped ``hdl-32-nuscenes``); with ``--street-tree-clearance H`` also the same world whose street-tree slots hold trees
-pruned to ``H`` metres instead of trees and bushes (``RandomizerConfig.street_tree_clearance``), with
-``--penetration M`` the shipped world with a foliage mean free path of ``M`` metres (``RandomizerConfig.penetration``).
+world and scene seeds (``bench_world``, ``SCENE_SEED + i``) with the shipped ``hdl-32-nuscenes``'s ``realistic``
+preset (the default tune), or with ``--profile`` that profile's fitted model (its ``tuned`` preset: a ``simgap tune``
+output, e.g. ``bench_fidelity.py --save-tuned``; else its ``realistic`` one); with ``--street-tree-clearance H``
+also the same world whose street-tree slots hold trees pruned to ``H`` metres instead of trees and bushes
+(``RandomizerConfig.street_tree_clearance``), with ``--penetration M`` the shipped world with a foliage mean free path
+of ``M`` metres (``RandomizerConfig.penetration``).
 
 Usage::
 
@@ -112,6 +114,8 @@ def run(
     from simgap_ext.tune.profile import load_real_scans
 
     prof = load_sensor_profile(str(profile) if profile is not None else "hdl-32-nuscenes")
+    # a simgap tune output keeps the base profile's presets beside the fitted one, which it names `tuned`
+    preset = "tuned" if profile is not None and "tuned" in prof.presets else "realistic"
     _, real = load_real_scans(real_dir, load_sensor_profile("hdl-32"))
     if len(real) <= n_fit + 2:
         raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(real)}")
@@ -144,7 +148,7 @@ def run(
         f"real {bank_span} (the bank)": (bank_frames, False, False),
     }
     for label, world in worlds.items():
-        src = WarpLidarSource(prof, "realistic", device=device, randomizer=world)
+        src = WarpLidarSource(prof, preset, device=device, randomizer=world)
         sets[label] = ([src.render(seed=SCENE_SEED + i, frame_id=i) for i in range(frames)], True, True)
 
     spec = gate.stats_spec()  # validation and the roll-up to the bank's level, then the statistics evaluate uses
