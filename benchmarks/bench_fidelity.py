@@ -45,7 +45,7 @@ from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a sc
 
 from simgap_ext.cli.cmd_tune import add_search_options, search_options
 
-__all__ = ["main", "run", "bench_world", "split_stretches", "SCENE_SEED"]
+__all__ = ["main", "run", "bench_world", "load_fold", "split_stretches", "SCENE_SEED"]
 
 _DEFAULT_REAL = realdata_root() / NUSCENES
 # Frame i of every rendered row is scene seed SCENE_SEED + i (the same scenes for every source).
@@ -76,6 +76,18 @@ def split_stretches(n: int, n_fit: int, *, reverse: bool = False) -> tuple[list[
     return idx[:n_fit], idx[n_fit:]
 
 
+def load_fold(real_dir: Path, base: Any, n_fit: int, *, reverse: bool = False) -> tuple[list, list, list]:
+    """The real keyframes of ``real_dir`` read on ``base``'s beam table and split as :func:`split_stretches` does:
+    ``(fit scans, fit frames, held-out frames)``; exits when there are not more than ``n_fit + 2`` of them."""
+    from simgap_ext.tune.profile import load_real_scans
+
+    scans, frames = load_real_scans(real_dir, base)
+    if len(scans) <= n_fit + 2:
+        raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(scans)}")
+    fit_idx, held_idx = split_stretches(len(scans), n_fit, reverse=reverse)
+    return [scans[i] for i in fit_idx], [frames[i] for i in fit_idx], [frames[i] for i in held_idx]
+
+
 def run(
     real_dir: Path,
     *,
@@ -101,18 +113,13 @@ def run(
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.sensors import load_sensor_profile
-    from simgap_ext.tune.profile import load_real_scans, tune_profile
+    from simgap_ext.tune.profile import tune_profile
     from simgap_ext.tune.stats import compare, scene_stats, summarize
 
     t_start = time.perf_counter()
     base = load_sensor_profile("hdl-32")
     shipped = load_sensor_profile("hdl-32-nuscenes")
-    scans, real_frames = load_real_scans(real_dir, base)
-    if len(scans) <= n_fit + 2:
-        raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(scans)}")
-    fit_idx, held_idx = split_stretches(len(scans), n_fit, reverse=reverse)
-    fit_scans, fit_frames = [scans[i] for i in fit_idx], [real_frames[i] for i in fit_idx]
-    held = [real_frames[i] for i in held_idx]
+    fit_scans, fit_frames, held = load_fold(real_dir, base, n_fit, reverse=reverse)
     t0 = time.perf_counter()
     tuned, report = tune_profile(
         (fit_scans, fit_frames),

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
-from bench_fidelity import SCENE_SEED, bench_world, split_stretches
+from bench_fidelity import SCENE_SEED, bench_world, load_fold, split_stretches
 
 __all__ = ["main", "run", "spread"]
 
@@ -65,16 +65,12 @@ def run(
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.sensors import load_sensor_profile
-    from simgap_ext.tune.profile import load_real_scans, tune_profile
+    from simgap_ext.tune.profile import tune_profile
 
     t_start = time.perf_counter()
     base = load_sensor_profile("hdl-32")
-    scans, real_frames = load_real_scans(real_dir, base)
-    if len(scans) <= n_fit + 2:
-        raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(scans)}")
-    fit_idx, held_idx = split_stretches(len(scans), n_fit, reverse=reverse)
-    fit_scans, fit_frames = [scans[i] for i in fit_idx], [real_frames[i] for i in fit_idx]
-    held = [real_frames[i] for i in held_idx]
+    fit_scans, fit_frames, held = load_fold(real_dir, base, n_fit, reverse=reverse)
+    fit_idx, held_idx = split_stretches(len(fit_frames) + len(held), n_fit, reverse=reverse)  # for the report
     config = GateConfig()
     gates = {
         name: FrameGate(ReferenceBank.build(frs, config=config, device=device), config, device=device, quarantine=False)
