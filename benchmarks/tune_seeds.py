@@ -17,7 +17,11 @@ the same drive reach against it). ``--reverse`` is ``bench_fidelity``'s other fo
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/tune_seeds.py [--seeds 0,1,2,3,4,5] [--frames 100] [--reverse]
-        [--device cpu] [--real DIR] [--fit 20] [--json OUT]
+        [--device cpu] [--real DIR] [--fit 20] [--json OUT] [--evaluations N] [--far-bound] [--shift runs|per-return]
+        [--gate-term|--no-gate-term] [--synthetic-frames N]
+
+The search options tune as ``simgap tune`` with those flags (e.g. a longer search: does the spread over seeds
+shrink?).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any
 import numpy as np
 from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
 from bench_fidelity import SCENE_SEED, bench_world, load_fold, split_stretches
+
+from simgap_ext.cli.cmd_tune import add_search_options, search_options
 
 __all__ = ["main", "run", "spread"]
 
@@ -58,9 +64,17 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def run(
-    real_dir: Path, *, seeds: Sequence[int], n_fit: int, frames: int, device: str | None, reverse: bool = False
+    real_dir: Path,
+    *,
+    seeds: Sequence[int],
+    n_fit: int,
+    frames: int,
+    device: str | None,
+    reverse: bool = False,
+    **search: Any,
 ) -> dict[str, Any]:
-    """Tune once per seed and judge every tune's renders by both banks; returns a JSON-safe dict."""
+    """Tune once per seed and judge every tune's renders by both banks; returns a JSON-safe dict. ``search``: the
+    tune's search keywords (:func:`~simgap_ext.cli.cmd_tune.search_options`: ``evaluations``, ``far_bound``, ...)."""
     from simgap_ext.backends.warp import WarpLidarSource
     from simgap_ext.data.taxonomy import roll_up_frame
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
@@ -84,7 +98,7 @@ def run(
     for seed in seeds:
         t0 = time.perf_counter()
         tuned, report = tune_profile(
-            (fit_scans, fit_frames), base, rotation_rate_hz=20.0, device=device, seed=int(seed)
+            (fit_scans, fit_frames), base, rotation_rate_hz=20.0, device=device, seed=int(seed), **search
         )
         model = tuned.preset("tuned").model
         src = WarpLidarSource(tuned, "tuned", device=device, randomizer=bench_world(tuned))
@@ -110,6 +124,7 @@ def run(
         "fit_keyframes": fit_idx,
         "held_keyframes": held_idx,
         "frames": frames,
+        "search": search,
         "real_fit_stretch_accepted_held": real_accepted / len(fit_frames),
         "rows": rows,
         "spread_held": spread([r["accepted_held"] for r in rows]),
@@ -142,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default=None, help="Warp device (default: CUDA when available, else CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    add_search_options(parser)  # --far-bound, --shift, --gate-term, --synthetic-frames, --evaluations: as simgap tune
     args = parser.parse_args(argv)
     if not args.real.is_dir():
         print(f"tune_seeds: {args.real} not found (needs ../shared/realdata)", file=sys.stderr)
@@ -156,7 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tunes on the {fold} {args.fit} keyframes; gate acceptance of {args.frames} rendered scenes per tune")
     print(_HEAD)
     print("-" * len(_HEAD))
-    res = run(args.real, seeds=seeds, n_fit=args.fit, frames=args.frames, device=args.device, reverse=args.reverse)
+    res = run(
+        args.real,
+        seeds=seeds,
+        n_fit=args.fit,
+        frames=args.frames,
+        device=args.device,
+        reverse=args.reverse,
+        **search_options(args),
+    )
     for bank in ("held", "fit"):
         s = res[f"spread_{bank}"]
         print(
