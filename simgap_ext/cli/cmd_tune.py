@@ -41,7 +41,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="use at most this many real scans")
     p.add_argument("--no-search", action="store_true", help="skip the CMA-ES search of the far-range terms")
     add_search_options(p)
-    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="search seed (default 0); the searched far-range loss and drop shift vary with it: compare two or three "
+        "seeds on scans the tune did not see (docs/backend.md)",
+    )
     p.add_argument("--device", default=None, help="Warp device for the clean renders")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the fit/search report")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
