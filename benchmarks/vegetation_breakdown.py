@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from _realdata import NUSCENES, realdata_root  # benchmarks/ helper (run as a script)
-from bench_fidelity import SCENE_SEED, bench_world
+from bench_fidelity import SCENE_SEED, bench_world, load_fold
 
 __all__ = ["main", "run", "class_summary"]
 
@@ -111,18 +111,14 @@ def run(
     from simgap_ext.gate import FrameGate, GateConfig, ReferenceBank
     from simgap_ext.gate.plausibility import VoteIndex
     from simgap_ext.sensors import load_sensor_profile
-    from simgap_ext.tune.profile import load_real_scans
 
     prof = load_sensor_profile(str(profile) if profile is not None else "hdl-32-nuscenes")
     # a simgap tune output keeps the base profile's presets beside the fitted one, which it names `tuned`
     preset = "tuned" if profile is not None and "tuned" in prof.presets else "realistic"
-    _, real = load_real_scans(real_dir, load_sensor_profile("hdl-32"))
-    if len(real) <= n_fit + 2:
-        raise SystemExit(f"need more than {n_fit + 2} real scans in {real_dir}, found {len(real)}")
-    fit, held = real[:n_fit], real[n_fit:]
+    _, fit, held = load_fold(real_dir, load_sensor_profile("hdl-32"), n_fit)
     if bank_stretch not in ("held", "fit"):
         raise ValueError(f"bank_stretch must be 'held' or 'fit', got {bank_stretch!r}")
-    named = {"fit": (f"0-{n_fit - 1}", fit), "held": (f"{n_fit}-{len(real) - 1}", held)}
+    named = {"fit": (f"0-{n_fit - 1}", fit), "held": (f"{n_fit}-{n_fit + len(held) - 1}", held)}
     (bank_span, bank_frames), (other_span, other_frames) = (
         (named["held"], named["fit"]) if bank_stretch == "held" else (named["fit"], named["held"])
     )
