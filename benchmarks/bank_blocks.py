@@ -69,6 +69,7 @@ def run(real_dir: Path, *, sensor: str, block: int, device: str | None) -> dict[
     else:
         frames = [fr for _, fr in iter_scans(real_dir, sensor=sensor)]
     spans = blocks(len(frames), block)
+    rolled = [roll_up_frame(f) for f in frames]  # judged by every other block's bank: roll each up once
     cfg = GateConfig()
     accepted = np.full((len(spans), len(spans)), np.nan)
     for i, bank_span in enumerate(spans):
@@ -77,7 +78,7 @@ def run(real_dir: Path, *, sensor: str, block: int, device: str | None) -> dict[
         for j, span in enumerate(spans):
             if i == j:
                 continue
-            ok = [gate.evaluate(roll_up_frame(frames[k]), update_quarantine=False).accepted for k in span]
+            ok = [gate.evaluate(rolled[k], update_quarantine=False).accepted for k in span]
             accepted[i, j] = float(np.mean(ok))
         print(f"bank {bank_span[0]}-{bank_span[-1]}: " + _row(accepted[i]), flush=True)
     off = off_diagonal(accepted)
